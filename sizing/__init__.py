@@ -1,0 +1,109 @@
+"""sizing: how much memory an LLM needs on an MI300-class GPU partition, and which partition fits.
+
+Pure library (no I/O beyond its packaged data files, no logging) shared by the device plugin and
+the scheduler extender. See docs/sizing-api.md for the contract.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from sizing.catalogue import Catalogue, MLA, ModelArch, MoE, _packaged_catalogue, load_catalogue, model_from_hf_config
+from sizing.errors import DataFileError, SizingError, UnknownModelError
+from sizing.estimator import (
+    DEFAULT_CONTEXT_CAP,
+    DEFAULT_MAX_NUM_BATCHED_TOKENS,
+    GIB,
+    GPU_MEMORY_UTILIZATION,
+    FitResult,
+    MemoryEstimate,
+    default_context,
+    engine_args,
+    estimate,
+    max_context,
+    smallest_fitting_mode,
+    usable_bytes,
+)
+from sizing.estimator import fit_table as _fit_table
+from sizing.geometry import Geometry, GpuProduct, PartitionMode, _packaged_geometry, load_geometry
+from sizing.precision import PROFILE_PRECISIONS, Precision, parse_precision
+from sizing.profiles import Placement, Profile, generate_profiles as _generate_profiles
+from sizing.requirement import TP_SIZES, requirement as _requirement, suggest_fixes as _suggest_fixes
+
+# Loaded and validated once at import; a broken data file fails here with the entry and field.
+CATALOGUE: Catalogue = _packaged_catalogue()
+GEOMETRY: Geometry = _packaged_geometry()
+
+
+def fit_table(model: ModelArch, precision: Precision | str, **kw: object) -> tuple[FitResult, ...]:
+    """One row per partition mode of every known product."""
+    return _fit_table(model, precision, GEOMETRY, **kw)  # type: ignore[arg-type]
+
+
+def partition_requirement(model: str | ModelArch, precision: Precision | str, *, partitions: int = 1,
+                          max_model_len: int | None = None, concurrency: int = 1,
+                          kv_cache_dtype: str = "auto") -> MemoryEstimate:
+    """What each of ``partitions`` partitions must hold (memoised)."""
+    return _requirement(CATALOGUE, model, precision, partitions=partitions, max_model_len=max_model_len,
+                        concurrency=concurrency, kv_cache_dtype=kv_cache_dtype)
+
+
+def largest_partition_bytes() -> int:
+    return GEOMETRY.largest_partition_bytes()
+
+
+def suggest_fixes(model: str | ModelArch, precision: Precision | str, *, partitions: int = 1,
+                  max_model_len: int | None = None) -> tuple[str, ...]:
+    return _suggest_fixes(CATALOGUE, GEOMETRY, model, precision, partitions=partitions, max_model_len=max_model_len)
+
+
+def generate_profiles() -> tuple[Profile, ...]:
+    return _generate_profiles(CATALOGUE, GEOMETRY)
+
+
+class _ProfileIndex(Mapping[str, Profile]):
+    """Profiles by id, built on first use (generation takes a few hundred milliseconds)."""
+
+    def __init__(self) -> None:
+        self._by_id: dict[str, Profile] | None = None
+
+    def _index(self) -> dict[str, Profile]:
+        if self._by_id is None:
+            self._by_id = {p.id: p for p in generate_profiles()}
+        return self._by_id
+
+    def __getitem__(self, key: str) -> Profile:
+        return self._index()[key]
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        return iter(self._index())
+
+    def __len__(self) -> int:
+        return len(self._index())
+
+
+PROFILES_BY_ID: Mapping[str, Profile] = _ProfileIndex()
+
+
+def get_profile(profile_id: str) -> Profile:
+    """The profile with this id; SizingError naming the closest ids when unknown."""
+    import difflib
+
+    key = profile_id.strip().lower()
+    if key in PROFILES_BY_ID:
+        return PROFILES_BY_ID[key]
+    close = difflib.get_close_matches(key, list(PROFILES_BY_ID), n=3, cutoff=0.5)
+    hint = f"; closest: {', '.join(close)}" if close else ""
+    raise SizingError(f"unknown AIM profile {profile_id!r}{hint}")
+
+
+__all__ = [
+    "CATALOGUE", "GEOMETRY", "DEFAULT_CONTEXT_CAP", "DEFAULT_MAX_NUM_BATCHED_TOKENS", "GIB",
+    "GPU_MEMORY_UTILIZATION", "PROFILE_PRECISIONS", "PROFILES_BY_ID", "TP_SIZES",
+    "Catalogue", "DataFileError", "FitResult", "Geometry", "GpuProduct", "MLA", "MemoryEstimate",
+    "ModelArch", "MoE", "PartitionMode", "Placement", "Precision", "Profile", "SizingError",
+    "UnknownModelError", "default_context", "engine_args", "estimate", "fit_table",
+    "generate_profiles", "get_profile", "largest_partition_bytes", "load_catalogue", "load_geometry",
+    "max_context", "model_from_hf_config", "parse_precision", "partition_requirement",
+    "smallest_fitting_mode", "suggest_fixes", "usable_bytes",
+]

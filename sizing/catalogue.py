@@ -1,0 +1,261 @@
+"""The model catalogue: architecture facts of real Hugging Face checkpoints.
+
+Facts live in ``data/models.json`` (versioned, every entry with its source); this module only
+loads and validates them. A broken entry fails the import with the entry id and the field.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+from sizing.errors import DataFileError, SizingError, UnknownModelError
+
+ATTENTION_KINDS = ("full", "sliding_mix", "mla")
+
+
+@dataclass(frozen=True)
+class MoE:
+    num_experts: int
+    experts_per_token: int
+
+
+@dataclass(frozen=True)
+class MLA:
+    """Multi-head latent attention (DeepSeek-V3): the cache holds one compressed latent per layer."""
+
+    kv_lora_rank: int
+    qk_rope_head_dim: int
+
+
+@dataclass(frozen=True)
+class ModelArch:
+    id: str
+    family: str
+    architecture: str
+    params_total: int
+    params_active: int
+    params_embedding: int
+    num_layers: int
+    num_attention_heads: int
+    num_kv_heads: int
+    head_dim: int
+    hidden_size: int
+    intermediate_size: int
+    vocab_size: int
+    tied_embeddings: bool
+    max_context: int
+    attention: str = "full"
+    sliding_window: int | None = None
+    num_global_layers: int | None = None
+    mla: MLA | None = None
+    moe: MoE | None = None
+    checkpoint_dtype: str = "bfloat16"
+    aliases: tuple[str, ...] = ()
+    source: str = ""
+    params_source: str = ""
+
+    @property
+    def is_moe(self) -> bool:
+        return self.moe is not None
+
+    @property
+    def embedding_params_resident(self) -> int:
+        """Parameters of embed_tokens plus lm_head (one matrix when tied)."""
+        return self.params_embedding * (1 if self.tied_embeddings else 2)
+
+
+_INT_FIELDS = (
+    "params_total", "params_active", "params_embedding", "num_layers", "num_attention_heads",
+    "num_kv_heads", "head_dim", "hidden_size", "intermediate_size", "vocab_size", "max_context",
+)
+_STR_FIELDS = ("id", "family", "architecture", "checkpoint_dtype", "source", "params_source")
+
+
+def _positive_int(entry: Mapping[str, Any], field: str, where: str) -> int:
+    value = entry.get(field)
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise DataFileError(f"{where}: field {field!r} must be a positive integer, got {value!r}")
+    return value
+
+
+def _model_from_entry(entry: Mapping[str, Any], where: str) -> ModelArch:
+    """Validate one catalogue entry and build the ModelArch; errors name the entry and field."""
+    if not isinstance(entry, Mapping):
+        raise DataFileError(f"{where}: entry must be an object")
+    ints = {f: _positive_int(entry, f, where) for f in _INT_FIELDS}
+    strs: dict[str, str] = {}
+    for field in _STR_FIELDS:
+        value = entry.get(field, "")
+        if not isinstance(value, str) or (field in ("id", "family") and not value):
+            raise DataFileError(f"{where}: field {field!r} must be a non-empty string, got {value!r}")
+        strs[field] = value
+    tied = entry.get("tied_embeddings")
+    if not isinstance(tied, bool):
+        raise DataFileError(f"{where}: field 'tied_embeddings' must be true or false, got {tied!r}")
+    attention = entry.get("attention", "full")
+    if attention not in ATTENTION_KINDS:
+        raise DataFileError(f"{where}: field 'attention' must be one of {ATTENTION_KINDS}, got {attention!r}")
+    window = globals_ = None
+    if attention == "sliding_mix":
+        window = _positive_int(entry, "sliding_window", where)
+        globals_ = _positive_int(entry, "num_global_layers", where)
+        if globals_ > ints["num_layers"]:
+            raise DataFileError(f"{where}: field 'num_global_layers' exceeds num_layers")
+    mla = None
+    if attention == "mla":
+        raw = entry.get("mla")
+        if not isinstance(raw, Mapping):
+            raise DataFileError(f"{where}: field 'mla' must be an object for attention 'mla'")
+        mla = MLA(_positive_int(raw, "kv_lora_rank", f"{where}.mla"), _positive_int(raw, "qk_rope_head_dim", f"{where}.mla"))
+    moe = None
+    if entry.get("moe") is not None:
+        raw = entry["moe"]
+        if not isinstance(raw, Mapping):
+            raise DataFileError(f"{where}: field 'moe' must be an object or null")
+        moe = MoE(_positive_int(raw, "num_experts", f"{where}.moe"), _positive_int(raw, "experts_per_token", f"{where}.moe"))
+        if moe.experts_per_token > moe.num_experts:
+            raise DataFileError(f"{where}: field 'moe.experts_per_token' exceeds moe.num_experts")
+    if ints["params_active"] > ints["params_total"]:
+        raise DataFileError(f"{where}: field 'params_active' exceeds params_total")
+    if ints["num_attention_heads"] % ints["num_kv_heads"]:
+        raise DataFileError(f"{where}: field 'num_kv_heads' must divide num_attention_heads")
+    aliases = entry.get("aliases") or []
+    if not isinstance(aliases, list) or not all(isinstance(a, str) for a in aliases):
+        raise DataFileError(f"{where}: field 'aliases' must be a list of strings")
+    return ModelArch(
+        **ints, **strs, tied_embeddings=tied, attention=attention, sliding_window=window,
+        num_global_layers=globals_, mla=mla, moe=moe, aliases=tuple(aliases),
+    )
+
+
+class Catalogue(Mapping[str, ModelArch]):
+    """Read-only mapping of Hugging Face id -> ModelArch, with forgiving lookup."""
+
+    def __init__(self, models: tuple[ModelArch, ...], data_version: str) -> None:
+        self._models = {m.id: m for m in models}
+        if len(self._models) != len(models):
+            raise DataFileError("models.json: duplicate model ids")
+        self.data_version = data_version
+        self._lookup: dict[str, str] = {}
+        for m in models:
+            for key in (m.id, m.id.split("/", 1)[-1], *m.aliases, *(a.split("/", 1)[-1] for a in m.aliases)):
+                self._lookup.setdefault(key.lower(), m.id)
+
+    def __getitem__(self, key: str) -> ModelArch:
+        return self._models[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._models)
+
+    def __len__(self) -> int:
+        return len(self._models)
+
+    def __hash__(self) -> int:
+        return id(self)
+
+    def __eq__(self, other: object) -> bool:
+        return self is other
+
+    def get_model(self, model_id: str) -> ModelArch:
+        """The entry for ``model_id`` (exact, case-insensitive, or the name after the org)."""
+        found = self._lookup.get(model_id.strip().lower())
+        if found is None:
+            raise UnknownModelError(model_id, self.closest(model_id))
+        return self._models[found]
+
+    def closest(self, model_id: str, n: int = 3) -> tuple[str, ...]:
+        lowered = {m.lower(): m for m in self._models}
+        names = difflib.get_close_matches(model_id.lower(), list(lowered), n=n, cutoff=0.4)
+        if not names:  # compare the part after the org, where typos usually are
+            short = {m.split("/", 1)[-1].lower(): m for m in self._models}
+            names = [k for k in difflib.get_close_matches(model_id.split("/")[-1].lower(), list(short), n=n, cutoff=0.4)]
+            return tuple(short[k] for k in names)
+        return tuple(lowered[k] for k in names)
+
+
+def load_catalogue(document: Mapping[str, Any]) -> Catalogue:
+    """Validate a parsed models.json document and build the catalogue."""
+    if document.get("schema_version") != 1:
+        raise DataFileError(f"models.json: unsupported schema_version {document.get('schema_version')!r}")
+    sources = document.get("sources", {})
+    raw_models = document.get("models")
+    if not isinstance(raw_models, list) or not raw_models:
+        raise DataFileError("models.json: 'models' must be a non-empty list")
+    models = []
+    for index, entry in enumerate(raw_models):
+        where = f"models.json entry {index} ({entry.get('id', '?') if isinstance(entry, Mapping) else '?'})"
+        model = _model_from_entry(entry, where)
+        for key in (k.strip() for k in model.source.replace(";", ",").split(",")):
+            if key and key not in sources and not key.startswith(("http", "computed")) and ":" not in key:
+                raise DataFileError(f"{where}: field 'source' names unknown source key {key!r}")
+        models.append(model)
+    return Catalogue(tuple(models), str(document.get("data_version", "")))
+
+
+def _packaged_catalogue() -> Catalogue:
+    text = resources.files("sizing").joinpath("data/models.json").read_text(encoding="utf-8")
+    return load_catalogue(json.loads(text))
+
+
+def model_from_hf_config(config: Mapping[str, Any], model_id: str = "custom") -> ModelArch:
+    """Build a ModelArch from a Hugging Face config.json (parameter count computed from shapes).
+
+    Handles the common decoder-only layouts (Llama, Qwen2/3, Mistral, Mixtral, Gemma 3 text,
+    Phi-3/4, Qwen3-MoE). Multimodal configs are read from their ``text_config``.
+    """
+    if not isinstance(config, Mapping):
+        raise SizingError("config.json must be a JSON object")
+    text = config.get("text_config") if isinstance(config.get("text_config"), Mapping) else config
+
+    def need(key: str, *alts: str) -> int:
+        for k in (key, *alts):
+            v = text.get(k)
+            if isinstance(v, int) and not isinstance(v, bool) and v > 0:
+                return v
+        raise SizingError(f"config.json: missing or invalid field {key!r} (need a positive integer)")
+
+    hidden = need("hidden_size", "d_model", "n_embd")
+    layers = need("num_hidden_layers", "n_layer", "num_layers")
+    heads = need("num_attention_heads", "n_head")
+    kv_heads = text.get("num_key_value_heads") or heads
+    if not isinstance(kv_heads, int) or kv_heads <= 0 or heads % kv_heads:
+        raise SizingError("config.json: field 'num_key_value_heads' must be a positive divisor of num_attention_heads")
+    head_dim = text.get("head_dim") or hidden // heads
+    vocab = need("vocab_size")
+    inter = need("intermediate_size", "ffn_dim", "moe_intermediate_size")
+    max_ctx = text.get("max_position_embeddings") or config.get("max_position_embeddings") or 4096
+    tied = bool(text.get("tie_word_embeddings", config.get("tie_word_embeddings", False)))
+    n_experts = text.get("num_local_experts") or text.get("num_experts") or 0
+    top_k = text.get("num_experts_per_tok") or 0
+    expert_inter = text.get("moe_intermediate_size") or inter
+    attn = layers * (hidden * heads * head_dim + 2 * hidden * kv_heads * head_dim + heads * head_dim * hidden)
+    if n_experts:
+        mlp_total = layers * (n_experts * 3 * hidden * expert_inter + hidden * n_experts)
+        mlp_active = layers * (top_k * 3 * hidden * expert_inter + hidden * n_experts)
+    else:
+        mlp_total = mlp_active = layers * 3 * hidden * inter
+    norms = layers * 2 * hidden + hidden
+    embedding = vocab * hidden
+    emb_total = embedding * (1 if tied else 2)
+    window = text.get("sliding_window")
+    pattern = text.get("sliding_window_pattern")
+    attention, n_global = "full", None
+    if isinstance(window, int) and isinstance(pattern, int) and pattern > 1:
+        attention, n_global = "sliding_mix", layers // pattern
+    return ModelArch(
+        id=model_id, family=str(text.get("model_type", "custom")),
+        architecture=str((config.get("architectures") or ["unknown"])[0]),
+        params_total=attn + mlp_total + norms + emb_total, params_active=attn + mlp_active + norms + emb_total,
+        params_embedding=embedding, num_layers=layers, num_attention_heads=heads, num_kv_heads=kv_heads,
+        head_dim=int(head_dim), hidden_size=hidden, intermediate_size=inter, vocab_size=vocab,
+        tied_embeddings=tied, max_context=int(max_ctx), attention=attention,
+        sliding_window=window if attention == "sliding_mix" else None, num_global_layers=n_global,
+        moe=MoE(n_experts, top_k) if n_experts else None,
+        checkpoint_dtype=str(text.get("torch_dtype", config.get("torch_dtype", "bfloat16"))),
+        source="config.json", params_source="computed from config.json shapes",
+    )

@@ -1,0 +1,288 @@
+"""``aim-sizing``: the sizing library on the command line (the shell around the pure core)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+import yaml
+
+import sizing
+from sizing import GIB, ModelArch, SizingError, UnknownModelError
+from sizing.profiles import AIM_PROFILE_SCHEMA, PROFILE_SCHEMA, validate_document
+
+EXPECTED_PROFILES = len(sizing.CATALOGUE) * len(sizing.PROFILE_PRECISIONS)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse exits 2 with usage on bad flags; we also route our own input errors through it."""
+
+
+def _fail(message: str) -> NoReturn:
+    print(f"aim-sizing: error: {message}", file=sys.stderr)
+    raise SystemExit(2)
+
+
+def _gib(n: int | float) -> str:
+    return f"{n / GIB:.2f} GiB"
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    cells = [list(map(str, headers))] + [[str(c) for c in r] for r in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def _load_model(args: argparse.Namespace) -> ModelArch:
+    if args.config:
+        path = Path(args.config)
+        try:
+            config = json.loads(path.read_text(encoding="utf-8"))
+        except OSError as exc:
+            _fail(f"cannot read {path}: {exc.strerror}")
+        except json.JSONDecodeError as exc:
+            _fail(f"{path} is not valid JSON: {exc.msg} at line {exc.lineno}")
+        return sizing.model_from_hf_config(config, model_id=args.model or path.parent.name or "custom")
+    if not args.model:
+        _fail("give a MODEL (catalogue id; see `aim-sizing models`) or --config PATH")
+    return sizing.CATALOGUE.get_model(args.model)
+
+
+def cmd_models(args: argparse.Namespace) -> None:
+    models = [sizing.CATALOGUE[m] for m in sizing.CATALOGUE]
+    if args.format == "json":
+        print(json.dumps([{
+            "id": m.id, "family": m.family, "params_total": m.params_total, "params_active": m.params_active,
+            "num_layers": m.num_layers, "num_kv_heads": m.num_kv_heads, "head_dim": m.head_dim,
+            "max_context": m.max_context, "attention": m.attention, "moe": m.is_moe,
+        } for m in models], indent=2))
+        return
+    rows = [(m.id, f"{m.params_total / 1e9:.2f}B" + (f" ({m.params_active / 1e9:.1f}B active)" if m.is_moe else ""),
+             m.num_layers, f"{m.num_attention_heads}/{m.num_kv_heads}", m.head_dim, m.max_context, m.attention)
+            for m in models]
+    print(_table(("model", "params", "layers", "heads/kv", "head_dim", "max_context", "attention"), rows))
+    print(f"\n{len(models)} models, catalogue {sizing.CATALOGUE.data_version}")
+
+
+def _estimate(args: argparse.Namespace, model: ModelArch) -> sizing.MemoryEstimate:
+    return sizing.estimate(model, args.precision, tensor_parallel=args.tp, max_model_len=args.max_model_len,
+                           concurrency=args.concurrency, kv_cache_dtype=args.kv_cache_dtype)
+
+
+def _fits(args: argparse.Namespace, model: ModelArch) -> tuple[sizing.FitResult, ...]:
+    return sizing.fit_table(model, args.precision, tensor_parallel=args.tp, max_model_len=args.max_model_len,
+                            concurrency=args.concurrency, kv_cache_dtype=args.kv_cache_dtype)
+
+
+def cmd_estimate(args: argparse.Namespace) -> None:
+    model = _load_model(args)
+    need = _estimate(args, model)
+    fits = _fits(args, model)
+    if args.format == "json":
+        out: dict[str, Any] = need.to_dict()
+        out["fits"] = [f.to_dict() for f in fits]
+        print(json.dumps(out, indent=2))
+        return
+    print(f"{model.id} at {need.precision.value}, tensor parallel {need.tensor_parallel}, "
+          f"{need.concurrency} x {need.max_model_len} tokens, kv-cache {need.kv_cache_dtype}")
+    print(f"  weights     {_gib(need.weights_bytes):>12}")
+    print(f"  kv cache    {_gib(need.kv_cache_bytes):>12}   ({need.kv_bytes_per_token} B/token)")
+    print(f"  activation  {_gib(need.activation_bytes):>12}   (at max-num-batched-tokens {need.max_num_batched_tokens})")
+    print(f"  overhead    {_gib(need.overhead_bytes):>12}   (HIP runtime + graphs)")
+    print(f"  total       {_gib(need.total_bytes):>12}   per partition; needs a partition of >= "
+          f"{_gib(need.required_partition_bytes)} at gpu-memory-utilization {need.gpu_memory_utilization}")
+    print()
+    _print_fit_rows(fits)
+
+
+def _print_fit_rows(fits: Sequence[sizing.FitResult]) -> None:
+    rows = [(f.mode.product, f.mode.compute_mode, f.mode.memory_mode, f.mode.partitions,
+             f"{f.mode.memory_bytes / GIB:.1f} GiB", "yes" if f.fits else "no",
+             f.max_context if f.max_context else "-", f"{f.headroom_bytes / GIB:+.1f} GiB", f.mode.status)
+            for f in fits]
+    print(_table(("product", "compute", "memory", "parts/gpu", "partition", "fits", "max_context", "headroom", "status"), rows))
+
+
+def cmd_fit(args: argparse.Namespace) -> None:
+    model = _load_model(args)
+    need = _estimate(args, model)
+    print(f"{model.id} at {need.precision.value} needs {_gib(need.total_bytes)} per partition "
+          f"({need.concurrency} x {need.max_model_len} tokens, tensor parallel {need.tensor_parallel})\n")
+    fits = _fits(args, model)
+    _print_fit_rows(fits)
+    print(f"\nfits {sum(f.fits for f in fits)} of {len(fits)} product/mode combinations")
+
+
+def _dump(document: Any, fmt: str) -> str:
+    if fmt == "json":
+        return json.dumps(document, indent=2, sort_keys=True) + "\n"
+    return yaml.safe_dump(document, sort_keys=True, default_flow_style=False)
+
+
+def cmd_profiles_generate(args: argparse.Namespace) -> None:
+    profiles = sizing.generate_profiles()
+    out = Path(args.out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not args.force:
+        _fail(f"{out} exists and is not empty; use --force to replace it")
+    ext = args.format
+    parent = out.resolve().parent
+    parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".aim-profiles-", dir=parent))
+    try:  # write everything to a staging dir, then swap it in: nothing is half-written on failure
+        index = []
+        for profile in profiles:
+            doc = profile.to_dict()
+            errors = validate_document(doc, PROFILE_SCHEMA)
+            if errors:
+                raise SizingError(f"profile {profile.id} fails its schema: {errors[0]}")
+            (staging / "profiles").mkdir(exist_ok=True)
+            (staging / "profiles" / f"{profile.id}.{ext}").write_text(_dump(doc, ext), encoding="utf-8")
+            aim_files = []
+            for rel, aim_doc in profile.aim_profiles():
+                target = staging / "aim" / rel
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_text(yaml.safe_dump(aim_doc, sort_keys=True), encoding="utf-8")
+                aim_files.append(f"aim/{rel}")
+            index.append({"id": profile.id, "model_id": profile.model_id, "precision": profile.precision.value,
+                          "file": f"profiles/{profile.id}.{ext}", "aim_profiles": aim_files})
+        (staging / f"index.{ext}").write_text(_dump({"schema": "aim-gpu-sharing/profile-index/v1",
+                                                     "catalogue_version": sizing.CATALOGUE.data_version,
+                                                     "geometry_version": sizing.GEOMETRY.data_version,
+                                                     "count": len(index), "profiles": index}, ext), encoding="utf-8")
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(staging, out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    aim_count = sum(len(p.aim_profiles()) for p in profiles)
+    print(f"wrote {len(profiles)} profiles and {aim_count} AIM runtime profiles to {out}")
+
+
+def _read_doc(path: Path) -> Any:
+    text = path.read_text(encoding="utf-8")
+    return json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+
+
+def validate_profile_dir(root: Path) -> list[str]:
+    """Every problem found in a generated profile directory (empty list when it is valid)."""
+    problems: list[str] = []
+    files = sorted((root / "profiles").glob("*.json")) + sorted((root / "profiles").glob("*.yaml"))
+    if len(files) != EXPECTED_PROFILES:
+        problems.append(f"expected {EXPECTED_PROFILES} profiles in {root / 'profiles'}, found {len(files)}")
+    seen: set[tuple[str, str]] = set()
+    for path in files:
+        try:
+            doc = _read_doc(path)
+        except (ValueError, yaml.YAMLError) as exc:
+            problems.append(f"{path}: not parseable: {str(exc).splitlines()[0]}")
+            continue
+        problems += [f"{path}: {e}" for e in validate_document(doc, PROFILE_SCHEMA)]
+        if isinstance(doc, dict):
+            seen.add((str(doc.get("model_id")), str(doc.get("precision"))))
+            if path.stem != doc.get("id"):
+                problems.append(f"{path}: file name does not match id {doc.get('id')!r}")
+    missing = {(m, p.value) for m in sizing.CATALOGUE for p in sizing.PROFILE_PRECISIONS} - seen
+    if files and missing:
+        problems.append(f"missing profiles for {len(missing)} model/precision pairs, e.g. {sorted(missing)[0]}")
+    for path in sorted((root / "aim").rglob("*.yaml")) if (root / "aim").is_dir() else []:
+        try:
+            doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except yaml.YAMLError as exc:
+            problems.append(f"{path}: not parseable: {str(exc).splitlines()[0]}")
+            continue
+        problems += [f"{path}: {e}" for e in validate_document(doc, AIM_PROFILE_SCHEMA)]
+    return problems
+
+
+def cmd_profiles_validate(args: argparse.Namespace) -> None:
+    root = Path(args.dir)
+    if not root.is_dir():
+        _fail(f"{root} is not a directory")
+    problems = validate_profile_dir(root)
+    if problems:
+        for p in problems:
+            print(p, file=sys.stderr)
+        print(f"aim-sizing: {len(problems)} problem(s) in {root}", file=sys.stderr)
+        raise SystemExit(1)
+    print(f"{root}: {EXPECTED_PROFILES} profiles valid")
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _precision(text: str) -> str:
+    try:
+        return sizing.parse_precision(text).value
+    except SizingError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="aim-sizing", description="Memory sizing of LLMs on AMD MI300-class GPU partitions.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("models", help="list the model catalogue")
+    p.add_argument("--format", choices=("table", "json"), default="table")
+    p.set_defaults(func=cmd_models)
+
+    for name, func, help_ in (("estimate", cmd_estimate, "memory one partition needs, and where it fits"),
+                              ("fit", cmd_fit, "every product/mode: fits or not")):
+        p = sub.add_parser(name, help=help_)
+        p.add_argument("model", nargs="?", metavar="MODEL", help="catalogue id (see `aim-sizing models`)")
+        p.add_argument("--config", metavar="PATH", help="a Hugging Face config.json instead of a catalogue id")
+        p.add_argument("--precision", type=_precision, required=True, help="fp16, bf16, fp8, int8 or int4")
+        p.add_argument("--max-model-len", type=_positive, default=None,
+                       help=f"context to size for (default: min(model max, {sizing.DEFAULT_CONTEXT_CAP}))")
+        p.add_argument("--concurrency", type=_positive, default=1, help="concurrent full-length sequences (default 1)")
+        p.add_argument("--kv-cache-dtype", choices=("auto", "fp8"), default="auto")
+        p.add_argument("--tp", type=_positive, default=1, help="tensor-parallel size = partitions per replica")
+        if name == "estimate":
+            p.add_argument("--format", choices=("table", "json"), default="table")
+        p.set_defaults(func=func)
+
+    p = sub.add_parser("profiles", help="generate or validate the AIM profiles")
+    psub = p.add_subparsers(dest="profiles_command", required=True)
+    g = psub.add_parser("generate", help=f"write the {EXPECTED_PROFILES} profiles")
+    g.add_argument("--out", required=True, metavar="DIR")
+    g.add_argument("--format", choices=("json", "yaml"), default="json")
+    g.add_argument("--force", action="store_true", help="replace a non-empty DIR")
+    g.set_defaults(func=cmd_profiles_generate)
+    v = psub.add_parser("validate", help="check a generated profile directory against the schemas")
+    v.add_argument("dir", metavar="DIR")
+    v.set_defaults(func=cmd_profiles_validate)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except UnknownModelError as exc:
+        hint = f" (did you mean: {', '.join(exc.suggestions)}?)" if exc.suggestions else " (see `aim-sizing models`)"
+        _fail(f"unknown model {exc.model_id!r}{hint}")
+    except SizingError as exc:
+        _fail(str(exc))
+    except BrokenPipeError:
+        pass
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
