@@ -226,10 +226,16 @@ def model_from_hf_config(config: Mapping[str, Any], model_id: str = "custom") ->
     if not isinstance(kv_heads, int) or kv_heads <= 0 or heads % kv_heads:
         raise SizingError("config.json: field 'num_key_value_heads' must be a positive divisor of num_attention_heads")
     head_dim = text.get("head_dim") or hidden // heads
+    if isinstance(head_dim, bool) or not isinstance(head_dim, int) or head_dim <= 0:
+        raise SizingError("config.json: missing or invalid field 'head_dim' (need a positive integer)")
     vocab = need("vocab_size")
     inter = need("intermediate_size", "ffn_dim", "moe_intermediate_size")
     max_ctx = text.get("max_position_embeddings") or config.get("max_position_embeddings") or 4096
-    tied = bool(text.get("tie_word_embeddings", config.get("tie_word_embeddings", False)))
+    if isinstance(max_ctx, bool) or not isinstance(max_ctx, int) or max_ctx <= 0:
+        raise SizingError("config.json: missing or invalid field 'max_position_embeddings' (need a positive integer)")
+    # transformers' PretrainedConfig defaults tie_word_embeddings to True and save_pretrained omits
+    # default values, so an absent key means tied (e.g. google/gemma-3-1b-it's config.json).
+    tied = bool(text.get("tie_word_embeddings", config.get("tie_word_embeddings", True)))
     n_experts = text.get("num_local_experts") or text.get("num_experts") or 0
     top_k = text.get("num_experts_per_tok") or 0
     expert_inter = text.get("moe_intermediate_size") or inter

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cache
 from importlib import resources
 from typing import Any
 
@@ -166,10 +167,16 @@ PROFILE_SCHEMA = _schema("profile.schema.json")
 AIM_PROFILE_SCHEMA = _schema("aim-profile.schema.json")
 
 
-def validate_document(document: Any, schema: Mapping[str, Any]) -> list[str]:
-    """Schema errors as readable lines (empty when valid)."""
+@cache
+def _validator(schema_name: str) -> Any:
     import jsonschema  # imported here: only validation needs it
 
-    validator = jsonschema.Draft202012Validator(schema)
+    schema = {"profile": PROFILE_SCHEMA, "aim-profile": AIM_PROFILE_SCHEMA}[schema_name]
+    return jsonschema.Draft202012Validator(schema)
+
+
+def validate_document(document: Any, schema_name: str) -> list[str]:
+    """Schema errors (``schema_name`` is "profile" or "aim-profile") as readable lines; empty when valid."""
+    errors = _validator(schema_name).iter_errors(document)
     return [f"{'/'.join(map(str, e.absolute_path)) or '<root>'}: {e.message}"
-            for e in sorted(validator.iter_errors(document), key=lambda e: list(map(str, e.absolute_path)))]
+            for e in sorted(errors, key=lambda e: list(map(str, e.absolute_path)))]

@@ -1,0 +1,210 @@
+#!/usr/bin/env python3
+"""Benchmark the scheduler extender: filter + prioritize over real HTTP, like kube-scheduler calls it.
+
+Two scenarios, each a stream of sequential filter-then-prioritize calls (kube-scheduler's
+scheduling cycle is serial):
+  names  nodeCacheCapable: true  - 5,000 NodeNames per call, node cache pre-filled (with usage)
+  nodes  nodeCacheCapable: false - 500 full Node objects per call (the captured fixture node)
+
+The server runs in its own process (uvicorn, 127.0.0.1) so client and server do not share a GIL.
+Server-side time comes from the ``Server-Timing`` header the handler sets (request bytes in to
+reply bytes out); end-to-end time is measured around the HTTP call in the client.
+
+    .venv/bin/python bench/bench_extender.py [--names 5000] [--full-nodes 500] [--requests 300]
+
+Not a test: it prints numbers. Pods cycle through a few models and precisions, as a real queue would.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import multiprocessing
+import socket
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+FIXTURES = Path("/work/shared/fixtures/extender")
+if not FIXTURES.is_dir():
+    FIXTURES = Path(__file__).resolve().parents[1] / "tests" / "extender" / "fixtures"
+
+# (GiB per partition, partitions per node, compute mode, product): a mixed fleet of 8-GPU nodes.
+NODE_SHAPES = [(24, 64, "CPX", "MI300X"), (48, 32, "QPX", "MI300X"), (192, 8, "SPX", "MI300X"),
+               (32, 64, "CPX", "MI325X"), (256, 8, "SPX", "MI325X")]
+PODS = [
+    ({"aim.amd.com/model": "meta-llama/Llama-3.1-8B-Instruct", "aim.amd.com/precision": "fp16"}, 1),
+    ({"aim.amd.com/model": "Qwen/Qwen3-32B", "aim.amd.com/precision": "fp8"}, 1),
+    ({"aim.amd.com/model": "meta-llama/Llama-3.3-70B-Instruct", "aim.amd.com/precision": "fp16"}, 1),
+    ({"aim.amd.com/model": "meta-llama/Llama-3.3-70B-Instruct", "aim.amd.com/precision": "fp8"}, 2),
+    ({"aim.amd.com/memory": "40Gi"}, 1),
+    ({}, 1),
+]
+
+
+def labels_for(index: int) -> tuple[dict[str, str], int]:
+    gib, count, mode, product = NODE_SHAPES[index % len(NODE_SHAPES)]
+    return {
+        "amd.com/gpu-partition.memory-mib": str(gib * 1024),
+        "amd.com/gpu-partition.count": str(count),
+        "amd.com/gpu-partition.compute-mode": mode,
+        "amd.com/gpu-partition.memory-mode": "NPS4" if mode == "CPX" else "NPS1",
+        "amd.com/gpu-partition.cu-count": "38",
+        "amd.com/gpu-partition.product": product,
+        "amd.com/gpu-partition.homogeneous": "true",
+    }, count
+
+
+def node_names(n: int) -> list[str]:
+    return [f"gpu-node-{i:05d}" for i in range(n)]
+
+
+def full_nodes(n: int) -> list[dict[str, Any]]:
+    template = json.loads((FIXTURES / "filter-request-nodes.json").read_text())["Nodes"]["items"][0]
+    nodes = []
+    for i, name in enumerate(node_names(n)):
+        node = copy.deepcopy(template)
+        labels, count = labels_for(i)
+        node["metadata"]["name"] = name
+        node["metadata"]["labels"].update(labels)
+        node["status"]["allocatable"]["amd.com/gpu-partition"] = str(count)
+        nodes.append(node)
+    return nodes
+
+
+def pods() -> list[dict[str, Any]]:
+    template = json.loads((FIXTURES / "filter-request-nodenames.json").read_text())["Pod"]
+    out = []
+    for annotations, partitions in PODS:
+        pod = copy.deepcopy(template)
+        pod["metadata"]["annotations"] = dict(annotations)
+        for container in pod["spec"]["containers"]:
+            container["resources"] = {"requests": {"amd.com/gpu-partition": str(partitions)},
+                                      "limits": {"amd.com/gpu-partition": str(partitions)}}
+        out.append(pod)
+    return out
+
+
+def run_server(sock: socket.socket, names: int) -> None:
+    """Server process: a pre-filled node cache (every 3rd node partly used) and uvicorn."""
+    import uvicorn
+
+    from extender.app import create_app
+    from extender.cache import ClusterCache, PodUsage
+    from extender.nodefacts import parse_node_facts
+
+    cache = ClusterCache()
+    facts = []
+    for i, name in enumerate(node_names(names)):
+        labels, count = labels_for(i)
+        facts.append(parse_node_facts(name, labels, {"amd.com/gpu-partition": str(count)}))
+    cache.replace_nodes(facts)
+    cache.replace_pods({f"pod-{i}": PodUsage(name, 1 + i % 5) for i, name in enumerate(node_names(names)) if i % 3 == 0})
+    config = uvicorn.Config(create_app(cache=cache), log_level="warning", access_log=False)
+    uvicorn.Server(config).run(sockets=[sock])
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
+
+
+def measure(client: httpx.Client, url: str, bodies: list[bytes], requests: int, warmup: int) -> dict[str, Any]:
+    server = {"filter": [], "prioritize": [], "both": []}  # type: dict[str, list[float]]
+    cpu = {"filter": [], "prioritize": [], "both": []}  # type: dict[str, list[float]]
+    e2e = {"filter": [], "prioritize": [], "both": []}  # type: dict[str, list[float]]
+    headers = {"Content-Type": "application/json"}
+    started = None
+    for i in range(warmup + requests):
+        if i == warmup:
+            started = time.perf_counter()
+        body = bodies[i % len(bodies)]
+        pair_server = pair_e2e = pair_cpu = 0.0
+        for verb in ("filter", "prioritize"):
+            t0 = time.perf_counter()
+            reply = client.post(f"{url}/{verb}", content=body, headers=headers)
+            elapsed = (time.perf_counter() - t0) * 1000
+            if reply.status_code != 200:
+                raise SystemExit(f"{verb} answered {reply.status_code}: {reply.text[:200]}")
+            timing = dict(part.strip().split(";dur=") for part in reply.headers["Server-Timing"].split(","))
+            in_server, in_cpu = float(timing["app"]), float(timing["cpu"])
+            pair_server += in_server
+            pair_cpu += in_cpu
+            pair_e2e += elapsed
+            if i >= warmup:
+                server[verb].append(in_server)
+                cpu[verb].append(in_cpu)
+                e2e[verb].append(elapsed)
+        if i >= warmup:
+            server["both"].append(pair_server)
+            cpu["both"].append(pair_cpu)
+            e2e["both"].append(pair_e2e)
+    assert started is not None
+    wall = time.perf_counter() - started
+    return {"server": server, "cpu": cpu, "e2e": e2e, "pods_per_second": requests / wall, "calls_per_second": 2 * requests / wall,
+            "body_kib": sum(len(b) for b in bodies) / len(bodies) / 1024}
+
+
+def report(title: str, result: dict[str, Any]) -> None:
+    print(f"\n{title}  (request body ~{result['body_kib']:.0f} KiB)")
+    print(f"  {'':<32}{'p50 ms':>9}{'p99 ms':>9}{'max ms':>9}")
+    names = {"server": "server-side", "cpu": "server CPU", "e2e": "end-to-end"}
+    for kind in ("server", "cpu", "e2e"):
+        for verb in ("filter", "prioritize", "both"):
+            values = result[kind][verb]
+            label = f"{names[kind]} {verb if verb != 'both' else 'filter+prioritize'}"
+            print(f"  {label:<32}{statistics.median(values):>9.2f}{percentile(values, 99):>9.2f}{max(values):>9.2f}")
+    print(f"  throughput: {result['pods_per_second']:.0f} pods/s ({result['calls_per_second']:.0f} calls/s), one client, sequential")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--names", type=int, default=5000, help="NodeNames per call (default 5000)")
+    parser.add_argument("--full-nodes", type=int, default=500, help="full Node objects per call (default 500)")
+    parser.add_argument("--requests", type=int, default=300, help="measured pods per scenario (default 300)")
+    parser.add_argument("--warmup", type=int, default=30)
+    args = parser.parse_args()
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(128)
+    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    server = multiprocessing.get_context("spawn").Process(target=run_server, args=(sock, args.names), daemon=True)
+    server.start()
+    try:
+        with httpx.Client(timeout=30) as client:
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    if client.get(f"{url}/readyz").status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise SystemExit("server did not become ready")
+                time.sleep(0.1)
+            pod_list = pods()
+            names = node_names(args.names)
+            name_bodies = [json.dumps({"Pod": p, "Nodes": None, "NodeNames": names}).encode() for p in pod_list]
+            nodes = full_nodes(args.full_nodes)
+            node_bodies = [json.dumps({"Pod": p, "Nodes": {"metadata": {}, "items": nodes}, "NodeNames": None}).encode()
+                           for p in pod_list]
+            print(f"python {sys.version.split()[0]}, {multiprocessing.cpu_count()} CPUs; {args.requests} pods per scenario "
+                  f"after {args.warmup} warm-up; pods cycle over {len(pod_list)} model/precision/count mixes")
+            report(f"NodeNames mode: {args.names} names, cache pre-filled",
+                   measure(client, url, name_bodies, args.requests, args.warmup))
+            report(f"Nodes mode: {args.full_nodes} full Node objects",
+                   measure(client, url, node_bodies, max(args.requests // 3, 30), args.warmup // 3 or 1))
+    finally:
+        server.terminate()
+        server.join(timeout=10)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

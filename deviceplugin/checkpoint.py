@@ -1,0 +1,41 @@
+"""Read which device IDs the kubelet has assigned, from its device-manager checkpoint (pure).
+
+The kubelet never tells a plugin when a device is released; its checkpoint
+``<device-plugin dir>/kubelet_internal_checkpoint`` (JSON: ``Data.PodDeviceEntries[]`` with
+``ResourceName`` and ``DeviceIDs``, a list before Kubernetes 1.20 and a NUMA-node -> list map
+since; kubernetes/kubernetes pkg/kubelet/cm/devicemanager/checkpoint) is the source of truth.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+CHECKPOINT_NAME = "kubelet_internal_checkpoint"
+
+
+def allocated_ids(checkpoint_text: str, resource_name: str) -> frozenset[str] | None:
+    """IDs of ``resource_name`` held by pods; None when the text is not a readable checkpoint."""
+    try:
+        data = json.loads(checkpoint_text)
+        entries = data["Data"]["PodDeviceEntries"] or []
+    except (ValueError, KeyError, TypeError):
+        return None
+    ids: set[str] = set()
+    for entry in entries:
+        if not isinstance(entry, dict) or entry.get("ResourceName") != resource_name:
+            continue
+        device_ids = entry.get("DeviceIDs") or []
+        groups = device_ids.values() if isinstance(device_ids, dict) else [device_ids]
+        for group in groups:
+            if isinstance(group, list):
+                ids.update(str(i) for i in group)
+    return frozenset(ids)
+
+
+def read_allocated_ids(kubelet_dir: Path, resource_name: str) -> frozenset[str] | None:
+    try:
+        text = (kubelet_dir / CHECKPOINT_NAME).read_text(encoding="utf-8")
+    except OSError:
+        return None
+    return allocated_ids(text, resource_name)

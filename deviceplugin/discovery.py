@@ -1,0 +1,469 @@
+"""Discover AMD GPU compute partitions from a sysfs tree (pure over an injectable root).
+
+Sources, in order of trust:
+- KFD topology ``class/kfd/kfd/topology/nodes/<n>/properties``: one node per partition; CPU
+  nodes (``simd_count 0``) are skipped. This is the only required source.
+- The parent PCI device (``bus/pci/devices/<bdf>`` or ``module/amdgpu/drivers/pci:amdgpu/<bdf>``):
+  ``current_{compute,memory}_partition``, ``available_*``, ``numa_node``, ``drm/{card,renderD}*``.
+- ``devices/platform/amdgpu_xcp_<n>`` and ``amdgpu_xcp.<n>`` (both kernel spellings,
+  ROCm/k8s-device-plugin#157): card nodes of partitions 1..7.
+- KFD ``mem_banks/0/properties`` ``size_in_bytes``: partition memory (ROCm/k8s-device-plugin#108).
+
+Partitions are grouped into GPUs by ``domain`` + ``location_id`` with the PCI function bits
+masked, never by ``unique_id`` (per-partition on newer drivers, ROCm/k8s-gpu-dra-driver#21).
+Render minors no KFD node uses are ignored: amdgpu pre-creates 8 DRM nodes per GPU.
+
+Nothing here raises on bad input: a missing or garbled file becomes a ``problem`` string and
+whatever depends on it is skipped or derived (from the partition count and the ``sizing``
+geometry), and the derivation is recorded in ``notes`` and the ``*_source`` fields.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from sizing import GEOMETRY
+
+from deviceplugin import sysfs
+from deviceplugin.inventory import (
+    SOURCE_DERIVED,
+    SOURCE_GEOMETRY,
+    SOURCE_KFD,
+    SOURCE_NONE,
+    SOURCE_SYSFS,
+    Gpu,
+    Inventory,
+    Partition,
+    partition_id,
+)
+
+if TYPE_CHECKING:
+    from sizing import GpuProduct
+
+KFD_NODES = Path("class/kfd/kfd/topology/nodes")
+PCI_DEVICE_DIRS = (Path("bus/pci/devices"), Path("module/amdgpu/drivers/pci:amdgpu"))
+PLATFORM_DIR = Path("devices/platform")
+# Both spellings exist depending on the kernel (ROCm/k8s-device-plugin#157).
+XCP_DEVICE_RE = re.compile(r"^amdgpu_xcp[._](\d+)$")
+
+# Modes the amdgpu driver accepts (amdgpu_gfx.c / aqua_vanjaram.c); anything else is garbage.
+COMPUTE_MODES = frozenset({"SPX", "DPX", "TPX", "QPX", "CPX"})
+MEMORY_MODES = frozenset({"NPS1", "NPS2", "NPS3", "NPS4", "NPS8"})
+
+# KFD io_link type 2 = PCIe (kfd_crat.h CRAT_IOLINK_TYPE_PCIEXPRESS): the GPU's link to its CPU.
+IOLINK_TYPE_PCIE = 2
+
+# Products outside the `sizing` geometry because they cannot be partitioned; named so the
+# output is readable. Source: PCI ID 0x740f = Instinct MI210 (pci.ids; ROCm/k8s-device-plugin
+# testdata topo-mi210-xgmi-pcie, shared/fixtures/sysfs/README.md).
+UNPARTITIONABLE_PRODUCTS = {0x740F: "MI210"}
+
+REQUIRED_GPU_KEYS = ("simd_count", "simd_per_cu", "drm_render_minor", "location_id", "domain")
+
+
+@dataclass(frozen=True)
+class _KfdGpuNode:
+    node: int
+    domain: int
+    location_id: int
+    render_minor: int
+    compute_units: int
+    device_id: int
+    hive_id: int | None
+    num_xcc: int | None
+    path: Path
+
+    @property
+    def gpu_address(self) -> str:
+        bus = (self.location_id >> 8) & 0xFF
+        device = (self.location_id >> 3) & 0x1F
+        return f"{self.domain:04x}:{bus:02x}:{device:02x}.0"
+
+    @property
+    def index(self) -> int:
+        return self.location_id & 0x7
+
+
+@dataclass(frozen=True)
+class _PciFacts:
+    compute_mode: str | None
+    memory_mode: str | None
+    available_compute: tuple[str, ...] | None
+    available_memory: tuple[str, ...] | None
+    numa_node: int | None
+    numa_known: bool
+
+
+def discover(sysfs_root: Path = Path("/sys")) -> Inventory:
+    """Return every GPU partition found under ``sysfs_root``; never raises on bad sysfs data."""
+    problems: list[str] = []
+    notes: list[str] = []
+    nodes_dir = sysfs_root / KFD_NODES
+    if not nodes_dir.is_dir():
+        problems.append(
+            f"KFD topology not found at {nodes_dir} (amdgpu not loaded or /sys not mounted); "
+            "advertising no partitions"
+        )
+        return Inventory(problems=tuple(problems))
+
+    gpu_nodes, cpu_nodes = _read_kfd_nodes(nodes_dir, problems)
+    by_gpu: dict[str, list[_KfdGpuNode]] = defaultdict(list)
+    seen_minors: dict[int, int] = {}
+    for kfd in gpu_nodes:
+        if kfd.render_minor in seen_minors:
+            problems.append(
+                f"KFD node {kfd.node}: drm_render_minor {kfd.render_minor} already used by node "
+                f"{seen_minors[kfd.render_minor]}; skipping node {kfd.node}"
+            )
+            continue
+        clash = next((n for n in by_gpu[kfd.gpu_address] if n.index == kfd.index), None)
+        if clash is not None:
+            problems.append(
+                f"KFD node {kfd.node}: partition {kfd.index} of GPU {kfd.gpu_address} already "
+                f"seen on node {clash.node}; skipping node {kfd.node}"
+            )
+            continue
+        seen_minors[kfd.render_minor] = kfd.node
+        by_gpu[kfd.gpu_address].append(kfd)
+
+    card_by_render = _card_minors_by_render_minor(sysfs_root, by_gpu.keys())
+    partitions: list[Partition] = []
+    gpus: list[Gpu] = []
+    for address in sorted(by_gpu):
+        members = sorted(by_gpu[address], key=lambda n: n.index)
+        gpu, gpu_partitions = _build_gpu(
+            sysfs_root, address, members, cpu_nodes, card_by_render, problems, notes
+        )
+        gpus.append(gpu)
+        partitions.extend(gpu_partitions)
+
+    shapes = {(p.product, p.compute_mode, p.memory_mode, p.memory_bytes) for p in partitions}
+    if len(shapes) > 1:
+        notes.append(
+            "GPUs are not all in the same partition mode ("
+            + "; ".join(sorted(_describe_shape(s) for s in shapes))
+            + "); advertising every partition and labelling the smallest"
+        )
+    return Inventory(
+        partitions=tuple(partitions), gpus=tuple(gpus), problems=tuple(problems), notes=tuple(notes)
+    )
+
+
+def _describe_shape(shape: tuple[str, str | None, str | None, int | None]) -> str:
+    product, compute, memory, size = shape
+    memory_text = f"{size // 2**20} MiB" if size is not None else "unknown memory"
+    return f"{product} {compute or '-'}/{memory or '-'} {memory_text}"
+
+
+def _read_kfd_nodes(nodes_dir: Path, problems: list[str]) -> tuple[list[_KfdGpuNode], set[int]]:
+    gpu_nodes: list[_KfdGpuNode] = []
+    cpu_nodes: set[int] = set()
+    try:
+        entries = list(nodes_dir.iterdir())
+    except OSError as exc:
+        problems.append(f"cannot list {nodes_dir}: {exc}; advertising no partitions")
+        return gpu_nodes, cpu_nodes
+    for entry in sorted(entries, key=lambda p: (len(p.name), p.name)):
+        if not entry.name.isdigit():
+            continue
+        node = int(entry.name)
+        props = sysfs.read_properties(entry / "properties")
+        if props is None:
+            problems.append(f"KFD node {node}: {entry / 'properties'} missing or unreadable; skipped")
+            continue
+        values = props.values
+        if values.get("simd_count") == 0 or (
+            "simd_count" not in values and values.get("cpu_cores_count", 0) > 0
+        ):
+            cpu_nodes.add(node)
+            continue
+        missing = [key for key in REQUIRED_GPU_KEYS if key not in values]
+        if missing:
+            detail = f"; {len(props.bad_lines)} unparsable line(s)" if props.bad_lines else ""
+            problems.append(
+                f"KFD node {node}: properties lack {', '.join(missing)}{detail} "
+                "(truncated or garbled file); node skipped"
+            )
+            continue
+        if props.bad_lines:
+            problems.append(
+                f"KFD node {node}: ignored {len(props.bad_lines)} unparsable line(s) in properties, "
+                f"first {props.bad_lines[0]!r}"
+            )
+        if values["drm_render_minor"] <= 0 or values["simd_per_cu"] <= 0:
+            problems.append(
+                f"KFD node {node}: drm_render_minor {values['drm_render_minor']} / simd_per_cu "
+                f"{values['simd_per_cu']} not usable; node skipped"
+            )
+            continue
+        hive = values.get("hive_id", 0)
+        gpu_nodes.append(
+            _KfdGpuNode(
+                node=node,
+                domain=values["domain"],
+                location_id=values["location_id"],
+                render_minor=values["drm_render_minor"],
+                compute_units=values["simd_count"] // values["simd_per_cu"],
+                device_id=values.get("device_id", 0),
+                hive_id=hive or None,
+                num_xcc=values.get("num_xcc"),
+                path=entry,
+            )
+        )
+    return gpu_nodes, cpu_nodes
+
+
+def _pci_dir(sysfs_root: Path, address: str) -> Path | None:
+    for base in PCI_DEVICE_DIRS:
+        candidate = sysfs_root / base / address
+        if candidate.is_dir():
+            return candidate
+    return None
+
+
+def _drm_minors(drm_dir: Path) -> tuple[int | None, int | None]:
+    """(card minor, render minor) from a device's ``drm/`` directory."""
+    card: int | None = None
+    render: int | None = None
+    try:
+        names = [p.name for p in drm_dir.iterdir()]
+    except OSError:
+        return None, None
+    for name in names:
+        if name.startswith("renderD") and name[7:].isdigit():
+            render = int(name[7:])
+        elif name.startswith("card") and name[4:].isdigit():
+            card = int(name[4:])
+    return card, render
+
+
+def _card_minors_by_render_minor(sysfs_root: Path, addresses: Iterable[str]) -> dict[int, int]:
+    """Map render minor -> card minor from PCI devices and amdgpu_xcp platform devices."""
+    mapping: dict[int, int] = {}
+    drm_dirs: list[Path] = []
+    for address in addresses:
+        pci = _pci_dir(sysfs_root, address)
+        if pci is not None:
+            drm_dirs.append(pci / "drm")
+    platform = sysfs_root / PLATFORM_DIR
+    try:
+        drm_dirs.extend(p / "drm" for p in platform.iterdir() if XCP_DEVICE_RE.match(p.name))
+    except OSError:
+        pass  # no platform devices: partitions then simply have no card node
+    for drm_dir in drm_dirs:
+        card, render = _drm_minors(drm_dir)
+        if card is not None and render is not None:
+            mapping[render] = card
+    return mapping
+
+
+def _read_pci_facts(pci: Path | None, address: str, problems: list[str]) -> _PciFacts:
+    if pci is None:
+        return _PciFacts(None, None, None, None, None, numa_known=False)
+
+    def mode(name: str, valid: frozenset[str]) -> str | None:
+        path = pci / name
+        word = sysfs.read_word(path)
+        if word is None:
+            return None
+        if word.upper() not in valid:
+            problems.append(f"GPU {address}: {path} holds {word[:20]!r}, not a known mode; ignored")
+            return None
+        return word.upper()
+
+    def available(name: str, valid: frozenset[str]) -> tuple[str, ...] | None:
+        words = sysfs.read_list(pci / name)
+        if words is None:
+            return None
+        modes = tuple(w.upper() for w in words if w.upper() in valid)
+        return modes or None
+
+    numa_path = pci / "numa_node"
+    numa = sysfs.read_int(numa_path)
+    if numa is None and numa_path.exists():
+        problems.append(f"GPU {address}: {numa_path} is not an integer; NUMA node unknown")
+    return _PciFacts(
+        compute_mode=mode("current_compute_partition", COMPUTE_MODES),
+        memory_mode=mode("current_memory_partition", MEMORY_MODES),
+        available_compute=available("available_compute_partition", COMPUTE_MODES),
+        available_memory=available("available_memory_partition", MEMORY_MODES),
+        # -1 means "no NUMA affinity" (drivers/pci/pci-sysfs.c numa_node_show).
+        numa_node=numa if numa is not None and numa >= 0 else None,
+        numa_known=numa is not None,
+    )
+
+
+def _numa_from_io_links(kfd: _KfdGpuNode, cpu_nodes: set[int]) -> int | None:
+    """NUMA node of the CPU the partition hangs off, from its KFD io_links (PCIe link to a CPU).
+
+    KFD numbers CPU nodes in ACPI proximity-domain order, so CPU node i is NUMA node i on the
+    systems the captures come from (kfd_crat.c kfd_parse_subtype_cu).
+    """
+    links = kfd.path / "io_links"
+    try:
+        names = sorted((n for n in os.listdir(links) if n.isdigit()), key=int)
+    except OSError:
+        return None
+    for name in names:
+        props = sysfs.read_properties(links / name / "properties")
+        if props is None:
+            continue
+        target = props.values.get("node_to")
+        if target in cpu_nodes and props.values.get("type") == IOLINK_TYPE_PCIE:
+            return target
+    return None
+
+
+def _build_gpu(
+    sysfs_root: Path,
+    address: str,
+    members: list[_KfdGpuNode],
+    cpu_nodes: set[int],
+    card_by_render: dict[int, int],
+    problems: list[str],
+    notes: list[str],
+) -> tuple[Gpu, list[Partition]]:
+    pci = _pci_dir(sysfs_root, address)
+    facts = _read_pci_facts(pci, address, problems)
+    device_id = members[0].device_id
+    product = GEOMETRY.product_by_device_id(device_id) if device_id else None
+    product_name = (
+        product.name if product is not None else UNPARTITIONABLE_PRODUCTS.get(device_id, "unknown")
+    )
+    count = len(members)
+
+    compute_mode, compute_source = facts.compute_mode, SOURCE_SYSFS
+    if compute_mode is None:
+        compute_mode, compute_source = _derive_compute_mode(product, members), SOURCE_DERIVED
+        if compute_mode is not None:
+            notes.append(
+                f"GPU {address}: compute mode {compute_mode} derived from {count} partition(s) "
+                f"of {members[0].compute_units} CUs (no current_compute_partition)"
+            )
+        else:
+            compute_source = SOURCE_NONE
+    partitionable = product is not None and bool(product.modes)
+    if product is None:
+        notes.append(
+            f"GPU {address}: device id 0x{device_id:04x} ({product_name}) is not in the sizing "
+            f"geometry; advertised as {count} unpartitionable device(s)"
+        )
+
+    memory_mode, memory_source = facts.memory_mode, SOURCE_SYSFS
+    if memory_mode is None:
+        memory_mode, memory_source = _derive_memory_mode(product, compute_mode), SOURCE_GEOMETRY
+        if memory_mode is None:
+            memory_source = SOURCE_NONE
+            if compute_mode is not None:
+                notes.append(
+                    f"GPU {address}: memory mode unknown (no current_memory_partition and "
+                    f"{compute_mode} allows several)"
+                )
+
+    numa_node, numa_source = facts.numa_node, SOURCE_SYSFS if facts.numa_known else SOURCE_NONE
+    if not facts.numa_known:
+        # All partitions of a GPU hang off the same CPU; the first readable io_link answers.
+        numa_node = next(
+            (n for n in (_numa_from_io_links(m, cpu_nodes) for m in members) if n is not None), None
+        )
+        numa_source = SOURCE_KFD if numa_node is not None else SOURCE_NONE
+    geometry_bytes = _geometry_memory(product, compute_mode, memory_mode)
+    partitions: list[Partition] = []
+    for kfd in members:
+        memory_bytes, mem_source = _partition_memory(kfd, geometry_bytes, problems)
+        partitions.append(
+            Partition(
+                id=partition_id(address, kfd.index),
+                gpu=address,
+                index=kfd.index,
+                kfd_node=kfd.node,
+                render_minor=kfd.render_minor,
+                card_minor=card_by_render.get(kfd.render_minor),
+                memory_bytes=memory_bytes,
+                memory_source=mem_source,
+                compute_units=kfd.compute_units,
+                numa_node=numa_node,
+                numa_source=numa_source,
+                hive_id=kfd.hive_id,
+                compute_mode=compute_mode,
+                compute_mode_source=compute_source,
+                memory_mode=memory_mode,
+                memory_mode_source=memory_source,
+                product=product_name,
+                device_id=device_id,
+                partitionable=partitionable,
+            )
+        )
+    if any(p.memory_source == SOURCE_GEOMETRY for p in partitions):
+        notes.append(
+            f"GPU {address}: partition memory {geometry_bytes} bytes taken from the {product_name} "
+            "geometry (no KFD mem_banks)"
+        )
+    gpu = Gpu(
+        address=address,
+        product=product_name,
+        device_id=device_id,
+        compute_mode=compute_mode,
+        memory_mode=memory_mode,
+        available_compute_modes=facts.available_compute,
+        available_memory_modes=facts.available_memory,
+        numa_node=partitions[0].numa_node if partitions else None,
+        hive_id=members[0].hive_id,
+        partition_ids=tuple(p.id for p in partitions),
+    )
+    return gpu, partitions
+
+
+def _derive_compute_mode(product: GpuProduct | None, members: list[_KfdGpuNode]) -> str | None:
+    """Compute mode from the partition count, else from the CU share of one partition.
+
+    The CU share covers a GPU missing a partition (63 of 64 CPX partitions when the kernel runs
+    out of DRM minors, ROCm/k8s-device-plugin#167).
+    """
+    if product is None:
+        return None
+    mode = product.compute_mode_for_partitions(len(members))
+    if mode is not None:
+        return mode
+    cus = members[0].compute_units
+    if cus > 0 and product.total_cus % cus == 0:
+        return product.compute_mode_for_partitions(product.total_cus // cus)
+    return None
+
+
+def _derive_memory_mode(product: GpuProduct | None, compute_mode: str | None) -> str | None:
+    """The memory mode when the product allows exactly one with this compute mode."""
+    if product is None or compute_mode is None:
+        return None
+    candidates = {m.memory_mode for m in product.modes if m.compute_mode == compute_mode}
+    return candidates.pop() if len(candidates) == 1 else None
+
+
+def _geometry_memory(
+    product: GpuProduct | None, compute_mode: str | None, memory_mode: str | None
+) -> int | None:
+    if product is None or compute_mode is None:
+        return None
+    mode = product.mode(compute_mode, memory_mode) or product.mode(compute_mode)
+    return mode.memory_bytes if mode is not None else None
+
+
+def _partition_memory(
+    kfd: _KfdGpuNode, geometry_bytes: int | None, problems: list[str]
+) -> tuple[int | None, str]:
+    bank = kfd.path / "mem_banks" / "0" / "properties"
+    props = sysfs.read_properties(bank)
+    if props is not None:
+        size = props.values.get("size_in_bytes")
+        if size is not None and size > 0:
+            return size, SOURCE_KFD
+        problems.append(f"KFD node {kfd.node}: {bank} has no usable size_in_bytes; ignored")
+    if geometry_bytes is not None:
+        return geometry_bytes, SOURCE_GEOMETRY
+    return None, SOURCE_NONE

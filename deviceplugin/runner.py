@@ -1,0 +1,234 @@
+"""Run the plugin: serve, register, watch the kubelet, refresh devices and labels, stop cleanly.
+
+Threads (all stop on ``stop()``):
+- socket watch (every 0.25 s): re-creates our socket when the kubelet wiped it, re-registers
+  when kubelet.sock was re-created or a ListAndWatch stream closed with none replacing it;
+- poll: health every --health-interval, discovery every --discovery-interval or on SIGHUP;
+- label sync (labelsync.py), when node labels are on.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from concurrent import futures
+from pathlib import Path
+
+import grpc
+
+from deviceplugin import checkpoint, labels
+from deviceplugin.config import (
+    GRPC_MAX_WORKERS,
+    REGISTER_BACKOFF_INITIAL_S,
+    REGISTER_BACKOFF_MAX_S,
+    REGISTER_TIMEOUT_S,
+    SOCKET_WATCH_INTERVAL_S,
+    STREAM_CLOSED_GRACE_S,
+    PluginConfig,
+)
+from deviceplugin.errors import RegistrationError
+from deviceplugin.labelsync import LabelPatcher, LabelSync
+from deviceplugin.metrics import PluginMetrics
+from deviceplugin.proto import api_pb2_grpc
+from deviceplugin.registration import register
+from deviceplugin.server import DevicePluginServicer, StreamTracker
+from deviceplugin.state import DeviceState
+
+logger = logging.getLogger(__name__)
+
+
+def _socket_identity(path: Path) -> tuple[int, int] | None:
+    """(inode, ctime) of a socket file, or None; changes when the file is re-created."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return (st.st_ino, st.st_ctime_ns)
+
+
+class PluginRunner:
+    def __init__(
+        self,
+        config: PluginConfig,
+        *,
+        metrics: PluginMetrics | None = None,
+        label_patcher: LabelPatcher | None = None,
+    ) -> None:
+        self.config = config
+        self.metrics = metrics if metrics is not None else PluginMetrics()
+        self.state = DeviceState(
+            sysfs_root=config.sysfs_root, dev_root=config.dev_root, metrics=self.metrics
+        )
+        self.streams = StreamTracker()
+        self._stop = threading.Event()
+        self._rediscover = threading.Event()
+        self._server: grpc.Server | None = None
+        self._servicer: DevicePluginServicer | None = None
+        self._threads: list[threading.Thread] = []
+        self._label_sync: LabelSync | None = None
+        if config.node_labels:
+            if label_patcher is None:
+                from deviceplugin.k8s import NodeLabelPatcher  # only import kubernetes when needed
+
+                assert config.node_name is not None  # config.validate() guarantees it
+                label_patcher = NodeLabelPatcher(config.node_name)
+            self._label_sync = LabelSync(
+                patcher=label_patcher,
+                desired_labels=lambda: labels.compute_labels(self.state.inventory.partitions),
+                metrics=self.metrics,
+            )
+        self.registered = threading.Event()
+        self.registration_count = 0
+        self.metrics_port: int | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def start(self) -> None:
+        self.state.refresh_inventory()
+        inventory = self.state.inventory
+        logger.info(
+            "discovered %d partition(s) on %d GPU(s)%s",
+            len(inventory.partitions),
+            len(inventory.gpus),
+            "" if inventory.is_homogeneous else " in MIXED modes (labelled homogeneous=false)",
+        )
+        if not inventory.is_homogeneous:
+            logger.warning(
+                "GPUs on this node are in different partition modes; advertising all partitions, "
+                "memory-mib label = smallest partition"
+            )
+        if self.config.metrics_port:
+            self.metrics_port = self.metrics.serve(self.config.metrics_port)
+            logger.info("metrics on :%d/metrics", self.metrics_port)
+        if self._label_sync is not None:
+            self._label_sync.start()
+        self._start_server()
+        for target, name in ((self._watch_sockets, "socket-watch"), (self._poll, "poll")):
+            thread = threading.Thread(target=target, name=name, daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def run(self) -> None:
+        """Start and block until ``stop()`` (SIGTERM) is called."""
+        self.start()
+        while not self._stop.wait(1.0):
+            pass
+        self.shutdown()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.state.wake_all()
+
+    def request_rediscovery(self) -> None:
+        self._rediscover.set()
+
+    def shutdown(self) -> None:
+        self.stop()
+        for thread in self._threads:
+            thread.join(timeout=5)
+        if self._label_sync is not None:
+            self._label_sync.stop()
+        self._stop_server()
+        self.metrics.stop()
+        logger.info("stopped; removed %s", self.config.socket_path)
+
+    # -- gRPC server -------------------------------------------------------------------------
+    def _start_server(self) -> None:
+        path = self.config.socket_path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._unlink(path)
+        server = grpc.server(futures.ThreadPoolExecutor(max_workers=GRPC_MAX_WORKERS, thread_name_prefix="grpc"))
+        servicer = DevicePluginServicer(
+            state=self.state,
+            metrics=self.metrics,
+            dev_root=self.config.dev_root,
+            streams=self.streams,
+            stopping=self._stop.is_set,
+        )
+        api_pb2_grpc.add_DevicePluginServicer_to_server(servicer, server)
+        server.add_insecure_port(f"unix://{path.absolute()}")
+        server.start()
+        self._server, self._servicer = server, servicer
+        logger.info("serving DevicePlugin on %s", path)
+
+    def _stop_server(self) -> None:
+        if self._server is not None:
+            self._server.stop(grace=0.5).wait(timeout=2)
+            self._server = None
+        self._unlink(self.config.socket_path)
+
+    @staticmethod
+    def _unlink(path: Path) -> None:
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+
+    # -- background loops --------------------------------------------------------------------
+    def _watch_sockets(self) -> None:
+        kubelet_id = _socket_identity(self.config.kubelet_socket)
+        need_register = True
+        next_attempt = 0.0
+        backoff = REGISTER_BACKOFF_INITIAL_S
+        while not self._stop.is_set():
+            current_kubelet = _socket_identity(self.config.kubelet_socket)
+            if current_kubelet != kubelet_id:
+                if current_kubelet is not None:
+                    logger.info("kubelet.sock re-created (kubelet restarted); registering again")
+                    need_register, next_attempt, backoff = True, 0.0, REGISTER_BACKOFF_INITIAL_S
+                kubelet_id = current_kubelet
+            if not self.config.socket_path.exists():
+                logger.warning("plugin socket %s was removed; re-creating it", self.config.socket_path)
+                self._stop_server()
+                self._start_server()
+                need_register, next_attempt = True, 0.0
+            if self.streams.take_lonely_close(STREAM_CLOSED_GRACE_S):
+                logger.warning("kubelet closed ListAndWatch and did not reconnect; registering again")
+                need_register, next_attempt = True, 0.0
+            if need_register and current_kubelet is not None and time.monotonic() >= next_attempt:
+                try:
+                    register(
+                        self.config.kubelet_socket,
+                        endpoint=self.config.socket_name,
+                        resource_name=self.config.resource_name,
+                        timeout_s=REGISTER_TIMEOUT_S,
+                    )
+                except RegistrationError as exc:
+                    self.metrics.registrations_total.labels(result="error").inc()
+                    logger.warning("%s; will retry in %.0f s", exc, backoff)
+                    next_attempt = time.monotonic() + backoff
+                    backoff = min(backoff * 2, REGISTER_BACKOFF_MAX_S)
+                else:
+                    self.metrics.registrations_total.labels(result="ok").inc()
+                    self.registration_count += 1
+                    need_register, backoff = False, REGISTER_BACKOFF_INITIAL_S
+                    self.registered.set()
+                    logger.info(
+                        "registered %s with the kubelet (endpoint %s)",
+                        self.config.resource_name,
+                        self.config.socket_name,
+                    )
+            self._stop.wait(SOCKET_WATCH_INTERVAL_S)
+
+    def _poll(self) -> None:
+        next_discovery = time.monotonic() + self.config.discovery_interval_s
+        while not self._stop.is_set():
+            woke_for_rediscovery = self._rediscover.wait(self.config.health_interval_s)
+            if self._stop.is_set():
+                return
+            if woke_for_rediscovery or time.monotonic() >= next_discovery:
+                self._rediscover.clear()
+                if self.state.refresh_inventory() and self._label_sync is not None:
+                    self._label_sync.mark_dirty()
+                next_discovery = time.monotonic() + self.config.discovery_interval_s
+            else:
+                self.state.refresh_health()
+            self._update_allocated()
+
+    def _update_allocated(self) -> None:
+        held = checkpoint.read_allocated_ids(self.config.kubelet_dir, self.config.resource_name)
+        if held is None and self._servicer is not None:
+            held = frozenset(self._servicer.allocated_ids)
+        advertised = {p.id for p in self.state.inventory.partitions}
+        self.metrics.partitions_allocated.set(len((held or frozenset()) & advertised))

@@ -1,0 +1,171 @@
+"""``aim-extender serve`` (the scheduler extender) and ``aim-extender plan`` (the placement planner).
+
+Every ``serve`` flag can also come from an environment variable (flag wins): ``--port`` is
+``AIM_EXTENDER_PORT`` and so on. Bad flags or values exit 2 with the usage line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from collections.abc import Mapping, Sequence
+
+from extender.config import DEFAULT_HOST, DEFAULT_PORT, ExtenderConfig, NodeCacheMode
+from extender.errors import ConfigError, PlanInputError
+from extender.scoring import Policy
+
+logger = logging.getLogger("extender")
+
+ENV_PREFIX = "AIM_EXTENDER_"
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+def _env(environ: Mapping[str, str], name: str, default: str | None) -> str | None:
+    return environ.get(ENV_PREFIX + name, default)
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"port out of range 0..65535: {value}")
+    return value
+
+
+def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="aim-extender",
+        description="kube-scheduler extender for AMD Instinct GPU partitions, and an offline placement planner.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{serve,plan}")
+
+    serve = sub.add_parser("serve", help="run the extender HTTP service (filter, prioritize, health, metrics)")
+    serve.add_argument("--host", default=_env(environ, "HOST", DEFAULT_HOST),
+                       help=f"listen address (env {ENV_PREFIX}HOST, default {DEFAULT_HOST})")
+    serve.add_argument("--port", type=_port, default=_env(environ, "PORT", str(DEFAULT_PORT)),
+                       help=f"listen port (env {ENV_PREFIX}PORT, default {DEFAULT_PORT})")
+    serve.add_argument("--node-cache", choices=[m.value for m in NodeCacheMode],
+                       default=_env(environ, "NODE_CACHE", NodeCacheMode.OFF.value),
+                       help="off: nodeCacheCapable false, full Nodes in each request; watch: nodeCacheCapable"
+                            f" true, nodes and pods watched from the API server (env {ENV_PREFIX}NODE_CACHE,"
+                            " default off)")
+    serve.add_argument("--policy", choices=[p.value for p in Policy], default=_env(environ, "POLICY", "best-fit"),
+                       help=f"prioritize policy (env {ENV_PREFIX}POLICY, default best-fit)")
+    serve.add_argument("--kubeconfig", default=_env(environ, "KUBECONFIG", None),
+                       help="kubeconfig for --node-cache watch (default: in-cluster service account,"
+                            f" then ~/.kube/config; env {ENV_PREFIX}KUBECONFIG)")
+    serve.add_argument("--tls-cert-file", default=_env(environ, "TLS_CERT_FILE", None),
+                       help=f"serve HTTPS with this PEM certificate (env {ENV_PREFIX}TLS_CERT_FILE)")
+    serve.add_argument("--tls-key-file", default=_env(environ, "TLS_KEY_FILE", None),
+                       help=f"PEM private key for --tls-cert-file (env {ENV_PREFIX}TLS_KEY_FILE)")
+    serve.add_argument("--log-level", choices=LOG_LEVELS, default=_env(environ, "LOG_LEVEL", "info"),
+                       help=f"(env {ENV_PREFIX}LOG_LEVEL, default info)")
+    serve.add_argument("--log-format", choices=("text", "json"), default=_env(environ, "LOG_FORMAT", "text"),
+                       help=f"(env {ENV_PREFIX}LOG_FORMAT, default text)")
+
+    plan = sub.add_parser("plan", help="place workloads on a described cluster with the extender's own verdicts")
+    plan.add_argument("--cluster", metavar="FILE", help="cluster YAML (default: built-in demo cluster)")
+    plan.add_argument("--workloads", metavar="FILE", help="workloads YAML (default: built-in demo workloads)")
+    plan.add_argument("--policy", choices=["best-fit", "spread", "both"], default="both",
+                      help="scoring policy; both compares best-fit with spread (default both)")
+    plan.add_argument("--format", choices=["table", "json"], default="table", help="output format (default table)")
+    return parser
+
+
+def _check_env_choices(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """argparse does not check defaults taken from the environment; do it here."""
+    if args.command != "serve":
+        return
+    checks = {"node_cache": [m.value for m in NodeCacheMode], "policy": [p.value for p in Policy],
+              "log_level": list(LOG_LEVELS), "log_format": ["text", "json"]}
+    for field, choices in checks.items():
+        if getattr(args, field) not in choices:
+            parser.error(f"{ENV_PREFIX}{field.upper()}={getattr(args, field)!r}: expected one of {', '.join(choices)}")
+    if isinstance(args.port, str):
+        try:
+            args.port = _port(args.port)
+        except argparse.ArgumentTypeError as error:
+            parser.error(f"{ENV_PREFIX}PORT: {error}")
+
+
+class _JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return json.dumps({"time": self.formatTime(record), "level": record.levelname,
+                           "logger": record.name, "message": record.getMessage()})
+
+
+def _configure_logging(level: str, fmt: str) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_JsonFormatter() if fmt == "json" else
+                         logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+
+
+def serve(config: ExtenderConfig) -> int:
+    import uvicorn
+
+    from extender.app import create_app
+    from extender.cache import ClusterCache
+    from extender.watching import ClusterWatcher, core_api
+
+    logger.info("aim-extender starting with config %s", config.to_json())
+    cache = watcher = None
+    if config.node_cache is NodeCacheMode.WATCH:
+        cache = ClusterCache()
+        watcher = ClusterWatcher(core_api(config.kubeconfig), cache)
+    app = create_app(policy=config.policy, cache=cache, background=watcher)
+    uvicorn.run(
+        app,
+        host=config.host,
+        port=config.port,
+        ssl_certfile=config.tls_cert_file,
+        ssl_keyfile=config.tls_key_file,
+        log_config=None,  # keep our logging setup
+        access_log=False,  # one line per scheduling call would drown the useful logs; metrics count them
+    )
+    return 0
+
+
+def plan(args: argparse.Namespace) -> int:
+    from extender import plan_inputs, plan_output, planner
+
+    try:
+        cluster = plan_inputs.load_cluster(args.cluster)
+        workloads = plan_inputs.load_workloads(args.workloads)
+    except PlanInputError as error:
+        print(f"aim-extender plan: error: {error}", file=sys.stderr)
+        return 2
+    policies = [Policy.BEST_FIT, Policy.SPREAD] if args.policy == "both" else [Policy(args.policy)]
+    results = [planner.place_all(cluster, workloads, policy=policy) for policy in policies]
+    if args.format == "json":
+        print(json.dumps(plan_output.as_json(results), indent=2))
+    else:
+        print(plan_output.render_tables(results, unicode=plan_output.stdout_supports_unicode()))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
+    environ = os.environ if environ is None else environ
+    parser = build_parser(environ)
+    args = parser.parse_args(argv)
+    _check_env_choices(parser, args)
+    if args.command == "plan":
+        return plan(args)
+    config = ExtenderConfig(
+        host=args.host, port=args.port, node_cache=NodeCacheMode(args.node_cache), policy=Policy(args.policy),
+        kubeconfig=args.kubeconfig, tls_cert_file=args.tls_cert_file, tls_key_file=args.tls_key_file,
+        log_level=args.log_level, log_format=args.log_format,
+    )
+    try:
+        config.validate()
+    except ConfigError as error:
+        parser.error(str(error))
+    _configure_logging(config.log_level, config.log_format)
+    return serve(config)

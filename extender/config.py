@@ -1,0 +1,59 @@
+"""ExtenderConfig: the one typed configuration of ``aim-extender serve``, built in ``cli``."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass
+from enum import Enum
+
+from extender.errors import ConfigError
+from extender.scoring import Policy
+
+CONFIG_VERSION = "v1"
+
+# Listen on every interface: in a pod the Service, not the bind address, limits who connects.
+DEFAULT_HOST = "0.0.0.0"  # noqa: S104
+# The port of the registration example in extender-anchors.md section 2 (urlPrefix ...:8080).
+DEFAULT_PORT = 8080
+
+
+class NodeCacheMode(str, Enum):
+    OFF = "off"  # nodeCacheCapable: false - kube-scheduler sends full Node objects
+    WATCH = "watch"  # nodeCacheCapable: true - names only; nodes and pods watched from the API server
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@dataclass(frozen=True)
+class ExtenderConfig:
+    version: str = CONFIG_VERSION
+    host: str = DEFAULT_HOST
+    port: int = DEFAULT_PORT
+    node_cache: NodeCacheMode = NodeCacheMode.OFF
+    policy: Policy = Policy.BEST_FIT
+    kubeconfig: str | None = None
+    tls_cert_file: str | None = None
+    tls_key_file: str | None = None
+    log_level: str = "info"
+    log_format: str = "text"
+
+    def validate(self) -> None:
+        if self.version != CONFIG_VERSION:
+            raise ConfigError(f"config version {self.version!r} is not {CONFIG_VERSION!r}")
+        if not 0 <= self.port <= 65535:
+            raise ConfigError(f"--port {self.port} is not a TCP port (0..65535)")
+        if bool(self.tls_cert_file) != bool(self.tls_key_file):
+            raise ConfigError("--tls-cert-file and --tls-key-file must be given together")
+        for flag, path in (("--tls-cert-file", self.tls_cert_file), ("--tls-key-file", self.tls_key_file),
+                           ("--kubeconfig", self.kubeconfig)):
+            if path and not os.access(path, os.R_OK):
+                raise ConfigError(f"{flag} {path}: file not found or not readable")
+
+    @property
+    def tls(self) -> bool:
+        return bool(self.tls_cert_file)
+
+    def to_json(self) -> str:
+        return json.dumps({k: str(v) if isinstance(v, Enum) else v for k, v in asdict(self).items()}, sort_keys=True)

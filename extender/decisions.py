@@ -1,0 +1,82 @@
+"""One filter or prioritize decision over many nodes. Pure; the service and the planner share it.
+
+A decision about a node depends only on its ``NodeKey`` (allocatable, partition bytes,
+partitions used), and thousands of nodes share a few dozen keys. So each call decides once per
+distinct key and then maps the answers back to the node names with C-level iteration
+(``map``/``compress``): a 5,000-node request costs a few verdicts and a few passes over the list.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from itertools import compress, repeat
+
+from extender.filtering import node_verdict
+from extender.nodefacts import NodeFacts
+from extender.reasons import ReasonCode, Rejection
+from extender.requirements import Requirement
+from extender.scoring import NodeKey, Policy, score_keys
+
+
+def node_key(facts: NodeFacts, used: int) -> NodeKey:
+    return (facts.allocatable, facts.partition_bytes, used)
+
+
+@dataclass(slots=True)
+class FilterOutcome:
+    passed: list[str] = field(default_factory=list)  # in request order
+    failed: dict[str, str] = field(default_factory=dict)  # -> FailedNodes
+    unresolvable: dict[str, str] = field(default_factory=dict)  # -> FailedAndUnresolvableNodes
+    reason_counts: Counter[tuple[ReasonCode, bool]] = field(default_factory=Counter)  # (code, unresolvable)
+
+
+def _verdicts(
+    requirement: Requirement, keys: Sequence[NodeKey | None], unknown: Rejection
+) -> dict[NodeKey | None, Rejection | None]:
+    return {key: unknown if key is None else node_verdict(requirement, *key) for key in set(keys)}
+
+
+def filter_nodes(
+    requirement: Requirement, names: Sequence[str], keys: Sequence[NodeKey | None], *, unknown: Rejection
+) -> FilterOutcome:
+    """Split nodes into passing and rejected. ``keys[i]`` describes ``names[i]``; None = unknown node,
+    rejected with ``unknown``."""
+    outcome = FilterOutcome()
+    pod_problem = requirement.rejection
+    if pod_problem is not None:
+        target = outcome.unresolvable if pod_problem.unresolvable else outcome.failed
+        target.update(zip(names, repeat(pod_problem.message)))
+        if names:
+            outcome.reason_counts[(pod_problem.code, pod_problem.unresolvable)] = len(names)
+        return outcome
+    verdicts = _verdicts(requirement, keys, unknown)
+    passing = {key for key, verdict in verdicts.items() if verdict is None}
+    if len(passing) == len(verdicts):
+        outcome.passed = list(names)
+        return outcome
+    outcome.passed = list(compress(names, map(passing.__contains__, keys)))
+    for unresolvable, target in ((True, outcome.unresolvable), (False, outcome.failed)):
+        messages = {k: v.message for k, v in verdicts.items() if v is not None and v.unresolvable is unresolvable}
+        if messages:
+            flags = list(map(messages.__contains__, keys))
+            target.update(zip(compress(names, flags), map(messages.__getitem__, compress(keys, flags))))
+    per_key = Counter(keys) if len(verdicts) > 1 else {next(iter(verdicts)): len(keys)}
+    for key, count in per_key.items():
+        verdict = verdicts[key]
+        if verdict is not None:
+            outcome.reason_counts[(verdict.code, verdict.unresolvable)] += count
+    return outcome
+
+
+def prioritize_nodes(
+    requirement: Requirement, keys: Sequence[NodeKey | None], *, policy: Policy
+) -> list[int]:
+    """A score 0..10 per node, in order; nodes that would not pass the filter score 0."""
+    if requirement.rejection is not None:
+        return [0] * len(keys)
+    verdicts = _verdicts(requirement, keys, Rejection(ReasonCode.NOT_IN_CACHE, "", unresolvable=False))
+    feasible = [key for key, verdict in verdicts.items() if verdict is None and key is not None]
+    scores: dict[NodeKey | None, int] = dict(score_keys(requirement, feasible, policy))
+    return list(map(scores.get, keys, repeat(0)))  # type: ignore[arg-type]

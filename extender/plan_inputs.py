@@ -1,0 +1,250 @@
+"""Cluster and workload files for ``aim-extender plan``: YAML, validated, with errors naming the field.
+
+Cluster file::
+
+    nodes:
+      - name: mi300x-cpx-a
+        gpus:
+          - {product: MI300X, compute_mode: CPX, memory_mode: NPS4, count: 2}
+
+Workload file::
+
+    workloads:
+      - {name: chat-8b, model: meta-llama/Llama-3.1-8B-Instruct, precision: fp16, replicas: 3}
+      - {name: coder-70b, model: meta-llama/Llama-3.3-70B-Instruct, precision: fp16, partitions: 1}
+      - {name: bring-your-own, memory: 40Gi}
+      - {name: by-profile, profile: qwen--qwen3-8b--int8}
+
+Without a file the built-in demo in ``extender/data/`` is used.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from extender.demand import (
+    ANNOTATION_MAX_MODEL_LEN,
+    ANNOTATION_MEMORY,
+    ANNOTATION_MODEL,
+    ANNOTATION_PRECISION,
+    ANNOTATION_PROFILE,
+)
+from extender.errors import PlanInputError
+from extender.nodefacts import RESOURCE_NAME
+from extender.requirements import PartitionGeometry, known_precision, parse_memory_quantity, partition_geometry
+
+DEMO_CLUSTER = "demo-cluster.yaml"
+DEMO_WORKLOADS = "demo-workloads.yaml"
+
+# RFC 1123 subdomain, what Kubernetes accepts as a node or pod name (apimachinery IsDNS1123Subdomain).
+_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
+# GPUs in one node: 8 is the OAM platform maximum for MI300X/MI325X; 16 leaves room for others.
+MAX_GPUS_PER_NODE = 16
+# One workload may ask for at most 64 partitions: 8 GPUs x CPX (8 partitions each).
+MAX_PARTITIONS = 64
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _check_name(value: str) -> str:
+    if not _NAME.match(value):
+        raise ValueError(f"{value!r} is not a Kubernetes name (lowercase letters, digits, '-', '.')")
+    return value
+
+
+class GpuGroupSpec(_Strict):
+    product: str = Field(description="GPU product from sizing/data/gpus.json, e.g. MI300X, MI325X")
+    compute_mode: str = Field(description="SPX, DPX, TPX, QPX or CPX")
+    memory_mode: str | None = Field(None, description="NPS1, NPS2 or NPS4; default: the first valid one")
+    count: int = Field(1, ge=1, le=MAX_GPUS_PER_NODE, description="GPUs of this kind in the node")
+
+    @model_validator(mode="after")
+    def _exists(self) -> GpuGroupSpec:
+        partition_geometry(self.product, self.compute_mode, self.memory_mode)  # ValueError names choices
+        return self
+
+
+class NodeSpec(_Strict):
+    name: str
+    gpus: list[GpuGroupSpec] = Field(default_factory=list)
+
+    _name = field_validator("name")(_check_name)
+
+    @field_validator("gpus")
+    @classmethod
+    def _gpu_total(cls, groups: list[GpuGroupSpec]) -> list[GpuGroupSpec]:
+        total = sum(g.count for g in groups)
+        if total > MAX_GPUS_PER_NODE:
+            raise ValueError(f"{total} GPUs in one node; at most {MAX_GPUS_PER_NODE}")
+        return groups
+
+
+class ClusterFile(_Strict):
+    nodes: list[NodeSpec] = Field(min_length=1)
+
+    @field_validator("nodes")
+    @classmethod
+    def _unique(cls, nodes: list[NodeSpec]) -> list[NodeSpec]:
+        seen: set[str] = set()
+        for node in nodes:
+            if node.name in seen:
+                raise ValueError(f"node name {node.name!r} appears twice")
+            seen.add(node.name)
+        return nodes
+
+
+class WorkloadSpec(_Strict):
+    name: str
+    model: str | None = Field(None, description=f"catalogue id ({ANNOTATION_MODEL})")
+    precision: str | None = Field(None, description=f"fp16, bf16, fp8, int8, int4 ({ANNOTATION_PRECISION})")
+    max_model_len: int | None = Field(None, ge=1, description=ANNOTATION_MAX_MODEL_LEN)
+    profile: str | None = Field(None, description=f"AIM profile id ({ANNOTATION_PROFILE})")
+    memory: str | None = Field(None, description=f"Kubernetes quantity per partition ({ANNOTATION_MEMORY})")
+    partitions: int = Field(1, ge=0, le=MAX_PARTITIONS, description=f"{RESOURCE_NAME} count (tensor parallel)")
+    replicas: int = Field(1, ge=1, le=1000)
+
+    _name = field_validator("name")(_check_name)
+
+    @field_validator("precision")
+    @classmethod
+    def _precision(cls, value: str | None) -> str | None:
+        return None if value is None else known_precision(value)
+
+    @field_validator("memory", mode="before")
+    @classmethod
+    def _memory(cls, value: Any) -> Any:
+        if value is None:
+            return None
+        text = str(value)
+        try:
+            parse_memory_quantity(text)
+        except (ValueError, ArithmeticError):
+            raise ValueError(f"{text!r} is not a positive Kubernetes quantity such as 40Gi") from None
+        return text
+
+
+class WorkloadFile(_Strict):
+    workloads: list[WorkloadSpec] = Field(min_length=1)
+
+    @field_validator("workloads")
+    @classmethod
+    def _unique(cls, workloads: list[WorkloadSpec]) -> list[WorkloadSpec]:
+        seen: set[str] = set()
+        for workload in workloads:
+            if workload.name in seen:
+                raise ValueError(f"workload name {workload.name!r} appears twice")
+            seen.add(workload.name)
+        return workloads
+
+
+# --- resolved, ready for the planner ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PlanNode:
+    name: str
+    gpus: tuple[PartitionGeometry, ...]  # one entry per GPU, in order
+
+
+@dataclass(frozen=True)
+class Cluster:
+    source: str
+    nodes: tuple[PlanNode, ...]
+
+
+@dataclass(frozen=True)
+class Workload:
+    """One pod to place (a replica of a WorkloadSpec)."""
+
+    name: str
+    spec: WorkloadSpec
+
+    def to_pod(self) -> dict[str, Any]:
+        """The pod KServe would create: AIM annotations and the partition request."""
+        spec = self.spec
+        annotations = {
+            key: str(value)
+            for key, value in (
+                (ANNOTATION_MODEL, spec.model), (ANNOTATION_PRECISION, spec.precision),
+                (ANNOTATION_MAX_MODEL_LEN, spec.max_model_len), (ANNOTATION_PROFILE, spec.profile),
+                (ANNOTATION_MEMORY, spec.memory),
+            )
+            if value is not None
+        }
+        resources_ = {RESOURCE_NAME: str(spec.partitions)} if spec.partitions else {}
+        return {
+            "metadata": {"name": self.name, "namespace": "plan", "annotations": annotations},
+            "spec": {"containers": [{"name": "vllm", "resources": {"requests": resources_, "limits": resources_}}]},
+        }
+
+
+def _read_yaml(path: str | None, demo: str) -> tuple[str, Any]:
+    if path is None:
+        text = resources.files("extender").joinpath("data", demo).read_text(encoding="utf-8")
+        source = f"built-in {demo}"
+    else:
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except OSError as error:
+            raise PlanInputError(f"{path}: cannot read: {error.strerror or error}") from error
+        source = path
+    try:
+        return source, yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        where = ""
+        mark = getattr(error, "problem_mark", None)
+        if mark is not None:
+            where = f" at line {mark.line + 1}, column {mark.column + 1}"
+        problem = getattr(error, "problem", None) or "syntax error"
+        raise PlanInputError(f"{source}: not valid YAML{where}: {problem}") from error
+
+
+def _validation_message(source: str, error: ValidationError) -> str:
+    problems = error.errors()
+    first = problems[0]
+    where = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in first["loc"]).lstrip(".")
+    message = first["msg"].removeprefix("Value error, ")
+    more = f" (and {len(problems) - 1} more problem(s))" if len(problems) > 1 else ""
+    return f"{source}: {where or 'document'}: {message}{more}"
+
+
+def _validate(model: type[_Strict], source: str, data: Any) -> Any:
+    if not isinstance(data, dict):
+        raise PlanInputError(f"{source}: expected a YAML mapping at the top level, got {type(data).__name__}")
+    try:
+        return model.model_validate(data)
+    except ValidationError as error:
+        raise PlanInputError(_validation_message(source, error)) from error
+
+
+def load_cluster(path: str | None) -> Cluster:
+    source, data = _read_yaml(path, DEMO_CLUSTER)
+    parsed: ClusterFile = _validate(ClusterFile, source, data)
+    nodes = []
+    for node in parsed.nodes:
+        gpus: list[PartitionGeometry] = []
+        for group in node.gpus:
+            gpus.extend([partition_geometry(group.product, group.compute_mode, group.memory_mode)] * group.count)
+        nodes.append(PlanNode(node.name, tuple(gpus)))
+    return Cluster(source, tuple(nodes))
+
+
+def load_workloads(path: str | None) -> list[Workload]:
+    source, data = _read_yaml(path, DEMO_WORKLOADS)
+    parsed: WorkloadFile = _validate(WorkloadFile, source, data)
+    out: list[Workload] = []
+    for spec in parsed.workloads:
+        if spec.replicas == 1:
+            out.append(Workload(spec.name, spec))
+        else:
+            out.extend(Workload(f"{spec.name}-{i + 1}", spec) for i in range(spec.replicas))
+    return out

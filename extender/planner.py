@@ -1,0 +1,202 @@
+"""Place workloads one by one with the service's own filter and prioritize decisions.
+
+Each node is modelled as GPUs with partitions. Before every placement the planner turns a node
+into the labels and allocatable our device plugin would publish and parses them with the same
+``nodefacts`` code, so the verdict and score code path is the one the extender runs. After the
+node is chosen, partitions are taken like the device plugin would: smallest partitions that
+hold the model first, on the GPU with the fewest free partitions (keeps whole GPUs free).
+Ties between equally scored nodes go to the first node in the cluster file (kube-scheduler
+picks one at random), so a plan is deterministic.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from extender import reasons
+from extender.decisions import filter_nodes, node_key, prioritize_nodes
+from extender.demand import read_sizing_request
+from extender.nodefacts import (
+    LABEL_COMPUTE_MODE,
+    LABEL_COUNT,
+    LABEL_CU_COUNT,
+    LABEL_HOMOGENEOUS,
+    LABEL_MEMORY_MIB,
+    LABEL_MEMORY_MODE,
+    LABEL_PRODUCT,
+    MIB,
+    RESOURCE_NAME,
+    NodeFacts,
+    parse_node_facts,
+)
+from extender.plan_inputs import Cluster, PlanNode, Workload
+from extender.requirements import PartitionGeometry, Requirement, requirement_for
+from extender.scoring import Policy
+
+
+@dataclass(frozen=True)
+class Assignment:
+    """A workload holding one partition."""
+
+    workload: str
+    subject: str
+    model_bytes: int | None  # None for an unsized workload
+
+
+@dataclass
+class GpuState:
+    index: int
+    geometry: PartitionGeometry
+    slots: list[Assignment | None] = field(default_factory=list)
+
+    @property
+    def free(self) -> int:
+        return sum(1 for slot in self.slots if slot is None)
+
+    @property
+    def used(self) -> int:
+        return len(self.slots) - self.free
+
+
+@dataclass
+class NodeState:
+    name: str
+    gpus: list[GpuState]
+
+    @classmethod
+    def from_plan(cls, node: PlanNode) -> NodeState:
+        return cls(node.name, [GpuState(i, g, [None] * g.partitions) for i, g in enumerate(node.gpus)])
+
+    @property
+    def capacity(self) -> int:
+        return sum(len(gpu.slots) for gpu in self.gpus)
+
+    @property
+    def used(self) -> int:
+        return sum(gpu.used for gpu in self.gpus)
+
+    def labels(self) -> dict[str, str]:
+        """The labels deviceplugin/labels.py would publish for these partitions."""
+        if not self.gpus:
+            return {LABEL_COUNT: "0"}
+        geometries = [gpu.geometry for gpu in self.gpus]
+
+        def single(values: set[str]) -> str:
+            return values.pop() if len(values) == 1 else "mixed"
+
+        shapes = {(g.product, g.compute_mode, g.memory_mode, g.memory_bytes) for g in geometries}
+        return {
+            LABEL_MEMORY_MIB: str(min(g.memory_bytes for g in geometries) // MIB),
+            LABEL_COUNT: str(self.capacity),
+            LABEL_COMPUTE_MODE: single({g.compute_mode for g in geometries}),
+            LABEL_MEMORY_MODE: single({g.memory_mode for g in geometries}),
+            LABEL_CU_COUNT: str(min(g.compute_units for g in geometries)),
+            LABEL_PRODUCT: single({g.product for g in geometries}),
+            LABEL_HOMOGENEOUS: "true" if len(shapes) == 1 else "false",
+        }
+
+    def allocatable(self) -> dict[str, str]:
+        return {RESOURCE_NAME: str(self.capacity)} if self.gpus else {}
+
+    def facts(self) -> NodeFacts:
+        return parse_node_facts(self.name, self.labels(), self.allocatable())
+
+    def take(self, workload: str, requirement: Requirement) -> list[tuple[int, int]]:
+        """Give ``requirement.partitions`` partitions to the workload; returns (gpu, slot) pairs."""
+        needed = requirement.partitions
+        fitting = [
+            gpu for gpu in self.gpus
+            if requirement.required_bytes is None or gpu.geometry.memory_bytes >= requirement.required_bytes
+        ]
+        taken: list[tuple[int, int]] = []
+        assignment = Assignment(workload, requirement.subject, requirement.model_bytes)
+        while len(taken) < needed:
+            candidates = [gpu for gpu in fitting if gpu.free]
+            if not candidates:
+                raise AssertionError(f"{self.name} passed the filter but has no free partition for {workload}")
+            gpu = min(candidates, key=lambda g: (g.geometry.memory_bytes, g.free, g.index))
+            slot = gpu.slots.index(None)
+            gpu.slots[slot] = assignment
+            taken.append((gpu.index, slot))
+        return taken
+
+
+@dataclass(frozen=True)
+class Placement:
+    workload: str
+    subject: str
+    node: str
+    partitions: tuple[tuple[int, int], ...]  # (gpu, slot)
+    score: int
+
+
+@dataclass(frozen=True)
+class Unplaced:
+    workload: str
+    subject: str
+    reason: str
+
+
+@dataclass
+class PlanResult:
+    policy: Policy
+    cluster: Cluster
+    nodes: list[NodeState]
+    placements: list[Placement] = field(default_factory=list)
+    unplaced: list[Unplaced] = field(default_factory=list)
+
+    @property
+    def workload_count(self) -> int:
+        return len(self.placements) + len(self.unplaced)
+
+    @property
+    def idle_bytes(self) -> int:
+        """Memory left unused inside partitions that hold a sized workload."""
+        return sum(
+            gpu.geometry.memory_bytes - slot.model_bytes
+            for node in self.nodes for gpu in node.gpus for slot in gpu.slots
+            if slot is not None and slot.model_bytes is not None
+        )
+
+    @property
+    def gpu_count(self) -> int:
+        return sum(len(node.gpus) for node in self.nodes)
+
+    @property
+    def free_gpus(self) -> int:
+        return sum(1 for node in self.nodes for gpu in node.gpus if gpu.used == 0)
+
+    @property
+    def free_partitions(self) -> int:
+        return sum(gpu.free for node in self.nodes for gpu in node.gpus)
+
+
+def place_one(nodes: list[NodeState], workload: Workload, *, policy: Policy) -> Placement | Unplaced:
+    """Filter, prioritize and bind one workload, exactly as the service would decide it."""
+    requirement = requirement_for(read_sizing_request(workload.to_pod()))
+    subject = requirement.subject or "unsized"
+    names = [node.name for node in nodes]
+    keys = [node_key(node.facts(), node.used) for node in nodes]
+    outcome = filter_nodes(requirement, names, keys, unknown=reasons.not_in_cache())
+    if not outcome.passed:
+        messages = [*outcome.failed.values(), *outcome.unresolvable.values()]
+        return Unplaced(workload.name, subject, reasons.summarize(messages, len(names)))
+    survivors = set(outcome.passed)
+    candidates = [(name, key) for name, key in zip(names, keys) if name in survivors]
+    scores = prioritize_nodes(requirement, [key for _, key in candidates], policy=policy)
+    best = max(range(len(candidates)), key=scores.__getitem__)  # first of equals: cluster file order
+    best_name = candidates[best][0]
+    node = next(n for n in nodes if n.name == best_name)
+    taken = node.take(workload.name, requirement)
+    return Placement(workload.name, subject, best_name, tuple(taken), scores[best])
+
+
+def place_all(cluster: Cluster, workloads: list[Workload], *, policy: Policy) -> PlanResult:
+    result = PlanResult(policy, cluster, [NodeState.from_plan(node) for node in cluster.nodes])
+    for workload in workloads:
+        decision = place_one(result.nodes, workload, policy=policy)
+        if isinstance(decision, Placement):
+            result.placements.append(decision)
+        else:
+            result.unplaced.append(decision)
+    return result

@@ -1,0 +1,111 @@
+"""Why a node is rejected: a small set of categories, each with a readable message.
+
+kube-scheduler groups identical reason strings into the pod's event ("0/12 nodes are available:
+8 gpu partition too small for model (24 GiB < 31 GiB), 4 node has no gpu partitions."), so
+messages carry no node names; per-node detail goes to the logs. ``code`` is the metric label.
+
+``unresolvable`` follows the scheduler's meaning of UnschedulableAndUnresolvable: evicting pods
+from that node would not help (a too-small partition stays too small), so preemption skips it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+from enum import Enum
+
+GIB = 1 << 30
+
+
+class ReasonCode(str, Enum):
+    """Metric label values; each maps to one message shape."""
+
+    INVALID_ANNOTATION = "invalid_annotation"
+    UNKNOWN_MODEL = "unknown_model"
+    NEVER_FITS = "never_fits"
+    NO_PARTITIONS = "no_partitions"
+    PARTITION_SIZE_UNKNOWN = "partition_size_unknown"
+    PARTITION_TOO_SMALL = "partition_too_small"
+    TOO_FEW_PARTITIONS = "too_few_partitions"
+    NOT_ENOUGH_FREE = "not_enough_free"
+    NOT_IN_CACHE = "node_not_in_cache"
+    NO_NODE_CACHE = "no_node_cache"
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    code: ReasonCode
+    message: str
+    unresolvable: bool
+
+
+def gib_floor(n_bytes: int) -> str:
+    """A partition size for a message, never rounded up ("24 GiB", "63.9 GiB")."""
+    value = math.floor(n_bytes / GIB * 10) / 10
+    return f"{value:.0f} GiB" if value == int(value) else f"{value:.1f} GiB"
+
+
+def gib_ceil(n_bytes: int) -> str:
+    """A requirement for a message, never rounded down, so "24 GiB < 24 GiB" cannot happen."""
+    value = math.ceil(n_bytes / GIB * 10) / 10
+    return f"{value:.0f} GiB" if value == int(value) else f"{value:.1f} GiB"
+
+
+def no_partitions() -> Rejection:
+    return Rejection(ReasonCode.NO_PARTITIONS, "node has no gpu partitions", unresolvable=True)
+
+
+def partition_size_unknown() -> Rejection:
+    return Rejection(
+        ReasonCode.PARTITION_SIZE_UNKNOWN,
+        "gpu partition size unknown (label amd.com/gpu-partition.memory-mib missing or invalid)",
+        unresolvable=True,
+    )
+
+
+def partition_too_small(partition_bytes: int, required_bytes: int) -> Rejection:
+    return Rejection(
+        ReasonCode.PARTITION_TOO_SMALL,
+        f"gpu partition too small for model ({gib_floor(partition_bytes)} < {gib_ceil(required_bytes)})",
+        unresolvable=True,
+    )
+
+
+def too_few_partitions(allocatable: int, requested: int) -> Rejection:
+    return Rejection(
+        ReasonCode.TOO_FEW_PARTITIONS,
+        f"node has fewer gpu partitions than requested ({allocatable} < {requested})",
+        unresolvable=True,
+    )
+
+
+def not_enough_free(free: int, requested: int) -> Rejection:
+    return Rejection(
+        ReasonCode.NOT_ENOUGH_FREE,
+        f"not enough free gpu partitions ({max(free, 0)} free < {requested} requested)",
+        unresolvable=False,
+    )
+
+
+def not_in_cache() -> Rejection:
+    return Rejection(
+        ReasonCode.NOT_IN_CACHE, "node not yet in extender node cache", unresolvable=False
+    )
+
+
+def no_node_cache() -> Rejection:
+    return Rejection(
+        ReasonCode.NO_NODE_CACHE,
+        "extender runs without a node cache (--node-cache off) but was sent NodeNames;"
+        " register it with nodeCacheCapable: false or start it with --node-cache watch",
+        unresolvable=False,
+    )
+
+
+def summarize(messages: Iterable[str], total_nodes: int) -> str:
+    """The pod event kube-scheduler would write: reasons counted and sorted like FitError."""
+    counts = Counter(messages)
+    parts = [f"{n} {reason}" for reason, n in sorted(counts.items())]
+    return f"0/{total_nodes} nodes are available: {', '.join(parts)}."

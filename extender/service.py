@@ -1,0 +1,131 @@
+"""Filter and prioritize calls, from request bytes to reply bytes; the FastAPI routes wrap this.
+
+Synchronous and fast on purpose: it runs on the event loop, does no I/O, and reads only name,
+labels and allocatable from Node objects.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from extender import reasons
+from extender.cache import ClusterCache
+from extender.decisions import filter_nodes, node_key, prioritize_nodes
+from extender.demand import pod_reference, read_sizing_request
+from extender.metrics import ExtenderMetrics
+from extender.nodefacts import NodeFacts, facts_from_node_object
+from extender.requirements import Requirement, requirement_for
+from extender.scoring import NodeKey, Policy
+from extender.wire import (
+    BadRequest,
+    ExtenderArgs,
+    encode,
+    encode_filter_result,
+    encode_host_priorities,
+    read_extender_args,
+)
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    status: int
+    body: bytes
+    server_ms: float  # wall time from request bytes to reply bytes
+    cpu_ms: float  # CPU time of the handling thread in that span (immune to a busy machine)
+
+
+class ExtenderService:
+    """Holds the policy, the optional node cache and the metrics of one running extender."""
+
+    def __init__(self, *, policy: Policy, cache: ClusterCache | None, metrics: ExtenderMetrics) -> None:
+        self.policy = policy
+        self.cache = cache
+        self.metrics = metrics
+        self._unknown = reasons.not_in_cache() if cache is not None else reasons.no_node_cache()
+
+    # --- shared ------------------------------------------------------------------------------
+    def _nodes(self, args: ExtenderArgs) -> tuple[list[str], list[NodeKey | None], list[dict[str, Any]] | None]:
+        """Names and NodeKeys of the request's nodes, plus the Node objects when it carried them."""
+        if args.nodes is not None:
+            objects = args.nodes.items
+            names: list[str] = []
+            facts: list[NodeFacts] = []
+            for index, node in enumerate(objects):
+                found = facts_from_node_object(node)
+                if found is None:
+                    raise BadRequest(f"Nodes.items.{index} has no metadata.name")
+                names.append(found.name)
+                facts.append(found)
+            used = self.cache.used_on(names) if self.cache is not None else [0] * len(names)
+            return names, [node_key(f, n) for f, n in zip(facts, used)], objects
+        names = args.node_names or []
+        if self.cache is None:
+            return names, [None] * len(names), None
+        return names, self.cache.keys(names), None
+
+    def _bad_request(self, verb: str, error: BadRequest, started: float) -> Reply:
+        self.metrics.bad_requests.labels(verb).inc()
+        logger.warning("rejected a %s request with HTTP 400: %s", verb, error)
+        return Reply(400, encode({"Error": str(error)}), (time.perf_counter() - started) * 1000, 0.0)
+
+    def _finish(self, verb: str, body: bytes, started: float, started_cpu: float, node_count: int) -> Reply:
+        elapsed = time.perf_counter() - started
+        cpu = time.thread_time() - started_cpu
+        self.metrics.request_seconds.labels(verb).observe(elapsed)
+        self.metrics.request_nodes.labels(verb).observe(node_count)
+        return Reply(200, body, elapsed * 1000, cpu * 1000)
+
+    # --- verbs -------------------------------------------------------------------------------
+    def filter(self, body: bytes) -> Reply:
+        started, started_cpu = time.perf_counter(), time.thread_time()
+        try:
+            args = read_extender_args(body)
+            names, keys, objects = self._nodes(args)
+        except BadRequest as error:
+            return self._bad_request("filter", error, started)
+        requirement = requirement_for(read_sizing_request(args.pod))
+        outcome = filter_nodes(requirement, names, keys, unknown=self._unknown)
+        self.metrics.count_decisions(len(outcome.passed), outcome.reason_counts)
+        kept: dict[str, Any] | None = None
+        if objects is not None:
+            keep = set(outcome.passed)
+            kept = {"metadata": {}, "items": [node for node, name in zip(objects, names) if name in keep]}
+        body = encode_filter_result(
+            node_names=outcome.passed if objects is None else None, nodes=kept,
+            failed=outcome.failed, unresolvable=outcome.unresolvable,
+        )
+        self._log_filter(args.pod, requirement, len(names), outcome.passed, outcome.failed, outcome.unresolvable)
+        return self._finish("filter", body, started, started_cpu, len(names))
+
+    def prioritize(self, body: bytes) -> Reply:
+        started, started_cpu = time.perf_counter(), time.thread_time()
+        try:
+            args = read_extender_args(body)
+            names, keys, _ = self._nodes(args)
+        except BadRequest as error:
+            return self._bad_request("prioritize", error, started)
+        requirement = requirement_for(read_sizing_request(args.pod))
+        scores = prioritize_nodes(requirement, keys, policy=self.policy)
+        body = encode_host_priorities(names, scores)
+        return self._finish("prioritize", body, started, started_cpu, len(names))
+
+    @staticmethod
+    def _log_filter(
+        pod: Mapping[str, Any], requirement: Requirement, total: int, passed: list[str],
+        failed: dict[str, str], unresolvable: dict[str, str],
+    ) -> None:
+        if passed:
+            if logger.isEnabledFor(logging.DEBUG):
+                logger.debug("filter %s (%s): %d of %d nodes pass", pod_reference(pod),
+                             requirement.subject or "unsized", len(passed), total)
+            return
+        if total:
+            summary = reasons.summarize([*failed.values(), *unresolvable.values()], total)
+            logger.info("filter %s (%s): no node can take it; %s", pod_reference(pod),
+                        requirement.subject or "unsized", summary)

@@ -1,0 +1,291 @@
+"""The plugin over real gRPC on real unix sockets, driven by the test kubelet (conftest).
+
+Aspects: Register contents; GetDevicePluginOptions; ListAndWatch inventory, IDs and NUMA;
+Allocate device specs and envs; unknown ID -> INVALID_ARGUMENT; GetPreferredAllocation;
+health faults (render node, KFD node) and recovery; kubelet restart; kubelet closing the
+stream; repartitioning picked up without restart; node labels following; metrics."""
+
+from __future__ import annotations
+
+import shutil
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+
+import grpc
+import httpx
+import pytest
+
+from dp_support import KFD_TOPOLOGY, TestKubelet, lay_capture, lay_dev_root, wait_until
+from deviceplugin import labels
+from deviceplugin.config import PluginConfig
+from deviceplugin.metrics import PluginMetrics
+from deviceplugin.proto import api_pb2
+from deviceplugin.runner import PluginRunner
+
+GPU = "0000:05:00.0"
+
+
+class RecordingPatcher:
+    node_name = "node-a"
+
+    def __init__(self) -> None:
+        self.applied: list[dict[str, str | None]] = []
+        self.event = threading.Event()
+
+    def apply(self, desired: Mapping[str, str | None]) -> object:
+        self.applied.append(dict(desired))
+        self.event.set()
+        return desired
+
+
+class Env:
+    def __init__(self, root: Path, kubelet: TestKubelet) -> None:
+        self.sysfs = lay_capture(
+            root / "sys", "mi300x-cpx", compute_mode="CPX", memory_mode="NPS4", numa=True, xcp_separator="_"
+        )
+        self.dev = lay_dev_root(root / "dev", self.sysfs, cards=True)
+        self.kubelet = kubelet
+        self.metrics = PluginMetrics()
+        self.metrics_port = self.metrics.serve(0, addr="127.0.0.1")
+        self.patcher = RecordingPatcher()
+        self.config = PluginConfig(
+            sysfs_root=self.sysfs,
+            dev_root=self.dev,
+            kubelet_dir=kubelet.dir,
+            node_name="node-a",
+            node_labels=True,
+            health_interval_s=0.1,
+            discovery_interval_s=0.5,
+        )
+        self.runner = PluginRunner(self.config, metrics=self.metrics, label_patcher=self.patcher)
+
+    @property
+    def stub(self):  # type: ignore[no-untyped-def]
+        assert self.kubelet.stub is not None
+        return self.kubelet.stub
+
+    def metric(self, name: str) -> float:
+        text = httpx.get(f"http://127.0.0.1:{self.metrics_port}/metrics").text
+        for line in text.splitlines():
+            if line.startswith(name + " ") or line.startswith(name + "{"):
+                return float(line.rsplit(" ", 1)[1])
+        raise AssertionError(f"{name} not in metrics")
+
+
+@pytest.fixture
+def env(short_tmp: Path, test_kubelet: TestKubelet) -> Iterator[Env]:
+    environment = Env(short_tmp, test_kubelet)
+    environment.runner.start()
+    assert wait_until(lambda: len(test_kubelet.registrations) == 1, timeout=5)
+    test_kubelet.wait_for_devices(lambda devices: len(devices) == 63)
+    yield environment
+    environment.runner.shutdown()
+
+
+def health_of(devices: list[api_pb2.Device], device_id: str) -> str | None:
+    return next((d.health for d in devices if d.ID == device_id), None)
+
+
+def test_plugin_registers_v1beta1_with_its_endpoint_and_preferred_allocation(env: Env) -> None:
+    request = env.kubelet.registrations[0]
+    assert request.version == "v1beta1"
+    assert request.endpoint == "amd.com_gpu-partition.sock"
+    assert (env.kubelet.dir / request.endpoint).is_socket()
+    assert request.resource_name == "amd.com/gpu-partition"
+    assert request.options.get_preferred_allocation_available is True
+    assert env.kubelet.options[0].get_preferred_allocation_available is True
+    assert env.kubelet.options[0].pre_start_required is False
+
+
+def test_list_and_watch_sends_every_partition_healthy_with_numa(env: Env) -> None:
+    devices = env.kubelet.latest
+    assert devices is not None and len(devices) == 63
+    assert {d.health for d in devices} == {"Healthy"}
+    by_id = {d.ID: d for d in devices}
+    assert [n.ID for n in by_id[f"{GPU}-p0"].topology.nodes] == [0]
+    assert [n.ID for n in by_id["0000:e5:00.0-p6"].topology.nodes] == [1]
+    assert "0000:e5:00.0-p7" not in by_id
+
+
+def test_allocate_gives_kfd_render_and_card_nodes_and_envs(env: Env) -> None:
+    request = api_pb2.AllocateRequest(
+        container_requests=[
+            api_pb2.ContainerAllocateRequest(devices_ids=[f"{GPU}-p0", f"{GPU}-p1"]),
+            api_pb2.ContainerAllocateRequest(devices_ids=["0000:e5:00.0-p6"]),
+        ]
+    )
+    response = env.stub.Allocate(request, timeout=5)
+    first, second = response.container_responses
+    specs = [(d.container_path, d.host_path, d.permissions) for d in first.devices]
+    assert specs == [
+        ("/dev/kfd", "/dev/kfd", "rw"),
+        ("/dev/dri/card1", "/dev/dri/card1", "rw"),
+        ("/dev/dri/renderD128", "/dev/dri/renderD128", "rw"),
+        ("/dev/dri/card2", "/dev/dri/card2", "rw"),
+        ("/dev/dri/renderD129", "/dev/dri/renderD129", "rw"),
+    ]
+    assert dict(first.envs) == {
+        "AMD_GPU_PARTITION_IDS": f"{GPU}-p0,{GPU}-p1",
+        "AMD_GPU_PARTITION_COUNT": "2",
+        "AMD_GPU_PARTITION_RENDER_NODES": "/dev/dri/renderD128,/dev/dri/renderD129",
+        "AMD_GPU_PARTITION_MEMORY_BYTES": "25769803776,25769803776",
+        "AMD_GPU_PARTITION_MEMORY_MIB": "24576,24576",
+        "AMD_GPU_PARTITION_CU_COUNT": "38,38",
+        "AMD_GPU_PARTITION_GPUS": GPU,
+        "AMD_GPU_PARTITION_PRODUCT": "MI300X",
+        "AMD_GPU_PARTITION_COMPUTE_MODE": "CPX",
+        "AMD_GPU_PARTITION_MEMORY_MODE": "NPS4",
+    }
+    assert [d.host_path for d in second.devices][-1] == "/dev/dri/renderD190"
+    assert env.metric('aim_deviceplugin_allocate_total{result="ok"}') == 1.0
+
+
+def test_allocate_unknown_id_is_invalid_argument_naming_the_id(env: Env) -> None:
+    request = api_pb2.AllocateRequest(
+        container_requests=[api_pb2.ContainerAllocateRequest(devices_ids=[f"{GPU}-p0", "gpu-does-not-exist"])]
+    )
+    with pytest.raises(grpc.RpcError) as caught:
+        env.stub.Allocate(request, timeout=5)
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "gpu-does-not-exist" in caught.value.details()
+    assert env.metric('aim_deviceplugin_allocate_total{result="invalid"}') == 1.0
+
+
+def test_get_preferred_allocation_packs_onto_one_gpu(env: Env) -> None:
+    all_ids = [d.ID for d in env.kubelet.latest or []]
+    request = api_pb2.PreferredAllocationRequest(
+        container_requests=[
+            api_pb2.ContainerPreferredAllocationRequest(available_deviceIDs=all_ids, allocation_size=2),
+            api_pb2.ContainerPreferredAllocationRequest(
+                available_deviceIDs=all_ids, must_include_deviceIDs=[f"{GPU}-p5"], allocation_size=3
+            ),
+        ]
+    )
+    response = env.stub.GetPreferredAllocation(request, timeout=5)
+    first, second = (list(r.deviceIDs) for r in response.container_responses)
+    assert first == ["0000:e5:00.0-p0", "0000:e5:00.0-p1"]  # the 7-partition GPU has fewest free
+    assert second == [f"{GPU}-p5", f"{GPU}-p0", f"{GPU}-p1"]
+
+
+def test_pre_start_container_is_accepted(env: Env) -> None:
+    env.stub.PreStartContainer(api_pb2.PreStartContainerRequest(devices_ids=[f"{GPU}-p0"]), timeout=5)
+
+
+def test_missing_render_node_turns_partition_unhealthy_and_back_within_2_s(env: Env) -> None:
+    render = env.dev / "dri" / "renderD130"
+    render.unlink()
+    started = time.monotonic()
+    devices = env.kubelet.wait_for_devices(lambda d: health_of(d, f"{GPU}-p2") == "Unhealthy", timeout=2)
+    assert time.monotonic() - started < 2
+    assert sum(1 for d in devices if d.health == "Unhealthy") == 1
+    assert env.metric("aim_deviceplugin_partitions_healthy") == 62
+    render.write_text("")
+    env.kubelet.wait_for_devices(lambda d: health_of(d, f"{GPU}-p2") == "Healthy", timeout=2)
+
+
+def test_vanished_kfd_node_turns_partition_unhealthy_and_keeps_it_advertised(env: Env) -> None:
+    nodes = env.sysfs / KFD_TOPOLOGY / "nodes"
+    node3 = nodes / "3"  # drm_render_minor 129 = 0000:05:00.0 partition 1
+    parked = env.sysfs / "parked-node-3"
+    node3.rename(parked)
+    devices = env.kubelet.wait_for_devices(lambda d: health_of(d, f"{GPU}-p1") == "Unhealthy", timeout=2)
+    assert len(devices) == 63
+    env.runner.request_rediscovery()
+    time.sleep(0.3)
+    assert health_of(env.kubelet.latest or [], f"{GPU}-p1") == "Unhealthy"
+    assert len(env.kubelet.latest or []) == 63
+    parked.rename(node3)
+    env.kubelet.wait_for_devices(lambda d: health_of(d, f"{GPU}-p1") == "Healthy", timeout=2)
+
+
+def test_kubelet_restart_recreates_socket_and_reregisters_within_2_s(env: Env) -> None:
+    socket = env.config.socket_path
+    env.kubelet.latest = None
+    env.kubelet.restart()
+    restarted = time.monotonic()
+    assert not socket.exists()
+    assert wait_until(lambda: len(env.kubelet.registrations) == 2, timeout=2)
+    assert env.kubelet.registered_at[1] - restarted < 2
+    assert socket.is_socket()
+    devices = env.kubelet.wait_for_devices(lambda d: len(d) == 63, timeout=2)
+    assert {d.health for d in devices} == {"Healthy"}
+    response = env.stub.Allocate(
+        api_pb2.AllocateRequest(container_requests=[api_pb2.ContainerAllocateRequest(devices_ids=[f"{GPU}-p0"])]),
+        timeout=5,
+    )
+    assert len(response.container_responses) == 1
+    assert env.metric('aim_deviceplugin_registrations_total{result="ok"}') == 2
+
+
+def test_closed_list_and_watch_leads_to_re_registration(env: Env) -> None:
+    env.kubelet.close_stream()
+    assert wait_until(lambda: len(env.kubelet.registrations) == 2, timeout=4)
+    env.kubelet.wait_for_devices(lambda d: len(d) == 63, timeout=2)
+    time.sleep(1.5)  # a re-registration does not trigger another one
+    assert len(env.kubelet.registrations) == 2
+
+
+def _repartition_to_spx(sysfs: Path, gpu_bus: int) -> None:
+    """Make GPU <bus> look like SPX: one KFD node with all 304 CUs, mode file SPX."""
+    nodes = sysfs / KFD_TOPOLOGY / "nodes"
+    for node in list(nodes.iterdir()):
+        props = (node / "properties").read_text()
+        location = next(int(line.split()[1]) for line in props.splitlines() if line.startswith("location_id"))
+        if (location >> 8) & 0xFF != gpu_bus:
+            continue
+        if location & 7:
+            shutil.rmtree(node)
+        else:
+            (node / "properties").write_text(props.replace("simd_count 152", "simd_count 1216"))
+    (sysfs / "bus/pci/devices" / f"0000:{gpu_bus:02x}:00.0" / "current_compute_partition").write_text("SPX\n")
+
+
+def test_repartitioning_shows_up_in_list_and_watch_and_labels_without_restart(env: Env) -> None:
+    assert wait_until(lambda: bool(env.patcher.applied), timeout=2)
+    assert env.patcher.applied[-1][labels.COUNT] == "63"
+    assert env.patcher.applied[-1][labels.HOMOGENEOUS] == "true"
+    _repartition_to_spx(env.sysfs, 0x05)
+    env.runner.request_rediscovery()
+    devices = env.kubelet.wait_for_devices(lambda d: len(d) == 56, timeout=2)
+    ids = {d.ID for d in devices}
+    assert f"{GPU}-p0" in ids and f"{GPU}-p1" not in ids
+    assert health_of(devices, f"{GPU}-p0") == "Healthy"
+    assert wait_until(lambda: env.patcher.applied[-1][labels.COUNT] == "56", timeout=2)
+    final = env.patcher.applied[-1]
+    assert final[labels.HOMOGENEOUS] == "false"
+    assert final[labels.MEMORY_MIB] == "24576"  # smallest partition
+    assert final[labels.COMPUTE_MODE] == "mixed"
+    response = env.stub.Allocate(
+        api_pb2.AllocateRequest(container_requests=[api_pb2.ContainerAllocateRequest(devices_ids=[f"{GPU}-p0"])]),
+        timeout=5,
+    )
+    assert response.container_responses[0].envs["AMD_GPU_PARTITION_CU_COUNT"] == "304"
+    assert response.container_responses[0].envs["AMD_GPU_PARTITION_MEMORY_MIB"] == str(192 * 1024)
+
+
+def test_metrics_report_partitions_and_registrations(env: Env) -> None:
+    assert env.metric("aim_deviceplugin_partitions_advertised") == 63
+    assert env.metric("aim_deviceplugin_partitions_healthy") == 63
+    assert env.metric('aim_deviceplugin_registrations_total{result="ok"}') == 1
+    assert env.metric("aim_deviceplugin_discovery_errors_total") == 0
+
+
+def test_allocated_metric_follows_the_kubelet_checkpoint(env: Env) -> None:
+    checkpoint = {
+        "Data": {
+            "PodDeviceEntries": [
+                {"PodUID": "u1", "ContainerName": "c", "ResourceName": "amd.com/gpu-partition",
+                 "DeviceIDs": {"0": [f"{GPU}-p0", f"{GPU}-p1"]}, "AllocResp": ""},
+                {"PodUID": "u2", "ContainerName": "c", "ResourceName": "amd.com/gpu",
+                 "DeviceIDs": {"0": ["other"]}, "AllocResp": ""},
+            ],
+            "RegisteredDevices": {},
+        },
+        "Checksum": 1,
+    }
+    import json
+
+    (env.kubelet.dir / "kubelet_internal_checkpoint").write_text(json.dumps(checkpoint))
+    assert wait_until(lambda: env.metric("aim_deviceplugin_partitions_allocated") == 2, timeout=2)

@@ -1,0 +1,245 @@
+"""Node labels: the pure computation, and the exact PATCH the kubernetes client sends to an
+API server stand-in on 127.0.0.1 (plus retry with backoff when it fails)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubernetes import client
+
+from dp_support import lay_capture, wait_until
+from deviceplugin import labels
+from deviceplugin.discovery import discover
+from deviceplugin.errors import LabelPatchError
+from deviceplugin.k8s import NodeLabelPatcher
+from deviceplugin.labelsync import LabelSync
+from deviceplugin.metrics import PluginMetrics
+from dp_support import make_partition
+
+
+def test_mi300x_capture_labels(tmp_path: Path) -> None:
+    computed = labels.compute_labels(discover(lay_capture(tmp_path, "mi300x-cpx")).partitions)
+    assert computed == {
+        "amd.com/gpu-partition.memory-mib": "24576",
+        "amd.com/gpu-partition.count": "63",
+        "amd.com/gpu-partition.compute-mode": "CPX",
+        "amd.com/gpu-partition.memory-mode": "unknown",
+        "amd.com/gpu-partition.cu-count": "38",
+        "amd.com/gpu-partition.product": "MI300X",
+        "amd.com/gpu-partition.homogeneous": "true",
+    }
+
+
+def test_mi308x_labels_use_the_smallest_partition_and_flag_inhomogeneity(tmp_path: Path) -> None:
+    root = lay_capture(tmp_path, "mi308x", compute_mode="CPX", memory_mode="NPS1")
+    computed = labels.compute_labels(discover(root).partitions)
+    assert computed[labels.MEMORY_MIB] == str(51_522_830_336 // 2**20)  # 49136, the last partition
+    assert computed[labels.COUNT] == "32"
+    assert computed[labels.MEMORY_MODE] == "NPS1"
+    # partition 3 of each GPU has 16 MiB less: not all partitions are the same shape
+    assert computed[labels.HOMOGENEOUS] == "false"
+
+
+def test_mi210_labels_say_unpartitioned_and_drop_memory(tmp_path: Path) -> None:
+    computed = labels.compute_labels(discover(lay_capture(tmp_path, "mi210-xgmi")).partitions)
+    assert computed[labels.MEMORY_MIB] is None
+    assert computed[labels.COMPUTE_MODE] == "none"
+    assert computed[labels.PRODUCT] == "MI210"
+    assert computed[labels.CU_COUNT] == "104"
+
+
+def test_mixed_modes_label_smallest_memory_and_homogeneous_false() -> None:
+    small = make_partition("0000:05:00.0", 0)
+    big = dataclasses.replace(
+        make_partition("0000:27:00.0", 0), memory_bytes=192 * 2**30, compute_units=304, compute_mode="SPX", memory_mode="NPS1"
+    )
+    computed = labels.compute_labels([big, small])
+    assert computed[labels.MEMORY_MIB] == "24576"
+    assert computed[labels.CU_COUNT] == "38"
+    assert computed[labels.COMPUTE_MODE] == "mixed"
+    assert computed[labels.MEMORY_MODE] == "mixed"
+    assert computed[labels.HOMOGENEOUS] == "false"
+    assert computed[labels.PRODUCT] == "MI300X"
+
+
+def test_no_partitions_removes_every_key_but_count() -> None:
+    computed = labels.compute_labels([])
+    assert computed[labels.COUNT] == "0"
+    assert [k for k, v in computed.items() if v is not None] == [labels.COUNT]
+
+
+@pytest.mark.parametrize(
+    "raw,expected",
+    [("MI300X", "MI300X"), ("AMD Instinct MI300X (OAM)", "AMD-Instinct-MI300X-OAM"), ("--x--", "x"), ("", "unknown"), ("a" * 80, "a" * 63)],
+    ids=["plain", "spaces and parentheses", "edge dashes", "empty", "too long"],
+)
+def test_label_values_are_sanitized_to_valid_kubernetes_values(raw: str, expected: str) -> None:
+    value = labels.sanitize_label_value(raw)
+    assert value == expected
+    assert labels.is_valid_label_value(value)
+
+
+def test_every_computed_value_is_a_valid_label_value(tmp_path: Path) -> None:
+    for capture in ("mi300x-cpx", "mi308x", "mi210-xgmi"):
+        computed = labels.compute_labels(discover(lay_capture(tmp_path / capture, capture)).partitions)
+        assert all(labels.is_valid_label_value(v) for v in computed.values() if v is not None)
+
+
+def test_patch_removes_stale_keys_under_our_prefix_only() -> None:
+    desired = {labels.COUNT: "8", labels.MEMORY_MIB: None}
+    current = {"amd.com/gpu-partition.vram": "24G", "amd.com/gpu.vram": "24G", "kubernetes.io/hostname": "n"}
+    patch = labels.build_label_patch(desired, current)
+    assert patch == {
+        "metadata": {
+            "labels": {
+                "amd.com/gpu-partition.count": "8",
+                "amd.com/gpu-partition.memory-mib": None,
+                "amd.com/gpu-partition.vram": None,
+            }
+        }
+    }
+
+
+# -- against an API server stand-in --------------------------------------------------------
+
+
+class FakeApiServer:
+    """Records requests; answers GET/PATCH /api/v1/nodes/<name> like the API server would."""
+
+    def __init__(self) -> None:
+        self.requests: list[dict[str, Any]] = []
+        self.fail_patches = 0
+        self.node_labels = {
+            "kubernetes.io/hostname": "node-a",
+            "amd.com/gpu-partition.vram": "24G",
+            "amd.com/gpu-partition.count": "64",
+        }
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def _reply(self, status: int, body: dict[str, Any]) -> None:
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def _node(self) -> dict[str, Any]:
+                return {"apiVersion": "v1", "kind": "Node", "metadata": {"name": "node-a", "labels": fake.node_labels}}
+
+            def do_GET(self) -> None:  # noqa: N802
+                fake.requests.append({"method": "GET", "path": self.path})
+                self._reply(200, self._node())
+
+            def do_PATCH(self) -> None:  # noqa: N802
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                fake.requests.append(
+                    {"method": "PATCH", "path": self.path, "content_type": self.headers["Content-Type"], "body": body}
+                )
+                if fake.fail_patches > 0:
+                    fake.fail_patches -= 1
+                    self._reply(500, {"kind": "Status", "message": "etcd timeout", "code": 500})
+                    return
+                for key, value in body["metadata"]["labels"].items():
+                    if value is None:
+                        fake.node_labels.pop(key, None)
+                    else:
+                        fake.node_labels[key] = value
+                self._reply(200, self._node())
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        self.thread.start()
+
+    @property
+    def patches(self) -> list[dict[str, Any]]:
+        return [r for r in self.requests if r["method"] == "PATCH"]
+
+    def api_client(self) -> client.ApiClient:
+        configuration = client.Configuration()
+        configuration.host = f"http://127.0.0.1:{self.server.server_address[1]}"
+        configuration.retries = False
+        return client.ApiClient(configuration)
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def api_server() -> Iterator[FakeApiServer]:
+    server = FakeApiServer()
+    yield server
+    server.close()
+
+
+def test_patch_request_is_a_json_merge_patch_on_the_node(api_server: FakeApiServer) -> None:
+    patcher = NodeLabelPatcher("node-a", api_server.api_client())
+    desired = labels.compute_labels([make_partition("0000:05:00.0", i) for i in range(8)])
+    patcher.apply(desired)
+
+    assert [r["method"] for r in api_server.requests] == ["GET", "PATCH"]
+    patch = api_server.patches[0]
+    assert patch["path"] == "/api/v1/nodes/node-a?fieldManager=aim-deviceplugin"
+    assert patch["content_type"] == "application/merge-patch+json"
+    assert patch["body"] == {
+        "metadata": {
+            "labels": {
+                "amd.com/gpu-partition.compute-mode": "CPX",
+                "amd.com/gpu-partition.count": "8",
+                "amd.com/gpu-partition.cu-count": "38",
+                "amd.com/gpu-partition.homogeneous": "true",
+                "amd.com/gpu-partition.memory-mib": "24576",
+                "amd.com/gpu-partition.memory-mode": "NPS4",
+                "amd.com/gpu-partition.product": "MI300X",
+                "amd.com/gpu-partition.vram": None,
+            }
+        }
+    }
+    assert api_server.node_labels["kubernetes.io/hostname"] == "node-a"
+    assert "amd.com/gpu-partition.vram" not in api_server.node_labels
+
+
+def test_api_error_becomes_label_patch_error(api_server: FakeApiServer) -> None:
+    api_server.fail_patches = 1
+    with pytest.raises(LabelPatchError, match="HTTP 500"):
+        NodeLabelPatcher("node-a", api_server.api_client()).apply({labels.COUNT: "1"})
+
+
+def test_unreachable_api_server_becomes_label_patch_error() -> None:
+    configuration = client.Configuration()
+    configuration.host = "http://127.0.0.1:9"  # discard port: connection refused
+    configuration.retries = False
+    with pytest.raises(LabelPatchError):
+        NodeLabelPatcher("node-a", client.ApiClient(configuration)).apply({labels.COUNT: "1"})
+
+
+def test_label_sync_retries_with_backoff_until_the_api_server_recovers(api_server: FakeApiServer) -> None:
+    api_server.fail_patches = 2
+    metrics = PluginMetrics()
+    sync = LabelSync(
+        patcher=NodeLabelPatcher("node-a", api_server.api_client()),
+        desired_labels=lambda: {labels.COUNT: "8"},
+        metrics=metrics,
+        backoff_initial_s=0.05,
+        backoff_max_s=0.1,
+    )
+    sync.start()
+    try:
+        assert wait_until(lambda: api_server.node_labels.get(labels.COUNT) == "8", timeout=3)
+    finally:
+        sync.stop()
+    assert len(api_server.patches) == 3
+    errors = metrics.registry.get_sample_value("aim_deviceplugin_label_patches_total", {"result": "error"})
+    assert errors == 2

@@ -1,0 +1,127 @@
+"""aim-extender / python -m extender: flags, exit codes, plan output, serve over HTTP and HTTPS."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+
+from extender.cli import main
+
+PYTHON = sys.executable
+
+
+def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([PYTHON, "-m", "extender", *args], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, **(env or {})})
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["serve", "--bogus"], ["serve", "--port", "http"], ["serve", "--port", "70000"], ["serve", "--policy", "worst-fit"],
+     ["serve", "--node-cache", "sometimes"], ["serve", "--tls-cert-file", "/etc/hostname"], ["plan", "--format", "xml"], []],
+    ids=["unknown flag", "port not a number", "port out of range", "unknown policy", "unknown cache mode",
+         "cert without key", "unknown format", "no command"],
+)
+def test_bad_flags_exit_2_with_usage(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as caught:
+        main(argv, environ={})
+    assert caught.value.code == 2
+    assert "usage: aim-extender" in capsys.readouterr().err
+
+
+def test_bad_environment_value_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as caught:
+        main(["serve"], environ={"AIM_EXTENDER_NODE_CACHE": "maybe"})
+    assert caught.value.code == 2
+    assert "AIM_EXTENDER_NODE_CACHE='maybe'" in capsys.readouterr().err
+
+
+def test_plan_of_the_demo_prints_both_policies_and_the_comparison() -> None:
+    first, second = run("plan"), run("plan")
+    assert first.returncode == 0, first.stderr
+    assert first.stdout == second.stdout
+    assert "Policy best-fit" in first.stdout and "Policy spread" in first.stdout
+    assert "workloads placed" in first.stdout and "whole GPUs left free" in first.stdout
+
+
+def test_plan_json_has_totals_per_policy() -> None:
+    result = run("plan", "--policy", "best-fit", "--format", "json")
+    assert result.returncode == 0, result.stderr
+    document = json.loads(result.stdout)
+    [only] = document["results"]
+    assert only["policy"] == "best-fit"
+    assert only["totals"]["placed"] == len(only["placements"]) > 0
+
+
+def test_plan_with_an_invalid_file_exits_2_with_one_message(tmp_path: Path) -> None:
+    bad = tmp_path / "cluster.yaml"
+    bad.write_text("nodes: [{name: a, gpus: [{product: MI300X, compute_mode: XPX}]}]\n")
+    result = run("plan", "--cluster", str(bad))
+    assert result.returncode == 2
+    assert result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "nodes[0].gpus[0]" in lines[0] and "XPX" in lines[0]
+
+
+def test_plan_with_a_missing_file_exits_2(tmp_path: Path) -> None:
+    result = run("plan", "--workloads", str(tmp_path / "absent.yaml"))
+    assert result.returncode == 2 and "cannot read" in result.stderr
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def serving(*args: str) -> Iterator[int]:
+    port = free_port()
+    process = subprocess.Popen([PYTHON, "-m", "extender", "serve", "--host", "127.0.0.1", "--port", str(port), *args],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        yield port
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def wait_for(url: str, **client_options: object) -> httpx.Response:
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            return httpx.get(url, timeout=2, **client_options)  # type: ignore[arg-type]
+        except httpx.TransportError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
+def test_serve_answers_health_checks_over_http() -> None:
+    with serving() as port:
+        assert wait_for(f"http://127.0.0.1:{port}/healthz").text == "ok"
+        assert httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command to make a test certificate")
+def test_serve_with_tls_files_speaks_https(tmp_path: Path) -> None:
+    cert, key = tmp_path / "tls.crt", tmp_path / "tls.key"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True, timeout=60)
+    with serving("--tls-cert-file", str(cert), "--tls-key-file", str(key)) as port:
+        reply = wait_for(f"https://127.0.0.1:{port}/healthz", verify=False)
+        assert reply.status_code == 200 and reply.url.scheme == "https"
