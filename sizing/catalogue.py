@@ -16,6 +16,8 @@ from typing import Any
 from sizing.errors import DataFileError, SizingError, UnknownModelError
 
 ATTENTION_KINDS = ("full", "sliding_mix", "mla")
+# model_type values vLLM refuses to run in float16 (vllm/config/model.py _FLOAT16_NOT_SUPPORTED_MODELS)
+FLOAT16_UNSUPPORTED_MODEL_TYPES = frozenset({"gemma2", "gemma3", "gemma3_text"})
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,7 @@ class ModelArch:
     mla: MLA | None = None
     moe: MoE | None = None
     checkpoint_dtype: str = "bfloat16"
+    float16_supported: bool = True  # False where vLLM refuses --dtype float16 (Gemma 3); bfloat16 is used
     aliases: tuple[str, ...] = ()
     source: str = ""
     params_source: str = ""
@@ -124,12 +127,16 @@ def _model_from_entry(entry: Mapping[str, Any], where: str) -> ModelArch:
         raise DataFileError(f"{where}: field 'params_active' exceeds params_total")
     if ints["num_attention_heads"] % ints["num_kv_heads"]:
         raise DataFileError(f"{where}: field 'num_kv_heads' must divide num_attention_heads")
+    float16_supported = entry.get("float16_supported", True)
+    if not isinstance(float16_supported, bool):
+        raise DataFileError(f"{where}: field 'float16_supported' must be true or false, got {float16_supported!r}")
     aliases = entry.get("aliases") or []
     if not isinstance(aliases, list) or not all(isinstance(a, str) for a in aliases):
         raise DataFileError(f"{where}: field 'aliases' must be a list of strings")
     return ModelArch(
         **ints, **strs, tied_embeddings=tied, attention=attention, sliding_window=window,
         num_global_layers=globals_, mla=mla, moe=moe, aliases=tuple(aliases),
+        float16_supported=float16_supported,
     )
 
 
@@ -139,7 +146,9 @@ class Catalogue(Mapping[str, ModelArch]):
     def __init__(self, models: tuple[ModelArch, ...], data_version: str) -> None:
         self._models = {m.id: m for m in models}
         if len(self._models) != len(models):
-            raise DataFileError("models.json: duplicate model ids")
+            seen: set[str] = set()
+            dupes = sorted({m.id for m in models if m.id in seen or seen.add(m.id)})
+            raise DataFileError(f"models.json: duplicate model id(s) {', '.join(dupes)}")
         self.data_version = data_version
         self._lookup: dict[str, str] = {}
         for m in models:
@@ -211,6 +220,9 @@ def model_from_hf_config(config: Mapping[str, Any], model_id: str = "custom") ->
     if not isinstance(config, Mapping):
         raise SizingError("config.json must be a JSON object")
     text = config.get("text_config") if isinstance(config.get("text_config"), Mapping) else config
+    if "kv_lora_rank" in text or "n_routed_experts" in text:
+        raise SizingError("config.json: multi-head latent attention / DeepSeek MoE layouts are not sized from "
+                          "config.json; use the catalogue entry deepseek-ai/DeepSeek-V3")
 
     def need(key: str, *alts: str) -> int:
         for k in (key, *alts):
@@ -250,11 +262,16 @@ def model_from_hf_config(config: Mapping[str, Any], model_id: str = "custom") ->
     emb_total = embedding * (1 if tied else 2)
     window = text.get("sliding_window")
     pattern = text.get("sliding_window_pattern")
+    layer_types = text.get("layer_types")
     attention, n_global = "full", None
-    if isinstance(window, int) and isinstance(pattern, int) and pattern > 1:
-        attention, n_global = "sliding_mix", layers // pattern
+    if isinstance(window, int) and window > 0:
+        if isinstance(layer_types, list) and len(layer_types) == layers and "sliding_attention" in layer_types:
+            attention, n_global = "sliding_mix", sum(1 for t in layer_types if t == "full_attention")
+        elif isinstance(pattern, int) and pattern > 1:
+            attention, n_global = "sliding_mix", layers // pattern
+    model_type = str(text.get("model_type", "custom"))
     return ModelArch(
-        id=model_id, family=str(text.get("model_type", "custom")),
+        id=model_id, family=model_type,
         architecture=str((config.get("architectures") or ["unknown"])[0]),
         params_total=attn + mlp_total + norms + emb_total, params_active=attn + mlp_active + norms + emb_total,
         params_embedding=embedding, num_layers=layers, num_attention_heads=heads, num_kv_heads=kv_heads,
@@ -263,5 +280,6 @@ def model_from_hf_config(config: Mapping[str, Any], model_id: str = "custom") ->
         sliding_window=window if attention == "sliding_mix" else None, num_global_layers=n_global,
         moe=MoE(n_experts, top_k) if n_experts else None,
         checkpoint_dtype=str(text.get("torch_dtype", config.get("torch_dtype", "bfloat16"))),
+        float16_supported=model_type not in FLOAT16_UNSUPPORTED_MODEL_TYPES,
         source="config.json", params_source="computed from config.json shapes",
     )

@@ -169,8 +169,13 @@ def cmd_profiles_generate(args: argparse.Namespace) -> None:
                                                      "catalogue_version": sizing.CATALOGUE.data_version,
                                                      "geometry_version": sizing.GEOMETRY.data_version,
                                                      "count": len(index), "profiles": index}, ext), encoding="utf-8")
-        if out.exists():
+        if out.is_dir() and not out.is_symlink():
             shutil.rmtree(out)
+        elif out.exists() or out.is_symlink():  # --force on a file (or a link) replaces it too
+            out.unlink()
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(staging, 0o777 & ~umask)  # mkdtemp makes 0700; the output is an ordinary directory
         os.replace(staging, out)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)

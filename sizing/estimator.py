@@ -77,6 +77,7 @@ class MemoryEstimate:
     activation_bytes: int
     overhead_bytes: int
     gpu_memory_utilization: float = GPU_MEMORY_UTILIZATION
+    dtype: str = "auto"  # vLLM --dtype: activations/16-bit weights (auto = the checkpoint's)
 
     @property
     def total_bytes(self) -> int:
@@ -96,6 +97,12 @@ class MemoryEstimate:
         out["total_bytes"] = self.total_bytes
         out["required_partition_bytes"] = self.required_partition_bytes
         return out
+
+
+def format_gib(n: int) -> str:
+    """'24 GiB' for whole sizes, '42.7 GiB' otherwise (MI300A TPX partitions are 128/3 GiB)."""
+    gib = n / GIB
+    return f"{gib:.0f} GiB" if abs(gib - round(gib)) < 0.05 else f"{gib:.1f} GiB"
 
 
 def usable_bytes(partition_bytes: int, utilization: float = GPU_MEMORY_UTILIZATION) -> int:
@@ -166,6 +173,13 @@ def overhead_bytes(tensor_parallel: int) -> int:
     return (NON_TORCH_BYTES_TP1 if tensor_parallel == 1 else NON_TORCH_BYTES_TP_MULTI) + GRAPH_BYTES
 
 
+def serving_dtype(model: ModelArch, precision: Precision) -> str:
+    """vLLM ``--dtype``; fp16 becomes bfloat16 where vLLM refuses float16 (same bytes per weight)."""
+    if precision == Precision.FP16:
+        return "float16" if model.float16_supported else "bfloat16"
+    return "bfloat16" if precision == Precision.BF16 else "auto"
+
+
 def estimate(model: ModelArch, precision: Precision | str, *, tensor_parallel: int = 1,
              max_model_len: int | None = None, concurrency: int = DEFAULT_CONCURRENCY,
              kv_cache_dtype: str = "auto", max_num_batched_tokens: int | None = None) -> MemoryEstimate:
@@ -184,7 +198,8 @@ def estimate(model: ModelArch, precision: Precision | str, *, tensor_parallel: i
         raise SizingError(f"max-num-batched-tokens must be >= 1, got {batched}")
     kv_dtype = kv_cache_dtype.strip().lower()
     return MemoryEstimate(
-        model_id=model.id, precision=prec, tensor_parallel=tensor_parallel, max_model_len=context,
+        dtype=serving_dtype(model, prec), model_id=model.id, precision=prec, tensor_parallel=tensor_parallel,
+        max_model_len=context,
         concurrency=concurrency, kv_cache_dtype=kv_dtype, max_num_batched_tokens=batched,
         weights_bytes=weights_bytes(model, prec, tensor_parallel),
         kv_bytes_per_token=kv_bytes_per_token(model, kv_dtype, tensor_parallel),
@@ -266,7 +281,7 @@ def engine_args(need: MemoryEstimate, partition_bytes: int) -> dict[str, str | i
             f"more than the {usable_bytes(partition_bytes) / GIB:.1f} GiB usable on a {partition_bytes / GIB:.0f} GiB partition"
         )
     args: dict[str, str | int | float] = {
-        "dtype": {Precision.FP16: "float16", Precision.BF16: "bfloat16"}.get(need.precision, "auto"),
+        "dtype": need.dtype,
         "tensor-parallel-size": need.tensor_parallel,
         "max-model-len": need.max_model_len,
         "max-num-batched-tokens": need.max_num_batched_tokens,

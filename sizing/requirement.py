@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from sizing.catalogue import Catalogue, ModelArch
 from sizing.errors import SizingError
-from sizing.estimator import DEFAULT_CONTEXT_CAP, GIB, MemoryEstimate, cached_estimate
+from sizing.estimator import DEFAULT_CONTEXT_CAP, MemoryEstimate, cached_estimate, format_gib
 from sizing.geometry import Geometry
 from sizing.precision import Precision, parse_precision
 
@@ -52,17 +52,17 @@ def suggest_fixes(catalogue: Catalogue, geometry: Geometry, model: str | ModelAr
             continue
         size = smallest_holding(lower, partitions)
         if size is not None:
-            out.append(f"precision {lower.value} fits a {size / GIB:.0f} GiB partition")
+            out.append(f"precision {lower.value} fits a {format_gib(size)} partition")
             break
     for tp in TP_SIZES:
         if tp <= partitions:
             continue
         size = smallest_holding(prec, tp)
         if size is not None:
-            out.append(f"request {tp} partitions (tensor parallel {tp}) of at least {size / GIB:.0f} GiB")
+            out.append(f"request {tp} partitions (tensor parallel {tp}) of at least {format_gib(size)}")
             break
     if max_model_len is not None and max_model_len > DEFAULT_CONTEXT_CAP:
         shorter = smallest_holding_at(prec, partitions, DEFAULT_CONTEXT_CAP)
         if shorter is not None:
-            out.append(f"max-model-len {DEFAULT_CONTEXT_CAP} fits a {shorter / GIB:.0f} GiB partition")
+            out.append(f"max-model-len {DEFAULT_CONTEXT_CAP} fits a {format_gib(shorter)} partition")
     return tuple(out)

@@ -25,7 +25,7 @@ ENTRY_KEYS = [
     "id", "aliases", "family", "architecture", "params_total", "params_active", "params_embedding",
     "num_layers", "num_attention_heads", "num_kv_heads", "head_dim", "hidden_size",
     "intermediate_size", "vocab_size", "tied_embeddings", "max_context", "attention",
-    "sliding_window", "num_global_layers", "mla", "moe", "checkpoint_dtype", "source", "params_source",
+    "sliding_window", "num_global_layers", "mla", "moe", "checkpoint_dtype", "float16_supported", "source", "params_source",
 ]
 
 B = 1_000_000_000

@@ -169,8 +169,8 @@ def test_profiles_generate_is_reproducible_and_valid(tmp_path: Path, capsys: pyt
         print(f"\n`aim-sizing profiles generate` (json, subprocess incl. interpreter start): {elapsed:.2f} s")
     assert first.returncode == 0, first.stderr
     assert "wrote 114 profiles" in first.stdout
-    second = run_cli("profiles", "generate", "--out", str(tmp_path / "json2"))
-    assert second.returncode == 0, second.stderr
+    # the second run in-process: same bytes whichever way the CLI is started
+    assert run_main(capsys, "profiles", "generate", "--out", str(tmp_path / "json2"))[0] == 0
     h1, h2 = tree_hashes(tmp_path / "json1"), tree_hashes(tmp_path / "json2")
     assert h1 == h2
     profile_files = [k for k in h1 if k.startswith("profiles/")]
@@ -207,24 +207,15 @@ def test_profiles_generate_is_reproducible_and_valid(tmp_path: Path, capsys: pyt
     sample = yaml.safe_load((tmp_path / "yaml1" / "profiles" / "qwen--qwen3-8b--int4.yaml").read_text())
     assert sample == expected["qwen--qwen3-8b--int4"]
 
-    # validate: subprocess for json, in-process for yaml
     ok = run_cli("profiles", "validate", str(tmp_path / "json1"))
     assert ok.returncode == 0, ok.stderr
     assert "114 profiles valid" in ok.stdout
-    code, out, err = run_main(capsys, "profiles", "validate", str(tmp_path / "yaml1"))
-    assert code == 0, err
-
-
-def _generated(tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str) -> Path:
-    out = tmp_path / name
-    assert run_main(capsys, "profiles", "generate", "--out", str(out))[0] == 0
-    return out
 
 
 @pytest.fixture(scope="module")
 def pristine(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("pristine") / "profiles"
-    assert main(["profiles", "generate", "--out", str(out)]) == 0
+    assert main(["profiles", "generate", "--out", str(out), "--format", "yaml"]) == 0  # json: tested above
     return out
 
 
@@ -237,10 +228,10 @@ def _copy(src: Path, dst: Path) -> Path:
 
 def test_validate_names_the_one_corrupted_file(pristine: Path, tmp_path: Path) -> None:
     out = _copy(pristine, tmp_path / "p")
-    target = out / "profiles" / "meta-llama--llama-3.1-8b-instruct--fp16.json"
-    doc = json.loads(target.read_text(encoding="utf-8"))
+    target = out / "profiles" / "meta-llama--llama-3.1-8b-instruct--fp16.yaml"
+    doc = yaml.safe_load(target.read_text(encoding="utf-8"))
     doc["products"][0]["partition_count"] = 3  # not a partition count a pod can request
-    target.write_text(json.dumps(doc), encoding="utf-8")
+    target.write_text(yaml.safe_dump(doc), encoding="utf-8")
     proc = run_cli("profiles", "validate", str(out))
     assert proc.returncode != 0
     problems = [line for line in proc.stderr.splitlines() if not line.startswith("aim-sizing:")]
@@ -251,13 +242,13 @@ def test_validate_names_the_one_corrupted_file(pristine: Path, tmp_path: Path) -
 def test_validate_names_unparseable_broken_and_missing_files(pristine: Path, tmp_path: Path,
                                                              capsys: pytest.CaptureFixture[str]) -> None:
     out = _copy(pristine, tmp_path / "p")
-    unparseable = out / "profiles" / "qwen--qwen3-32b--int8.json"
-    unparseable.write_text('{"schema": ', encoding="utf-8")
+    unparseable = out / "profiles" / "qwen--qwen3-32b--int8.yaml"
+    unparseable.write_text("schema: [unclosed\n", encoding="utf-8")
     aim = sorted((out / "aim").rglob("*.yaml"))[0]
     doc = yaml.safe_load(aim.read_text(encoding="utf-8"))
     del doc["metadata"]["manual_selection_only"]
     aim.write_text(yaml.safe_dump(doc), encoding="utf-8")
-    (out / "profiles" / "google--gemma-3-1b-it--int4.json").unlink()
+    (out / "profiles" / "google--gemma-3-1b-it--int4.yaml").unlink()
     code, _, err = run_main(capsys, "profiles", "validate", str(out))
     assert code != 0
     assert f"{unparseable}: not parseable" in err
@@ -371,3 +362,26 @@ def test_input_errors_exit_2_with_a_reason(capsys: pytest.CaptureFixture[str], a
     code, out, err = run_main(capsys, *argv)
     assert code == 2 and out == ""
     assert err.startswith("aim-sizing: error: ") and expected in err
+
+
+def test_generate_onto_a_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    target = tmp_path / "profiles.txt"
+    target.write_text("not a directory\n", encoding="utf-8")
+    code, _, err = run_main(capsys, "profiles", "generate", "--out", str(target))
+    assert code == 2 and "--force" in err
+    assert target.read_text(encoding="utf-8") == "not a directory\n"
+    code, _, err = run_main(capsys, "profiles", "generate", "--out", str(target), "--force")
+    assert code == 0, err
+    assert target.is_dir() and len(list((target / "profiles").iterdir())) == 114
+
+
+def test_generated_directory_is_readable_by_others(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # the output is staged in a private temp dir; once swapped in it must be an ordinary directory
+    out = tmp_path / "profiles"
+    old = os.umask(0o022)
+    try:
+        code, _, err = run_main(capsys, "profiles", "generate", "--out", str(out))
+    finally:
+        os.umask(old)
+    assert code == 0, err
+    assert out.stat().st_mode & 0o777 == 0o755

@@ -222,3 +222,13 @@ def test_aim_exports_are_named_and_marked_manual(profiles: tuple[sizing.Profile,
             assert doc["model_id"] == p.model_id
             assert doc["engine_args"] == pl["engine_args"]
             assert doc["env_vars"]["GPU_ARCHS"] == GFX[meta["gpu"]]
+
+
+def test_gemma3_fp16_profiles_start_in_vllm(docs: list[dict[str, Any]]) -> None:
+    # vLLM: "The model type 'gemma3_text' does not support float16. Reason: Numerical instability.
+    # Please use bfloat16 or float32 instead." The bytes per weight are the same in bfloat16.
+    for doc in docs:
+        if doc["model_id"].startswith("google/gemma-3") and doc["precision"] == "fp16":
+            for pl in doc["products"]:
+                if pl["fits"]:
+                    assert pl["engine_args"]["dtype"] != "float16", (doc["id"], pl["product"])
