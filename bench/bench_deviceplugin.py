@@ -27,7 +27,7 @@ from deviceplugin.discovery import discover
 from deviceplugin.proto import api_pb2, api_pb2_grpc
 from deviceplugin.runner import PluginRunner
 
-CAPTURE = Path("/work/shared/fixtures/sysfs/mi300x-cpx/topology")
+CAPTURE = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "sysfs" / "mi300x-cpx" / "topology"
 KFD_TOPOLOGY = Path("class/kfd/kfd/topology")
 
 
@@ -83,7 +83,9 @@ def percentiles(samples: list[float]) -> str:
     ordered = sorted(samples)
     p50 = ordered[len(ordered) // 2]
     p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
-    return f"p50 {p50 * 1e3:.3f} ms  p99 {p99 * 1e3:.3f} ms  max {ordered[-1] * 1e3:.3f} ms  (n={len(ordered)})"
+    return (
+        f"p50 {p50 * 1e3:.3f} ms  p99 {p99 * 1e3:.3f} ms  max {ordered[-1] * 1e3:.3f} ms  (n={len(ordered)})"
+    )
 
 
 def rss_kib(pid: int) -> tuple[int, int]:
@@ -131,7 +133,9 @@ def main() -> int:
             samples = []
             for i in range(args.calls):
                 request = api_pb2.AllocateRequest(
-                    container_requests=[api_pb2.ContainerAllocateRequest(devices_ids=[ids[i % 63], ids[(i + 1) % 63]])]
+                    container_requests=[
+                        api_pb2.ContainerAllocateRequest(devices_ids=[ids[i % 63], ids[(i + 1) % 63]])
+                    ]
                 )
                 started = time.perf_counter()
                 stub.Allocate(request, timeout=5)
@@ -166,8 +170,19 @@ def main() -> int:
         kubelet = Kubelet(kubelet_dir)
         kubelet.start()
         process = subprocess.Popen(
-            [sys.executable, "-m", "deviceplugin", "serve", "--sysfs-root", str(sysfs), "--dev-root", str(dev),
-             "--kubelet-dir", str(kubelet_dir), "--no-node-labels"],
+            [
+                sys.executable,
+                "-m",
+                "deviceplugin",
+                "serve",
+                "--sysfs-root",
+                str(sysfs),
+                "--dev-root",
+                str(dev),
+                "--kubelet-dir",
+                str(kubelet_dir),
+                "--no-node-labels",
+            ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -180,8 +195,7 @@ def main() -> int:
             process.terminate()
             process.wait(10)
             kubelet.stop()
-        print(f"(python {sys.version.split()[0]}, grpcio {grpc.__version__}, "
-              "host load may inflate p99)")
+        print(f"(python {sys.version.split()[0]}, grpcio {grpc.__version__}, host load may inflate p99)")
     finally:
         shutil.rmtree(base, ignore_errors=True)
     return 0

@@ -105,9 +105,7 @@ def _partition_key(device_id: str, partitions: Mapping[str, Partition]) -> tuple
     return (part.gpu, part.index, device_id)
 
 
-def _order_within_scope(
-    ids: list[str], must: list[str], partitions: Mapping[str, Partition]
-) -> list[str]:
+def _order_within_scope(ids: list[str], must: list[str], partitions: Mapping[str, Partition]) -> list[str]:
     """GPUs holding must-include IDs first, then GPUs with fewest free partitions, then address."""
     by_gpu: dict[str, list[str]] = defaultdict(list)
     for device_id in ids:

@@ -66,14 +66,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = sub.add_parser("serve", help="run the device plugin")
     add_sysfs(serve)
-    serve.add_argument("--dev-root", type=Path, default=Path("/dev"), help="device directory to health-check (default /dev)")
+    serve.add_argument(
+        "--dev-root", type=Path, default=Path("/dev"), help="device directory to health-check (default /dev)"
+    )
     serve.add_argument(
         "--kubelet-dir",
         type=Path,
         default=DEFAULT_KUBELET_DIR,
         help=f"kubelet device-plugin directory with kubelet.sock (default {DEFAULT_KUBELET_DIR})",
     )
-    serve.add_argument("--resource-name", default=DEFAULT_RESOURCE_NAME, help=f"default {DEFAULT_RESOURCE_NAME}")
+    serve.add_argument(
+        "--resource-name", default=DEFAULT_RESOURCE_NAME, help=f"default {DEFAULT_RESOURCE_NAME}"
+    )
     serve.add_argument(
         "--node-name",
         default=os.environ.get(NODE_NAME_ENV) or None,
@@ -120,7 +124,9 @@ def format_table(inventory: Inventory) -> str:
         )
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]
-    lines.append(f"{len(inventory.partitions)} partition(s) on {len(inventory.gpus)} GPU(s); * = derived, not read")
+    lines.append(
+        f"{len(inventory.partitions)} partition(s) on {len(inventory.gpus)} GPU(s); * = derived, not read"
+    )
     lines.extend(f"note: {n}" for n in inventory.notes)
     lines.extend(f"problem: {p}" for p in inventory.problems)
     return "\n".join(lines)
@@ -174,7 +180,12 @@ def run_serve(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     signal.signal(signal.SIGTERM, on_term)
     signal.signal(signal.SIGINT, on_term)
     signal.signal(signal.SIGHUP, on_hup)
-    runner.run()
+    try:
+        runner.run()
+    except OSError as exc:
+        logger.error("cannot serve the device plugin: %s; exiting", exc)
+        runner.shutdown()
+        return 1
     return 0
 
 

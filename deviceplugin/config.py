@@ -30,10 +30,11 @@ MAX_DEVICE_ID_LENGTH = 63
 # (issue: "sends an update within 2 s of any health or inventory change"); checking ~64
 # file existences per second costs microseconds.
 DEFAULT_HEALTH_INTERVAL_S = 1.0
-# Re-discovery of the whole KFD topology (repartitioning is rare: DCM takes minutes per
-# profile, ROCm/gpu-operator docs). 5 s costs about one millisecond of file reads per run on
-# the 65-node MI300X capture (bench/bench_deviceplugin.py).
-DEFAULT_DISCOVERY_INTERVAL_S = 5.0
+# Full re-discovery as a safety net. Topology changes are caught sooner: every health tick
+# compares the KFD generation_id and node list (discovery.topology_fingerprint), so a
+# repartition reaches ListAndWatch within about one --health-interval. A full discovery costs
+# a few milliseconds on the 65-node MI300X capture (bench/bench_deviceplugin.py).
+DEFAULT_DISCOVERY_INTERVAL_S = 30.0
 # How often kubelet.sock and our own socket are checked for re-creation/removal. Polling every
 # 0.25 s re-registers well inside the 2 s budget after a kubelet restart, without inotify.
 SOCKET_WATCH_INTERVAL_S = 0.25

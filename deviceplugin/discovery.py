@@ -20,6 +20,7 @@ geometry), and the derivation is recorded in ``notes`` and the ``*_source`` fiel
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from collections import defaultdict
@@ -100,6 +101,17 @@ class _PciFacts:
     numa_known: bool
 
 
+def topology_fingerprint(sysfs_root: Path) -> tuple[str | None, tuple[str, ...]]:
+    """Cheap change detector: KFD ``generation_id`` (bumped by the driver on every topology
+    change, kfd_topology.c) plus the node directory names. Two reads instead of a discovery."""
+    generation = sysfs.read_word(sysfs_root / KFD_NODES.parent / "generation_id")
+    try:
+        names = tuple(sorted(os.listdir(sysfs_root / KFD_NODES)))
+    except OSError:
+        names = ()
+    return generation, names
+
+
 def discover(sysfs_root: Path = Path("/sys")) -> Inventory:
     """Return every GPU partition found under ``sysfs_root``; never raises on bad sysfs data."""
     problems: list[str] = []
@@ -143,7 +155,7 @@ def discover(sysfs_root: Path = Path("/sys")) -> Inventory:
         gpus.append(gpu)
         partitions.extend(gpu_partitions)
 
-    shapes = {(p.product, p.compute_mode, p.memory_mode, p.memory_bytes) for p in partitions}
+    shapes = {p.shape for p in partitions}
     if len(shapes) > 1:
         notes.append(
             "GPUs are not all in the same partition mode ("
@@ -155,10 +167,10 @@ def discover(sysfs_root: Path = Path("/sys")) -> Inventory:
     )
 
 
-def _describe_shape(shape: tuple[str, str | None, str | None, int | None]) -> str:
-    product, compute, memory, size = shape
-    memory_text = f"{size // 2**20} MiB" if size is not None else "unknown memory"
-    return f"{product} {compute or '-'}/{memory or '-'} {memory_text}"
+def _describe_shape(shape: tuple[str, str | None, str | None, int, int | None]) -> str:
+    product, compute, memory, cus, gib = shape
+    memory_text = f"{gib} GiB" if gib is not None else "unknown memory"
+    return f"{product} {compute or '-'}/{memory or '-'} {cus} CUs {memory_text}"
 
 
 def _read_kfd_nodes(nodes_dir: Path, problems: list[str]) -> tuple[list[_KfdGpuNode], set[int]]:
@@ -252,10 +264,9 @@ def _card_minors_by_render_minor(sysfs_root: Path, addresses: Iterable[str]) -> 
         if pci is not None:
             drm_dirs.append(pci / "drm")
     platform = sysfs_root / PLATFORM_DIR
-    try:
+    # No platform devices: partitions 1..7 then simply have no card node.
+    with contextlib.suppress(OSError):
         drm_dirs.extend(p / "drm" for p in platform.iterdir() if XCP_DEVICE_RE.match(p.name))
-    except OSError:
-        pass  # no platform devices: partitions then simply have no card node
     for drm_dir in drm_dirs:
         card, render = _drm_minors(drm_dir)
         if card is not None and render is not None:
@@ -333,9 +344,7 @@ def _build_gpu(
     facts = _read_pci_facts(pci, address, problems)
     device_id = members[0].device_id
     product = GEOMETRY.product_by_device_id(device_id) if device_id else None
-    product_name = (
-        product.name if product is not None else UNPARTITIONABLE_PRODUCTS.get(device_id, "unknown")
-    )
+    product_name = product.name if product is not None else UNPARTITIONABLE_PRODUCTS.get(device_id, "unknown")
     count = len(members)
 
     compute_mode, compute_source = facts.compute_mode, SOURCE_SYSFS

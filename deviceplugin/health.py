@@ -52,9 +52,7 @@ def check_health(
             )
             continue
         if not (nodes_dir / str(partition.kfd_node) / "properties").exists():
-            verdicts[partition.id] = HealthVerdict(
-                UNHEALTHY, f"KFD node {partition.kfd_node} disappeared"
-            )
+            verdicts[partition.id] = HealthVerdict(UNHEALTHY, f"KFD node {partition.kfd_node} disappeared")
             continue
         if not dri_present:
             verdicts[partition.id] = HealthVerdict(

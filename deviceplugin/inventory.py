@@ -58,9 +58,12 @@ class Partition:
         return data
 
     @property
-    def shape(self) -> tuple[str, str | None, str | None, int | None, int]:
-        """What a workload sees: product, modes, memory and CUs (used for homogeneity)."""
-        return (self.product, self.compute_mode, self.memory_mode, self.memory_bytes, self.compute_units)
+    def shape(self) -> tuple[str, str | None, str | None, int, int | None]:
+        """What a workload sees: product, modes, CUs and memory in whole GiB (used for
+        homogeneity). Whole GiB, because KFD gives the last partition of a GPU slightly less
+        (MI308X capture: 48 GiB - 16 MiB) without it being a different kind of partition."""
+        memory_gib = None if self.memory_bytes is None else round(self.memory_bytes / 2**30)
+        return (self.product, self.compute_mode, self.memory_mode, self.compute_units, memory_gib)
 
 
 @dataclasses.dataclass(frozen=True)

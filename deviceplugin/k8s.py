@@ -58,7 +58,8 @@ class NodeLabelPatcher:
         except (ApiException, urllib3.exceptions.HTTPError, OSError, ValueError, LabelPatchError) as exc:
             logger.info("could not read labels of node %s (%s); patching our keys only", self.node_name, exc)
             return None
-        return dict(node.metadata.labels or {})
+        metadata = node.metadata
+        return dict((metadata.labels if metadata is not None else None) or {})
 
     def apply(self, desired: Mapping[str, str | None]) -> dict[str, object]:
         """Patch the node so our keys have the desired values; returns the patch sent."""

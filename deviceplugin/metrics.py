@@ -53,7 +53,10 @@ class PluginMetrics:
             registry=r,
         )
         self.registrations_total = Counter(
-            "aim_deviceplugin_registrations", "Register calls to the kubelet by result.", ["result"], registry=r
+            "aim_deviceplugin_registrations",
+            "Register calls to the kubelet by result.",
+            ["result"],
+            registry=r,
         )
         self.discovery_errors_total = Counter(
             "aim_deviceplugin_discovery_errors",
@@ -71,7 +74,10 @@ class PluginMetrics:
         server = make_server(addr, port, make_wsgi_app(self.registry), handler_class=_QuietHandler)
         self._server = server
         self._thread = threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": SHUTDOWN_POLL_S}, name="metrics", daemon=True
+            target=server.serve_forever,
+            kwargs={"poll_interval": SHUTDOWN_POLL_S},
+            name="metrics",
+            daemon=True,
         )
         self._thread.start()
         return int(server.server_port)

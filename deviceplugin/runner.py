@@ -3,12 +3,15 @@
 Threads (all stop on ``stop()``):
 - socket watch (every 0.25 s): re-creates our socket when the kubelet wiped it, re-registers
   when kubelet.sock was re-created or a ListAndWatch stream closed with none replacing it;
-- poll: health every --health-interval, discovery every --discovery-interval or on SIGHUP;
+- poll: health every --health-interval; discovery when the KFD topology fingerprint changes
+  (checked at the same pace), every --discovery-interval, and on SIGHUP;
 - label sync (labelsync.py), when node labels are on.
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import logging
 import os
 import threading
@@ -18,7 +21,7 @@ from pathlib import Path
 
 import grpc
 
-from deviceplugin import checkpoint, labels
+from deviceplugin import checkpoint, discovery, labels
 from deviceplugin.config import (
     GRPC_MAX_WORKERS,
     REGISTER_BACKOFF_INITIAL_S,
@@ -48,6 +51,17 @@ def _socket_identity(path: Path) -> tuple[int, int] | None:
     return (st.st_ino, st.st_ctime_ns)
 
 
+@dataclasses.dataclass
+class _SocketWatch:
+    """Mutable state of the socket-watch thread (owned by that thread only)."""
+
+    kubelet_id: tuple[int, int] | None
+    need_register: bool = True
+    next_attempt: float = 0.0
+    backoff: float = REGISTER_BACKOFF_INITIAL_S
+    waiting_logged: bool = False
+
+
 class PluginRunner:
     def __init__(
         self,
@@ -58,9 +72,7 @@ class PluginRunner:
     ) -> None:
         self.config = config
         self.metrics = metrics if metrics is not None else PluginMetrics()
-        self.state = DeviceState(
-            sysfs_root=config.sysfs_root, dev_root=config.dev_root, metrics=self.metrics
-        )
+        self.state = DeviceState(sysfs_root=config.sysfs_root, dev_root=config.dev_root, metrics=self.metrics)
         self.streams = StreamTracker()
         self._stop = threading.Event()
         self._rediscover = threading.Event()
@@ -87,17 +99,7 @@ class PluginRunner:
     def start(self) -> None:
         self.state.refresh_inventory()
         inventory = self.state.inventory
-        logger.info(
-            "discovered %d partition(s) on %d GPU(s)%s",
-            len(inventory.partitions),
-            len(inventory.gpus),
-            "" if inventory.is_homogeneous else " in MIXED modes (labelled homogeneous=false)",
-        )
-        if not inventory.is_homogeneous:
-            logger.warning(
-                "GPUs on this node are in different partition modes; advertising all partitions, "
-                "memory-mib label = smallest partition"
-            )
+        logger.info("discovered %d partition(s) on %d GPU(s)", len(inventory.partitions), len(inventory.gpus))
         if self.config.metrics_port:
             self.metrics_port = self.metrics.serve(self.config.metrics_port)
             logger.info("metrics on :%d/metrics", self.metrics_port)
@@ -138,7 +140,9 @@ class PluginRunner:
         path = self.config.socket_path
         path.parent.mkdir(parents=True, exist_ok=True)
         self._unlink(path)
-        server = grpc.server(futures.ThreadPoolExecutor(max_workers=GRPC_MAX_WORKERS, thread_name_prefix="grpc"))
+        server = grpc.server(
+            futures.ThreadPoolExecutor(max_workers=GRPC_MAX_WORKERS, thread_name_prefix="grpc")
+        )
         servicer = DevicePluginServicer(
             state=self.state,
             metrics=self.metrics,
@@ -160,65 +164,77 @@ class PluginRunner:
 
     @staticmethod
     def _unlink(path: Path) -> None:
-        try:
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(path)
-        except FileNotFoundError:
-            pass
 
     # -- background loops --------------------------------------------------------------------
     def _watch_sockets(self) -> None:
-        kubelet_id = _socket_identity(self.config.kubelet_socket)
-        need_register = True
-        next_attempt = 0.0
-        backoff = REGISTER_BACKOFF_INITIAL_S
+        watch = _SocketWatch(kubelet_id=_socket_identity(self.config.kubelet_socket))
         while not self._stop.is_set():
-            current_kubelet = _socket_identity(self.config.kubelet_socket)
-            if current_kubelet != kubelet_id:
-                if current_kubelet is not None:
-                    logger.info("kubelet.sock re-created (kubelet restarted); registering again")
-                    need_register, next_attempt, backoff = True, 0.0, REGISTER_BACKOFF_INITIAL_S
-                kubelet_id = current_kubelet
-            if not self.config.socket_path.exists():
-                logger.warning("plugin socket %s was removed; re-creating it", self.config.socket_path)
-                self._stop_server()
-                self._start_server()
-                need_register, next_attempt = True, 0.0
-            if self.streams.take_lonely_close(STREAM_CLOSED_GRACE_S):
-                logger.warning("kubelet closed ListAndWatch and did not reconnect; registering again")
-                need_register, next_attempt = True, 0.0
-            if need_register and current_kubelet is not None and time.monotonic() >= next_attempt:
-                try:
-                    register(
-                        self.config.kubelet_socket,
-                        endpoint=self.config.socket_name,
-                        resource_name=self.config.resource_name,
-                        timeout_s=REGISTER_TIMEOUT_S,
-                    )
-                except RegistrationError as exc:
-                    self.metrics.registrations_total.labels(result="error").inc()
-                    logger.warning("%s; will retry in %.0f s", exc, backoff)
-                    next_attempt = time.monotonic() + backoff
-                    backoff = min(backoff * 2, REGISTER_BACKOFF_MAX_S)
-                else:
-                    self.metrics.registrations_total.labels(result="ok").inc()
-                    self.registration_count += 1
-                    need_register, backoff = False, REGISTER_BACKOFF_INITIAL_S
-                    self.registered.set()
-                    logger.info(
-                        "registered %s with the kubelet (endpoint %s)",
-                        self.config.resource_name,
-                        self.config.socket_name,
-                    )
+            try:
+                self._watch_once(watch)
+            except Exception:  # a bug or an unexpected OS error must not end re-registration
+                logger.exception("socket watch failed; will retry in %.0f s", REGISTER_BACKOFF_INITIAL_S)
+                watch.need_register = True
+                self._stop.wait(REGISTER_BACKOFF_INITIAL_S)
             self._stop.wait(SOCKET_WATCH_INTERVAL_S)
+
+    def _watch_once(self, watch: _SocketWatch) -> None:
+        current_kubelet = _socket_identity(self.config.kubelet_socket)
+        if current_kubelet != watch.kubelet_id:
+            if current_kubelet is not None:
+                logger.info("kubelet.sock re-created (kubelet restarted); registering again")
+                watch.need_register, watch.next_attempt = True, 0.0
+                watch.backoff = REGISTER_BACKOFF_INITIAL_S
+            watch.kubelet_id = current_kubelet
+        if not self.config.socket_path.exists():
+            logger.warning("plugin socket %s was removed; re-creating it", self.config.socket_path)
+            self._stop_server()
+            self._start_server()
+            watch.need_register, watch.next_attempt = True, 0.0
+        if self.streams.take_lonely_close(STREAM_CLOSED_GRACE_S):
+            logger.warning("kubelet closed ListAndWatch and did not reconnect; registering again")
+            watch.need_register, watch.next_attempt = True, 0.0
+        if not watch.need_register or time.monotonic() < watch.next_attempt:
+            return
+        if current_kubelet is None:
+            if not watch.waiting_logged:
+                logger.info("waiting for %s to appear (kubelet not running yet)", self.config.kubelet_socket)
+                watch.waiting_logged = True
+            return
+        watch.waiting_logged = False
+        try:
+            register(
+                self.config.kubelet_socket,
+                endpoint=self.config.socket_name,
+                resource_name=self.config.resource_name,
+                timeout_s=REGISTER_TIMEOUT_S,
+            )
+        except RegistrationError as exc:
+            self.metrics.registrations_total.labels(result="error").inc()
+            logger.warning("%s; will retry in %.0f s", exc, watch.backoff)
+            watch.next_attempt = time.monotonic() + watch.backoff
+            watch.backoff = min(watch.backoff * 2, REGISTER_BACKOFF_MAX_S)
+            return
+        self.metrics.registrations_total.labels(result="ok").inc()
+        self.registration_count += 1
+        watch.need_register, watch.backoff = False, REGISTER_BACKOFF_INITIAL_S
+        self.registered.set()
+        logger.info(
+            "registered %s with the kubelet (endpoint %s)", self.config.resource_name, self.config.socket_name
+        )
 
     def _poll(self) -> None:
         next_discovery = time.monotonic() + self.config.discovery_interval_s
+        fingerprint = discovery.topology_fingerprint(self.config.sysfs_root)
         while not self._stop.is_set():
-            woke_for_rediscovery = self._rediscover.wait(self.config.health_interval_s)
+            requested = self._rediscover.wait(self.config.health_interval_s)
             if self._stop.is_set():
                 return
-            if woke_for_rediscovery or time.monotonic() >= next_discovery:
+            current = discovery.topology_fingerprint(self.config.sysfs_root)
+            if requested or current != fingerprint or time.monotonic() >= next_discovery:
                 self._rediscover.clear()
+                fingerprint = current
                 if self.state.refresh_inventory() and self._label_sync is not None:
                     self._label_sync.mark_dirty()
                 next_discovery = time.monotonic() + self.config.discovery_interval_s

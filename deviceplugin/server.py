@@ -16,6 +16,7 @@ import grpc
 
 from deviceplugin import allocation
 from deviceplugin.allocate import build_container_allocation
+from deviceplugin.config import HEALTHY
 from deviceplugin.errors import UnknownDeviceError
 from deviceplugin.metrics import PluginMetrics
 from deviceplugin.proto import api_pb2, api_pb2_grpc
@@ -92,9 +93,7 @@ class DevicePluginServicer(api_pb2_grpc.DevicePluginServicer):
     def GetDevicePluginOptions(  # noqa: N802 - gRPC method name
         self, request: api_pb2.Empty, context: grpc.ServicerContext
     ) -> api_pb2.DevicePluginOptions:
-        return api_pb2.DevicePluginOptions(
-            pre_start_required=False, get_preferred_allocation_available=True
-        )
+        return api_pb2.DevicePluginOptions(pre_start_required=False, get_preferred_allocation_available=True)
 
     def ListAndWatch(  # noqa: N802
         self, request: api_pb2.Empty, context: grpc.ServicerContext
@@ -117,7 +116,7 @@ class DevicePluginServicer(api_pb2_grpc.DevicePluginServicer):
             )
             if latest.version != snapshot.version:
                 if latest.devices != snapshot.devices:
-                    unhealthy = sum(1 for d in latest.devices if d.health != "Healthy")
+                    unhealthy = sum(1 for d in latest.devices if d.health != HEALTHY)
                     logger.info(
                         "ListAndWatch: sending update, %d partition(s), %d unhealthy",
                         len(latest.devices),

@@ -105,17 +105,27 @@ class DeviceState:
         with self._cond:
             previous = self._inventory if self._has_inventory else None
             merged = reconcile(previous, discovered)
-            changed = previous is None or not previous.same_devices(merged.inventory) or merged.lost_ids != self._lost
+            changed = (
+                previous is None
+                or not previous.same_devices(merged.inventory)
+                or merged.lost_ids != self._lost
+            )
             if previous is not None and (merged.added_ids or merged.removed_ids):
                 logger.info(
-                    "inventory changed: %d partition(s) added, %d removed (repartitioned); "
-                    "advertising %d",
+                    "inventory changed: %d partition(s) added, %d removed (repartitioned); advertising %d",
                     len(merged.added_ids),
                     len(merged.removed_ids),
                     len(merged.inventory.partitions),
                 )
             for lost in sorted(merged.lost_ids - self._lost):
-                logger.warning("partition %s vanished from the KFD topology; advertising it as Unhealthy", lost)
+                logger.warning(
+                    "partition %s vanished from the KFD topology; advertising it as Unhealthy", lost
+                )
+            if not merged.inventory.is_homogeneous and (previous is None or previous.is_homogeneous):
+                logger.warning(
+                    "partitions on this node differ (GPUs in different partition modes); advertising "
+                    "all of them, labelling the smallest (memory-mib) and homogeneous=false"
+                )
             self._inventory = merged.inventory
             self._lost = merged.lost_ids
             self._has_inventory = True

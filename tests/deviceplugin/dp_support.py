@@ -21,7 +21,8 @@ import grpc
 from deviceplugin.inventory import Partition, partition_id
 from deviceplugin.proto import api_pb2, api_pb2_grpc
 
-CAPTURES = Path("/work/shared/fixtures/sysfs")
+# shared/ sits beside the repository (the session's /work/shared, CI's copy next to its clone)
+CAPTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "sysfs"
 KFD_TOPOLOGY = Path("class/kfd/kfd/topology")
 
 
@@ -98,7 +99,9 @@ def lay_capture(
                 (pci / "current_memory_partition").write_text(memory_mode + "\n")
                 (pci / "available_memory_partition").write_text("NPS1, NPS4\n")
             if numa and first_of_gpu:
-                (pci / "numa_node").write_text(f"{1 if ((props['location_id'] >> 8) & 0xFF) >= 0x80 else 0}\n")
+                (pci / "numa_node").write_text(
+                    f"{1 if ((props['location_id'] >> 8) & 0xFF) >= 0x80 else 0}\n"
+                )
             index = props["location_id"] & 7
             if xcp_separator is not None:
                 if index == 0:
@@ -204,7 +207,9 @@ class TestKubelet(api_pb2_grpc.RegistrationServicer):
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise AssertionError(f"no ListAndWatch update matched within {timeout} s; latest: {self.latest}")
+                raise AssertionError(
+                    f"no ListAndWatch update matched within {timeout} s; latest: {self.latest}"
+                )
             try:
                 devices = self.updates.get(timeout=remaining)
             except queue.Empty:
@@ -231,8 +236,6 @@ class TestKubelet(api_pb2_grpc.RegistrationServicer):
             if entry.is_socket():
                 entry.unlink()
         self.start()
-
-
 
 
 def make_partition(gpu: str, index: int, *, numa: int | None = 0, hive: int | None = 1) -> Partition:

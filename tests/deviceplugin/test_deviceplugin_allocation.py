@@ -31,8 +31,12 @@ def ids(gpu: str, *indexes: int) -> list[str]:
     return [partition_id(gpu, i) for i in indexes]
 
 
-def pick(partitions: dict[str, Partition], available: list[str], size: int, must: list[str] | None = None) -> list[str]:
-    return preferred_allocation(available=available, must_include=must or [], size=size, partitions=partitions)
+def pick(
+    partitions: dict[str, Partition], available: list[str], size: int, must: list[str] | None = None
+) -> list[str]:
+    return preferred_allocation(
+        available=available, must_include=must or [], size=size, partitions=partitions
+    )
 
 
 FOUR_GPUS = node({GPU_A: (8, 0, 1), GPU_B: (8, 0, 1), GPU_C: (8, 1, 1), GPU_D: (8, 1, 1)})

@@ -16,8 +16,16 @@ from dp_support import TestKubelet, lay_capture, lay_dev_root, wait_until
 from deviceplugin.cli import main
 
 REQUIRED_KEYS = {
-    "id", "gpu", "index", "render_minor", "memory_bytes", "compute_units",
-    "numa_node", "compute_mode", "memory_mode", "product",
+    "id",
+    "gpu",
+    "index",
+    "render_minor",
+    "memory_bytes",
+    "compute_units",
+    "numa_node",
+    "compute_mode",
+    "memory_mode",
+    "product",
 }
 
 
@@ -82,9 +90,17 @@ def test_serve_subprocess_registers_and_exits_0_on_sigterm_removing_its_socket(
     env = {k: v for k, v in os.environ.items() if k != "NODE_NAME"}
     process = subprocess.Popen(
         [
-            sys.executable, "-m", "deviceplugin", "serve",
-            "--sysfs-root", str(sysfs), "--dev-root", str(dev),
-            "--kubelet-dir", str(test_kubelet.dir), "--no-node-labels",
+            sys.executable,
+            "-m",
+            "deviceplugin",
+            "serve",
+            "--sysfs-root",
+            str(sysfs),
+            "--dev-root",
+            str(dev),
+            "--kubelet-dir",
+            str(test_kubelet.dir),
+            "--no-node-labels",
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

@@ -47,7 +47,12 @@ def test_mi300x_numa_comes_from_kfd_io_links_when_pci_numa_node_is_absent(tmp_pa
 def test_mi300x_partitions_have_ids_from_pci_address_and_partition_index(tmp_path: Path) -> None:
     inventory = discover(lay_capture(tmp_path, "mi300x-cpx"))
     first = inventory.partitions[0]
-    assert (first.id, first.gpu, first.index, first.render_minor) == ("0000:05:00.0-p0", "0000:05:00.0", 0, 128)
+    assert (first.id, first.gpu, first.index, first.render_minor) == (
+        "0000:05:00.0-p0",
+        "0000:05:00.0",
+        0,
+        128,
+    )
     assert all(p.id == partition_id(p.gpu, p.index) and len(p.id) <= 63 for p in inventory.partitions)
     assert len({p.id for p in inventory.partitions}) == 63
 
@@ -139,7 +144,9 @@ def test_grouping_ignores_unique_id(tmp_path: Path) -> None:
     root = lay_capture(tmp_path, "mi300x-cpx")
     for i, props_path in enumerate(sorted((root / KFD_TOPOLOGY / "nodes").glob("*/properties"))):
         text = props_path.read_text()
-        lines = [f"unique_id {1000 + i}" if line.startswith("unique_id") else line for line in text.splitlines()]
+        lines = [
+            f"unique_id {1000 + i}" if line.startswith("unique_id") else line for line in text.splitlines()
+        ]
         props_path.write_text("\n".join(lines) + "\n")
     inventory = discover(root)
     assert len(inventory.gpus) == 8
@@ -176,7 +183,9 @@ def test_truncated_properties_file_skips_that_partition_only(tmp_path: Path) -> 
 
 def test_garbage_properties_file_is_skipped_with_a_problem(tmp_path: Path) -> None:
     root = lay_capture(tmp_path, "mi308x")
-    (_node_dir(root, 129) / "properties").write_bytes(b"\x00\xff\xfe garbage \x89PNG\r\n\x1a\nsimd_count lots\n")
+    (_node_dir(root, 129) / "properties").write_bytes(
+        b"\x00\xff\xfe garbage \x89PNG\r\n\x1a\nsimd_count lots\n"
+    )
     inventory = discover(root)
     assert len(inventory.partitions) == 31
     assert len(inventory.problems) == 1

@@ -57,7 +57,7 @@ class Env:
             node_name="node-a",
             node_labels=True,
             health_interval_s=0.1,
-            discovery_interval_s=0.5,
+            discovery_interval_s=60.0,  # longer than any test: changes must be caught otherwise
         )
         self.runner = PluginRunner(self.config, metrics=self.metrics, label_patcher=self.patcher)
 
@@ -192,8 +192,7 @@ def test_vanished_kfd_node_turns_partition_unhealthy_and_keeps_it_advertised(env
     node3.rename(parked)
     devices = env.kubelet.wait_for_devices(lambda d: health_of(d, f"{GPU}-p1") == "Unhealthy", timeout=2)
     assert len(devices) == 63
-    env.runner.request_rediscovery()
-    time.sleep(0.3)
+    time.sleep(0.3)  # the changed node list triggers a re-discovery meanwhile
     assert health_of(env.kubelet.latest or [], f"{GPU}-p1") == "Unhealthy"
     assert len(env.kubelet.latest or []) == 63
     parked.rename(node3)
@@ -205,14 +204,15 @@ def test_kubelet_restart_recreates_socket_and_reregisters_within_2_s(env: Env) -
     env.kubelet.latest = None
     env.kubelet.restart()
     restarted = time.monotonic()
-    assert not socket.exists()
     assert wait_until(lambda: len(env.kubelet.registrations) == 2, timeout=2)
     assert env.kubelet.registered_at[1] - restarted < 2
     assert socket.is_socket()
     devices = env.kubelet.wait_for_devices(lambda d: len(d) == 63, timeout=2)
     assert {d.health for d in devices} == {"Healthy"}
     response = env.stub.Allocate(
-        api_pb2.AllocateRequest(container_requests=[api_pb2.ContainerAllocateRequest(devices_ids=[f"{GPU}-p0"])]),
+        api_pb2.AllocateRequest(
+            container_requests=[api_pb2.ContainerAllocateRequest(devices_ids=[f"{GPU}-p0"])]
+        ),
         timeout=5,
     )
     assert len(response.container_responses) == 1
@@ -242,12 +242,13 @@ def _repartition_to_spx(sysfs: Path, gpu_bus: int) -> None:
     (sysfs / "bus/pci/devices" / f"0000:{gpu_bus:02x}:00.0" / "current_compute_partition").write_text("SPX\n")
 
 
-def test_repartitioning_shows_up_in_list_and_watch_and_labels_without_restart(env: Env) -> None:
+def test_repartitioning_shows_up_in_list_and_watch_and_labels_without_restart(
+    env: Env, caplog: pytest.LogCaptureFixture
+) -> None:
     assert wait_until(lambda: bool(env.patcher.applied), timeout=2)
     assert env.patcher.applied[-1][labels.COUNT] == "63"
     assert env.patcher.applied[-1][labels.HOMOGENEOUS] == "true"
-    _repartition_to_spx(env.sysfs, 0x05)
-    env.runner.request_rediscovery()
+    _repartition_to_spx(env.sysfs, 0x05)  # KFD node list changes: noticed without SIGHUP
     devices = env.kubelet.wait_for_devices(lambda d: len(d) == 56, timeout=2)
     ids = {d.ID for d in devices}
     assert f"{GPU}-p0" in ids and f"{GPU}-p1" not in ids
@@ -255,10 +256,15 @@ def test_repartitioning_shows_up_in_list_and_watch_and_labels_without_restart(en
     assert wait_until(lambda: env.patcher.applied[-1][labels.COUNT] == "56", timeout=2)
     final = env.patcher.applied[-1]
     assert final[labels.HOMOGENEOUS] == "false"
+    assert any(
+        r.levelname == "WARNING" and "different partition modes" in r.getMessage() for r in caplog.records
+    )
     assert final[labels.MEMORY_MIB] == "24576"  # smallest partition
     assert final[labels.COMPUTE_MODE] == "mixed"
     response = env.stub.Allocate(
-        api_pb2.AllocateRequest(container_requests=[api_pb2.ContainerAllocateRequest(devices_ids=[f"{GPU}-p0"])]),
+        api_pb2.AllocateRequest(
+            container_requests=[api_pb2.ContainerAllocateRequest(devices_ids=[f"{GPU}-p0"])]
+        ),
         timeout=5,
     )
     assert response.container_responses[0].envs["AMD_GPU_PARTITION_CU_COUNT"] == "304"
@@ -276,10 +282,20 @@ def test_allocated_metric_follows_the_kubelet_checkpoint(env: Env) -> None:
     checkpoint = {
         "Data": {
             "PodDeviceEntries": [
-                {"PodUID": "u1", "ContainerName": "c", "ResourceName": "amd.com/gpu-partition",
-                 "DeviceIDs": {"0": [f"{GPU}-p0", f"{GPU}-p1"]}, "AllocResp": ""},
-                {"PodUID": "u2", "ContainerName": "c", "ResourceName": "amd.com/gpu",
-                 "DeviceIDs": {"0": ["other"]}, "AllocResp": ""},
+                {
+                    "PodUID": "u1",
+                    "ContainerName": "c",
+                    "ResourceName": "amd.com/gpu-partition",
+                    "DeviceIDs": {"0": [f"{GPU}-p0", f"{GPU}-p1"]},
+                    "AllocResp": "",
+                },
+                {
+                    "PodUID": "u2",
+                    "ContainerName": "c",
+                    "ResourceName": "amd.com/gpu",
+                    "DeviceIDs": {"0": ["other"]},
+                    "AllocResp": "",
+                },
             ],
             "RegisteredDevices": {},
         },
@@ -289,3 +305,46 @@ def test_allocated_metric_follows_the_kubelet_checkpoint(env: Env) -> None:
 
     (env.kubelet.dir / "kubelet_internal_checkpoint").write_text(json.dumps(checkpoint))
     assert wait_until(lambda: env.metric("aim_deviceplugin_partitions_allocated") == 2, timeout=2)
+
+
+def test_rediscovery_request_picks_up_a_mode_file_change(env: Env) -> None:
+    """SIGHUP (runner.request_rediscovery) re-reads files the topology fingerprint does not cover."""
+    assert wait_until(lambda: bool(env.patcher.applied), timeout=2)
+    for pci in (env.sysfs / "bus/pci/devices").iterdir():
+        (pci / "current_memory_partition").write_text("NPS1\n")
+    env.runner.request_rediscovery()
+    assert wait_until(lambda: env.patcher.applied[-1][labels.MEMORY_MODE] == "NPS1", timeout=2)
+    response = env.stub.Allocate(
+        api_pb2.AllocateRequest(
+            container_requests=[api_pb2.ContainerAllocateRequest(devices_ids=[f"{GPU}-p0"])]
+        ),
+        timeout=5,
+    )
+    assert response.container_responses[0].envs["AMD_GPU_PARTITION_MEMORY_MODE"] == "NPS1"
+
+
+def test_plugin_started_before_the_kubelet_registers_when_kubelet_sock_appears(short_tmp: Path) -> None:
+    kubelet = TestKubelet(short_tmp / "kubelet")
+    kubelet.dir.mkdir(parents=True)
+    sysfs = lay_capture(short_tmp / "sys", "mi210-xgmi")
+    config = PluginConfig(
+        sysfs_root=sysfs,
+        dev_root=lay_dev_root(short_tmp / "dev", sysfs),
+        kubelet_dir=kubelet.dir,
+        node_labels=False,
+        health_interval_s=0.1,
+    )
+    runner = PluginRunner(config)
+    runner.start()
+    try:
+        time.sleep(0.5)
+        assert config.socket_path.is_socket() and not runner.registered.is_set()
+        kubelet.start()
+        assert wait_until(lambda: len(kubelet.registrations) == 1, timeout=2)
+        devices = kubelet.wait_for_devices(lambda d: len(d) == 8)
+        assert {d.ID for d in devices} == {
+            f"0000:{bus:02x}:00.0-p0" for bus in (0x03, 0x26, 0x43, 0x63, 0x83, 0xA3, 0xC3, 0xE3)
+        }
+    finally:
+        runner.shutdown()
+        kubelet.stop()

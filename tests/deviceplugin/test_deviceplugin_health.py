@@ -55,9 +55,18 @@ def inventory(parts: list[Partition], mode: str = "CPX") -> Inventory:
     return Inventory(
         partitions=tuple(parts),
         gpus=tuple(
-            Gpu(address=g, product="MI300X", device_id=0x74A1, compute_mode=mode, memory_mode="NPS4",
-                available_compute_modes=None, available_memory_modes=None, numa_node=0, hive_id=1,
-                partition_ids=tuple(p.id for p in parts if p.gpu == g))
+            Gpu(
+                address=g,
+                product="MI300X",
+                device_id=0x74A1,
+                compute_mode=mode,
+                memory_mode="NPS4",
+                available_compute_modes=None,
+                available_memory_modes=None,
+                numa_node=0,
+                hive_id=1,
+                partition_ids=tuple(p.id for p in parts if p.gpu == g),
+            )
             for g in sorted(gpus)
         ),
     )

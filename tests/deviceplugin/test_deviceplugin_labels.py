@@ -37,14 +37,14 @@ def test_mi300x_capture_labels(tmp_path: Path) -> None:
     }
 
 
-def test_mi308x_labels_use_the_smallest_partition_and_flag_inhomogeneity(tmp_path: Path) -> None:
+def test_mi308x_labels_use_the_smallest_partition(tmp_path: Path) -> None:
     root = lay_capture(tmp_path, "mi308x", compute_mode="CPX", memory_mode="NPS1")
     computed = labels.compute_labels(discover(root).partitions)
     assert computed[labels.MEMORY_MIB] == str(51_522_830_336 // 2**20)  # 49136, the last partition
     assert computed[labels.COUNT] == "32"
     assert computed[labels.MEMORY_MODE] == "NPS1"
-    # partition 3 of each GPU has 16 MiB less: not all partitions are the same shape
-    assert computed[labels.HOMOGENEOUS] == "false"
+    # partition 3 of each GPU has 16 MiB less, but every GPU is in the same mode
+    assert computed[labels.HOMOGENEOUS] == "true"
 
 
 def test_mi210_labels_say_unpartitioned_and_drop_memory(tmp_path: Path) -> None:
@@ -58,7 +58,11 @@ def test_mi210_labels_say_unpartitioned_and_drop_memory(tmp_path: Path) -> None:
 def test_mixed_modes_label_smallest_memory_and_homogeneous_false() -> None:
     small = make_partition("0000:05:00.0", 0)
     big = dataclasses.replace(
-        make_partition("0000:27:00.0", 0), memory_bytes=192 * 2**30, compute_units=304, compute_mode="SPX", memory_mode="NPS1"
+        make_partition("0000:27:00.0", 0),
+        memory_bytes=192 * 2**30,
+        compute_units=304,
+        compute_mode="SPX",
+        memory_mode="NPS1",
     )
     computed = labels.compute_labels([big, small])
     assert computed[labels.MEMORY_MIB] == "24576"
@@ -77,7 +81,13 @@ def test_no_partitions_removes_every_key_but_count() -> None:
 
 @pytest.mark.parametrize(
     "raw,expected",
-    [("MI300X", "MI300X"), ("AMD Instinct MI300X (OAM)", "AMD-Instinct-MI300X-OAM"), ("--x--", "x"), ("", "unknown"), ("a" * 80, "a" * 63)],
+    [
+        ("MI300X", "MI300X"),
+        ("AMD Instinct MI300X (OAM)", "AMD-Instinct-MI300X-OAM"),
+        ("--x--", "x"),
+        ("", "unknown"),
+        ("a" * 80, "a" * 63),
+    ],
     ids=["plain", "spaces and parentheses", "edge dashes", "empty", "too long"],
 )
 def test_label_values_are_sanitized_to_valid_kubernetes_values(raw: str, expected: str) -> None:
@@ -136,7 +146,11 @@ class FakeApiServer:
                 self.wfile.write(data)
 
             def _node(self) -> dict[str, Any]:
-                return {"apiVersion": "v1", "kind": "Node", "metadata": {"name": "node-a", "labels": fake.node_labels}}
+                return {
+                    "apiVersion": "v1",
+                    "kind": "Node",
+                    "metadata": {"name": "node-a", "labels": fake.node_labels},
+                }
 
             def do_GET(self) -> None:  # noqa: N802
                 fake.requests.append({"method": "GET", "path": self.path})
@@ -145,7 +159,12 @@ class FakeApiServer:
             def do_PATCH(self) -> None:  # noqa: N802
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 fake.requests.append(
-                    {"method": "PATCH", "path": self.path, "content_type": self.headers["Content-Type"], "body": body}
+                    {
+                        "method": "PATCH",
+                        "path": self.path,
+                        "content_type": self.headers["Content-Type"],
+                        "body": body,
+                    }
                 )
                 if fake.fail_patches > 0:
                     fake.fail_patches -= 1
@@ -159,7 +178,9 @@ class FakeApiServer:
                 self._reply(200, self._node())
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        self.thread = threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
         self.thread.start()
 
     @property

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -9,14 +10,50 @@ import pytest
 from deviceplugin.proto import api_pb2, regenerate
 
 
+# Version stamps protoc writes into the stubs. They change with every grpcio-tools release, so
+# the freshness check ignores them (CI may install a newer grpcio-tools); what the stamps
+# demand of the runtime is checked separately below.
+_VERSION_STAMPS = (
+    re.compile(r"^# Protobuf Python Version: .*$", re.MULTILINE),
+    re.compile(r"_runtime_version\.Domain\.PUBLIC,\s*\d+,\s*\d+,\s*\d+,", re.MULTILINE),
+    re.compile(r"^GRPC_GENERATED_VERSION = .*$", re.MULTILINE),
+)
+
+
+def _without_version_stamps(text: str) -> str:
+    for pattern in _VERSION_STAMPS:
+        text = pattern.sub("<version>", text)
+    return text
+
+
 def test_committed_stubs_are_what_protoc_generates_now(tmp_path: Path) -> None:
     pytest.importorskip("grpc_tools")
     fresh = regenerate.regenerate(tmp_path)
     for path in fresh:
         committed = regenerate.PROTO_DIR / path.name
-        assert committed.read_text() == path.read_text(), (
+        assert _without_version_stamps(committed.read_text()) == _without_version_stamps(path.read_text()), (
             f"{committed.name} is stale: run `python -m deviceplugin.proto.regenerate`"
         )
+
+
+def test_installed_runtimes_satisfy_the_committed_stubs() -> None:
+    """The stubs' own version checks pass at import; this names the floor they demand."""
+    import grpc
+    from google.protobuf import __version__ as protobuf_version
+
+    text = (regenerate.PROTO_DIR / "api_pb2.py").read_text()
+    stamp = re.search(r"Protobuf Python Version: (\d+)\.(\d+)\.(\d+)", text)
+    assert stamp is not None
+    demanded = tuple(int(x) for x in stamp.groups())
+    assert tuple(int(x) for x in protobuf_version.split(".")[:3]) >= demanded
+    grpc_stamp = re.search(
+        r"GRPC_GENERATED_VERSION = '(\d+)\.(\d+)\.(\d+)'",
+        (regenerate.PROTO_DIR / "api_pb2_grpc.py").read_text(),
+    )
+    assert grpc_stamp is not None
+    assert tuple(int(x) for x in grpc.__version__.split(".")[:3]) >= tuple(
+        int(x) for x in grpc_stamp.groups()
+    )
 
 
 # (message, field, number) from k8s.io/kubelet/pkg/apis/deviceplugin/v1beta1/api.proto.
@@ -70,7 +107,11 @@ def test_services_and_methods_match_kubelet() -> None:
     assert [m.full_name for m in services["Registration"].methods] == ["v1beta1.Registration.Register"]
     methods = {m.name: m for m in services["DevicePlugin"].methods}
     assert list(methods) == [
-        "GetDevicePluginOptions", "ListAndWatch", "GetPreferredAllocation", "Allocate", "PreStartContainer",
+        "GetDevicePluginOptions",
+        "ListAndWatch",
+        "GetPreferredAllocation",
+        "Allocate",
+        "PreStartContainer",
     ]
     assert methods["ListAndWatch"].server_streaming is True
     assert methods["Allocate"].input_type.name == "AllocateRequest"
