@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import gc
 import json
 import multiprocessing
 import socket
@@ -30,9 +31,7 @@ from typing import Any
 
 import httpx
 
-FIXTURES = Path("/work/shared/fixtures/extender")
-if not FIXTURES.is_dir():
-    FIXTURES = Path(__file__).resolve().parents[1] / "tests" / "extender" / "fixtures"
+FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "extender"  # shared/ beside the repo
 
 # (GiB per partition, partitions per node, compute mode, product): a mixed fleet of 8-GPU nodes.
 NODE_SHAPES = [(24, 64, "CPX", "MI300X"), (48, 32, "QPX", "MI300X"), (192, 8, "SPX", "MI300X"),
@@ -105,6 +104,7 @@ def run_server(sock: socket.socket, names: int) -> None:
         facts.append(parse_node_facts(name, labels, {"amd.com/gpu-partition": str(count)}))
     cache.replace_nodes(facts)
     cache.replace_pods({f"pod-{i}": PodUsage(name, 1 + i % 5) for i, name in enumerate(node_names(names)) if i % 3 == 0})
+    gc.freeze()  # as `aim-extender serve` does before serving
     config = uvicorn.Config(create_app(cache=cache), log_level="warning", access_log=False)
     uvicorn.Server(config).run(sockets=[sock])
 

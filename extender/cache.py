@@ -11,7 +11,7 @@ extenders about them); the in-tree NodeResourcesFit count check still covers the
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -65,7 +65,9 @@ class ClusterCache:
         self._nodes: dict[str, NodeFacts] = {}
         self._pods: dict[str, PodUsage] = {}
         self._used: dict[str, int] = {}
-        self._keys: dict[str, NodeKey] = {}
+        self._keys: dict[str, int] = {}  # node name -> interned NodeKey id
+        self._key_ids: dict[NodeKey, int] = {}  # interning table; append-only, a few dozen entries
+        self._key_table: list[NodeKey] = []
         self._nodes_synced = False
         self._pods_synced = False
 
@@ -74,13 +76,13 @@ class ClusterCache:
         fresh = {facts.name: facts for facts in nodes}
         with self._lock:
             self._nodes = fresh
-            self._keys = {name: node_key(facts, self._used.get(name, 0)) for name, facts in fresh.items()}
+            self._keys = {name: self._intern(node_key(facts, self._used.get(name, 0))) for name, facts in fresh.items()}
             self._nodes_synced = True
 
     def put_node(self, facts: NodeFacts) -> None:
         with self._lock:
             self._nodes[facts.name] = facts
-            self._keys[facts.name] = node_key(facts, self._used.get(facts.name, 0))
+            self._keys[facts.name] = self._intern(node_key(facts, self._used.get(facts.name, 0)))
 
     def remove_node(self, name: str) -> None:
         with self._lock:
@@ -94,7 +96,7 @@ class ClusterCache:
         with self._lock:
             self._pods = dict(usages)
             self._used = used
-            self._keys = {name: node_key(facts, used.get(name, 0)) for name, facts in self._nodes.items()}
+            self._keys = {name: self._intern(node_key(facts, used.get(name, 0))) for name, facts in self._nodes.items()}
             self._pods_synced = True
 
     def put_pod(self, key: str, usage: PodUsage | None) -> None:
@@ -123,13 +125,22 @@ class ClusterCache:
     def _refresh_key(self, name: str) -> None:
         facts = self._nodes.get(name)
         if facts is not None:
-            self._keys[name] = node_key(facts, self._used.get(name, 0))
+            self._keys[name] = self._intern(node_key(facts, self._used.get(name, 0)))
+
+    def _intern(self, key: NodeKey) -> int:
+        found = self._key_ids.get(key)
+        if found is None:
+            found = self._key_ids[key] = len(self._key_table)
+            self._key_table.append(key)
+        return found
 
     # --- readers ---------------------------------------------------------------------------
-    def keys(self, names: Sequence[str]) -> list[NodeKey | None]:
-        """The NodeKey of each name, in order; None for a node the cache does not know."""
+    def keys(self, names: Sequence[str]) -> tuple[list[int | None], Callable[[Hashable], NodeKey]]:
+        """An interned NodeKey id per name (None for a node the cache does not know), and the
+        function that resolves an id to its NodeKey (valid after the lock is released: the
+        table only grows)."""
         with self._lock:
-            return list(map(self._keys.get, names))
+            return list(map(self._keys.get, names)), self._key_table.__getitem__  # type: ignore[return-value]
 
     def facts(self, name: str) -> NodeFacts | None:
         with self._lock:

@@ -7,6 +7,7 @@ Every ``serve`` flag can also come from an environment variable (flag wins): ``-
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import logging
 import os
@@ -118,9 +119,19 @@ def serve(config: ExtenderConfig) -> int:
     logger.info("aim-extender starting with config %s", config.to_json())
     cache = watcher = None
     if config.node_cache is NodeCacheMode.WATCH:
+        try:
+            api = core_api(config.kubeconfig)
+        except Exception as error:  # noqa: BLE001 - kubernetes raises several types for bad configs
+            logger.error("cannot configure the Kubernetes client for --node-cache watch: %s; exiting"
+                         " (run in a pod with a service account, or pass --kubeconfig)", error)
+            return 1
         cache = ClusterCache()
-        watcher = ClusterWatcher(core_api(config.kubeconfig), cache)
+        watcher = ClusterWatcher(api, cache)
     app = create_app(policy=config.policy, cache=cache, background=watcher)
+    # Move the start-up objects (modules, sizing catalogue, the kubernetes client's thousands of
+    # model classes) to the collector's permanent generation: full collections then scan only
+    # what requests allocate. Halves prioritize time for 1 MiB Nodes bodies in bench_extender.py.
+    gc.freeze()
     uvicorn.run(
         app,
         host=config.host,
@@ -145,9 +156,14 @@ def plan(args: argparse.Namespace) -> int:
     policies = [Policy.BEST_FIT, Policy.SPREAD] if args.policy == "both" else [Policy(args.policy)]
     results = [planner.place_all(cluster, workloads, policy=policy) for policy in policies]
     if args.format == "json":
-        print(json.dumps(plan_output.as_json(results), indent=2))
+        text = json.dumps(plan_output.as_json(results), indent=2) + "\n"
     else:
-        print(plan_output.render_tables(results, unicode=plan_output.stdout_supports_unicode()))
+        text = plan_output.render_tables(results, unicode=plan_output.stdout_supports_unicode())
+    try:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    except BrokenPipeError:  # `aim-extender plan | head`: the reader left, nothing to report
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 0
 
 

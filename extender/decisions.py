@@ -4,12 +4,14 @@ A decision about a node depends only on its ``NodeKey`` (allocatable, partition 
 partitions used), and thousands of nodes share a few dozen keys. So each call decides once per
 distinct key and then maps the answers back to the node names with C-level iteration
 (``map``/``compress``): a 5,000-node request costs a few verdicts and a few passes over the list.
+Callers may pass small ints standing for keys (the node cache interns them: ints hash about
+three times faster than tuples) together with ``resolve`` to turn one back into its NodeKey.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from itertools import compress, repeat
 
@@ -32,17 +34,23 @@ class FilterOutcome:
     reason_counts: Counter[tuple[ReasonCode, bool]] = field(default_factory=Counter)  # (code, unresolvable)
 
 
+def same_key(key: Hashable) -> NodeKey:
+    """The resolver for callers that pass NodeKeys themselves."""
+    return key  # type: ignore[return-value]
+
+
 def _verdicts(
-    requirement: Requirement, keys: Sequence[NodeKey | None], unknown: Rejection
-) -> dict[NodeKey | None, Rejection | None]:
-    return {key: unknown if key is None else node_verdict(requirement, *key) for key in set(keys)}
+    requirement: Requirement, keys: Sequence[Hashable | None], unknown: Rejection, resolve: Callable[[Hashable], NodeKey]
+) -> dict[Hashable | None, Rejection | None]:
+    return {key: unknown if key is None else node_verdict(requirement, *resolve(key)) for key in set(keys)}
 
 
 def filter_nodes(
-    requirement: Requirement, names: Sequence[str], keys: Sequence[NodeKey | None], *, unknown: Rejection
+    requirement: Requirement, names: Sequence[str], keys: Sequence[Hashable | None], *, unknown: Rejection,
+    resolve: Callable[[Hashable], NodeKey] = same_key,
 ) -> FilterOutcome:
-    """Split nodes into passing and rejected. ``keys[i]`` describes ``names[i]``; None = unknown node,
-    rejected with ``unknown``."""
+    """Split nodes into passing and rejected. ``keys[i]`` describes ``names[i]`` (a NodeKey, or a
+    stand-in that ``resolve`` maps to one); None = unknown node, rejected with ``unknown``."""
     outcome = FilterOutcome()
     pod_problem = requirement.rejection
     if pod_problem is not None:
@@ -51,7 +59,7 @@ def filter_nodes(
         if names:
             outcome.reason_counts[(pod_problem.code, pod_problem.unresolvable)] = len(names)
         return outcome
-    verdicts = _verdicts(requirement, keys, unknown)
+    verdicts = _verdicts(requirement, keys, unknown, resolve)
     passing = {key for key, verdict in verdicts.items() if verdict is None}
     if len(passing) == len(verdicts):
         outcome.passed = list(names)
@@ -71,12 +79,15 @@ def filter_nodes(
 
 
 def prioritize_nodes(
-    requirement: Requirement, keys: Sequence[NodeKey | None], *, policy: Policy
+    requirement: Requirement, keys: Sequence[Hashable | None], *, policy: Policy,
+    resolve: Callable[[Hashable], NodeKey] = same_key,
 ) -> list[int]:
     """A score 0..10 per node, in order; nodes that would not pass the filter score 0."""
     if requirement.rejection is not None:
         return [0] * len(keys)
-    verdicts = _verdicts(requirement, keys, Rejection(ReasonCode.NOT_IN_CACHE, "", unresolvable=False))
+    unknown = Rejection(ReasonCode.NOT_IN_CACHE, "", unresolvable=False)
+    verdicts = _verdicts(requirement, keys, unknown, resolve)
     feasible = [key for key, verdict in verdicts.items() if verdict is None and key is not None]
-    scores: dict[NodeKey | None, int] = dict(score_keys(requirement, feasible, policy))
+    by_key = score_keys(requirement, map(resolve, feasible), policy)
+    scores = {key: by_key[resolve(key)] for key in feasible}
     return list(map(scores.get, keys, repeat(0)))  # type: ignore[arg-type]

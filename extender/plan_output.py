@@ -84,7 +84,8 @@ def render_result(result: PlanResult, *, unicode: bool) -> str:
             state = "free" if gpu.used == 0 else f"{gpu.used}/{len(gpu.slots)}"
             lines.append(f"  gpu{gpu.index}  {_bar(gpu, unicode=unicode):<8}  {state}")
             for where, slot in _slot_rows(gpu):
-                unused = (f"{_gib(gpu.geometry.memory_bytes - slot.model_bytes)} GiB unused"
+                each = " each" if "+" in where else ""
+                unused = (f"{_gib(gpu.geometry.memory_bytes - slot.model_bytes)} GiB unused{each}"
                           if slot.model_bytes is not None else "size not declared")
                 lines.append(f"        {where:<7} {slot.workload:<{name_width}}  {slot.subject:<44} {unused}")
         lines.append("")
@@ -101,6 +102,7 @@ def render_comparison(results: Sequence[PlanResult]) -> str:
     head = f"{'':<34}" + "".join(f"{r.policy.value:>14}" for r in results)
     rows = [
         ("workloads placed", [f"{len(r.placements)} / {r.workload_count}" for r in results]),
+        ("GiB of model memory placed", [_gib(r.placed_bytes) for r in results]),
         ("GiB idle inside used partitions", [_gib(r.idle_bytes) for r in results]),
         ("whole GPUs left free", [f"{r.free_gpus} of {r.gpu_count}" for r in results]),
         ("partitions left free", [str(r.free_partitions) for r in results]),
@@ -150,6 +152,7 @@ def _result_json(result: PlanResult) -> dict[str, Any]:
         "totals": {
             "workloads": result.workload_count,
             "placed": len(result.placements),
+            "placed_model_bytes": result.placed_bytes,
             "idle_bytes_in_used_partitions": result.idle_bytes,
             "gpus": result.gpu_count,
             "free_gpus": result.free_gpus,

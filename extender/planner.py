@@ -3,8 +3,9 @@
 Each node is modelled as GPUs with partitions. Before every placement the planner turns a node
 into the labels and allocatable our device plugin would publish and parses them with the same
 ``nodefacts`` code, so the verdict and score code path is the one the extender runs. After the
-node is chosen, partitions are taken like the device plugin would: smallest partitions that
-hold the model first, on the GPU with the fewest free partitions (keeps whole GPUs free).
+node is chosen, partitions are taken like the device plugin would: all on one GPU when one can
+hold them, smallest partitions that hold the model first, on the GPU with the fewest free
+partitions (keeps whole GPUs free).
 Ties between equally scored nodes go to the first node in the cluster file (kube-scheduler
 picks one at random), so a plan is deterministic.
 """
@@ -111,13 +112,18 @@ class NodeState:
         taken: list[tuple[int, int]] = []
         assignment = Assignment(workload, requirement.subject, requirement.model_bytes)
         while len(taken) < needed:
+            remaining = needed - len(taken)
             candidates = [gpu for gpu in fitting if gpu.free]
             if not candidates:
                 raise AssertionError(f"{self.name} passed the filter but has no free partition for {workload}")
-            gpu = min(candidates, key=lambda g: (g.geometry.memory_bytes, g.free, g.index))
-            slot = gpu.slots.index(None)
-            gpu.slots[slot] = assignment
-            taken.append((gpu.index, slot))
+            # One GPU for all the partitions if any can hold them (tensor parallel stays on one GPU),
+            # the smallest fitting partitions, then the GPU with the fewest free ones.
+            whole = [gpu for gpu in candidates if gpu.free >= remaining]
+            gpu = min(whole or candidates, key=lambda g: (g.geometry.memory_bytes, g.free, g.index))
+            for _ in range(min(remaining, gpu.free)):
+                slot = gpu.slots.index(None)
+                gpu.slots[slot] = assignment
+                taken.append((gpu.index, slot))
         return taken
 
 
@@ -154,6 +160,15 @@ class PlanResult:
         """Memory left unused inside partitions that hold a sized workload."""
         return sum(
             gpu.geometry.memory_bytes - slot.model_bytes
+            for node in self.nodes for gpu in node.gpus for slot in gpu.slots
+            if slot is not None and slot.model_bytes is not None
+        )
+
+    @property
+    def placed_bytes(self) -> int:
+        """Memory the placed sized workloads use, summed over their partitions."""
+        return sum(
+            slot.model_bytes
             for node in self.nodes for gpu in node.gpus for slot in gpu.slots
             if slot is not None and slot.model_bytes is not None
         )

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from extender import reasons
 from extender.cache import ClusterCache
-from extender.decisions import filter_nodes, node_key, prioritize_nodes
+from extender.decisions import filter_nodes, node_key, prioritize_nodes, same_key
 from extender.demand import pod_reference, read_sizing_request
 from extender.metrics import ExtenderMetrics
 from extender.nodefacts import NodeFacts, facts_from_node_object
@@ -31,13 +31,15 @@ from extender.wire import (
 
 logger = logging.getLogger(__name__)
 
+Resolve = Callable[[Hashable], NodeKey]
+
 
 @dataclass(frozen=True, slots=True)
 class Reply:
     status: int
     body: bytes
     server_ms: float  # wall time from request bytes to reply bytes
-    cpu_ms: float  # CPU time of the handling thread in that span (immune to a busy machine)
+    cpu_ms: float  # CPU time of the handling thread in that span (less disturbed by other processes than wall time)
 
 
 class ExtenderService:
@@ -50,8 +52,9 @@ class ExtenderService:
         self._unknown = reasons.not_in_cache() if cache is not None else reasons.no_node_cache()
 
     # --- shared ------------------------------------------------------------------------------
-    def _nodes(self, args: ExtenderArgs) -> tuple[list[str], list[NodeKey | None], list[dict[str, Any]] | None]:
-        """Names and NodeKeys of the request's nodes, plus the Node objects when it carried them."""
+    def _nodes(self, args: ExtenderArgs) -> tuple[list[str], Sequence[Hashable | None], Resolve, list[dict[str, Any]] | None]:
+        """Names and keys of the request's nodes (with the key resolver), plus the Node objects
+        when the request carried them."""
         if args.nodes is not None:
             objects = args.nodes.items
             names: list[str] = []
@@ -63,11 +66,12 @@ class ExtenderService:
                 names.append(found.name)
                 facts.append(found)
             used = self.cache.used_on(names) if self.cache is not None else [0] * len(names)
-            return names, [node_key(f, n) for f, n in zip(facts, used)], objects
+            return names, [node_key(f, n) for f, n in zip(facts, used)], same_key, objects
         names = args.node_names or []
         if self.cache is None:
-            return names, [None] * len(names), None
-        return names, self.cache.keys(names), None
+            return names, [None] * len(names), same_key, None
+        ids, resolve = self.cache.keys(names)
+        return names, ids, resolve, None
 
     def _bad_request(self, verb: str, error: BadRequest, started: float) -> Reply:
         self.metrics.bad_requests.labels(verb).inc()
@@ -86,11 +90,11 @@ class ExtenderService:
         started, started_cpu = time.perf_counter(), time.thread_time()
         try:
             args = read_extender_args(body)
-            names, keys, objects = self._nodes(args)
+            names, keys, resolve, objects = self._nodes(args)
         except BadRequest as error:
             return self._bad_request("filter", error, started)
         requirement = requirement_for(read_sizing_request(args.pod))
-        outcome = filter_nodes(requirement, names, keys, unknown=self._unknown)
+        outcome = filter_nodes(requirement, names, keys, unknown=self._unknown, resolve=resolve)
         self.metrics.count_decisions(len(outcome.passed), outcome.reason_counts)
         kept: dict[str, Any] | None = None
         if objects is not None:
@@ -107,11 +111,11 @@ class ExtenderService:
         started, started_cpu = time.perf_counter(), time.thread_time()
         try:
             args = read_extender_args(body)
-            names, keys, _ = self._nodes(args)
+            names, keys, resolve, _ = self._nodes(args)
         except BadRequest as error:
             return self._bad_request("prioritize", error, started)
         requirement = requirement_for(read_sizing_request(args.pod))
-        scores = prioritize_nodes(requirement, keys, policy=self.policy)
+        scores = prioritize_nodes(requirement, keys, policy=self.policy, resolve=resolve)
         body = encode_host_priorities(names, scores)
         return self._finish("prioritize", body, started, started_cpu, len(names))
 

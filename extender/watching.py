@@ -143,6 +143,9 @@ class ClusterWatcher:
             except Exception as error:  # noqa: BLE001 - the loop must survive anything the API does
                 if self._stopping.is_set():
                     break
+                if isinstance(error, ApiException) and error.status == 410:
+                    logger.info("%s watch expired (HTTP 410 Gone); relisting now", resource.kind)
+                    continue
                 logger.warning("%s list/watch failed: %s; serving the cached %s, will retry in %.0f s",
                                resource.kind, _short(error), resource.kind, backoff)
                 self._stopping.wait(backoff)

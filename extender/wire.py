@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import json
 import operator
-from collections.abc import Sequence
-from itertools import repeat
+import re
+from collections.abc import Iterable, Sequence
+from itertools import chain, repeat
 from json.encoder import encode_basestring_ascii  # type: ignore[attr-defined]
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic_core import to_json
 
 from extender.scoring import MAX_SCORE
 
@@ -100,17 +102,28 @@ def encode(value: Any) -> bytes:
     return json.dumps(value, separators=(",", ":")).encode()
 
 
-_SCORE_TAILS = [f',"Score":{score}}}' for score in range(MAX_SCORE + 1)]
+# Node names are DNS-1123 subdomains (lowercase letters, digits, '-', '.'): they need no JSON
+# escaping, which lets replies be built by joining the names themselves. Anything else falls back
+# to escaping every name.
+_PLAIN_NAMES = re.compile(r"[a-z0-9.\-]*\Z")
+
+
+def _plain(names: Iterable[str]) -> bool:
+    return _PLAIN_NAMES.match("".join(names)) is not None
 
 
 def _encode_string_map(mapping: dict[str, str]) -> str:
-    """A JSON object of str -> str where values repeat (categorical reasons): each distinct value
-    is escaped once."""
+    """A JSON object of node name -> reason. Reasons repeat (they are categorical), so each distinct
+    one is escaped once; plain names are joined as they are."""
     if not mapping:
         return "{}"
-    values = {value: encode_basestring_ascii(value) for value in set(mapping.values())}
-    pairs = map(operator.add, map(operator.add, map(encode_basestring_ascii, mapping.keys()), repeat(":")),
-                map(values.__getitem__, mapping.values()))
+    separators = {value: '":' + encode_basestring_ascii(value) + ',"' for value in set(mapping.values())}
+    if _plain(mapping):
+        body = "".join(chain.from_iterable(zip(mapping.keys(), map(separators.__getitem__, mapping.values()))))
+        return '{"' + body[:-2] + "}"
+    values = {value: separator[2:-2] for value, separator in separators.items()}
+    pairs = map(operator.add, map(encode_basestring_ascii, mapping.keys()),
+                map(operator.add, repeat(":"), map(values.__getitem__, mapping.values())))
     return "{" + ",".join(pairs) + "}"
 
 
@@ -119,18 +132,27 @@ def encode_filter_result(
     unresolvable: dict[str, str], error: str = "",
 ) -> bytes:
     """An ExtenderFilterResult as JSON (PascalCase keys, null for the unused node field)."""
-    return (
-        '{"Nodes":' + json.dumps(nodes, separators=(",", ":"))
-        + ',"NodeNames":' + json.dumps(node_names, separators=(",", ":"))
-        + ',"FailedNodes":' + _encode_string_map(failed)
+    tail = (
+        ',"FailedNodes":' + _encode_string_map(failed)
         + ',"FailedAndUnresolvableNodes":' + _encode_string_map(unresolvable)
         + ',"Error":' + encode_basestring_ascii(error) + "}"
     ).encode()
+    # pydantic-core's Rust encoder: about twice as fast as json.dumps on full Node objects.
+    return b'{"Nodes":' + to_json(nodes) + b',"NodeNames":' + to_json(node_names) + tail
+
+
+_SCORE_TAILS = [f',"Score":{score}}}' for score in range(MAX_SCORE + 1)]
+_SCORE_JOINS = [f'","Score":{score}}},{{"Host":"' for score in range(MAX_SCORE + 1)]
 
 
 def encode_host_priorities(hosts: Sequence[str], scores: Sequence[int]) -> bytes:
     """A HostPriorityList as JSON, built with C-level string operations: json.dumps of 5,000
     small dicts costs several milliseconds, this a fraction of one. Scores must be 0..MAX_SCORE."""
+    if not hosts:
+        return b"[]"
+    if _plain(hosts):
+        body = "".join(chain.from_iterable(zip(hosts, map(_SCORE_JOINS.__getitem__, scores))))
+        return ('[{"Host":"' + body[: -len(',{"Host":"')] + "]").encode()
     items = map(operator.add, map(operator.add, repeat('{"Host":'), map(encode_basestring_ascii, hosts)),
                 map(_SCORE_TAILS.__getitem__, scores))
     return ("[" + ",".join(items) + "]").encode()

@@ -48,6 +48,7 @@ def test_best_fit_places_more_of_the_demo_than_spread_and_wastes_less() -> None:
     best, spread = demo(Policy.BEST_FIT), demo(Policy.SPREAD)
     assert len(best.placements) > len(spread.placements)
     assert best.idle_bytes < spread.idle_bytes
+    assert best.placed_bytes > 2 * spread.placed_bytes
     assert {p.workload for p in spread.placements} <= {p.workload for p in best.placements}
 
 
@@ -99,6 +100,22 @@ workloads:
     tp2 = next(p for p in result.placements if p.workload == "tp2")
     assert [gpu for gpu, _ in tp2.partitions] == [0, 0]  # GPU 0 already busy: keep GPU 1 whole
     assert result.free_gpus == 1
+
+
+def test_multi_partition_workload_moves_to_a_gpu_that_holds_all_its_partitions(tmp_path: Path) -> None:
+    cluster = plan_inputs.load_cluster(write(tmp_path, "c.yaml", """
+nodes:
+  - name: qpx
+    gpus: [{product: MI300X, compute_mode: QPX, count: 2}]
+"""))
+    workloads = plan_inputs.load_workloads(write(tmp_path, "w.yaml", """
+workloads:
+  - {name: small, model: Qwen/Qwen3-8B, precision: fp16, replicas: 3}
+  - {name: tp2, model: meta-llama/Llama-3.3-70B-Instruct, precision: fp8, partitions: 2}
+"""))
+    result = planner.place_all(cluster, workloads, policy=Policy.BEST_FIT)
+    tp2 = next(p for p in result.placements if p.workload == "tp2")
+    assert [gpu for gpu, _ in tp2.partitions] == [1, 1]  # GPU 0 has one free partition left
 
 
 def test_files_with_explicit_paths_are_loaded(tmp_path: Path) -> None:

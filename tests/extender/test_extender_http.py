@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import annotate, label_node, make_node, partition_labels, serve_app
+from extender_support import annotate, label_node, make_node, partition_labels, serve_app
 
 from extender.app import create_app
 from extender.scoring import Policy

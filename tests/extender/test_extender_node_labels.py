@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from conftest import partition_labels
+from extender_support import partition_labels
 
 from extender.nodefacts import MIB, facts_from_node_object, parse_node_facts
 

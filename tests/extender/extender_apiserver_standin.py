@@ -48,6 +48,16 @@ class StandInApiServer:
             self.events[kind].append((self.version, event, obj))
             self._changed.notify_all()
 
+    def expire_watches(self, kind: str) -> None:
+        """Send watchers the 410 Gone error the API server sends when their resourceVersion is too
+        old (etcd compaction); a correct client lists again."""
+        with self._changed:
+            self.version += 1
+            status = {"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "Expired",
+                      "message": "too old resource version", "code": 410}
+            self.events[kind].append((self.version, "ERROR", status))
+            self._changed.notify_all()
+
     def hold_lists(self) -> None:
         self.lists_released.clear()
 

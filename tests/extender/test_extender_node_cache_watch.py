@@ -13,8 +13,8 @@ from typing import Any
 
 import httpx
 import pytest
-from apiserver_standin import StandInApiServer
-from conftest import annotate, make_node, partition_labels, serve_app
+from extender_apiserver_standin import StandInApiServer
+from extender_support import annotate, make_node, partition_labels, serve_app
 
 from extender.app import create_app
 from extender.cache import ClusterCache
@@ -117,6 +117,23 @@ def test_watch_events_update_nodes_and_usage(
 
     scores = http.post(f"{extender_url}/prioritize", json={**copy.deepcopy(request), "NodeNames": ["fake-gpu-node-1", "fake-gpu-node-2"]}).json()
     assert {s["Host"]: s["Score"] for s in scores} == {"fake-gpu-node-1": 10, "fake-gpu-node-2": 0}
+
+
+def test_watch_expiry_makes_the_extender_list_again_and_see_silent_changes(
+    http: httpx.Client, apiserver: StandInApiServer, extender_url: str, names_request: dict[str, Any]
+) -> None:
+    apiserver.release_lists()
+    eventually(lambda: http.get(f"{extender_url}/readyz").status_code == 200, "/readyz 200")
+    request = annotate(names_request, LLAMA_8B, partitions=2)
+    assert "realnode-1" in filter_names(http, extender_url, request)["FailedNodes"]
+    # A change the watch never reports (as if made while the watch was down) ...
+    apiserver.add("nodes", make_node("realnode-1", partition_labels(memory_gib=48, count=4, compute_mode="QPX"), 4))
+    node_lists_before = sum(1 for r in apiserver.requests if r.startswith("/api/v1/nodes") and "watch=true" not in r)
+    # ... is found by the relist after the watch expires.
+    apiserver.expire_watches("nodes")
+    eventually(lambda: "realnode-1" in filter_names(http, extender_url, request)["NodeNames"], "relist after 410")
+    node_lists_after = sum(1 for r in apiserver.requests if r.startswith("/api/v1/nodes") and "watch=true" not in r)
+    assert node_lists_after == node_lists_before + 1
 
 
 def test_watcher_uses_paged_lists_and_a_bound_pod_selector(

@@ -1,0 +1,90 @@
+"""Helpers for the extender tests: captured kube-scheduler requests, labels, annotations, and the
+extender under a real uvicorn on 127.0.0.1. (A module of its own, not conftest: every test folder
+has a conftest.py, so ``from conftest import`` would be ambiguous.)"""
+
+from __future__ import annotations
+
+import copy
+import json
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+from fastapi import FastAPI
+
+# The requests a real kube-scheduler sent, captured unmodified, in shared/ beside the repository
+# (the session's /work/shared, CI's read-only copy next to its clone); tests only read them.
+FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "extender"
+
+GIB_MIB = 1024  # MiB per GiB, for labels
+
+
+def load_fixture(name: str) -> dict[str, Any]:
+    return json.loads((FIXTURES / name).read_text())
+
+
+def partition_labels(*, memory_gib: int, count: int, compute_mode: str = "CPX", product: str = "MI300X") -> dict[str, str]:
+    """The labels our device plugin writes on a homogeneous node."""
+    return {
+        "amd.com/gpu-partition.memory-mib": str(memory_gib * GIB_MIB),
+        "amd.com/gpu-partition.count": str(count),
+        "amd.com/gpu-partition.compute-mode": compute_mode,
+        "amd.com/gpu-partition.memory-mode": "NPS4" if compute_mode == "CPX" else "NPS1",
+        "amd.com/gpu-partition.cu-count": "38",
+        "amd.com/gpu-partition.product": product,
+        "amd.com/gpu-partition.homogeneous": "true",
+    }
+
+
+def label_node(node: dict[str, Any], labels: dict[str, str], *, allocatable: int | None = None) -> None:
+    node["metadata"].setdefault("labels", {}).update(labels)
+    if allocatable is not None:
+        node["status"]["allocatable"]["amd.com/gpu-partition"] = str(allocatable)
+
+
+def annotate(request: dict[str, Any], annotations: dict[str, str], *, partitions: int | None = None) -> dict[str, Any]:
+    """A copy of a captured request whose pod carries these annotations (and partition count)."""
+    request = copy.deepcopy(request)
+    request["Pod"]["metadata"].setdefault("annotations", {}).update(annotations)
+    if partitions is not None:
+        for container in request["Pod"]["spec"]["containers"]:
+            for kind in ("requests", "limits"):
+                container["resources"][kind]["amd.com/gpu-partition"] = str(partitions)
+    return request
+
+
+def make_node(name: str, labels: dict[str, str] | None, allocatable: int | None) -> dict[str, Any]:
+    status: dict[str, Any] = {"allocatable": {"cpu": "16", "memory": "64Gi", "pods": "110"}}
+    if allocatable is not None:
+        status["allocatable"]["amd.com/gpu-partition"] = str(allocatable)
+    return {"metadata": {"name": name, "labels": dict(labels or {})}, "spec": {}, "status": status}
+
+
+@contextmanager
+def serve_app(app: FastAPI, **uvicorn_options: Any) -> Iterator[str]:
+    """Run ``app`` under uvicorn on 127.0.0.1 (a free port) in a thread; yields the base URL."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on", **uvicorn_options)
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("uvicorn did not start within 10 s")
+        time.sleep(0.01)
+    scheme = "https" if "ssl_certfile" in uvicorn_options else "http"
+    try:
+        yield f"{scheme}://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        sock.close()
