@@ -88,18 +88,22 @@ class NodeSpec(_Strict):
         return groups
 
 
+def _unique_names(items: list[Any], what: str) -> list[Any]:
+    seen: set[str] = set()
+    for item in items:
+        if item.name in seen:
+            raise ValueError(f"{what} name {item.name!r} appears twice")
+        seen.add(item.name)
+    return items
+
+
 class ClusterFile(_Strict):
     nodes: list[NodeSpec] = Field(min_length=1)
 
     @field_validator("nodes")
     @classmethod
     def _unique(cls, nodes: list[NodeSpec]) -> list[NodeSpec]:
-        seen: set[str] = set()
-        for node in nodes:
-            if node.name in seen:
-                raise ValueError(f"node name {node.name!r} appears twice")
-            seen.add(node.name)
-        return nodes
+        return _unique_names(nodes, "node")
 
 
 class WorkloadSpec(_Strict):
@@ -138,12 +142,7 @@ class WorkloadFile(_Strict):
     @field_validator("workloads")
     @classmethod
     def _unique(cls, workloads: list[WorkloadSpec]) -> list[WorkloadSpec]:
-        seen: set[str] = set()
-        for workload in workloads:
-            if workload.name in seen:
-                raise ValueError(f"workload name {workload.name!r} appears twice")
-            seen.add(workload.name)
-        return workloads
+        return _unique_names(workloads, "workload")
 
 
 # --- resolved, ready for the planner ---------------------------------------------------------------
