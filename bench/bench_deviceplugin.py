@@ -130,6 +130,15 @@ def main() -> int:
             ids = [p.id for p in inventory.partitions]
             stub.GetDevicePluginOptions(api_pb2.Empty(), timeout=5)  # connect once
 
+            # The RPC floor: an empty-handler call through the same channel (client and server
+            # share this process and its GIL, so the floor is part of every number below).
+            samples = []
+            for _ in range(args.calls):
+                started = time.perf_counter()
+                stub.GetDevicePluginOptions(api_pb2.Empty(), timeout=5)
+                samples.append(time.perf_counter() - started)
+            print(f"RPC floor (GetDevicePluginOptions):             {percentiles(samples)}")
+
             samples = []
             for i in range(args.calls):
                 request = api_pb2.AllocateRequest(

@@ -11,6 +11,7 @@ Server-side time comes from the ``Server-Timing`` header the handler sets (reque
 reply bytes out); end-to-end time is measured around the HTTP call in the client.
 
     .venv/bin/python bench/bench_extender.py [--names 5000] [--full-nodes 500] [--requests 300]
+        [--client httpx|http.client] [--http auto|h11|httptools] [--loop auto|asyncio|uvloop]
 
 Not a test: it prints numbers. Pods cycle through a few models and precisions, as a real queue would.
 """
@@ -20,12 +21,15 @@ from __future__ import annotations
 import argparse
 import copy
 import gc
+import http.client
+import importlib.util
 import json
 import multiprocessing
 import socket
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -79,9 +83,9 @@ def full_nodes(n: int) -> list[dict[str, Any]]:
 def pods() -> list[dict[str, Any]]:
     template = json.loads((FIXTURES / "filter-request-nodenames.json").read_text())["Pod"]
     out = []
-    for annotations, partitions in PODS:
+    for pod_annotations, partitions in PODS:
         pod = copy.deepcopy(template)
-        pod["metadata"]["annotations"] = dict(annotations)
+        pod["metadata"]["annotations"] = dict(pod_annotations)
         for container in pod["spec"]["containers"]:
             container["resources"] = {"requests": {"amd.com/gpu-partition": str(partitions)},
                                       "limits": {"amd.com/gpu-partition": str(partitions)}}
@@ -89,7 +93,14 @@ def pods() -> list[dict[str, Any]]:
     return out
 
 
-def run_server(sock: socket.socket, names: int) -> None:
+def resolved(choice: str, fast: str, fallback: str) -> str:
+    """What uvicorn's "auto" picks: the C implementation when it is installed."""
+    if choice != "auto":
+        return choice
+    return fast if importlib.util.find_spec(fast) is not None else fallback
+
+
+def run_server(sock: socket.socket, names: int, http: str = "auto", loop: str = "auto") -> None:
     """Server process: a pre-filled node cache (every 3rd node partly used) and uvicorn."""
     import uvicorn
 
@@ -105,7 +116,7 @@ def run_server(sock: socket.socket, names: int) -> None:
     cache.replace_nodes(facts)
     cache.replace_pods({f"pod-{i}": PodUsage(name, 1 + i % 5) for i, name in enumerate(node_names(names)) if i % 3 == 0})
     gc.freeze()  # as `aim-extender serve` does before serving
-    config = uvicorn.Config(create_app(cache=cache), log_level="warning", access_log=False)
+    config = uvicorn.Config(create_app(cache=cache), log_level="warning", access_log=False, http=http, loop=loop)
     uvicorn.Server(config).run(sockets=[sock])
 
 
@@ -114,11 +125,36 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
 
 
-def measure(client: httpx.Client, url: str, bodies: list[bytes], requests: int, warmup: int) -> dict[str, Any]:
+# (verb, body) -> (HTTP status, Server-Timing header, start of the body for error messages)
+Post = Callable[[str, bytes], tuple[int, str, str]]
+HEADERS = {"Content-Type": "application/json"}
+
+
+def httpx_post(client: httpx.Client, url: str) -> Post:
+    def post(verb: str, body: bytes) -> tuple[int, str, str]:
+        reply = client.post(f"{url}/{verb}", content=body, headers=HEADERS)
+        return reply.status_code, reply.headers.get("Server-Timing", ""), reply.text[:200]
+    return post
+
+
+def stdlib_post(port: int) -> Post:
+    """http.client on one kept-alive connection: much less client work per call than httpx, so
+    end-to-end numbers come closer to what the server allows (kube-scheduler's Go client costs
+    little)."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+
+    def post(verb: str, body: bytes) -> tuple[int, str, str]:
+        connection.request("POST", f"/{verb}", body=body, headers=HEADERS)
+        reply = connection.getresponse()
+        text = reply.read()
+        return reply.status, reply.getheader("Server-Timing", ""), text[:200].decode(errors="replace")
+    return post
+
+
+def measure(post: Post, bodies: list[bytes], requests: int, warmup: int) -> dict[str, Any]:
     server = {"filter": [], "prioritize": [], "both": []}  # type: dict[str, list[float]]
     cpu = {"filter": [], "prioritize": [], "both": []}  # type: dict[str, list[float]]
     e2e = {"filter": [], "prioritize": [], "both": []}  # type: dict[str, list[float]]
-    headers = {"Content-Type": "application/json"}
     started = None
     for i in range(warmup + requests):
         if i == warmup:
@@ -127,11 +163,11 @@ def measure(client: httpx.Client, url: str, bodies: list[bytes], requests: int, 
         pair_server = pair_e2e = pair_cpu = 0.0
         for verb in ("filter", "prioritize"):
             t0 = time.perf_counter()
-            reply = client.post(f"{url}/{verb}", content=body, headers=headers)
+            status, server_timing, text = post(verb, body)
             elapsed = (time.perf_counter() - t0) * 1000
-            if reply.status_code != 200:
-                raise SystemExit(f"{verb} answered {reply.status_code}: {reply.text[:200]}")
-            timing = dict(part.strip().split(";dur=") for part in reply.headers["Server-Timing"].split(","))
+            if status != 200:
+                raise SystemExit(f"{verb} answered {status}: {text}")
+            timing = dict(part.strip().split(";dur=") for part in server_timing.split(","))
             in_server, in_cpu = float(timing["app"]), float(timing["cpu"])
             pair_server += in_server
             pair_cpu += in_cpu
@@ -168,13 +204,21 @@ def main() -> int:
     parser.add_argument("--full-nodes", type=int, default=500, help="full Node objects per call (default 500)")
     parser.add_argument("--requests", type=int, default=300, help="measured pods per scenario (default 300)")
     parser.add_argument("--warmup", type=int, default=30)
+    parser.add_argument("--client", choices=["httpx", "http.client"], default="httpx",
+                        help="benchmark client (default httpx; http.client does less work per call)")
+    parser.add_argument("--http", choices=["auto", "h11", "httptools"], default="auto",
+                        help="uvicorn HTTP parser (auto: httptools when installed, as `aim-extender serve` does)")
+    parser.add_argument("--loop", choices=["auto", "asyncio", "uvloop"], default="auto",
+                        help="uvicorn event loop (auto: uvloop when installed, as `aim-extender serve` does)")
     args = parser.parse_args()
 
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     sock.listen(128)
-    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    server = multiprocessing.get_context("spawn").Process(target=run_server, args=(sock, args.names), daemon=True)
+    port = sock.getsockname()[1]
+    url = f"http://127.0.0.1:{port}"
+    server = multiprocessing.get_context("spawn").Process(
+        target=run_server, args=(sock, args.names, args.http, args.loop), daemon=True)
     server.start()
     try:
         with httpx.Client(timeout=30) as client:
@@ -195,11 +239,14 @@ def main() -> int:
             node_bodies = [json.dumps({"Pod": p, "Nodes": {"metadata": {}, "items": nodes}, "NodeNames": None}).encode()
                            for p in pod_list]
             print(f"python {sys.version.split()[0]}, {multiprocessing.cpu_count()} CPUs; {args.requests} pods per scenario "
-                  f"after {args.warmup} warm-up; pods cycle over {len(pod_list)} model/precision/count mixes")
+                  f"after {args.warmup} warm-up; pods cycle over {len(pod_list)} model/precision/count mixes; server: "
+                  f"uvicorn http={resolved(args.http, 'httptools', 'h11')} loop={resolved(args.loop, 'uvloop', 'asyncio')}; "
+                  f"client: {args.client}")
+            post = httpx_post(client, url) if args.client == "httpx" else stdlib_post(port)
             report(f"NodeNames mode: {args.names} names, cache pre-filled",
-                   measure(client, url, name_bodies, args.requests, args.warmup))
+                   measure(post, name_bodies, args.requests, args.warmup))
             report(f"Nodes mode: {args.full_nodes} full Node objects",
-                   measure(client, url, node_bodies, max(args.requests // 3, 30), args.warmup // 3 or 1))
+                   measure(post, node_bodies, max(args.requests // 3, 30), args.warmup // 3 or 1))
     finally:
         server.terminate()
         server.join(timeout=10)

@@ -45,6 +45,21 @@ def _verdicts(
     return {key: unknown if key is None else node_verdict(requirement, *resolve(key)) for key in set(keys)}
 
 
+def _count_by_code(
+    rejected: dict[Hashable | None, Rejection], keys: Sequence[Hashable | None], messages: list[str | None]
+) -> Counter[ReasonCode]:
+    """Nodes per reason code among one target's rejections. ``messages[i]`` is set exactly where
+    ``keys[i]`` is in ``rejected``, so with one code (the usual case) the count is a C-level
+    ``list.count``; only mixed codes need a count per key."""
+    codes = {verdict.code for verdict in rejected.values()}
+    if len(codes) == 1:
+        return Counter({codes.pop(): len(messages) - messages.count(None)})
+    counts: Counter[ReasonCode] = Counter()
+    for key, n in Counter(compress(keys, messages)).items():
+        counts[rejected[key].code] += n
+    return counts
+
+
 def filter_nodes(
     requirement: Requirement, names: Sequence[str], keys: Sequence[Hashable | None], *, unknown: Rejection,
     resolve: Callable[[Hashable], NodeKey] = same_key,
@@ -64,18 +79,34 @@ def filter_nodes(
     if len(passing) == len(verdicts):
         outcome.passed = list(names)
         return outcome
-    outcome.passed = list(compress(names, map(passing.__contains__, keys)))
+    outcome.passed = list(compress(names, map(passing.__contains__, keys))) if passing else []
     for unresolvable, target in ((True, outcome.unresolvable), (False, outcome.failed)):
-        messages = {k: v.message for k, v in verdicts.items() if v is not None and v.unresolvable is unresolvable}
-        if messages:
-            flags = list(map(messages.__contains__, keys))
-            target.update(zip(compress(names, flags), map(messages.__getitem__, compress(keys, flags))))
-    per_key = Counter(keys) if len(verdicts) > 1 else {next(iter(verdicts)): len(keys)}
-    for key, count in per_key.items():
-        verdict = verdicts[key]
-        if verdict is not None:
-            outcome.reason_counts[(verdict.code, verdict.unresolvable)] += count
+        rejected = {k: v for k, v in verdicts.items() if v is not None and v.unresolvable is unresolvable}
+        if not rejected:
+            continue
+        # The message of each node rejected into this target, None elsewhere. Reason messages are
+        # never empty, so the list doubles as the selector for ``compress`` and ``filter(None, ...)``
+        # keeps exactly the messages that go with those names.
+        messages = list(map({k: v.message for k, v in rejected.items()}.get, keys))
+        target.update(zip(compress(names, messages), filter(None, messages)))
+        for code, n in _count_by_code(rejected, keys, messages).items():
+            outcome.reason_counts[(code, unresolvable)] += n
     return outcome
+
+
+def score_by_key(
+    requirement: Requirement, keys: Sequence[Hashable | None], *, policy: Policy,
+    resolve: Callable[[Hashable], NodeKey] = same_key,
+) -> dict[Hashable, int]:
+    """The score 0..10 of each distinct key of a node that would pass the filter; every other
+    node (absent here) scores 0. Lets callers map scores onto thousands of nodes in one pass."""
+    if requirement.rejection is not None:
+        return {}
+    unknown = Rejection(ReasonCode.NOT_IN_CACHE, "", unresolvable=False)
+    verdicts = _verdicts(requirement, keys, unknown, resolve)
+    feasible = [key for key, verdict in verdicts.items() if verdict is None and key is not None]
+    by_key = score_keys(requirement, map(resolve, feasible), policy)
+    return {key: by_key[resolve(key)] for key in feasible}
 
 
 def prioritize_nodes(
@@ -83,11 +114,5 @@ def prioritize_nodes(
     resolve: Callable[[Hashable], NodeKey] = same_key,
 ) -> list[int]:
     """A score 0..10 per node, in order; nodes that would not pass the filter score 0."""
-    if requirement.rejection is not None:
-        return [0] * len(keys)
-    unknown = Rejection(ReasonCode.NOT_IN_CACHE, "", unresolvable=False)
-    verdicts = _verdicts(requirement, keys, unknown, resolve)
-    feasible = [key for key, verdict in verdicts.items() if verdict is None and key is not None]
-    by_key = score_keys(requirement, map(resolve, feasible), policy)
-    scores = {key: by_key[resolve(key)] for key in feasible}
-    return list(map(scores.get, keys, repeat(0)))  # type: ignore[arg-type]
+    scores = score_by_key(requirement, keys, policy=policy, resolve=resolve)
+    return list(map(scores.get, keys, repeat(0)))

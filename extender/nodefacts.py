@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from kubernetes.utils.quantity import parse_quantity
@@ -24,6 +25,10 @@ LABEL_PRODUCT = "amd.com/gpu-partition.product"
 LABEL_HOMOGENEOUS = "amd.com/gpu-partition.homogeneous"
 
 MIB = 1 << 20
+
+# Distinct (memory-mib label, allocatable) raw pairs remembered by ``node_key_fields``: a fleet
+# has a handful of node shapes, so this holds every one of them with a wide margin.
+KEY_FIELDS_CACHE_SIZE = 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,3 +139,38 @@ def facts_from_node_object(node: Any) -> NodeFacts | None:
     status = node.get("status")
     allocatable = status.get("allocatable") if isinstance(status, Mapping) else None
     return parse_node_facts(name, metadata.get("labels"), allocatable)
+
+
+def _key_fields(raw_memory_mib: Any, raw_allocatable: Any) -> tuple[int, int | None]:
+    """(allocatable, partition bytes) exactly as ``parse_node_facts`` reads them, without the rest."""
+    count, _ = parse_allocatable_count(raw_allocatable)
+    memory_mib = _positive_int({LABEL_MEMORY_MIB: raw_memory_mib}, LABEL_MEMORY_MIB, [])
+    return count, memory_mib * MIB if memory_mib is not None else None
+
+
+# Label and quantity strings repeat across nodes and requests, so their parse is memoised (pure).
+_cached_key_fields = lru_cache(maxsize=KEY_FIELDS_CACHE_SIZE, typed=True)(_key_fields)  # typed: 1 and True differ
+_JSON_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
+def node_key_fields(node: Any) -> tuple[str, int, int | None] | None:
+    """(name, allocatable, partition bytes) of a v1.Node JSON object, the only facts a decision
+    needs; None if it has no name. For request bodies with hundreds of full Node objects: it
+    skips building ``NodeFacts`` (the other labels, defects) per node and parses each distinct
+    label value once, which makes it several times cheaper than ``facts_from_node_object``."""
+    if not isinstance(node, dict):
+        return None
+    metadata = node.get("metadata")
+    if not isinstance(metadata, dict):
+        return None
+    name = metadata.get("name")
+    if not isinstance(name, str) or not name:
+        return None
+    labels = metadata.get("labels")
+    status = node.get("status")
+    allocatable = status.get("allocatable") if isinstance(status, dict) else None
+    raw_memory = labels.get(LABEL_MEMORY_MIB) if isinstance(labels, dict) else None
+    raw_count = allocatable.get(RESOURCE_NAME) if isinstance(allocatable, dict) else None
+    if type(raw_memory) in _JSON_SCALARS and type(raw_count) in _JSON_SCALARS:  # hashable: memoise
+        return name, *_cached_key_fields(raw_memory, raw_count)
+    return name, *_key_fields(raw_memory, raw_count)

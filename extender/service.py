@@ -10,22 +10,23 @@ import logging
 import time
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
+from itertools import repeat
 from typing import Any
 
 from extender import reasons
 from extender.cache import ClusterCache
-from extender.decisions import filter_nodes, node_key, prioritize_nodes, same_key
+from extender.decisions import filter_nodes, same_key, score_by_key
 from extender.demand import pod_reference, read_sizing_request
 from extender.metrics import ExtenderMetrics
-from extender.nodefacts import NodeFacts, facts_from_node_object
+from extender.nodefacts import node_key_fields
 from extender.requirements import Requirement, requirement_for
 from extender.scoring import NodeKey, Policy
 from extender.wire import (
     BadRequest,
-    ExtenderArgs,
+    ExtenderRequest,
     encode,
     encode_filter_result,
-    encode_host_priorities,
+    encode_scored_hosts,
     read_extender_args,
 )
 
@@ -52,22 +53,21 @@ class ExtenderService:
         self._unknown = reasons.not_in_cache() if cache is not None else reasons.no_node_cache()
 
     # --- shared ------------------------------------------------------------------------------
-    def _nodes(self, args: ExtenderArgs) -> tuple[list[str], Sequence[Hashable | None], Resolve, list[dict[str, Any]] | None]:
+    def _nodes(
+        self, request: ExtenderRequest
+    ) -> tuple[list[str], Sequence[Hashable | None], Resolve, list[dict[str, Any]] | None]:
         """Names and keys of the request's nodes (with the key resolver), plus the Node objects
         when the request carried them."""
-        if args.nodes is not None:
-            objects = args.nodes.items
-            names: list[str] = []
-            facts: list[NodeFacts] = []
-            for index, node in enumerate(objects):
-                found = facts_from_node_object(node)
-                if found is None:
-                    raise BadRequest(f"Nodes.items.{index} has no metadata.name")
-                names.append(found.name)
-                facts.append(found)
-            used = self.cache.used_on(names) if self.cache is not None else [0] * len(names)
-            return names, [node_key(f, n) for f, n in zip(facts, used)], same_key, objects
-        names = args.node_names or []
+        objects = request.node_objects
+        if objects is not None:
+            fields = list(map(node_key_fields, objects))
+            if None in fields:
+                raise BadRequest(f"Nodes.items.{fields.index(None)} has no metadata.name")
+            names = [name for name, _, _ in fields]  # type: ignore[misc]
+            used = self.cache.used_on(names) if self.cache is not None else repeat(0)
+            keys = [(allocatable, size, n) for (_, allocatable, size), n in zip(fields, used)]  # type: ignore[misc]
+            return names, keys, same_key, objects
+        names = request.node_names or []
         if self.cache is None:
             return names, [None] * len(names), same_key, None
         ids, resolve = self.cache.keys(names)
@@ -89,11 +89,11 @@ class ExtenderService:
     def filter(self, body: bytes) -> Reply:
         started, started_cpu = time.perf_counter(), time.thread_time()
         try:
-            args = read_extender_args(body)
-            names, keys, resolve, objects = self._nodes(args)
+            request = read_extender_args(body)
+            names, keys, resolve, objects = self._nodes(request)
         except BadRequest as error:
             return self._bad_request("filter", error, started)
-        requirement = requirement_for(read_sizing_request(args.pod))
+        requirement = requirement_for(read_sizing_request(request.pod))
         outcome = filter_nodes(requirement, names, keys, unknown=self._unknown, resolve=resolve)
         self.metrics.count_decisions(len(outcome.passed), outcome.reason_counts)
         kept: dict[str, Any] | None = None
@@ -104,19 +104,19 @@ class ExtenderService:
             node_names=outcome.passed if objects is None else None, nodes=kept,
             failed=outcome.failed, unresolvable=outcome.unresolvable,
         )
-        self._log_filter(args.pod, requirement, len(names), outcome.passed, outcome.failed, outcome.unresolvable)
+        self._log_filter(request.pod, requirement, len(names), outcome.passed, outcome.failed, outcome.unresolvable)
         return self._finish("filter", body, started, started_cpu, len(names))
 
     def prioritize(self, body: bytes) -> Reply:
         started, started_cpu = time.perf_counter(), time.thread_time()
         try:
-            args = read_extender_args(body)
-            names, keys, resolve, _ = self._nodes(args)
+            request = read_extender_args(body)
+            names, keys, resolve, _ = self._nodes(request)
         except BadRequest as error:
             return self._bad_request("prioritize", error, started)
-        requirement = requirement_for(read_sizing_request(args.pod))
-        scores = prioritize_nodes(requirement, keys, policy=self.policy, resolve=resolve)
-        body = encode_host_priorities(names, scores)
+        requirement = requirement_for(read_sizing_request(request.pod))
+        scores = score_by_key(requirement, keys, policy=self.policy, resolve=resolve)
+        body = encode_scored_hosts(names, keys, scores)
         return self._finish("prioritize", body, started, started_cpu, len(names))
 
     @staticmethod

@@ -5,20 +5,23 @@ The Go types have no json tags, so kube-scheduler sends PascalCase keys (``Pod``
 are read case-insensitively too (old extenders and docs use ``pod``/``nodenames``); replies are
 PascalCase. Pods and nodes stay plain dicts: the handlers read a few fields, and validating whole
 Kubernetes objects would cost more than the decision itself.
+
+JSON goes through orjson both ways: on a 1 MiB body of Node objects it decodes about four times
+faster than ``json`` and encodes several times faster. The pydantic models below describe the
+wire for the OpenAPI document and produce the error message for a malformed envelope; a
+well-formed one is checked with a few type tests instead (validating 5,000 names with pydantic
+costs more than deciding about them).
 """
 
 from __future__ import annotations
 
-import json
-import operator
-import re
-from collections.abc import Iterable, Sequence
-from itertools import chain, repeat
-from json.encoder import encode_basestring_ascii  # type: ignore[attr-defined]
+from collections.abc import Hashable, Mapping, Sequence
+from dataclasses import dataclass
+from itertools import repeat
 from typing import Any
 
+import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from pydantic_core import to_json
 
 from extender.scoring import MAX_SCORE
 
@@ -78,81 +81,122 @@ def _describe(error: ValidationError) -> str:
     return f"{where}: {first['msg']}"
 
 
-def read_extender_args(body: bytes) -> ExtenderArgs:
-    """Parse and check an ExtenderArgs body; BadRequest with a one-line reason otherwise."""
+@dataclass(frozen=True, slots=True)
+class ExtenderRequest:
+    """A checked ExtenderArgs body; the values are the decoded JSON, exactly as sent."""
+
+    pod: dict[str, Any]
+    node_objects: list[dict[str, Any]] | None  # Nodes.items, when the request carried Nodes
+    node_names: list[str] | None  # NodeNames, when the request carried them
+
+
+def _all_strings(values: Any) -> bool:
+    """True for a list of str. ``str.join`` does the type check for every element in C."""
+    if type(values) is not list:
+        return False
     try:
-        data = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as error:
-        raise BadRequest(f"request body is not valid JSON: {error}") from error
-    if not isinstance(data, dict):
-        raise BadRequest("request body must be a JSON object (ExtenderArgs with Pod and Nodes or NodeNames)")
-    normalized = {_CANONICAL_KEYS.get(key.lower(), key) if isinstance(key, str) else key: value for key, value in data.items()}
-    if normalized.get("Pod") is None:
-        raise BadRequest("ExtenderArgs has no Pod")
+        "".join(values)
+    except TypeError:
+        return False
+    return True
+
+
+def _envelope_as_sent(normalized: dict[str, Any]) -> ExtenderRequest | None:
+    """The request when every field has the shape ExtenderArgs validation would accept unchanged;
+    None for anything else, which then goes through pydantic for the exact error (or coercion)."""
+    pod, nodes, names = normalized.get("Pod"), normalized.get("Nodes"), normalized.get("NodeNames")
+    if type(pod) is not dict or "node_names" in normalized:  # a field name pydantic also reads (populate_by_name)
+        return None
+    items: list[dict[str, Any]] | None = None
+    if nodes is not None:
+        if type(nodes) is not dict:
+            return None
+        items = nodes.get("items", [])  # NodeList.items defaults to []
+        if type(items) is not list or not all(type(item) is dict for item in items):
+            return None
+    if names is not None and not _all_strings(names):
+        return None
+    return ExtenderRequest(pod, items, names)
+
+
+def _envelope_by_pydantic(normalized: dict[str, Any]) -> ExtenderRequest:
     try:
         args = ExtenderArgs.model_validate(normalized)
     except ValidationError as error:
         raise BadRequest(f"invalid ExtenderArgs: {_describe(error)}") from error
-    if args.nodes is None and args.node_names is None:
+    return ExtenderRequest(args.pod, args.nodes.items if args.nodes is not None else None, args.node_names)
+
+
+def read_extender_args(body: bytes) -> ExtenderRequest:
+    """Parse and check an ExtenderArgs body; BadRequest with a one-line reason otherwise."""
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError as error:  # also raised for bytes that are not UTF-8
+        raise BadRequest(f"request body is not valid JSON: {error}") from error
+    if not isinstance(data, dict):
+        raise BadRequest("request body must be a JSON object (ExtenderArgs with Pod and Nodes or NodeNames)")
+    normalized: dict[str, Any] = {_CANONICAL_KEYS.get(key.lower()) or key: value for key, value in data.items()}
+    if normalized.get("Pod") is None:
+        raise BadRequest("ExtenderArgs has no Pod")
+    request = _envelope_as_sent(normalized) or _envelope_by_pydantic(normalized)
+    if request.node_objects is None and request.node_names is None:
         raise BadRequest("ExtenderArgs has neither Nodes nor NodeNames")
-    return args
+    return request
 
 
 def encode(value: Any) -> bytes:
-    return json.dumps(value, separators=(",", ":")).encode()
-
-
-# Node names are DNS-1123 subdomains (lowercase letters, digits, '-', '.'): they need no JSON
-# escaping, which lets replies be built by joining the names themselves. Anything else falls back
-# to escaping every name.
-_PLAIN_NAMES = re.compile(r"[a-z0-9.\-]*\Z")
-
-
-def _plain(names: Iterable[str]) -> bool:
-    return _PLAIN_NAMES.match("".join(names)) is not None
-
-
-def _encode_string_map(mapping: dict[str, str]) -> str:
-    """A JSON object of node name -> reason. Reasons repeat (they are categorical), so each distinct
-    one is escaped once; plain names are joined as they are."""
-    if not mapping:
-        return "{}"
-    separators = {value: '":' + encode_basestring_ascii(value) + ',"' for value in set(mapping.values())}
-    if _plain(mapping):
-        body = "".join(chain.from_iterable(zip(mapping.keys(), map(separators.__getitem__, mapping.values()))))
-        return '{"' + body[:-2] + "}"
-    values = {value: separator[2:-2] for value, separator in separators.items()}
-    pairs = map(operator.add, map(encode_basestring_ascii, mapping.keys()),
-                map(operator.add, repeat(":"), map(values.__getitem__, mapping.values())))
-    return "{" + ",".join(pairs) + "}"
+    """Compact JSON: UTF-8, no spaces."""
+    return orjson.dumps(value)
 
 
 def encode_filter_result(
     *, node_names: list[str] | None, nodes: dict[str, Any] | None, failed: dict[str, str],
     unresolvable: dict[str, str], error: str = "",
 ) -> bytes:
-    """An ExtenderFilterResult as JSON (PascalCase keys, null for the unused node field)."""
-    tail = (
-        ',"FailedNodes":' + _encode_string_map(failed)
-        + ',"FailedAndUnresolvableNodes":' + _encode_string_map(unresolvable)
-        + ',"Error":' + encode_basestring_ascii(error) + "}"
-    ).encode()
-    # pydantic-core's Rust encoder: about twice as fast as json.dumps on full Node objects.
-    return b'{"Nodes":' + to_json(nodes) + b',"NodeNames":' + to_json(node_names) + tail
+    """An ExtenderFilterResult as JSON (PascalCase keys, null for the unused node field). Node
+    objects are written back as they were decoded, without a model in between."""
+    return orjson.dumps({
+        "Nodes": nodes, "NodeNames": node_names, "FailedNodes": failed,
+        "FailedAndUnresolvableNodes": unresolvable, "Error": error,
+    })
 
 
-_SCORE_TAILS = [f',"Score":{score}}}' for score in range(MAX_SCORE + 1)]
+# Printable ASCII except '"' and '\\': the characters a JSON string holds without escaping.
+_UNESCAPED = bytes(range(0x20, 0x7F)).translate(None, b'"\\')
+
+
+def _need_no_escaping(names: Sequence[str]) -> bool:
+    """True when no name needs escaping inside a JSON string (node names are DNS-1123
+    subdomains, so this holds in practice). Deleting the harmless bytes and finding nothing left
+    is one C-level pass; ``str.isprintable`` or a regular expression is several times slower."""
+    joined = "".join(names)
+    return joined.isascii() and not joined.encode("ascii").translate(None, _UNESCAPED)
+
+
+# The text between one host name and the next, for each score: joining the names with these
+# writes the whole list without a dict per host.
 _SCORE_JOINS = [f'","Score":{score}}},{{"Host":"' for score in range(MAX_SCORE + 1)]
+_SCORES_AS_KEYS = {score: score for score in range(MAX_SCORE + 1)}
+
+
+def encode_scored_hosts(hosts: Sequence[str], keys: Sequence[Hashable | None], scores: Mapping[Any, int]) -> bytes:
+    """A HostPriorityList as JSON where ``hosts[i]`` scores ``scores.get(keys[i], 0)``: the score
+    of each of a few dozen distinct keys is mapped onto thousands of hosts in the same C-level
+    pass that writes them. Scores must be 0..MAX_SCORE."""
+    if not hosts:
+        return b"[]"
+    if _need_no_escaping(hosts):
+        joins = {key: _SCORE_JOINS[score] for key, score in scores.items()}
+        # Hosts and the text after each interleaved by slice assignment (pointer copies in C):
+        # half the time of zipping and chaining them into the join.
+        parts = [""] * (2 * len(hosts))
+        parts[0::2] = hosts
+        parts[1::2] = map(joins.get, keys, repeat(_SCORE_JOINS[0]))
+        body = "".join(parts)
+        return ('[{"Host":"' + body[: -len(',{"Host":"')] + "]").encode()
+    return orjson.dumps([{"Host": host, "Score": scores.get(key, 0)} for host, key in zip(hosts, keys)])
 
 
 def encode_host_priorities(hosts: Sequence[str], scores: Sequence[int]) -> bytes:
-    """A HostPriorityList as JSON, built with C-level string operations: json.dumps of 5,000
-    small dicts costs several milliseconds, this a fraction of one. Scores must be 0..MAX_SCORE."""
-    if not hosts:
-        return b"[]"
-    if _plain(hosts):
-        body = "".join(chain.from_iterable(zip(hosts, map(_SCORE_JOINS.__getitem__, scores))))
-        return ('[{"Host":"' + body[: -len(',{"Host":"')] + "]").encode()
-    items = map(operator.add, map(operator.add, repeat('{"Host":'), map(encode_basestring_ascii, hosts)),
-                map(_SCORE_TAILS.__getitem__, scores))
-    return ("[" + ",".join(items) + "]").encode()
+    """A HostPriorityList as JSON from one score per host."""
+    return encode_scored_hosts(hosts, scores, _SCORES_AS_KEYS)
