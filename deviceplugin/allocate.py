@@ -71,16 +71,19 @@ def build_container_allocation(
             raise UnknownDeviceError(device_id, known=len(by_id))
         partitions.append(partition)
 
+    render_nodes = [HOST_DEV / "dri" / f"renderD{p.render_minor}" for p in partitions]
     devices: list[DeviceNode] = [_node(HOST_DEV / "kfd")]
-    for partition in partitions:
-        if partition.card_minor is not None and (dev_root / "dri" / f"card{partition.card_minor}").exists():
-            devices.append(_node(HOST_DEV / "dri" / f"card{partition.card_minor}"))
-        devices.append(_node(HOST_DEV / "dri" / f"renderD{partition.render_minor}"))
+    for partition, render_node in zip(partitions, render_nodes, strict=True):
+        # A card node missing from /dev would make the runtime fail the container: leave it out.
+        card = f"card{partition.card_minor}" if partition.card_minor is not None else None
+        if card is not None and (dev_root / "dri" / card).exists():
+            devices.append(_node(HOST_DEV / "dri" / card))
+        devices.append(_node(render_node))
 
     envs = {
         ENV_IDS: _join([p.id for p in partitions]),
         ENV_COUNT: str(len(partitions)),
-        ENV_RENDER_NODES: _join([HOST_DEV / "dri" / f"renderD{p.render_minor}" for p in partitions]),
+        ENV_RENDER_NODES: _join(render_nodes),
         ENV_MEMORY_BYTES: _join([p.memory_bytes for p in partitions]),
         ENV_MEMORY_MIB: _join(
             [None if p.memory_bytes is None else p.memory_bytes // 2**20 for p in partitions]

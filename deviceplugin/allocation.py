@@ -27,6 +27,13 @@ from deviceplugin.inventory import Partition
 # Sort key for a GPU: PCI address; unknown IDs get a key that sorts after every address.
 _UNKNOWN_GPU = "~unknown"
 
+# Rule 2's scopes, smallest first: one GPU, one NUMA node of one hive, one hive.
+_SCOPES: tuple[Callable[[Partition], Hashable], ...] = (
+    lambda part: part.gpu,
+    lambda part: (part.hive_id, part.numa_node),
+    lambda part: part.hive_id,
+)
+
 
 def _dedupe(ids: Sequence[str]) -> list[str]:
     return list(dict.fromkeys(ids))
@@ -49,24 +56,23 @@ def preferred_allocation(
     if need >= len(free):
         return must + _order_within_scope(free, must, partitions)
 
-    def gpu_of(device_id: str) -> Hashable:
-        part = partitions.get(device_id)
-        return part.gpu if part is not None else (_UNKNOWN_GPU, device_id)
-
-    def numa_of(device_id: str) -> Hashable:
-        part = partitions.get(device_id)
-        return (part.hive_id, part.numa_node) if part is not None else (_UNKNOWN_GPU, device_id)
-
-    def hive_of(device_id: str) -> Hashable:
-        part = partitions.get(device_id)
-        return part.hive_id if part is not None else (_UNKNOWN_GPU, device_id)
-
-    scope_keys: tuple[Callable[[str], Hashable], ...] = (gpu_of, numa_of, hive_of)
-    for scope_key in scope_keys:
-        chosen = _pick_in_scopes(free, must, need, partitions, scope_key)
+    for scope_of in _SCOPES:
+        chosen = _pick_in_scopes(free, must, need, partitions, _scope_key(scope_of, partitions))
         if chosen is not None:
             return must + chosen
     return must + _order_within_scope(free, must, partitions)[:need]
+
+
+def _scope_key(
+    scope_of: Callable[[Partition], Hashable], partitions: Mapping[str, Partition]
+) -> Callable[[str], Hashable]:
+    """Device ID -> its scope; an unknown ID is a scope of its own, never joining a known one."""
+
+    def key(device_id: str) -> Hashable:
+        part = partitions.get(device_id)
+        return scope_of(part) if part is not None else (_UNKNOWN_GPU, device_id)
+
+    return key
 
 
 def _pick_in_scopes(

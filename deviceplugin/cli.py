@@ -183,7 +183,13 @@ def run_serve(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     try:
         runner.run()
     except OSError as exc:
-        logger.error("cannot serve the device plugin: %s; exiting", exc)
+        logger.error(
+            "cannot serve the device plugin: %s; exiting (check that --kubelet-dir %s is mounted "
+            "read-write from the host and --metrics-port %d is free)",
+            exc,
+            config.kubelet_dir,
+            config.metrics_port,
+        )
         runner.shutdown()
         return 1
     return 0

@@ -23,8 +23,6 @@ KUBELET_SOCKET_NAME = "kubelet.sock"
 # One resource for every partition; the memory size is a node label, not part of the name, so
 # a pod spec never changes when the partition mode does (docs/deviceplugin.md, "Resource").
 DEFAULT_RESOURCE_NAME = "amd.com/gpu-partition"
-# Kubelet `Device.ID` is limited to 63 characters (api.proto comment on Device.ID).
-MAX_DEVICE_ID_LENGTH = 63
 
 # Health polling: 1 s keeps every health change inside the 2 s ListAndWatch update budget
 # (issue: "sends an update within 2 s of any health or inventory change"); checking ~64
@@ -56,6 +54,14 @@ LABEL_BACKOFF_MAX_S = 300.0
 # gRPC server worker threads: one per concurrent ListAndWatch stream (the kubelet keeps one,
 # a restart briefly two) plus Allocate/GetPreferredAllocation, which the kubelet serialises.
 GRPC_MAX_WORKERS = 8
+# Shutdown bounds, so SIGTERM exits well inside Kubernetes' default 30 s
+# terminationGracePeriodSeconds: in-flight RPCs get 0.5 s (Allocate answers in well under a
+# millisecond, bench/bench_deviceplugin.py) and the gRPC server 2 s to wind down; each
+# background thread gets 5 s to finish its current step (a label request can take up to its
+# 5 s + 10 s timeout, k8s.REQUEST_TIMEOUT_S; that daemon thread is then left behind).
+STOP_RPC_GRACE_S = 0.5
+STOP_SERVER_WAIT_S = 2.0
+STOP_THREAD_JOIN_S = 5.0
 
 
 @dataclasses.dataclass(frozen=True)

@@ -144,13 +144,14 @@ def discover(sysfs_root: Path = Path("/sys")) -> Inventory:
         seen_minors[kfd.render_minor] = kfd.node
         by_gpu[kfd.gpu_address].append(kfd)
 
-    card_by_render = _card_minors_by_render_minor(sysfs_root, by_gpu.keys())
+    pci_dirs = {address: _pci_dir(sysfs_root, address) for address in by_gpu}
+    card_by_render = _card_minors_by_render_minor(sysfs_root, pci_dirs.values())
     partitions: list[Partition] = []
     gpus: list[Gpu] = []
     for address in sorted(by_gpu):
         members = sorted(by_gpu[address], key=lambda n: n.index)
         gpu, gpu_partitions = _build_gpu(
-            sysfs_root, address, members, cpu_nodes, card_by_render, problems, notes
+            pci_dirs[address], address, members, cpu_nodes, card_by_render, problems, notes
         )
         gpus.append(gpu)
         partitions.extend(gpu_partitions)
@@ -255,14 +256,10 @@ def _drm_minors(drm_dir: Path) -> tuple[int | None, int | None]:
     return card, render
 
 
-def _card_minors_by_render_minor(sysfs_root: Path, addresses: Iterable[str]) -> dict[int, int]:
+def _card_minors_by_render_minor(sysfs_root: Path, pci_dirs: Iterable[Path | None]) -> dict[int, int]:
     """Map render minor -> card minor from PCI devices and amdgpu_xcp platform devices."""
     mapping: dict[int, int] = {}
-    drm_dirs: list[Path] = []
-    for address in addresses:
-        pci = _pci_dir(sysfs_root, address)
-        if pci is not None:
-            drm_dirs.append(pci / "drm")
+    drm_dirs = [pci / "drm" for pci in pci_dirs if pci is not None]
     platform = sysfs_root / PLATFORM_DIR
     # No platform devices: partitions 1..7 then simply have no card node.
     with contextlib.suppress(OSError):
@@ -332,7 +329,7 @@ def _numa_from_io_links(kfd: _KfdGpuNode, cpu_nodes: set[int]) -> int | None:
 
 
 def _build_gpu(
-    sysfs_root: Path,
+    pci: Path | None,
     address: str,
     members: list[_KfdGpuNode],
     cpu_nodes: set[int],
@@ -340,7 +337,6 @@ def _build_gpu(
     problems: list[str],
     notes: list[str],
 ) -> tuple[Gpu, list[Partition]]:
-    pci = _pci_dir(sysfs_root, address)
     facts = _read_pci_facts(pci, address, problems)
     device_id = members[0].device_id
     product = GEOMETRY.product_by_device_id(device_id) if device_id else None

@@ -11,7 +11,7 @@ import threading
 from collections.abc import Callable, Mapping
 from typing import Protocol
 
-from deviceplugin.config import LABEL_BACKOFF_INITIAL_S, LABEL_BACKOFF_MAX_S
+from deviceplugin.config import LABEL_BACKOFF_INITIAL_S, LABEL_BACKOFF_MAX_S, STOP_THREAD_JOIN_S
 from deviceplugin.errors import LabelPatchError
 from deviceplugin.metrics import PluginMetrics
 
@@ -56,7 +56,7 @@ class LabelSync:
         self._stop.set()
         self._dirty.set()
         if self._thread is not None:
-            self._thread.join(timeout=5)
+            self._thread.join(timeout=STOP_THREAD_JOIN_S)
 
     def _run(self) -> None:
         backoff = self._backoff_initial_s

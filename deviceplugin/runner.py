@@ -28,6 +28,9 @@ from deviceplugin.config import (
     REGISTER_BACKOFF_MAX_S,
     REGISTER_TIMEOUT_S,
     SOCKET_WATCH_INTERVAL_S,
+    STOP_RPC_GRACE_S,
+    STOP_SERVER_WAIT_S,
+    STOP_THREAD_JOIN_S,
     STREAM_CLOSED_GRACE_S,
     PluginConfig,
 )
@@ -128,7 +131,7 @@ class PluginRunner:
     def shutdown(self) -> None:
         self.stop()
         for thread in self._threads:
-            thread.join(timeout=5)
+            thread.join(timeout=STOP_THREAD_JOIN_S)
         if self._label_sync is not None:
             self._label_sync.stop()
         self._stop_server()
@@ -151,20 +154,27 @@ class PluginRunner:
             stopping=self._stop.is_set,
         )
         api_pb2_grpc.add_DevicePluginServicer_to_server(servicer, server)
-        server.add_insecure_port(f"unix://{path.absolute()}")
+        try:
+            server.add_insecure_port(f"unix://{path.absolute()}")
+        except RuntimeError as exc:  # grpc reports a failed bind this way; callers handle OSError
+            raise OSError(f"cannot listen on {path}: {exc}") from exc
         server.start()
         self._server, self._servicer = server, servicer
         logger.info("serving DevicePlugin on %s", path)
 
     def _stop_server(self) -> None:
         if self._server is not None:
-            self._server.stop(grace=0.5).wait(timeout=2)
+            self._server.stop(grace=STOP_RPC_GRACE_S).wait(timeout=STOP_SERVER_WAIT_S)
             self._server = None
-        self._unlink(self.config.socket_path)
+        try:
+            self._unlink(self.config.socket_path)
+        except OSError as exc:  # best effort: stopping must go on (the next start removes it)
+            logger.warning("could not remove %s: %s", self.config.socket_path, exc)
 
     @staticmethod
     def _unlink(path: Path) -> None:
-        with contextlib.suppress(FileNotFoundError):
+        """Remove a socket file; nothing to do when it (or its directory) does not exist."""
+        with contextlib.suppress(FileNotFoundError, NotADirectoryError):
             os.unlink(path)
 
     # -- background loops --------------------------------------------------------------------
@@ -231,20 +241,26 @@ class PluginRunner:
             requested = self._rediscover.wait(self.config.health_interval_s)
             if self._stop.is_set():
                 return
-            current = discovery.topology_fingerprint(self.config.sysfs_root)
-            if requested or current != fingerprint or time.monotonic() >= next_discovery:
-                self._rediscover.clear()
-                fingerprint = current
-                if self.state.refresh_inventory() and self._label_sync is not None:
-                    self._label_sync.mark_dirty()
-                next_discovery = time.monotonic() + self.config.discovery_interval_s
-            else:
-                self.state.refresh_health()
-            self._update_allocated()
+            try:
+                current = discovery.topology_fingerprint(self.config.sysfs_root)
+                if requested or current != fingerprint or time.monotonic() >= next_discovery:
+                    self._rediscover.clear()
+                    fingerprint = current
+                    if self.state.refresh_inventory() and self._label_sync is not None:
+                        self._label_sync.mark_dirty()
+                    next_discovery = time.monotonic() + self.config.discovery_interval_s
+                else:
+                    self.state.refresh_health()
+                self._update_allocated()
+            except Exception:  # e.g. PermissionError from a stat: health must keep being checked
+                logger.exception(
+                    "health/discovery poll failed; keeping the last advertised state, will retry in %.0f s",
+                    self.config.health_interval_s,
+                )
 
     def _update_allocated(self) -> None:
         held = checkpoint.read_allocated_ids(self.config.kubelet_dir, self.config.resource_name)
         if held is None and self._servicer is not None:
             held = frozenset(self._servicer.allocated_ids)
-        advertised = {p.id for p in self.state.inventory.partitions}
-        self.metrics.partitions_allocated.set(len((held or frozenset()) & advertised))
+        advertised = self.state.inventory.by_id.keys()  # built once per inventory
+        self.metrics.partitions_allocated.set(len(advertised & (held or frozenset())))

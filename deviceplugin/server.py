@@ -20,6 +20,7 @@ from deviceplugin.config import HEALTHY
 from deviceplugin.errors import UnknownDeviceError
 from deviceplugin.metrics import PluginMetrics
 from deviceplugin.proto import api_pb2, api_pb2_grpc
+from deviceplugin.registration import plugin_options
 from deviceplugin.state import DeviceState, Snapshot
 
 logger = logging.getLogger(__name__)
@@ -93,7 +94,7 @@ class DevicePluginServicer(api_pb2_grpc.DevicePluginServicer):
     def GetDevicePluginOptions(  # noqa: N802 - gRPC method name
         self, request: api_pb2.Empty, context: grpc.ServicerContext
     ) -> api_pb2.DevicePluginOptions:
-        return api_pb2.DevicePluginOptions(pre_start_required=False, get_preferred_allocation_available=True)
+        return plugin_options()
 
     def ListAndWatch(  # noqa: N802
         self, request: api_pb2.Empty, context: grpc.ServicerContext

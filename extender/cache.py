@@ -76,13 +76,13 @@ class ClusterCache:
         fresh = {facts.name: facts for facts in nodes}
         with self._lock:
             self._nodes = fresh
-            self._keys = {name: self._intern(node_key(facts, self._used.get(name, 0))) for name, facts in fresh.items()}
+            self._rekey_all()
             self._nodes_synced = True
 
     def put_node(self, facts: NodeFacts) -> None:
         with self._lock:
             self._nodes[facts.name] = facts
-            self._keys[facts.name] = self._intern(node_key(facts, self._used.get(facts.name, 0)))
+            self._refresh_key(facts.name)
 
     def remove_node(self, name: str) -> None:
         with self._lock:
@@ -96,7 +96,7 @@ class ClusterCache:
         with self._lock:
             self._pods = dict(usages)
             self._used = used
-            self._keys = {name: self._intern(node_key(facts, used.get(name, 0))) for name, facts in self._nodes.items()}
+            self._rekey_all()
             self._pods_synced = True
 
     def put_pod(self, key: str, usage: PodUsage | None) -> None:
@@ -122,6 +122,9 @@ class ClusterCache:
                 self._used.pop(old.node, None)
             self._refresh_key(old.node)
 
+    def _rekey_all(self) -> None:
+        self._keys = {name: self._intern(node_key(facts, self._used.get(name, 0))) for name, facts in self._nodes.items()}
+
     def _refresh_key(self, name: str) -> None:
         facts = self._nodes.get(name)
         if facts is not None:
@@ -141,10 +144,6 @@ class ClusterCache:
         table only grows)."""
         with self._lock:
             return list(map(self._keys.get, names)), self._key_table.__getitem__  # type: ignore[return-value]
-
-    def facts(self, name: str) -> NodeFacts | None:
-        with self._lock:
-            return self._nodes.get(name)
 
     def used_on(self, names: Sequence[str]) -> list[int]:
         with self._lock:

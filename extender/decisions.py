@@ -22,6 +22,10 @@ from extender.requirements import Requirement
 from extender.scoring import NodeKey, Policy, score_keys
 
 
+# Verdict for a node without a key when scoring: only "does not pass" matters, not the message.
+_UNKNOWN_NODE = Rejection(ReasonCode.NOT_IN_CACHE, "", unresolvable=False)
+
+
 def node_key(facts: NodeFacts, used: int) -> NodeKey:
     return (facts.allocatable, facts.partition_bytes, used)
 
@@ -102,8 +106,7 @@ def score_by_key(
     node (absent here) scores 0. Lets callers map scores onto thousands of nodes in one pass."""
     if requirement.rejection is not None:
         return {}
-    unknown = Rejection(ReasonCode.NOT_IN_CACHE, "", unresolvable=False)
-    verdicts = _verdicts(requirement, keys, unknown, resolve)
+    verdicts = _verdicts(requirement, keys, _UNKNOWN_NODE, resolve)
     feasible = [key for key, verdict in verdicts.items() if verdict is None and key is not None]
     by_key = score_keys(requirement, map(resolve, feasible), policy)
     return {key: by_key[resolve(key)] for key in feasible}

@@ -12,21 +12,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from extender.nodefacts import RESOURCE_NAME, parse_allocatable_count
+from extender.nodefacts import RESOURCE_NAME, parse_allocatable_count, text_value
 
 ANNOTATION_MODEL = "aim.amd.com/model"  # catalogue id (Hugging Face repo id)
 ANNOTATION_PRECISION = "aim.amd.com/precision"  # fp16, bf16, fp8, int8, int4
 ANNOTATION_MAX_MODEL_LEN = "aim.amd.com/max-model-len"  # context length vLLM is started with
 ANNOTATION_PROFILE = "aim.amd.com/profile"  # one of the AIM profile ids, instead of model+precision
 ANNOTATION_MEMORY = "aim.amd.com/memory"  # Kubernetes quantity per partition; overrides the estimate
-
-SIZING_ANNOTATIONS = (
-    ANNOTATION_MODEL,
-    ANNOTATION_PRECISION,
-    ANNOTATION_MAX_MODEL_LEN,
-    ANNOTATION_PROFILE,
-    ANNOTATION_MEMORY,
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,14 +67,6 @@ def requested_partitions(spec: Any) -> int:
     return max(total, largest_init)
 
 
-def _annotation(annotations: Mapping[str, Any], key: str) -> str | None:
-    raw = annotations.get(key)
-    if raw is None:
-        return None
-    text = str(raw).strip()
-    return text or None
-
-
 def read_sizing_request(pod: Any) -> SizingRequest:
     """Read the AIM annotations and partition count of a v1.Pod JSON object; never raises."""
     pod = pod if isinstance(pod, Mapping) else {}
@@ -91,11 +75,11 @@ def read_sizing_request(pod: Any) -> SizingRequest:
     annotations = annotations if isinstance(annotations, Mapping) else {}
     return SizingRequest(
         partitions=requested_partitions(pod.get("spec")),
-        model=_annotation(annotations, ANNOTATION_MODEL),
-        precision=_annotation(annotations, ANNOTATION_PRECISION),
-        max_model_len=_annotation(annotations, ANNOTATION_MAX_MODEL_LEN),
-        profile=_annotation(annotations, ANNOTATION_PROFILE),
-        memory=_annotation(annotations, ANNOTATION_MEMORY),
+        model=text_value(annotations, ANNOTATION_MODEL),
+        precision=text_value(annotations, ANNOTATION_PRECISION),
+        max_model_len=text_value(annotations, ANNOTATION_MAX_MODEL_LEN),
+        profile=text_value(annotations, ANNOTATION_PROFILE),
+        memory=text_value(annotations, ANNOTATION_MEMORY),
     )
 
 

@@ -66,8 +66,9 @@ def _positive_int(labels: Mapping[str, Any], key: str, defects: list[str]) -> in
     return value
 
 
-def _text(labels: Mapping[str, Any], key: str) -> str | None:
-    raw = labels.get(key)
+def text_value(values: Mapping[str, Any], key: str) -> str | None:
+    """A label or annotation as trimmed text; None when absent or blank."""
+    raw = values.get(key)
     if raw is None:
         return None
     text = str(raw).strip()
@@ -117,10 +118,10 @@ def parse_node_facts(
         allocatable=count,
         partition_bytes=memory_mib * MIB if memory_mib is not None else None,
         partition_count=_positive_int(labels, LABEL_COUNT, defects),
-        compute_mode=_text(labels, LABEL_COMPUTE_MODE),
-        memory_mode=_text(labels, LABEL_MEMORY_MODE),
+        compute_mode=text_value(labels, LABEL_COMPUTE_MODE),
+        memory_mode=text_value(labels, LABEL_MEMORY_MODE),
         cu_count=_positive_int(labels, LABEL_CU_COUNT, defects),
-        product=_text(labels, LABEL_PRODUCT),
+        product=text_value(labels, LABEL_PRODUCT),
         homogeneous=_flag(labels, LABEL_HOMOGENEOUS, defects),
         defects=tuple(defects),
     )

@@ -41,16 +41,19 @@ class Rejection:
     unresolvable: bool
 
 
+def _gib_tenths(tenths: int) -> str:
+    """GiB from a count of tenths: "24 GiB", "63.9 GiB"."""
+    return f"{tenths // 10} GiB" if tenths % 10 == 0 else f"{tenths / 10:.1f} GiB"
+
+
 def gib_floor(n_bytes: int) -> str:
     """A partition size for a message, never rounded up ("24 GiB", "63.9 GiB")."""
-    value = math.floor(n_bytes / GIB * 10) / 10
-    return f"{value:.0f} GiB" if value == int(value) else f"{value:.1f} GiB"
+    return _gib_tenths(math.floor(n_bytes / GIB * 10))
 
 
 def gib_ceil(n_bytes: int) -> str:
     """A requirement for a message, never rounded down, so "24 GiB < 24 GiB" cannot happen."""
-    value = math.ceil(n_bytes / GIB * 10) / 10
-    return f"{value:.0f} GiB" if value == int(value) else f"{value:.1f} GiB"
+    return _gib_tenths(math.ceil(n_bytes / GIB * 10))
 
 
 def no_partitions() -> Rejection:

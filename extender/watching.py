@@ -32,6 +32,8 @@ LIST_PAGE_SIZE = 500
 WATCH_TIMEOUT_SECONDS = 300
 # Client read timeout: the watch timeout plus slack for the server to close the stream.
 READ_SLACK_SECONDS = 30
+# TCP (+TLS) connect to the API server: milliseconds in a cluster; 10 s tolerates a loaded control
+# plane yet notices an unreachable one quickly (then back off and retry, below).
 CONNECT_TIMEOUT_SECONDS = 10
 # Read timeout of one list page: a 500-object page is well under a second; 60 s is generous.
 LIST_READ_TIMEOUT_SECONDS = 60
@@ -39,13 +41,11 @@ LIST_READ_TIMEOUT_SECONDS = 60
 # (initial 800 ms, cap 30 s; k8s.io/client-go/tools/cache/reflector.go).
 BACKOFF_INITIAL_SECONDS = 1.0
 BACKOFF_MAX_SECONDS = 30.0
+# The API server's answer to a watch or list from a resourceVersion it no longer has: relist.
+HTTP_GONE = 410
 # Pods that can hold devices: bound and not finished. The API server filters; DELETED events
 # arrive when a pod leaves the selection (e.g. it finishes).
 BOUND_RUNNING_PODS = "spec.nodeName!=,status.phase!=Succeeded,status.phase!=Failed"
-
-
-class _Gone(Exception):
-    """The watch's resourceVersion is too old (HTTP 410): relist."""
 
 
 @dataclass(frozen=True)
@@ -137,13 +137,11 @@ class ClusterWatcher:
                 backoff = BACKOFF_INITIAL_SECONDS
                 while not self._stopping.is_set():
                     version = self._watch(resource, version)
-            except _Gone:
-                logger.info("%s watch expired (410 Gone); relisting now", resource.kind)
-                continue
             except Exception as error:  # noqa: BLE001 - the loop must survive anything the API does
                 if self._stopping.is_set():
                     break
-                if isinstance(error, ApiException) and error.status == 410:
+                if isinstance(error, ApiException) and error.status == HTTP_GONE:
+                    # The resourceVersion is too old, as an HTTP status or a watch ERROR event.
                     logger.info("%s watch expired (HTTP 410 Gone); relisting now", resource.kind)
                     continue
                 logger.warning("%s list/watch failed: %s; serving the cached %s, will retry in %.0f s",
@@ -190,9 +188,7 @@ class ClusterWatcher:
                 kind, obj = event.get("type"), event.get("object")
                 if not isinstance(obj, dict):
                     continue
-                if kind == "ERROR":
-                    if obj.get("code") == 410:
-                        raise _Gone()
+                if kind == "ERROR":  # a metav1.Status; 410 Gone is handled (relist) in _run
                     raise ApiException(status=obj.get("code"), reason=str(obj.get("message")))
                 metadata = obj.get("metadata") or {}
                 version = str(metadata.get("resourceVersion") or version)

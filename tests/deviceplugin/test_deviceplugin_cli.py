@@ -57,6 +57,20 @@ def test_serve_without_node_name_and_labels_on_exits_2(
     assert "NODE_NAME" in capsys.readouterr().err
 
 
+def test_serve_that_cannot_create_its_socket_exits_1_naming_the_kubelet_dir(
+    short_tmp: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(signal, "signal", lambda *args: None)  # keep pytest's own handlers
+    not_a_dir = short_tmp / "file"
+    not_a_dir.write_text("")
+    kubelet_dir = not_a_dir / "kd"  # cannot be created: its parent is a file
+    sysfs = lay_capture(short_tmp / "sys", "mi210-xgmi")
+    argv = ["serve", "--sysfs-root", str(sysfs), "--kubelet-dir", str(kubelet_dir), "--no-node-labels"]
+    assert main(argv) == 1
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert len(errors) == 1 and f"--kubelet-dir {kubelet_dir}" in errors[0], errors
+
+
 def test_discover_json_on_the_mi300x_capture(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     root = lay_capture(tmp_path, "mi300x-cpx")
     assert main(["discover", "--sysfs-root", str(root), "--format", "json"]) == 0

@@ -169,8 +169,24 @@ def test_get_preferred_allocation_packs_onto_one_gpu(env: Env) -> None:
     assert second == [f"{GPU}-p5", f"{GPU}-p0", f"{GPU}-p1"]
 
 
+def test_allocate_leaves_out_a_card_node_missing_from_dev(env: Env) -> None:
+    """The runtime fails a container whose device host_path does not exist, so a card node the
+    GPU has in sysfs but that is absent from /dev is not handed out; the render node still is."""
+    (env.dev / "dri" / "card2").unlink()  # card of partition 1 (see the Allocate test above)
+    request = api_pb2.AllocateRequest(
+        container_requests=[api_pb2.ContainerAllocateRequest(devices_ids=[f"{GPU}-p1"])]
+    )
+    response = env.stub.Allocate(request, timeout=5)
+    host_paths = [d.host_path for d in response.container_responses[0].devices]
+    assert host_paths == ["/dev/kfd", "/dev/dri/renderD129"]
+
+
 def test_pre_start_container_is_accepted(env: Env) -> None:
-    env.stub.PreStartContainer(api_pb2.PreStartContainerRequest(devices_ids=[f"{GPU}-p0"]), timeout=5)
+    """Not required (pre_start_required=False), but a call must still succeed, not UNIMPLEMENTED."""
+    response = env.stub.PreStartContainer(
+        api_pb2.PreStartContainerRequest(devices_ids=[f"{GPU}-p0"]), timeout=5
+    )
+    assert isinstance(response, api_pb2.PreStartContainerResponse)
 
 
 def test_missing_render_node_turns_partition_unhealthy_and_back_within_2_s(env: Env) -> None:
@@ -183,6 +199,25 @@ def test_missing_render_node_turns_partition_unhealthy_and_back_within_2_s(env: 
     assert env.metric("aim_deviceplugin_partitions_healthy") == 62
     render.write_text("")
     env.kubelet.wait_for_devices(lambda d: health_of(d, f"{GPU}-p2") == "Healthy", timeout=2)
+
+
+def test_health_polling_survives_an_unexpected_error(
+    env: Env, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    original = env.runner.state.refresh_health
+    failures = []
+
+    def fail_once() -> bool:
+        if not failures:
+            failures.append(1)
+            raise PermissionError("[Errno 13] Permission denied: '/dev/dri'")
+        return original()
+
+    monkeypatch.setattr(env.runner.state, "refresh_health", fail_once)
+    assert wait_until(lambda: bool(failures), timeout=2)
+    (env.dev / "dri" / "renderD130").unlink()
+    env.kubelet.wait_for_devices(lambda d: health_of(d, f"{GPU}-p2") == "Unhealthy", timeout=2)
+    assert any("poll failed" in r.getMessage() and "will retry" in r.getMessage() for r in caplog.records)
 
 
 def test_vanished_kfd_node_turns_partition_unhealthy_and_keeps_it_advertised(env: Env) -> None:

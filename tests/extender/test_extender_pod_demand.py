@@ -38,7 +38,12 @@ def test_annotations_are_read_trimmed_and_empty_ones_ignored() -> None:
 def test_model_without_precision_is_sized_at_16_bits() -> None:
     implicit = requirement_for(SizingRequest(1, model="Qwen/Qwen3-8B"))
     explicit = requirement_for(SizingRequest(1, model="Qwen/Qwen3-8B", precision="fp16"))
+    fp8 = requirement_for(SizingRequest(1, model="Qwen/Qwen3-8B", precision="fp8"))
     assert implicit.required_bytes == explicit.required_bytes and implicit.rejection is None
+    assert "fp16" in implicit.subject
+    # precision matters (8-bit weights are half the 16-bit ones), so the equality above is not vacuous
+    assert fp8.required_bytes is not None and implicit.required_bytes is not None
+    assert fp8.required_bytes < implicit.required_bytes
 
 
 def test_more_partitions_need_less_memory_each() -> None:
