@@ -1,4 +1,4 @@
-"""Read which device IDs the kubelet has assigned, from its device-manager checkpoint (pure).
+"""Which device IDs the kubelet has assigned, from its device-manager checkpoint.
 
 The kubelet never tells a plugin when a device is released; its checkpoint
 ``<device-plugin dir>/kubelet_internal_checkpoint`` (JSON: ``Data.PodDeviceEntries[]`` with
@@ -39,3 +39,28 @@ def read_allocated_ids(kubelet_dir: Path, resource_name: str) -> frozenset[str] 
     except OSError:
         return None
     return allocated_ids(text, resource_name)
+
+
+class CheckpointReader:
+    """``read_allocated_ids`` that re-reads the file only when its mtime or size changed.
+
+    The health loop asks every second; the kubelet rewrites the checkpoint only on allocation.
+    """
+
+    def __init__(self, kubelet_dir: Path, resource_name: str) -> None:
+        self._path = kubelet_dir / CHECKPOINT_NAME
+        self._resource_name = resource_name
+        self._stamp: tuple[int, int] | None = None
+        self._ids: frozenset[str] | None = None
+
+    def allocated(self) -> frozenset[str] | None:
+        try:
+            stat = self._path.stat()
+        except OSError:
+            self._stamp, self._ids = None, None
+            return None
+        stamp = (stat.st_mtime_ns, stat.st_size)
+        if stamp != self._stamp:
+            self._stamp = stamp
+            self._ids = read_allocated_ids(self._path.parent, self._resource_name)
+        return self._ids

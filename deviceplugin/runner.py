@@ -82,6 +82,7 @@ class PluginRunner:
         self._server: grpc.Server | None = None
         self._servicer: DevicePluginServicer | None = None
         self._threads: list[threading.Thread] = []
+        self._checkpoint = checkpoint.CheckpointReader(config.kubelet_dir, config.resource_name)
         self._label_sync: LabelSync | None = None
         if config.node_labels:
             if label_patcher is None:
@@ -259,7 +260,7 @@ class PluginRunner:
                 )
 
     def _update_allocated(self) -> None:
-        held = checkpoint.read_allocated_ids(self.config.kubelet_dir, self.config.resource_name)
+        held = self._checkpoint.allocated()
         if held is None and self._servicer is not None:
             held = frozenset(self._servicer.allocated_ids)
         advertised = self.state.inventory.by_id.keys()  # built once per inventory

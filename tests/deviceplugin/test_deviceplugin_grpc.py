@@ -340,6 +340,13 @@ def test_allocated_metric_follows_the_kubelet_checkpoint(env: Env) -> None:
 
     (env.kubelet.dir / "kubelet_internal_checkpoint").write_text(json.dumps(checkpoint))
     assert wait_until(lambda: env.metric("aim_deviceplugin_partitions_allocated") == 2, timeout=2)
+    # the kubelet rewrites the checkpoint on the next allocation: the metric follows the new file
+    checkpoint["Data"]["PodDeviceEntries"][0]["DeviceIDs"]["0"].append(f"{GPU}-p2")
+    (env.kubelet.dir / "kubelet_internal_checkpoint").write_text(json.dumps(checkpoint))
+    assert wait_until(lambda: env.metric("aim_deviceplugin_partitions_allocated") == 3, timeout=2)
+    # and a release (file gone after a kubelet reset) drops back to what Allocate saw (none here)
+    (env.kubelet.dir / "kubelet_internal_checkpoint").unlink()
+    assert wait_until(lambda: env.metric("aim_deviceplugin_partitions_allocated") == 0, timeout=2)
 
 
 def test_rediscovery_request_picks_up_a_mode_file_change(env: Env) -> None:
