@@ -135,3 +135,18 @@ def test_serve_subprocess_registers_and_exits_0_on_sigterm_removing_its_socket(
     assert process.returncode == 0, output
     assert not socket.exists()
     assert "received SIGTERM" in output
+
+
+@pytest.mark.parametrize(("capture", "partitions", "gpus"), [("mi300x-cpx", 63, 8), ("mi308x", 32, 8), ("mi210-xgmi", 8, 8)])
+def test_discover_reads_a_bare_kfd_capture_in_place(
+    capture: str, partitions: int, gpus: int, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The captures in shared/ hold only the KFD topology (README there): `discover` reads them as
+    they are, without laying them under class/kfd/kfd/topology first, and never writes into them."""
+    from dp_support import CAPTURES
+
+    code = main(["discover", "--sysfs-root", str(CAPTURES / capture), "--format", "json"])
+    found = json.loads(capsys.readouterr().out)
+    assert code == 0
+    assert len(found) == partitions
+    assert len({p["gpu"] for p in found}) == gpus
