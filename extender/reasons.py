@@ -10,7 +10,6 @@ from that node would not help (a too-small partition stays too small), so preemp
 
 from __future__ import annotations
 
-import math
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -43,17 +42,17 @@ class Rejection:
 
 def _gib_tenths(tenths: int) -> str:
     """GiB from a count of tenths: "24 GiB", "63.9 GiB"."""
-    return f"{tenths // 10} GiB" if tenths % 10 == 0 else f"{tenths / 10:.1f} GiB"
+    return f"{tenths // 10} GiB" if tenths % 10 == 0 else f"{tenths // 10}.{tenths % 10} GiB"
 
 
 def gib_floor(n_bytes: int) -> str:
     """A partition size for a message, never rounded up ("24 GiB", "63.9 GiB")."""
-    return _gib_tenths(math.floor(n_bytes / GIB * 10))
+    return _gib_tenths(n_bytes * 10 // GIB)  # integer arithmetic: exact for any size
 
 
 def gib_ceil(n_bytes: int) -> str:
     """A requirement for a message, never rounded down, so "24 GiB < 24 GiB" cannot happen."""
-    return _gib_tenths(math.ceil(n_bytes / GIB * 10))
+    return _gib_tenths(-(-n_bytes * 10 // GIB))
 
 
 def no_partitions() -> Rejection:

@@ -121,6 +121,18 @@ def test_memory_annotation_overrides_the_estimate(
     assert result["FailedAndUnresolvableNodes"]["fake-gpu-node-2"] == "gpu partition too small for model (24 GiB < 30 GiB)"
 
 
+def test_absurd_memory_quantity_is_a_reason_not_a_500(
+    http: httpx.Client, base_url: str, nodes_request: dict[str, Any]
+) -> None:
+    # 10**40 bytes once overflowed a float while formatting the message (found by fuzzing /filter)
+    request = annotate(cpx_and_spx(nodes_request), {"aim.amd.com/memory": "9" * 40})
+    response = post(http, f"{base_url}/filter", request)
+    assert response.status_code == 200
+    result = response.json()
+    assert result["Nodes"]["items"] == []
+    assert all("more than the largest gpu partition (288 GiB)" in m for m in result["FailedAndUnresolvableNodes"].values())
+
+
 def test_profile_annotation_sizes_like_model_and_precision(
     http: httpx.Client, base_url: str, nodes_request: dict[str, Any]
 ) -> None:
