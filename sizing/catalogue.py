@@ -211,6 +211,11 @@ def _packaged_catalogue() -> Catalogue:
     return load_catalogue(json.loads(text))
 
 
+def _architecture(config: Mapping[str, Any]) -> str:
+    names = config.get("architectures")
+    return names[0] if isinstance(names, list) and names and isinstance(names[0], str) else "unknown"
+
+
 def model_from_hf_config(config: Mapping[str, Any], model_id: str = "custom") -> ModelArch:
     """Build a ModelArch from a Hugging Face config.json (parameter count computed from shapes).
 
@@ -231,6 +236,17 @@ def model_from_hf_config(config: Mapping[str, Any], model_id: str = "custom") ->
                 return v
         raise SizingError(f"config.json: missing or invalid field {key!r} (need a positive integer)")
 
+    def optional(key: str, *alts: str) -> int | None:
+        """A positive integer field that may be absent (or null); SizingError when it is garbage."""
+        for k in (key, *alts):
+            v = text.get(k)
+            if v is None:
+                continue
+            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+                raise SizingError(f"config.json: invalid field {k!r} (need a non-negative integer, got {v!r})")
+            return v or None
+        return None
+
     hidden = need("hidden_size", "d_model", "n_embd")
     layers = need("num_hidden_layers", "n_layer", "num_layers")
     heads = need("num_attention_heads", "n_head")
@@ -248,9 +264,11 @@ def model_from_hf_config(config: Mapping[str, Any], model_id: str = "custom") ->
     # transformers' PretrainedConfig defaults tie_word_embeddings to True and save_pretrained omits
     # default values, so an absent key means tied (e.g. google/gemma-3-1b-it's config.json).
     tied = bool(text.get("tie_word_embeddings", config.get("tie_word_embeddings", True)))
-    n_experts = text.get("num_local_experts") or text.get("num_experts") or 0
-    top_k = text.get("num_experts_per_tok") or 0
-    expert_inter = text.get("moe_intermediate_size") or inter
+    n_experts = optional("num_local_experts", "num_experts") or 0
+    top_k = optional("num_experts_per_tok") or 0
+    if n_experts and not 0 < top_k <= n_experts:
+        raise SizingError("config.json: field 'num_experts_per_tok' must be between 1 and the number of experts")
+    expert_inter = optional("moe_intermediate_size") or inter
     attn = layers * (hidden * heads * head_dim + 2 * hidden * kv_heads * head_dim + heads * head_dim * hidden)
     if n_experts:
         mlp_total = layers * (n_experts * 3 * hidden * expert_inter + hidden * n_experts)
@@ -260,8 +278,8 @@ def model_from_hf_config(config: Mapping[str, Any], model_id: str = "custom") ->
     norms = layers * 2 * hidden + hidden
     embedding = vocab * hidden
     emb_total = embedding * (1 if tied else 2)
-    window = text.get("sliding_window")
-    pattern = text.get("sliding_window_pattern")
+    window = optional("sliding_window")
+    pattern = optional("sliding_window_pattern")
     layer_types = text.get("layer_types")
     attention, n_global = "full", None
     if isinstance(window, int) and window > 0:
@@ -272,7 +290,7 @@ def model_from_hf_config(config: Mapping[str, Any], model_id: str = "custom") ->
     model_type = str(text.get("model_type", "custom"))
     return ModelArch(
         id=model_id, family=model_type,
-        architecture=str((config.get("architectures") or ["unknown"])[0]),
+        architecture=_architecture(config),
         params_total=attn + mlp_total + norms + emb_total, params_active=attn + mlp_active + norms + emb_total,
         params_embedding=embedding, num_layers=layers, num_attention_heads=heads, num_kv_heads=kv_heads,
         head_dim=int(head_dim), hidden_size=hidden, intermediate_size=inter, vocab_size=vocab,

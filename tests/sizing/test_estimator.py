@@ -674,3 +674,22 @@ def test_gemma_config_with_layer_types_counts_global_layers() -> None:
     # vLLM refuses float16 for gemma3_text: the fp16 estimate serves bfloat16 (same bytes)
     assert not arch.float16_supported
     assert sizing.estimate(arch, "fp16").dtype == "bfloat16"
+
+
+@pytest.mark.parametrize(("field", "value"), [
+    ("num_experts", "128"), ("num_experts_per_tok", {"k": 2}), ("sliding_window", "x"),
+    ("sliding_window_pattern", 1.5), ("moe_intermediate_size", True),
+])
+def test_garbage_optional_config_field_is_a_sizing_error_naming_it(field: str, value: object) -> None:
+    # found by fuzzing model_from_hf_config: these raised TypeError (a traceback, exit 1) before
+    config = {"hidden_size": 4096, "num_hidden_layers": 32, "num_attention_heads": 32, "num_key_value_heads": 8,
+              "vocab_size": 128256, "intermediate_size": 14336, "num_experts": 8, "num_experts_per_tok": 2,
+              field: value}
+    with pytest.raises(SizingError, match=field):
+        model_from_hf_config(config)
+
+
+def test_config_with_garbage_architectures_still_sizes() -> None:
+    config = {"architectures": 7, "hidden_size": 2048, "num_hidden_layers": 16, "num_attention_heads": 32,
+              "num_key_value_heads": 8, "vocab_size": 128256, "intermediate_size": 8192}
+    assert model_from_hf_config(config).architecture == "unknown"
