@@ -96,6 +96,29 @@ def rss_kib(pid: int) -> tuple[int, int]:
     return int(fields["VmRSS"].split()[0]), int(fields["VmHWM"].split()[0])
 
 
+def time_rpcs(socket_path: Path, ids: list[str], calls: int, where: str) -> None:
+    """Latency of an empty RPC (the floor), Allocate and GetPreferredAllocation over the socket."""
+    with grpc.insecure_channel(f"unix://{socket_path}") as channel:
+        stub = api_pb2_grpc.DevicePluginStub(channel)
+        stub.GetDevicePluginOptions(api_pb2.Empty(), timeout=5)  # connect once
+        calls_by_name = {
+            "RPC floor (GetDevicePluginOptions)": lambda i: stub.GetDevicePluginOptions(api_pb2.Empty(), timeout=5),
+            "Allocate (2 partitions)": lambda i: stub.Allocate(api_pb2.AllocateRequest(container_requests=[
+                api_pb2.ContainerAllocateRequest(devices_ids=[ids[i % len(ids)], ids[(i + 1) % len(ids)]])]), timeout=5),
+            "GetPreferredAllocation (4 of 63)": lambda i: stub.GetPreferredAllocation(
+                api_pb2.PreferredAllocationRequest(container_requests=[api_pb2.ContainerPreferredAllocationRequest(
+                    available_deviceIDs=ids, must_include_deviceIDs=[ids[i % len(ids)]], allocation_size=4)]),
+                timeout=5),
+        }
+        for name, call in calls_by_name.items():
+            samples = []
+            for i in range(calls):
+                started = time.perf_counter()
+                call(i)
+                samples.append(time.perf_counter() - started)
+            print(f"{name + ', ' + where + ':':<58} {percentiles(samples)}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=2000)
@@ -125,45 +148,8 @@ def main() -> int:
         runner.start()
         assert kubelet.registered.wait(5), "plugin did not register"
 
-        with grpc.insecure_channel(f"unix://{config.socket_path}") as channel:
-            stub = api_pb2_grpc.DevicePluginStub(channel)
-            ids = [p.id for p in inventory.partitions]
-            stub.GetDevicePluginOptions(api_pb2.Empty(), timeout=5)  # connect once
-
-            # The RPC floor: an empty-handler call through the same channel (client and server
-            # share this process and its GIL, so the floor is part of every number below).
-            samples = []
-            for _ in range(args.calls):
-                started = time.perf_counter()
-                stub.GetDevicePluginOptions(api_pb2.Empty(), timeout=5)
-                samples.append(time.perf_counter() - started)
-            print(f"RPC floor (GetDevicePluginOptions):             {percentiles(samples)}")
-
-            samples = []
-            for i in range(args.calls):
-                request = api_pb2.AllocateRequest(
-                    container_requests=[
-                        api_pb2.ContainerAllocateRequest(devices_ids=[ids[i % 63], ids[(i + 1) % 63]])
-                    ]
-                )
-                started = time.perf_counter()
-                stub.Allocate(request, timeout=5)
-                samples.append(time.perf_counter() - started)
-            print(f"Allocate (2 partitions) over unix socket:       {percentiles(samples)}")
-
-            samples = []
-            for i in range(args.calls):
-                request = api_pb2.PreferredAllocationRequest(
-                    container_requests=[
-                        api_pb2.ContainerPreferredAllocationRequest(
-                            available_deviceIDs=ids, must_include_deviceIDs=[ids[i % 63]], allocation_size=4
-                        )
-                    ]
-                )
-                started = time.perf_counter()
-                stub.GetPreferredAllocation(request, timeout=5)
-                samples.append(time.perf_counter() - started)
-            print(f"GetPreferredAllocation (4 of 63) over socket:   {percentiles(samples)}")
+        ids = [p.id for p in inventory.partitions]
+        time_rpcs(config.socket_path, ids, args.calls, "in-process")
 
         delays = []
         for _ in range(args.restarts):
@@ -178,6 +164,7 @@ def main() -> int:
         # RSS of the real process, as deployed (no metrics server, no labels).
         kubelet = Kubelet(kubelet_dir)
         kubelet.start()
+        spawned = time.perf_counter()
         process = subprocess.Popen(
             [
                 sys.executable,
@@ -197,7 +184,8 @@ def main() -> int:
         )
         try:
             assert kubelet.registered.wait(15), "subprocess did not register"
-            time.sleep(2)
+            print(f"serve process: start -> Register received:      {(kubelet.registered_at - spawned) * 1000:.1f} ms")
+            time_rpcs(config.socket_path, ids, args.calls, "separate process")
             rss, peak = rss_kib(process.pid)
             print(f"serve process RSS: {rss / 1024:.1f} MiB (peak {peak / 1024:.1f} MiB)")
         finally:
