@@ -100,9 +100,6 @@ class Inventory:
         """Partitions by ID (computed once; the inventory is immutable)."""
         return {p.id: p for p in self.partitions}
 
-    def get(self, device_id: str) -> Partition | None:
-        return self.by_id.get(device_id)
-
     @property
     def is_homogeneous(self) -> bool:
         return len({p.shape for p in self.partitions}) <= 1

@@ -176,7 +176,6 @@ def _need_no_escaping(names: Sequence[str]) -> bool:
 # The text between one host name and the next, for each score: joining the names with these
 # writes the whole list without a dict per host.
 _SCORE_JOINS = [f'","Score":{score}}},{{"Host":"' for score in range(MAX_SCORE + 1)]
-_SCORES_AS_KEYS = {score: score for score in range(MAX_SCORE + 1)}
 
 
 def encode_scored_hosts(hosts: Sequence[str], keys: Sequence[Hashable | None], scores: Mapping[Any, int]) -> bytes:
@@ -195,8 +194,3 @@ def encode_scored_hosts(hosts: Sequence[str], keys: Sequence[Hashable | None], s
         body = "".join(parts)
         return ('[{"Host":"' + body[: -len(',{"Host":"')] + "]").encode()
     return orjson.dumps([{"Host": host, "Score": scores.get(key, 0)} for host, key in zip(hosts, keys)])
-
-
-def encode_host_priorities(hosts: Sequence[str], scores: Sequence[int]) -> bytes:
-    """A HostPriorityList as JSON from one score per host."""
-    return encode_scored_hosts(hosts, scores, _SCORES_AS_KEYS)

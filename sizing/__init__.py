@@ -7,6 +7,8 @@ the scheduler extender. See docs/sizing-api.md for the contract.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import cache
+from types import MappingProxyType
 
 from sizing.catalogue import Catalogue, MLA, ModelArch, MoE, _packaged_catalogue, load_catalogue, model_from_hf_config
 from sizing.errors import DataFileError, SizingError, UnknownModelError
@@ -21,7 +23,6 @@ from sizing.estimator import (
     engine_args,
     estimate,
     max_context,
-    smallest_fitting_mode,
     usable_bytes,
 )
 from sizing.estimator import fit_table as _fit_table
@@ -61,28 +62,10 @@ def generate_profiles() -> tuple[Profile, ...]:
     return _generate_profiles(CATALOGUE, GEOMETRY)
 
 
-class _ProfileIndex(Mapping[str, Profile]):
-    """Profiles by id, built on first use (generation takes a few hundred milliseconds)."""
-
-    def __init__(self) -> None:
-        self._by_id: dict[str, Profile] | None = None
-
-    def _index(self) -> dict[str, Profile]:
-        if self._by_id is None:
-            self._by_id = {p.id: p for p in generate_profiles()}
-        return self._by_id
-
-    def __getitem__(self, key: str) -> Profile:
-        return self._index()[key]
-
-    def __iter__(self):  # type: ignore[no-untyped-def]
-        return iter(self._index())
-
-    def __len__(self) -> int:
-        return len(self._index())
-
-
-PROFILES_BY_ID: Mapping[str, Profile] = _ProfileIndex()
+@cache
+def profiles_by_id() -> Mapping[str, Profile]:
+    """The profiles by id, generated on first use (a few hundred milliseconds) and kept."""
+    return MappingProxyType({p.id: p for p in generate_profiles()})
 
 
 def get_profile(profile_id: str) -> Profile:
@@ -90,20 +73,21 @@ def get_profile(profile_id: str) -> Profile:
     import difflib
 
     key = profile_id.strip().lower()
-    if key in PROFILES_BY_ID:
-        return PROFILES_BY_ID[key]
-    close = difflib.get_close_matches(key, list(PROFILES_BY_ID), n=3, cutoff=0.5)
+    profiles = profiles_by_id()
+    if key in profiles:
+        return profiles[key]
+    close = difflib.get_close_matches(key, list(profiles), n=3, cutoff=0.5)
     hint = f"; closest: {', '.join(close)}" if close else ""
     raise SizingError(f"unknown AIM profile {profile_id!r}{hint}")
 
 
 __all__ = [
     "CATALOGUE", "GEOMETRY", "DEFAULT_CONTEXT_CAP", "DEFAULT_MAX_NUM_BATCHED_TOKENS", "GIB",
-    "GPU_MEMORY_UTILIZATION", "PROFILE_PRECISIONS", "PROFILES_BY_ID", "TP_SIZES",
+    "GPU_MEMORY_UTILIZATION", "PROFILE_PRECISIONS", "TP_SIZES",
     "Catalogue", "DataFileError", "FitResult", "Geometry", "GpuProduct", "MLA", "MemoryEstimate",
     "ModelArch", "MoE", "PartitionMode", "Placement", "Precision", "Profile", "SizingError",
     "UnknownModelError", "default_context", "engine_args", "estimate", "fit_table",
     "generate_profiles", "get_profile", "largest_partition_bytes", "load_catalogue", "load_geometry",
     "max_context", "model_from_hf_config", "parse_precision", "partition_requirement",
-    "smallest_fitting_mode", "suggest_fixes", "usable_bytes",
+    "profiles_by_id", "suggest_fixes", "usable_bytes",
 ]

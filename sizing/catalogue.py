@@ -164,12 +164,6 @@ class Catalogue(Mapping[str, ModelArch]):
     def __len__(self) -> int:
         return len(self._models)
 
-    def __hash__(self) -> int:
-        return id(self)
-
-    def __eq__(self, other: object) -> bool:
-        return self is other
-
     def get_model(self, model_id: str) -> ModelArch:
         """The entry for ``model_id`` (exact, case-insensitive, or the name after the org)."""
         found = self._lookup.get(model_id.strip().lower())

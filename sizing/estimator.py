@@ -262,13 +262,6 @@ def fit_table(model: ModelArch, precision: Precision | str, geometry: Geometry, 
     return tuple(rows)
 
 
-def smallest_fitting_mode(need: MemoryEstimate, modes: tuple[PartitionMode, ...]) -> PartitionMode | None:
-    """The mode with the smallest partitions that hold ``need`` (validated status wins a tie)."""
-    order = {"validated": 0, "driver": 1, "unverified": 2}
-    fitting = [m for m in modes if need.fits(m.memory_bytes)]
-    return min(fitting, key=lambda m: (m.memory_bytes, order[m.status]), default=None)
-
-
 def engine_args(need: MemoryEstimate, partition_bytes: int) -> dict[str, str | int | float]:
     """vLLM engine arguments that start the sized model on a partition of ``partition_bytes``.
 

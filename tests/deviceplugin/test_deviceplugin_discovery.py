@@ -204,7 +204,7 @@ def test_garbage_mem_bank_falls_back_to_geometry(tmp_path: Path) -> None:
     root = lay_capture(tmp_path, "mi308x")
     (_node_dir(root, 128) / "mem_banks/0/properties").write_text("size_in_bytes banana\n")
     inventory = discover(root)
-    first = inventory.get("0000:0a:00.0-p0")
+    first = inventory.by_id["0000:0a:00.0-p0"]
     assert first is not None
     assert (first.memory_bytes, first.memory_source) == (48 * GIB, "geometry")
     assert any("size_in_bytes" in p for p in inventory.problems)
@@ -214,7 +214,7 @@ def test_garbage_mode_file_is_ignored_and_mode_derived(tmp_path: Path) -> None:
     root = lay_capture(tmp_path, "mi300x-cpx", compute_mode="CPX")
     (root / "bus/pci/devices/0000:05:00.0/current_compute_partition").write_bytes(b"\xde\xad\xbe\xef")
     inventory = discover(root)
-    gpu = inventory.get("0000:05:00.0-p0")
+    gpu = inventory.by_id["0000:05:00.0-p0"]
     assert gpu is not None and (gpu.compute_mode, gpu.compute_mode_source) == ("CPX", "derived")
     assert any("not a known mode" in p for p in inventory.problems)
 

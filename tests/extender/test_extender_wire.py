@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from extender.wire import encode_filter_result, encode_host_priorities
+from extender.wire import encode_filter_result, encode_scored_hosts
 
 NAME_SETS = [
     ["gpu-node-1", "gpu-node-2.rack-a", "n3"],
@@ -18,7 +18,8 @@ NAME_SETS = [
 @pytest.mark.parametrize("names", NAME_SETS, ids=["dns names", "names needing escapes", "no names"])
 def test_host_priorities_decode_to_the_same_list(names: list[str]) -> None:
     scores = [i % 11 for i in range(len(names))]
-    decoded = json.loads(encode_host_priorities(names, scores))
+    keys = [f"key-{i}" for i in range(len(names))]  # one distinct key per host, as the cache gives
+    decoded = json.loads(encode_scored_hosts(names, keys, dict(zip(keys, scores))))
     assert decoded == [{"Host": n, "Score": s} for n, s in zip(names, scores)]
 
 

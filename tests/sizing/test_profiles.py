@@ -49,7 +49,7 @@ def test_count_is_38_models_times_three_precisions(profiles: tuple[sizing.Profil
     assert len(profiles) == 114 == 38 * 3
     pairs = {(p.model_id, p.precision.value) for p in profiles}
     assert pairs == {(m, prec) for m in CATALOGUE for prec in ("fp16", "int8", "int4")}
-    assert len(sizing.PROFILES_BY_ID) == 114
+    assert len(sizing.profiles_by_id()) == 114
 
 
 def test_ids_are_unique_and_readable(profiles: tuple[sizing.Profile, ...]) -> None:
@@ -58,7 +58,7 @@ def test_ids_are_unique_and_readable(profiles: tuple[sizing.Profile, ...]) -> No
     assert "meta-llama--llama-3.1-8b-instruct--fp16" in ids  # the form docs/sizing-api.md promises
     for p in profiles:
         assert re.fullmatch(r"[a-z0-9._-]+--[a-z0-9._-]+--(fp16|int8|int4)", p.id), p.id
-        assert sizing.get_profile(p.id.upper()) is sizing.PROFILES_BY_ID[p.id]
+        assert sizing.get_profile(p.id.upper()) is sizing.profiles_by_id()[p.id]
 
 
 def test_unknown_profile_names_the_closest() -> None:
