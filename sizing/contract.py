@@ -1,0 +1,183 @@
+"""The contract between the packages: resource name, node label keys, pod annotation keys, and the
+one function that turns a node's partitions into its labels (and the one that reads them back).
+
+The device plugin writes node labels with ``node_labels``; the extender, the planner and the
+partitioner read them with ``read_node_labels``. Both live here so writer and reader cannot drift
+(tests/contract ties them together). Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Final
+
+from sizing.bounded import BoundedValueError, parse_int, shown
+
+# -- the extended resource ---------------------------------------------------------------------
+RESOURCE_NAME: Final = "amd.com/gpu-partition"  # one device per compute partition
+
+# -- node labels (written by deviceplugin, read by extender / planner / partitioner) -----------
+LABEL_PREFIX: Final = RESOURCE_NAME + "."
+LABEL_MEMORY_MIB: Final = LABEL_PREFIX + "memory-mib"  # MiB of the smallest healthy partition (nodeAffinity Gt)
+LABEL_COUNT: Final = LABEL_PREFIX + "count"  # healthy partitions that exist now
+LABEL_COMPUTE_MODE: Final = LABEL_PREFIX + "compute-mode"  # SPX|DPX|TPX|QPX|CPX, none, mixed, unknown
+LABEL_MEMORY_MODE: Final = LABEL_PREFIX + "memory-mode"  # NPS1|NPS2|NPS4, none, mixed, unknown
+LABEL_CU_COUNT: Final = LABEL_PREFIX + "cu-count"  # compute units of the smallest partition
+LABEL_PRODUCT: Final = LABEL_PREFIX + "product"  # MI300X, ..., mixed, unknown
+LABEL_HOMOGENEOUS: Final = LABEL_PREFIX + "homogeneous"  # "true" when every partition has one shape
+LABEL_KEYS: Final = (
+    LABEL_MEMORY_MIB, LABEL_COUNT, LABEL_COMPUTE_MODE, LABEL_MEMORY_MODE,
+    LABEL_CU_COUNT, LABEL_PRODUCT, LABEL_HOMOGENEOUS,
+)
+MIXED: Final = "mixed"
+UNKNOWN: Final = "unknown"
+NONE: Final = "none"  # a GPU that cannot be partitioned (e.g. MI210)
+
+# -- pod annotations (read by extender and webhook) --------------------------------------------
+ANNOTATION_PREFIX: Final = "aim.amd.com/"
+ANNOTATION_MODEL: Final = ANNOTATION_PREFIX + "model"  # catalogue or models-directory id
+ANNOTATION_PRECISION: Final = ANNOTATION_PREFIX + "precision"  # fp16, bf16, fp8, int8, int4
+ANNOTATION_MAX_MODEL_LEN: Final = ANNOTATION_PREFIX + "max-model-len"  # context vLLM is started with
+ANNOTATION_PROFILE: Final = ANNOTATION_PREFIX + "profile"  # an AIM profile id instead of model + precision
+ANNOTATION_MEMORY: Final = ANNOTATION_PREFIX + "memory"  # quantity per partition; overrides the estimate
+
+MIB: Final = 1 << 20
+
+# Largest values a label may carry: 1 PiB in MiB, and the bounded partition counts.
+MAX_MEMORY_MIB: Final = 1 << 30
+MAX_LABEL_COUNT: Final = 1024
+MAX_CU_COUNT: Final = 1 << 16  # an MI300X SPX partition has 304 CUs; 65,536 is far above any product
+
+# Kubernetes label value: at most 63 characters, alphanumeric at both ends, [-_.A-Za-z0-9] inside
+# (apimachinery pkg/util/validation IsValidLabelValue).
+MAX_LABEL_VALUE_LENGTH: Final = 63
+_LABEL_VALUE_RE: Final = re.compile(r"(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?", re.ASCII)
+_INVALID_CHARS_RE: Final = re.compile(r"[^-A-Za-z0-9_.]+", re.ASCII)
+
+
+def is_valid_label_value(value: str) -> bool:
+    return len(value) <= MAX_LABEL_VALUE_LENGTH and bool(_LABEL_VALUE_RE.fullmatch(value))
+
+
+def sanitize_label_value(value: str) -> str:
+    """Make ``value`` a valid label value: bad characters become '-', trimmed, ends alphanumeric."""
+    cleaned = _INVALID_CHARS_RE.sub("-", value)[:MAX_LABEL_VALUE_LENGTH].strip("-_.")
+    return cleaned or UNKNOWN
+
+
+@dataclass(frozen=True, slots=True)
+class PartitionShape:
+    """What a workload sees of one healthy partition; what the labels summarise."""
+
+    product: str
+    compute_mode: str | None  # None: the mode file was unreadable
+    memory_mode: str | None
+    compute_units: int
+    memory_bytes: int | None  # None: unknown
+    partitionable: bool = True
+
+    @property
+    def kind(self) -> tuple[str, str | None, str | None, int, int | None]:
+        """Shape for homogeneity, with memory in whole GiB: KFD gives the last partition of a GPU
+        slightly less (MI308X capture: 48 GiB - 16 MiB) without it being another kind."""
+        gib = None if self.memory_bytes is None else round(self.memory_bytes / 2**30)
+        return (self.product, self.compute_mode, self.memory_mode, self.compute_units, gib)
+
+
+def _single(values: Iterable[str]) -> str:
+    distinct = set(values)
+    if not distinct:
+        return UNKNOWN
+    return sanitize_label_value(distinct.pop()) if len(distinct) == 1 else MIXED
+
+
+def _mode(shape: PartitionShape, mode: str | None) -> str:
+    if mode is not None:
+        return mode
+    return UNKNOWN if shape.partitionable else NONE
+
+
+def node_labels(shapes: Iterable[PartitionShape]) -> dict[str, str | None]:
+    """The value of every key in LABEL_KEYS for the healthy partitions that exist now
+    (None = remove the key). Callers pass only partitions that exist and are healthy."""
+    parts = list(shapes)
+    if not parts:
+        return {key: None for key in LABEL_KEYS} | {LABEL_COUNT: "0"}
+    sizes = [p.memory_bytes for p in parts if p.memory_bytes is not None and p.memory_bytes > 0]
+    return {
+        LABEL_MEMORY_MIB: str(min(sizes) // MIB) if sizes else None,
+        LABEL_COUNT: str(len(parts)),
+        LABEL_COMPUTE_MODE: _single(_mode(p, p.compute_mode) for p in parts),
+        LABEL_MEMORY_MODE: _single(_mode(p, p.memory_mode) for p in parts),
+        LABEL_CU_COUNT: str(min(p.compute_units for p in parts)),
+        LABEL_PRODUCT: _single(p.product for p in parts),
+        LABEL_HOMOGENEOUS: "true" if len({p.kind for p in parts}) == 1 else "false",
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class NodeLabels:
+    """The partition labels of one node as read back; a field is None when absent or unreadable,
+    and ``defects`` names each unreadable label with its value."""
+
+    memory_bytes: int | None = None
+    count: int | None = None
+    compute_mode: str | None = None
+    memory_mode: str | None = None
+    cu_count: int | None = None
+    product: str | None = None
+    homogeneous: bool | None = None
+    defects: tuple[str, ...] = ()
+
+
+def read_memory_mib_label(raw: object) -> int:
+    """The ``memory-mib`` label in bytes; raises BoundedValueError naming the label."""
+    return parse_int("label " + LABEL_MEMORY_MIB, raw, minimum=1, maximum=MAX_MEMORY_MIB) * MIB
+
+
+def _text(labels: Mapping[str, object], key: str, defects: list[str]) -> str | None:
+    raw = labels.get(key)
+    if raw is None:
+        return None
+    if not isinstance(raw, str) or not is_valid_label_value(raw.strip()):
+        defects.append(f"label {key}={shown(raw)}: is not a valid label value")
+        return None
+    return raw.strip() or None
+
+
+def read_node_labels(labels: object) -> NodeLabels:
+    """Read our labels from a node's ``metadata.labels``; total: never raises."""
+    if not isinstance(labels, Mapping):
+        return NodeLabels()
+    defects: list[str] = []
+
+    def number(key: str, maximum: int) -> int | None:
+        raw = labels.get(key)
+        if raw is None:
+            return None
+        try:
+            return parse_int("label " + key, raw, minimum=1 if key != LABEL_COUNT else 0, maximum=maximum)
+        except BoundedValueError as error:
+            defects.append(str(error))
+            return None
+
+    memory_mib = number(LABEL_MEMORY_MIB, MAX_MEMORY_MIB)
+    homogeneous_raw = labels.get(LABEL_HOMOGENEOUS)
+    homogeneous: bool | None = None
+    if homogeneous_raw is not None:
+        if homogeneous_raw in ("true", "false"):
+            homogeneous = homogeneous_raw == "true"
+        else:
+            defects.append(f"label {LABEL_HOMOGENEOUS}={shown(homogeneous_raw)}: is not true or false")
+    return NodeLabels(
+        memory_bytes=None if memory_mib is None else memory_mib * MIB,
+        count=number(LABEL_COUNT, MAX_LABEL_COUNT),
+        compute_mode=_text(labels, LABEL_COMPUTE_MODE, defects),
+        memory_mode=_text(labels, LABEL_MEMORY_MODE, defects),
+        cu_count=number(LABEL_CU_COUNT, MAX_CU_COUNT),
+        product=_text(labels, LABEL_PRODUCT, defects),
+        homogeneous=homogeneous,
+        defects=tuple(defects),
+    )
