@@ -14,6 +14,7 @@ from importlib import resources
 from typing import Any
 
 from sizing.errors import DataFileError, SizingError, UnknownModelError
+from sizing.schema import check_document
 
 ATTENTION_KINDS = ("full", "sliding_mix", "mla")
 # model_type values vLLM refuses to run in float16 (vllm/config/model.py _FLOAT16_NOT_SUPPORTED_MODELS)
@@ -72,71 +73,35 @@ class ModelArch:
         return self.params_embedding * (1 if self.tied_embeddings else 2)
 
 
-_INT_FIELDS = (
-    "params_total", "params_active", "params_embedding", "num_layers", "num_attention_heads",
-    "num_kv_heads", "head_dim", "hidden_size", "intermediate_size", "vocab_size", "max_context",
-)
-_STR_FIELDS = ("id", "family", "architecture", "checkpoint_dtype", "source", "params_source")
-
-
-def _positive_int(entry: Mapping[str, Any], field: str, where: str) -> int:
-    value = entry.get(field)
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise DataFileError(f"{where}: field {field!r} must be a positive integer, got {value!r}")
-    return value
-
-
 def _model_from_entry(entry: Mapping[str, Any], where: str) -> ModelArch:
-    """Validate one catalogue entry and build the ModelArch; errors name the entry and field."""
-    if not isinstance(entry, Mapping):
-        raise DataFileError(f"{where}: entry must be an object")
-    ints = {f: _positive_int(entry, f, where) for f in _INT_FIELDS}
-    strs: dict[str, str] = {}
-    for field in _STR_FIELDS:
-        value = entry.get(field, "")
-        if not isinstance(value, str) or (field in ("id", "family") and not value):
-            raise DataFileError(f"{where}: field {field!r} must be a non-empty string, got {value!r}")
-        strs[field] = value
-    tied = entry.get("tied_embeddings")
-    if not isinstance(tied, bool):
-        raise DataFileError(f"{where}: field 'tied_embeddings' must be true or false, got {tied!r}")
+    """Build one ModelArch from a schema-valid entry; checks what the schema cannot express
+    (relations between fields). Errors name the entry and the field."""
+    if entry["params_active"] > entry["params_total"]:
+        raise DataFileError(f"{where}: field 'params_active' exceeds params_total")
+    if entry["num_attention_heads"] % entry["num_kv_heads"]:
+        raise DataFileError(f"{where}: field 'num_kv_heads' must divide num_attention_heads")
     attention = entry.get("attention", "full")
-    if attention not in ATTENTION_KINDS:
-        raise DataFileError(f"{where}: field 'attention' must be one of {ATTENTION_KINDS}, got {attention!r}")
     window = globals_ = None
     if attention == "sliding_mix":
-        window = _positive_int(entry, "sliding_window", where)
-        globals_ = _positive_int(entry, "num_global_layers", where)
-        if globals_ > ints["num_layers"]:
+        window, globals_ = entry["sliding_window"], entry["num_global_layers"]
+        if globals_ > entry["num_layers"]:
             raise DataFileError(f"{where}: field 'num_global_layers' exceeds num_layers")
-    mla = None
-    if attention == "mla":
-        raw = entry.get("mla")
-        if not isinstance(raw, Mapping):
-            raise DataFileError(f"{where}: field 'mla' must be an object for attention 'mla'")
-        mla = MLA(_positive_int(raw, "kv_lora_rank", f"{where}.mla"), _positive_int(raw, "qk_rope_head_dim", f"{where}.mla"))
-    moe = None
-    if entry.get("moe") is not None:
-        raw = entry["moe"]
-        if not isinstance(raw, Mapping):
-            raise DataFileError(f"{where}: field 'moe' must be an object or null")
-        moe = MoE(_positive_int(raw, "num_experts", f"{where}.moe"), _positive_int(raw, "experts_per_token", f"{where}.moe"))
-        if moe.experts_per_token > moe.num_experts:
-            raise DataFileError(f"{where}: field 'moe.experts_per_token' exceeds moe.num_experts")
-    if ints["params_active"] > ints["params_total"]:
-        raise DataFileError(f"{where}: field 'params_active' exceeds params_total")
-    if ints["num_attention_heads"] % ints["num_kv_heads"]:
-        raise DataFileError(f"{where}: field 'num_kv_heads' must divide num_attention_heads")
-    float16_supported = entry.get("float16_supported", True)
-    if not isinstance(float16_supported, bool):
-        raise DataFileError(f"{where}: field 'float16_supported' must be true or false, got {float16_supported!r}")
-    aliases = entry.get("aliases") or []
-    if not isinstance(aliases, list) or not all(isinstance(a, str) for a in aliases):
-        raise DataFileError(f"{where}: field 'aliases' must be a list of strings")
+    mla = MLA(**entry["mla"]) if attention == "mla" else None
+    moe = MoE(**entry["moe"]) if entry.get("moe") is not None else None
+    if moe is not None and moe.experts_per_token > moe.num_experts:
+        raise DataFileError(f"{where}: field 'moe.experts_per_token' exceeds moe.num_experts")
     return ModelArch(
-        **ints, **strs, tied_embeddings=tied, attention=attention, sliding_window=window,
-        num_global_layers=globals_, mla=mla, moe=moe, aliases=tuple(aliases),
-        float16_supported=float16_supported,
+        id=entry["id"], family=entry["family"], architecture=entry["architecture"],
+        params_total=entry["params_total"], params_active=entry["params_active"],
+        params_embedding=entry["params_embedding"], num_layers=entry["num_layers"],
+        num_attention_heads=entry["num_attention_heads"], num_kv_heads=entry["num_kv_heads"],
+        head_dim=entry["head_dim"], hidden_size=entry["hidden_size"],
+        intermediate_size=entry["intermediate_size"], vocab_size=entry["vocab_size"],
+        tied_embeddings=entry["tied_embeddings"], max_context=entry["max_context"], attention=attention,
+        sliding_window=window, num_global_layers=globals_, mla=mla, moe=moe,
+        checkpoint_dtype=entry.get("checkpoint_dtype", "bfloat16"),
+        float16_supported=entry.get("float16_supported", True), aliases=tuple(entry.get("aliases") or ()),
+        source=entry.get("source", ""), params_source=entry.get("params_source", ""),
     )
 
 
@@ -181,26 +146,31 @@ class Catalogue(Mapping[str, ModelArch]):
         return tuple(lowered[k] for k in names)
 
 
-def load_catalogue(document: Mapping[str, Any]) -> Catalogue:
-    """Validate a parsed models.json document and build the catalogue."""
-    if document.get("schema_version") != 1:
-        raise DataFileError(f"models.json: unsupported schema_version {document.get('schema_version')!r}")
-    sources = document.get("sources", {})
-    raw_models = document.get("models")
-    if not isinstance(raw_models, list) or not raw_models:
-        raise DataFileError("models.json: 'models' must be a non-empty list")
+def _entry_name(document: Any, index: int) -> str:
+    entry = document["models"][index]
+    model_id = entry.get("id") if isinstance(entry, Mapping) else None
+    return f"entry {index} ({model_id if isinstance(model_id, str) else '?'})"
+
+
+def load_catalogue(document: object) -> Catalogue:
+    """Validate a parsed models.json document (schema ``data/models.schema.json``, then the relations
+    between fields) and build the catalogue; DataFileError names the entry and the field."""
+    check_document(document, "models.schema.json", "models.json", "models", _entry_name)
+    assert isinstance(document, Mapping)  # the schema says it is an object
+    sources = document["sources"]
     models = []
-    for index, entry in enumerate(raw_models):
-        where = f"models.json entry {index} ({entry.get('id', '?') if isinstance(entry, Mapping) else '?'})"
+    for index, entry in enumerate(document["models"]):
+        where = f"models.json {_entry_name(document, index)}"
         model = _model_from_entry(entry, where)
         for key in (k.strip() for k in model.source.replace(";", ",").split(",")):
             if key and key not in sources and not key.startswith(("http", "computed")) and ":" not in key:
                 raise DataFileError(f"{where}: field 'source' names unknown source key {key!r}")
         models.append(model)
-    return Catalogue(tuple(models), str(document.get("data_version", "")))
+    return Catalogue(tuple(models), document["data_version"])
 
 
 def _packaged_catalogue() -> Catalogue:
+    """The catalogue in the installed package's data/models.json (reads that file)."""
     text = resources.files("sizing").joinpath("data/models.json").read_text(encoding="utf-8")
     return load_catalogue(json.loads(text))
 

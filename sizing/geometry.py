@@ -1,4 +1,4 @@
-"""Partition geometry of MI300-class GPUs, loaded from ``data/gpus.json``.
+"""Partition geometry of MI300-class GPUs, loaded from ``data/gpus.json`` (the one file this module reads).
 
 Per-partition memory is total HBM / number of compute partitions in every valid combination
 (kernel ``amdgpu_amdkfd_xcp_memory_size``); the memory mode (NPS) changes locality, not size.
@@ -13,6 +13,7 @@ from importlib import resources
 from typing import Any
 
 from sizing.errors import DataFileError, SizingError
+from sizing.schema import check_document
 
 COMPUTE_MODES = ("SPX", "DPX", "TPX", "QPX", "CPX")
 MEMORY_MODES = ("NPS1", "NPS2", "NPS4")
@@ -102,51 +103,49 @@ class Geometry:
         return max(m.memory_bytes for m in self.partition_modes())
 
 
+def _product_name(document: Any, index: int) -> str:
+    entry = document["products"][index]
+    name = entry.get("name") if isinstance(entry, Mapping) else None
+    return f"product {name!r}" if isinstance(name, str) else f"product {index}"
+
+
 def _product_from_entry(entry: Mapping[str, Any], sources: Mapping[str, str]) -> GpuProduct:
-    name = entry.get("name")
-    where = f"gpus.json product {name!r}"
-    for field in ("hbm_bytes", "xcds", "cus_per_xcd", "gfx_target_version"):
-        value = entry.get(field)
-        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-            raise DataFileError(f"{where}: field {field!r} must be a positive integer, got {value!r}")
-    try:
-        device_ids = tuple(int(d, 16) for d in entry["pci_device_ids"])
-    except (KeyError, TypeError, ValueError):
-        raise DataFileError(f"{where}: field 'pci_device_ids' must be a list of hex strings") from None
+    """Build one product from a schema-valid entry; checks what the schema cannot express."""
+    where = f"gpus.json product {entry['name']!r}"
     for key in entry.get("sources", []):
         if key not in sources:
             raise DataFileError(f"{where}: field 'sources' names unknown source key {key!r}")
-    shell = GpuProduct(str(name), device_ids, entry["hbm_bytes"], entry["xcds"], entry["cus_per_xcd"],
-                       entry["gfx_target_version"], (), str(entry.get("notes", "")))
+    shell = GpuProduct(entry["name"], tuple(int(d, 16) for d in entry["pci_device_ids"]), entry["hbm_bytes"],
+                       entry["xcds"], entry["cus_per_xcd"], entry["gfx_target_version"], (),
+                       entry.get("notes", ""))
     modes = []
-    for combo in entry.get("combinations", []):
-        compute, memory, status = combo.get("compute"), combo.get("memory"), combo.get("status")
-        if compute not in COMPUTE_MODES or memory not in MEMORY_MODES or status not in STATUSES:
-            raise DataFileError(f"{where}: invalid combination {combo!r}")
+    for combo in entry["combinations"]:
+        compute, memory = combo["compute"], combo["memory"]
         partitions = shell.partitions_for(compute)
         nps = int(memory[3:])
         if nps > partitions:  # kernel rule: memory partitions <= compute partitions (SPX+NPS4 invalid)
-            raise DataFileError(f"{where}: {compute}+{memory} is invalid (more memory than compute partitions)")
+            raise DataFileError(f"{where}: field 'combinations' has {compute}+{memory}, which is invalid "
+                                "(more memory than compute partitions)")
         if shell.xcds % partitions:
-            raise DataFileError(f"{where}: {compute} does not divide {shell.xcds} XCDs")
+            raise DataFileError(f"{where}: field 'combinations' has {compute}, which does not divide "
+                                f"{shell.xcds} XCDs")
         modes.append(PartitionMode(shell.name, compute, memory, partitions, shell.hbm_bytes // partitions,
-                                   shell.total_cus // partitions, status))
-    if not modes:
-        raise DataFileError(f"{where}: no valid combinations")
-    return GpuProduct(shell.name, device_ids, shell.hbm_bytes, shell.xcds, shell.cus_per_xcd,
+                                   shell.total_cus // partitions, combo["status"]))
+    return GpuProduct(shell.name, shell.pci_device_ids, shell.hbm_bytes, shell.xcds, shell.cus_per_xcd,
                       shell.gfx_target_version, tuple(modes), shell.notes)
 
 
-def load_geometry(document: Mapping[str, Any]) -> Geometry:
-    if document.get("schema_version") != 1:
-        raise DataFileError(f"gpus.json: unsupported schema_version {document.get('schema_version')!r}")
-    sources = document.get("sources", {})
-    products = tuple(_product_from_entry(e, sources) for e in document.get("products", []))
-    if not products:
-        raise DataFileError("gpus.json: no products")
-    return Geometry(products, str(document.get("data_version", "")))
+def load_geometry(document: object) -> Geometry:
+    """Validate a parsed gpus.json document (schema ``data/gpus.schema.json``, then the kernel's
+    rules) and build the geometry; DataFileError names the product and the field."""
+    check_document(document, "gpus.schema.json", "gpus.json", "products", _product_name)
+    assert isinstance(document, Mapping)  # the schema says it is an object
+    sources = document["sources"]
+    products = tuple(_product_from_entry(e, sources) for e in document["products"])
+    return Geometry(products, document["data_version"])
 
 
 def _packaged_geometry() -> Geometry:
+    """The geometry in the installed package's data/gpus.json (reads that file)."""
     text = resources.files("sizing").joinpath("data/gpus.json").read_text(encoding="utf-8")
     return load_geometry(json.loads(text))

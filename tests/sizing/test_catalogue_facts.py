@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from published_facts import B, PUBLISHED_PARAMS
+from tests.sizing.published_facts import B, PUBLISHED_PARAMS
 
 MODELS_JSON = Path(__file__).resolve().parents[2] / "sizing" / "data" / "models.json"
 

@@ -162,11 +162,7 @@ def test_fit_in_process(capsys: pytest.CaptureFixture[str]) -> None:
 # --------------------------------------------------------------------------- profiles
 
 def test_profiles_generate_is_reproducible_and_valid(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    started = time.perf_counter()
     first = run_cli("profiles", "generate", "--out", str(tmp_path / "json1"))
-    elapsed = time.perf_counter() - started
-    with capsys.disabled():  # shown with `pytest -s`; a measurement, not an assertion
-        print(f"\n`aim-sizing profiles generate` (json, subprocess incl. interpreter start): {elapsed:.2f} s")
     assert first.returncode == 0, first.stderr
     assert "wrote 114 profiles" in first.stdout
     # the second run in-process: same bytes whichever way the CLI is started
@@ -195,11 +191,7 @@ def test_profiles_generate_is_reproducible_and_valid(tmp_path: Path, capsys: pyt
     assert sorted(f for e in index["profiles"] for f in e["aim_profiles"]) == sorted(aim_files)
 
     # yaml, in-process, twice
-    started = time.perf_counter()
     assert run_main(capsys, "profiles", "generate", "--out", str(tmp_path / "yaml1"), "--format", "yaml")[0] == 0
-    elapsed = time.perf_counter() - started
-    with capsys.disabled():
-        print(f"`aim-sizing profiles generate --format yaml` (in-process): {elapsed:.2f} s")
     assert run_main(capsys, "profiles", "generate", "--out", str(tmp_path / "yaml2"), "--format", "yaml")[0] == 0
     y1, y2 = tree_hashes(tmp_path / "yaml1"), tree_hashes(tmp_path / "yaml2")
     assert y1 == y2

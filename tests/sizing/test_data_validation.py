@@ -88,6 +88,8 @@ def _drop(field: str) -> Callable[[dict[str, Any]], None]:
     (MIXTRAL, _set("moe", {"num_experts": 8, "experts_per_token": 9}), "experts_per_token"),
     (MIXTRAL, _set("moe", {"num_experts": 8}), "experts_per_token"),
     (MIXTRAL, _set("moe", [8, 2]), "moe"),
+    (MIXTRAL, _set("moe", {"num_experts": 8, "experts_per_token": 2, "shared": 1}), "shared"),
+    (LLAMA, _set("num_layer", 32), "num_layer"),  # a misspelt field is not silently ignored
 ])
 def test_broken_model_entry_names_entry_and_field(model_id: str, change: Callable[[dict[str, Any]], None],
                                                   field: str) -> None:
@@ -144,7 +146,10 @@ def test_models_file_level_errors() -> None:
     ("MI350X", lambda p: p.update(gfx_target_version="gfx950"), "gfx_target_version"),
     ("MI350X", lambda p: p.update(pci_device_ids=["0xZZ"]), "pci_device_ids"),
     ("MI308X", lambda p: p.update(sources=["made-up-source"]), "made-up-source"),
-    ("MI300A", lambda p: p.update(combinations=[]), "no valid combinations"),
+    ("MI300A", lambda p: p.update(combinations=[]), "'combinations' must have at least 1"),
+    ("MI300A", lambda p: p["combinations"][1].pop("status"), "'combinations[1].status' is missing"),
+    ("MI355X", lambda p: p.update(hbm_bytes=2.0**40), "'hbm_bytes' must be of type integer"),
+    ("MI355X", lambda p: p.update(hbm_gb=288), "hbm_gb"),  # a misspelt field is not silently ignored
 ])
 def test_broken_product_names_product_and_field(product: str, change: Callable[[dict[str, Any]], None],
                                                 expected: str) -> None:
@@ -159,12 +164,41 @@ def test_broken_product_names_product_and_field(product: str, change: Callable[[
 def test_gpus_file_level_errors() -> None:
     document = copy.deepcopy(GPUS)
     document["schema_version"] = 2
-    with pytest.raises(DataFileError, match=r"gpus\.json.*schema_version 2"):
+    with pytest.raises(DataFileError, match=r"gpus\.json.*schema_version.* must be 1, got 2"):
         load_geometry(document)
     document = copy.deepcopy(GPUS)
     document["products"] = []
     with pytest.raises(DataFileError, match="gpus.json"):
         load_geometry(document)
+
+
+@pytest.mark.parametrize("schema_file", ["models.schema.json", "gpus.schema.json"])
+def test_schemas_are_valid_draft_2020_12_and_describe_every_field(schema_file: str) -> None:
+    import jsonschema
+
+    schema = json.loads((DATA / schema_file).read_text(encoding="utf-8"))
+    jsonschema.Draft202012Validator.check_schema(schema)
+    assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
+
+    def undescribed(node: Any, path: str) -> list[str]:
+        if not isinstance(node, dict):
+            return []
+        missing = [f"{path}.{name}" for name, sub in node.get("properties", {}).items()
+                   if isinstance(sub, dict) and "description" not in sub]
+        children = [*node.get("properties", {}).items(), *node.get("$defs", {}).items()]
+        if isinstance(node.get("items"), dict):
+            children.append(("[]", node["items"]))
+        return missing + [m for name, sub in children for m in undescribed(sub, f"{path}.{name}")]
+
+    assert undescribed(schema, "") == []
+
+
+def test_document_that_is_not_an_object_is_refused() -> None:
+    for document in ([], "models", None, 1):
+        with pytest.raises(DataFileError, match=r"models\.json: field '<document>' must be of type object"):
+            load_catalogue(document)
+        with pytest.raises(DataFileError, match=r"gpus\.json: field '<document>' must be of type object"):
+            load_geometry(document)
 
 
 def test_packaged_geometry_has_no_invalid_combination() -> None:

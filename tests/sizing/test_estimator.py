@@ -13,7 +13,7 @@ import re
 import pytest
 
 import sizing
-from published_facts import B, PUBLISHED_PARAMS
+from tests.sizing.published_facts import B, PUBLISHED_PARAMS
 from sizing import (
     CATALOGUE,
     GEOMETRY,

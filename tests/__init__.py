@@ -1,0 +1,1 @@
+"""The test suite: one package per part of the project (tests.sizing, tests.extender, ...)."""
