@@ -8,6 +8,12 @@ Sources, in order of trust:
 - ``devices/platform/amdgpu_xcp_<n>`` and ``amdgpu_xcp.<n>`` (both kernel spellings,
   ROCm/k8s-device-plugin#157): card nodes of partitions 1..7.
 - KFD ``mem_banks/0/properties`` ``size_in_bytes``: partition memory (ROCm/k8s-device-plugin#108).
+- ``class/drm/renderD<n>/device`` and ``<pci>/drm/renderD<n>``: which GPU a render node belongs
+  to, to cross-check the identity KFD claims (two nodes may not claim one partition).
+
+``sysfs_root`` may also be a bare capture of the KFD topology (``kfd_topology_dir``).
+Every number read goes through ``sizing.bounded.parse_int`` with the bounds below; a value out of
+bounds is a problem naming the file and the key, and the node (or the fact) is skipped.
 
 Partitions are grouped into GPUs by ``domain`` + ``location_id`` with the PCI function bits
 masked, never by ``unique_id`` (per-partition on newer drivers, ROCm/k8s-gpu-dra-driver#21).
@@ -30,6 +36,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sizing import GEOMETRY
+from sizing.bounded import MAX_MEMORY_BYTES, BoundedValueError
+from sizing.contract import MAX_CU_COUNT
 
 from deviceplugin import sysfs
 from deviceplugin.inventory import (
@@ -51,7 +59,9 @@ KFD_NODES = Path("class/kfd/kfd/topology/nodes")
 PCI_DEVICE_DIRS = (Path("bus/pci/devices"), Path("module/amdgpu/drivers/pci:amdgpu"))
 PLATFORM_DIR = Path("devices/platform")
 # Both spellings exist depending on the kernel (ROCm/k8s-device-plugin#157).
-XCP_DEVICE_RE = re.compile(r"^amdgpu_xcp[._](\d+)$")
+XCP_DEVICE_RE = re.compile(r"^amdgpu_xcp[._](\d+)$", re.ASCII)
+DRM_CLASS = Path("class/drm")
+PCI_ADDRESS_RE = re.compile(r"[0-9a-f]{4,8}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]", re.ASCII)
 
 # Modes the amdgpu driver accepts (amdgpu_gfx.c / aqua_vanjaram.c); anything else is garbage.
 COMPUTE_MODES = frozenset({"SPX", "DPX", "TPX", "QPX", "CPX"})
@@ -66,6 +76,22 @@ IOLINK_TYPE_PCIE = 2
 UNPARTITIONABLE_PRODUCTS = {0x740F: "MI210"}
 
 REQUIRED_GPU_KEYS = ("simd_count", "simd_per_cu", "drm_render_minor", "location_id", "domain")
+
+# Bounds of the KFD node fields discovery uses (kfd_topology.c prints them; limits from their C
+# types or from what any product can have). Anything outside is a garbled file, never a value.
+MAX_SIMD_COUNT = 1 << 20  # an MI300X SPX partition has 1,216 SIMDs
+MAX_SIMD_PER_CU = 64  # 4 on every CDNA product
+MAX_RENDER_MINOR = (1 << 20) - 1  # Linux minor numbers are 20 bits (include/linux/kdev_t.h MINORBITS)
+MAX_LOCATION_ID = 0xFFFF  # (bus << 8) | (device << 3) | function
+MAX_DOMAIN = 0xFFFFFFFF  # PCI domain, 32 bits at most (VMD domains start at 0x10000)
+MAX_DEVICE_ID = 0xFFFF  # PCI device id
+MAX_U64 = (1 << 64) - 1  # hive_id, unique_id
+MAX_NUM_XCC = 64  # 8 XCDs on MI300X
+MAX_NODE_NUMBER = 4096  # KFD node directories; a node holds a few dozen
+MAX_NUMA_NODE = 4095  # CONFIG_NODES_SHIFT is at most 10 on x86_64
+MAX_IOLINK_TYPE = 255
+# The CU count of one partition: above zero and at most contract.MAX_CU_COUNT (the label bound).
+MAX_COMPUTE_UNITS = MAX_CU_COUNT
 
 
 @dataclass(frozen=True)
@@ -90,6 +116,10 @@ class _KfdGpuNode:
     def index(self) -> int:
         return self.location_id & 0x7
 
+    @property
+    def claim(self) -> str:
+        return f"KFD node {self.node} (GPU {self.gpu_address} partition {self.index}, renderD{self.render_minor})"
+
 
 @dataclass(frozen=True)
 class _PciFacts:
@@ -101,12 +131,33 @@ class _PciFacts:
     numa_known: bool
 
 
+def kfd_topology_dir(sysfs_root: Path) -> Path:
+    """The KFD topology directory under ``sysfs_root``.
+
+    ``sysfs_root`` is a sysfs mount (``class/kfd/kfd/topology`` inside) or a bare capture of
+    the topology (``topology/nodes`` or ``nodes`` directly, as ROCm's testdata holds them). Both
+    ``serve`` and ``discover`` read through here, so they accept the same roots.
+    """
+    mounted = sysfs_root / KFD_NODES.parent
+    if (mounted / "nodes").is_dir():
+        return mounted
+    for candidate in (sysfs_root / "topology", sysfs_root):
+        if (candidate / "nodes").is_dir():
+            return candidate
+    return mounted
+
+
+def kfd_nodes_dir(sysfs_root: Path) -> Path:
+    return kfd_topology_dir(sysfs_root) / "nodes"
+
+
 def topology_fingerprint(sysfs_root: Path) -> tuple[str | None, tuple[str, ...]]:
     """Cheap change detector: KFD ``generation_id`` (bumped by the driver on every topology
     change, kfd_topology.c) plus the node directory names. Two reads instead of a discovery."""
-    generation = sysfs.read_word(sysfs_root / KFD_NODES.parent / "generation_id")
+    topology = kfd_topology_dir(sysfs_root)
+    generation = sysfs.read_word(topology / "generation_id")
     try:
-        names = tuple(sorted(os.listdir(sysfs_root / KFD_NODES)))
+        names = tuple(sorted(os.listdir(topology / "nodes")))
     except OSError:
         names = ()
     return generation, names
@@ -116,32 +167,21 @@ def discover(sysfs_root: Path = Path("/sys")) -> Inventory:
     """Return every GPU partition found under ``sysfs_root``; never raises on bad sysfs data."""
     problems: list[str] = []
     notes: list[str] = []
-    nodes_dir = sysfs_root / KFD_NODES
+    nodes_dir = kfd_nodes_dir(sysfs_root)
     if not nodes_dir.is_dir():
         problems.append(
-            f"KFD topology not found at {nodes_dir} (amdgpu not loaded or /sys not mounted); "
-            "advertising no partitions"
+            f"KFD topology not found at {sysfs_root / KFD_NODES} (amdgpu not loaded or /sys not "
+            "mounted); advertising no partitions"
         )
         return Inventory(problems=tuple(problems))
+    if nodes_dir != sysfs_root / KFD_NODES:
+        notes.append(f"{sysfs_root} is a bare KFD topology capture; read {nodes_dir}")
 
     gpu_nodes, cpu_nodes = _read_kfd_nodes(nodes_dir, problems)
+    render_owner = _render_owners(sysfs_root, {n.gpu_address for n in gpu_nodes})
+    accepted = _cross_check(gpu_nodes, render_owner, problems)
     by_gpu: dict[str, list[_KfdGpuNode]] = defaultdict(list)
-    seen_minors: dict[int, int] = {}
-    for kfd in gpu_nodes:
-        if kfd.render_minor in seen_minors:
-            problems.append(
-                f"KFD node {kfd.node}: drm_render_minor {kfd.render_minor} already used by node "
-                f"{seen_minors[kfd.render_minor]}; skipping node {kfd.node}"
-            )
-            continue
-        clash = next((n for n in by_gpu[kfd.gpu_address] if n.index == kfd.index), None)
-        if clash is not None:
-            problems.append(
-                f"KFD node {kfd.node}: partition {kfd.index} of GPU {kfd.gpu_address} already "
-                f"seen on node {clash.node}; skipping node {kfd.node}"
-            )
-            continue
-        seen_minors[kfd.render_minor] = kfd.node
+    for kfd in accepted:
         by_gpu[kfd.gpu_address].append(kfd)
 
     pci_dirs = {address: _pci_dir(sysfs_root, address) for address in by_gpu}
@@ -149,7 +189,7 @@ def discover(sysfs_root: Path = Path("/sys")) -> Inventory:
     partitions: list[Partition] = []
     gpus: list[Gpu] = []
     for address in sorted(by_gpu):
-        members = sorted(by_gpu[address], key=lambda n: n.index)
+        members = _one_product(sorted(by_gpu[address], key=lambda n: n.index), problems)
         gpu, gpu_partitions = _build_gpu(
             pci_dirs[address], address, members, cpu_nodes, card_by_render, problems, notes
         )
@@ -174,6 +214,76 @@ def _describe_shape(shape: tuple[str, str | None, str | None, int, int | None]) 
     return f"{product} {compute or '-'}/{memory or '-'} {cus} CUs {memory_text}"
 
 
+def _cross_check(
+    nodes: list[_KfdGpuNode], render_owner: dict[int, str], problems: list[str]
+) -> list[_KfdGpuNode]:
+    """Drop KFD nodes whose identity sysfs contradicts or that clash with another node.
+
+    A node whose render node belongs (in sysfs) to another GPU is dropped: its ID would come with
+    that GPU's render node. Two nodes claiming the same GPU + partition, or the same render
+    minor, are a clash: the one whose render node sysfs places on the claimed GPU is kept; when
+    sysfs confirms neither (or both), both are dropped, and the warning names both.
+    """
+    consistent: list[_KfdGpuNode] = []
+    for kfd in nodes:
+        owner = render_owner.get(kfd.render_minor)
+        if owner is not None and owner != kfd.gpu_address:
+            problems.append(
+                f"{kfd.claim}: sysfs places renderD{kfd.render_minor} on GPU {owner}, not on "
+                f"{kfd.gpu_address} (location_id {kfd.location_id} wrong?); node skipped"
+            )
+            continue
+        consistent.append(kfd)
+
+    def confirmed(kfd: _KfdGpuNode) -> bool:
+        return render_owner.get(kfd.render_minor) == kfd.gpu_address
+
+    rejected: set[int] = set()
+    for key in (lambda n: (n.gpu_address, n.index), lambda n: n.render_minor):
+        groups: dict[object, list[_KfdGpuNode]] = defaultdict(list)
+        for kfd in consistent:
+            if kfd.node not in rejected:
+                groups[key(kfd)].append(kfd)
+        for group in groups.values():
+            if len(group) < 2:
+                continue
+            sure = [n for n in group if confirmed(n)]
+            keep = sure[0] if len(sure) == 1 else None
+            names = " and ".join(n.claim for n in group)
+            if keep is not None:
+                problems.append(
+                    f"{names} claim the same partition; sysfs confirms node {keep.node} "
+                    f"(renderD{keep.render_minor} belongs to GPU {keep.gpu_address}); the others skipped"
+                )
+            else:
+                problems.append(
+                    f"{names} claim the same partition and sysfs confirms none of them; all skipped"
+                )
+            rejected.update(n.node for n in group if n is not keep)
+    return [n for n in consistent if n.node not in rejected]
+
+
+def _one_product(members: list[_KfdGpuNode], problems: list[str]) -> list[_KfdGpuNode]:
+    """Partitions of one GPU share its device id; a node with another one is garbled: skipped.
+
+    The most common id wins (ties: the lower one), so one bad node cannot rename the GPU.
+    """
+    counts: dict[int, int] = defaultdict(int)
+    for kfd in members:
+        counts[kfd.device_id] += 1
+    device_id = min(counts, key=lambda d: (-counts[d], d))
+    kept = []
+    for kfd in members:
+        if kfd.device_id != device_id:
+            problems.append(
+                f"{kfd.claim}: device_id 0x{kfd.device_id:04x} differs from the GPU's other "
+                f"partitions (0x{device_id:04x}); node skipped"
+            )
+            continue
+        kept.append(kfd)
+    return kept
+
+
 def _read_kfd_nodes(nodes_dir: Path, problems: list[str]) -> tuple[list[_KfdGpuNode], set[int]]:
     gpu_nodes: list[_KfdGpuNode] = []
     cpu_nodes: set[int] = set()
@@ -183,53 +293,104 @@ def _read_kfd_nodes(nodes_dir: Path, problems: list[str]) -> tuple[list[_KfdGpuN
         problems.append(f"cannot list {nodes_dir}: {exc}; advertising no partitions")
         return gpu_nodes, cpu_nodes
     for entry in sorted(entries, key=lambda p: (len(p.name), p.name)):
-        if not entry.name.isdigit():
+        if not (entry.name.isascii() and entry.name.isdigit()) or len(entry.name) > 4:
             continue
         node = int(entry.name)
+        if node > MAX_NODE_NUMBER:
+            continue
         props = sysfs.read_properties(entry / "properties")
         if props is None:
             problems.append(f"KFD node {node}: {entry / 'properties'} missing or unreadable; skipped")
             continue
-        values = props.values
-        if values.get("simd_count") == 0 or (
-            "simd_count" not in values and values.get("cpu_cores_count", 0) > 0
-        ):
-            cpu_nodes.add(node)
+        try:
+            kfd = _gpu_node(node, entry, props, cpu_nodes, problems)
+        except BoundedValueError as exc:
+            problems.append(f"KFD node {node}: {exc}; node skipped")
             continue
-        missing = [key for key in REQUIRED_GPU_KEYS if key not in values]
-        if missing:
-            detail = f"; {len(props.bad_lines)} unparsable line(s)" if props.bad_lines else ""
-            problems.append(
-                f"KFD node {node}: properties lack {', '.join(missing)}{detail} "
-                "(truncated or garbled file); node skipped"
-            )
-            continue
-        if props.bad_lines:
-            problems.append(
-                f"KFD node {node}: ignored {len(props.bad_lines)} unparsable line(s) in properties, "
-                f"first {props.bad_lines[0]!r}"
-            )
-        if values["drm_render_minor"] <= 0 or values["simd_per_cu"] <= 0:
-            problems.append(
-                f"KFD node {node}: drm_render_minor {values['drm_render_minor']} / simd_per_cu "
-                f"{values['simd_per_cu']} not usable; node skipped"
-            )
-            continue
-        hive = values.get("hive_id", 0)
-        gpu_nodes.append(
-            _KfdGpuNode(
-                node=node,
-                domain=values["domain"],
-                location_id=values["location_id"],
-                render_minor=values["drm_render_minor"],
-                compute_units=values["simd_count"] // values["simd_per_cu"],
-                device_id=values.get("device_id", 0),
-                hive_id=hive or None,
-                num_xcc=values.get("num_xcc"),
-                path=entry,
-            )
-        )
+        if kfd is not None:
+            gpu_nodes.append(kfd)
     return gpu_nodes, cpu_nodes
+
+
+def _gpu_node(
+    node: int, entry: Path, props: sysfs.Properties, cpu_nodes: set[int], problems: list[str]
+) -> _KfdGpuNode | None:
+    """The GPU node described by ``props``; None for a CPU node or a node lacking keys.
+    Raises BoundedValueError (naming file and key) for a value out of bounds."""
+    simd_count = props.optional("simd_count", minimum=0, maximum=MAX_SIMD_COUNT, problems=[])
+    if "simd_count" in props and simd_count is None:
+        props.number("simd_count", minimum=0, maximum=MAX_SIMD_COUNT)  # raises, naming the field
+    cpu_cores = props.optional("cpu_cores_count", minimum=0, maximum=MAX_U64, problems=[])
+    if simd_count == 0 or ("simd_count" not in props and (cpu_cores or 0) > 0):
+        cpu_nodes.add(node)
+        return None
+    missing = [key for key in REQUIRED_GPU_KEYS if key not in props]
+    if missing:
+        detail = f"; {len(props.bad_lines)} unparsable line(s)" if props.bad_lines else ""
+        problems.append(
+            f"KFD node {node}: properties lack {', '.join(missing)}{detail} "
+            "(truncated or garbled file); node skipped"
+        )
+        return None
+    if props.bad_lines:
+        problems.append(
+            f"KFD node {node}: ignored {len(props.bad_lines)} unparsable line(s) in properties, "
+            f"first {props.bad_lines[0]!r}"
+        )
+    simds = props.number("simd_count", minimum=1, maximum=MAX_SIMD_COUNT)
+    per_cu = props.number("simd_per_cu", minimum=1, maximum=MAX_SIMD_PER_CU)
+    compute_units = simds // per_cu
+    if not 0 < compute_units <= MAX_COMPUTE_UNITS:
+        raise BoundedValueError(
+            f"{props.path} simd_count/simd_per_cu", f"{simds}/{per_cu}", "gives no whole compute unit"
+        )
+    hive = props.optional("hive_id", minimum=0, maximum=MAX_U64, problems=problems)
+    return _KfdGpuNode(
+        node=node,
+        domain=props.number("domain", minimum=0, maximum=MAX_DOMAIN),
+        location_id=props.number("location_id", minimum=0, maximum=MAX_LOCATION_ID),
+        render_minor=props.number("drm_render_minor", minimum=1, maximum=MAX_RENDER_MINOR),
+        compute_units=compute_units,
+        device_id=props.optional("device_id", minimum=0, maximum=MAX_DEVICE_ID, problems=problems) or 0,
+        hive_id=hive or None,
+        num_xcc=props.optional("num_xcc", minimum=0, maximum=MAX_NUM_XCC, problems=problems),
+        path=entry,
+    )
+
+
+def _render_owners(sysfs_root: Path, addresses: Iterable[str]) -> dict[int, str]:
+    """Render minor -> PCI address of its GPU, as far as sysfs says: ``class/drm/renderD<n>/device``
+    links to a PCI device, and ``<pci device>/drm/renderD<n>`` is a render node of that device.
+    Render nodes of ``amdgpu_xcp`` platform devices (partitions 1..7) name no PCI device."""
+    owners: dict[int, str] = {}
+    with contextlib.suppress(OSError):
+        for entry in (sysfs_root / DRM_CLASS).iterdir():
+            minor = _render_minor(entry.name)
+            if minor is None:
+                continue
+            with contextlib.suppress(OSError, RuntimeError):
+                target = (entry / "device").resolve(strict=True).name
+                if PCI_ADDRESS_RE.fullmatch(target):
+                    owners[minor] = _function_zero(target)
+    for address in addresses:
+        pci = _pci_dir(sysfs_root, address)
+        if pci is None:
+            continue
+        _card, render = _drm_minors(pci / "drm")
+        if render is not None:
+            owners.setdefault(render, address)
+    return owners
+
+
+def _render_minor(name: str) -> int | None:
+    digits = name[len("renderD") :] if name.startswith("renderD") else ""
+    if not (digits.isascii() and digits.isdigit()) or len(digits) > 7:
+        return None
+    return int(digits)
+
+
+def _function_zero(address: str) -> str:
+    return address[:-1] + "0"
 
 
 def _pci_dir(sysfs_root: Path, address: str) -> Path | None:
@@ -249,9 +410,10 @@ def _drm_minors(drm_dir: Path) -> tuple[int | None, int | None]:
     except OSError:
         return None, None
     for name in names:
-        if name.startswith("renderD") and name[7:].isdigit():
-            render = int(name[7:])
-        elif name.startswith("card") and name[4:].isdigit():
+        minor = _render_minor(name)
+        if minor is not None:
+            render = minor
+        elif name.startswith("card") and name[4:].isascii() and name[4:].isdigit() and len(name) < 12:
             card = int(name[4:])
     return card, render
 
@@ -293,9 +455,11 @@ def _read_pci_facts(pci: Path | None, address: str, problems: list[str]) -> _Pci
         return modes or None
 
     numa_path = pci / "numa_node"
-    numa = sysfs.read_int(numa_path)
-    if numa is None and numa_path.exists():
-        problems.append(f"GPU {address}: {numa_path} is not an integer; NUMA node unknown")
+    try:
+        numa = sysfs.read_int(numa_path, minimum=-1, maximum=MAX_NUMA_NODE)
+    except BoundedValueError as exc:
+        problems.append(f"GPU {address}: {exc}; NUMA node unknown")
+        numa = None
     return _PciFacts(
         compute_mode=mode("current_compute_partition", COMPUTE_MODES),
         memory_mode=mode("current_memory_partition", MEMORY_MODES),
@@ -315,15 +479,17 @@ def _numa_from_io_links(kfd: _KfdGpuNode, cpu_nodes: set[int]) -> int | None:
     """
     links = kfd.path / "io_links"
     try:
-        names = sorted((n for n in os.listdir(links) if n.isdigit()), key=int)
+        names = sorted((n for n in os.listdir(links) if n.isascii() and n.isdigit() and len(n) < 6), key=int)
     except OSError:
         return None
     for name in names:
         props = sysfs.read_properties(links / name / "properties")
         if props is None:
             continue
-        target = props.values.get("node_to")
-        if target in cpu_nodes and props.values.get("type") == IOLINK_TYPE_PCIE:
+        ignored: list[str] = []  # a garbled link is skipped; the next readable one answers
+        target = props.optional("node_to", minimum=0, maximum=MAX_NODE_NUMBER, problems=ignored)
+        kind = props.optional("type", minimum=0, maximum=MAX_IOLINK_TYPE, problems=ignored)
+        if target in cpu_nodes and kind == IOLINK_TYPE_PCIE and target <= MAX_NUMA_NODE:
             return target
     return None
 
@@ -465,10 +631,11 @@ def _partition_memory(
     bank = kfd.path / "mem_banks" / "0" / "properties"
     props = sysfs.read_properties(bank)
     if props is not None:
-        size = props.values.get("size_in_bytes")
-        if size is not None and size > 0:
+        size = props.optional("size_in_bytes", minimum=1, maximum=MAX_MEMORY_BYTES, problems=problems)
+        if size is not None:
             return size, SOURCE_KFD
-        problems.append(f"KFD node {kfd.node}: {bank} has no usable size_in_bytes; ignored")
+        if "size_in_bytes" not in props:
+            problems.append(f"KFD node {kfd.node}: {bank} has no size_in_bytes; ignored")
     if geometry_bytes is not None:
         return geometry_bytes, SOURCE_GEOMETRY
     return None, SOURCE_NONE

@@ -10,22 +10,54 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+from sizing.bounded import BoundedValueError, parse_int
+
+# A sysfs attribute is at most one page (fs/sysfs/file.c); a larger "file" is not sysfs.
+MAX_FILE_BYTES = 4096
+
 # KFD `properties` files hold one "<key> <decimal integer>" pair per line (drivers/gpu/drm/amd/
-# amdkfd/kfd_topology.c, sysprops_show_*). Values such as unique_id are unsigned 64-bit.
+# amdkfd/kfd_topology.c, sysprops_show_*). Values such as unique_id are unsigned 64-bit; each is
+# range-checked only when discovery asks for it (Properties.number).
 
 
 @dataclasses.dataclass(frozen=True)
 class Properties:
-    """Parsed KFD properties file: the integer values and the lines that could not be parsed."""
+    """Parsed KFD properties file: each key's raw text and the lines that could not be parsed.
 
-    values: dict[str, int]
+    Values stay text until a caller asks for one through ``number``, which range-checks it with
+    ``sizing.bounded.parse_int`` and names the file and key when it is out of bounds.
+    """
+
+    path: Path
+    raw: dict[str, str]
     bad_lines: tuple[str, ...]
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.raw
+
+    def number(self, key: str, *, minimum: int, maximum: int) -> int:
+        """The value of ``key`` within bounds; BoundedValueError naming file and key otherwise."""
+        return parse_int(f"{self.path} {key}", self.raw[key], minimum=minimum, maximum=maximum)
+
+    def optional(self, key: str, *, minimum: int, maximum: int, problems: list[str]) -> int | None:
+        """``number`` for a key that may be absent; an out-of-bounds value is a problem, not a value."""
+        if key not in self.raw:
+            return None
+        try:
+            return self.number(key, minimum=minimum, maximum=maximum)
+        except BoundedValueError as exc:
+            problems.append(f"{exc}; ignored")
+            return None
 
 
 def read_text(path: Path) -> str | None:
-    """Return the file content (NUL bytes stripped) or None if it cannot be read."""
+    """Return the file content (NUL bytes stripped) or None if it cannot be read.
+
+    At most MAX_FILE_BYTES are read: a sysfs attribute is one page at most.
+    """
     try:
-        raw = path.read_bytes()
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_FILE_BYTES)
     except OSError:
         return None
     return raw.replace(b"\x00", b"").decode("utf-8", errors="replace")
@@ -36,20 +68,17 @@ def read_properties(path: Path) -> Properties | None:
     text = read_text(path)
     if text is None:
         return None
-    values: dict[str, int] = {}
+    values: dict[str, str] = {}
     bad: list[str] = []
     for line in text.splitlines():
         if not line.strip():
             continue
         parts = line.split()
-        if len(parts) != 2 or not parts[0].isidentifier():
+        if len(parts) != 2 or not parts[0].isascii() or not parts[0].isidentifier():
             bad.append(line[:80])
             continue
-        try:
-            values[parts[0]] = int(parts[1], 10)
-        except ValueError:
-            bad.append(line[:80])
-    return Properties(values=values, bad_lines=tuple(bad))
+        values[parts[0]] = parts[1]
+    return Properties(path=path, raw=values, bad_lines=tuple(bad))
 
 
 def read_word(path: Path) -> str | None:
@@ -61,15 +90,18 @@ def read_word(path: Path) -> str | None:
     return words[0] if words else None
 
 
-def read_int(path: Path) -> int | None:
-    """Return a decimal integer attribute (e.g. ``numa_node``), or None if absent/garbled."""
+def read_int(path: Path, *, minimum: int, maximum: int) -> int | None:
+    """A decimal integer attribute (e.g. ``numa_node``) within bounds; None when absent.
+
+    Raises BoundedValueError naming the file when the value is garbled or out of bounds. A
+    leading ``-`` is allowed only when ``minimum`` is negative.
+    """
     word = read_word(path)
     if word is None:
         return None
-    try:
-        return int(word, 10)
-    except ValueError:
-        return None
+    if word.startswith("-") and minimum < 0:
+        return -parse_int(str(path), word[1:], minimum=max(0, -maximum), maximum=-minimum)
+    return parse_int(str(path), word, minimum=minimum, maximum=maximum)
 
 
 def read_list(path: Path) -> tuple[str, ...] | None:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from dp_support import TestKubelet
+from tests.deviceplugin.dp_support import TestKubelet
 
 
 @pytest.fixture

@@ -1,7 +1,7 @@
 """Test helpers for the device plugin: captures laid under a temporary root, device roots,
 a test kubelet, partition builders.
 
-The captures in /work/shared/fixtures/sysfs are only read; every test works on its own copy
+The captures in tests/fixtures/sysfs are only read; every test works on its own copy
 (plus synthesized PCI partition-mode files, NUMA files and amdgpu_xcp platform devices where a
 test needs them, since the captures contain KFD topology only).
 """
@@ -20,9 +20,9 @@ import grpc
 
 from deviceplugin.inventory import Partition, partition_id
 from deviceplugin.proto import api_pb2, api_pb2_grpc
+from tests.fixtures import FIXTURES
 
-# shared/ sits beside the repository (the session's /work/shared, CI's copy next to its clone)
-CAPTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "sysfs"
+CAPTURES = FIXTURES / "sysfs"
 KFD_TOPOLOGY = Path("class/kfd/kfd/topology")
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from deviceplugin.allocation import preferred_allocation
 from deviceplugin.inventory import Partition, partition_id
-from dp_support import make_partition
+from tests.deviceplugin.dp_support import make_partition
 
 GPU_A, GPU_B, GPU_C, GPU_D = "0000:05:00.0", "0000:27:00.0", "0000:85:00.0", "0000:a7:00.0"
 

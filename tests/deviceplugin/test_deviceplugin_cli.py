@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from dp_support import TestKubelet, lay_capture, lay_dev_root, wait_until
+from tests.deviceplugin.dp_support import TestKubelet, lay_capture, lay_dev_root, wait_until
 from deviceplugin.cli import main
 
 REQUIRED_KEYS = {
@@ -143,7 +143,7 @@ def test_discover_reads_a_bare_kfd_capture_in_place(
 ) -> None:
     """The captures in shared/ hold only the KFD topology (README there): `discover` reads them as
     they are, without laying them under class/kfd/kfd/topology first, and never writes into them."""
-    from dp_support import CAPTURES
+    from tests.deviceplugin.dp_support import CAPTURES
 
     code = main(["discover", "--sysfs-root", str(CAPTURES / capture), "--format", "json"])
     found = json.loads(capsys.readouterr().out)

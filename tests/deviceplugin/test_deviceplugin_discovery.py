@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from dp_support import KFD_TOPOLOGY, lay_capture
+from tests.deviceplugin.dp_support import KFD_TOPOLOGY, lay_capture
 from deviceplugin.discovery import discover
 from deviceplugin.inventory import partition_id
 
@@ -243,10 +243,11 @@ def test_missing_io_links_leave_numa_unknown(tmp_path: Path) -> None:
     assert {p.numa_node for p in inventory.partitions} == {None}
 
 
-def test_duplicate_render_minor_keeps_the_first_node(tmp_path: Path) -> None:
+def test_duplicate_render_minor_unconfirmed_skips_both_nodes(tmp_path: Path) -> None:
     root = lay_capture(tmp_path, "mi308x")
     props = _node_dir(root, 129) / "properties"
     props.write_text(props.read_text().replace("drm_render_minor 129", "drm_render_minor 128"))
     inventory = discover(root)
-    assert len(inventory.partitions) == 31
-    assert any("already used" in p for p in inventory.problems)
+    assert len(inventory.partitions) == 30
+    assert {128, 129}.isdisjoint(p.render_minor for p in inventory.partitions)
+    assert any("confirms none" in p and "KFD node 2 " in p and "KFD node 3 " in p for p in inventory.problems)

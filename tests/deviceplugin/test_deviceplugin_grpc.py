@@ -17,7 +17,7 @@ import grpc
 import httpx
 import pytest
 
-from dp_support import KFD_TOPOLOGY, TestKubelet, lay_capture, lay_dev_root, wait_until
+from tests.deviceplugin.dp_support import KFD_TOPOLOGY, TestKubelet, lay_capture, lay_dev_root, wait_until
 from deviceplugin import labels
 from deviceplugin.config import PluginConfig
 from deviceplugin.metrics import PluginMetrics

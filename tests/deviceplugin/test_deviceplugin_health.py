@@ -8,7 +8,7 @@ from pathlib import Path
 from deviceplugin.health import check_health
 from deviceplugin.inventory import Gpu, Inventory, Partition
 from deviceplugin.reconcile import reconcile
-from dp_support import make_partition
+from tests.deviceplugin.dp_support import make_partition
 
 GPU = "0000:05:00.0"
 

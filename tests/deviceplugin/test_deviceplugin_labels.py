@@ -14,14 +14,14 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from dp_support import lay_capture, wait_until
+from tests.deviceplugin.dp_support import lay_capture, wait_until
 from deviceplugin import labels
 from deviceplugin.discovery import discover
 from deviceplugin.errors import LabelPatchError
 from deviceplugin.k8s import NodeLabelPatcher
 from deviceplugin.labelsync import LabelSync
 from deviceplugin.metrics import PluginMetrics
-from dp_support import make_partition
+from tests.deviceplugin.dp_support import make_partition
 
 
 def test_mi300x_capture_labels(tmp_path: Path) -> None:
