@@ -18,7 +18,7 @@ Modules, one job each:
     metrics       Prometheus collectors, one registry per app
     app           FastAPI application (thin HTTP shell)
     config        ExtenderConfig
-    plan_inputs / planner / plan_output   the offline placement planner
+    planning/     the offline placement planner (public API in planning/__init__.py)
     cli           ``aim-extender serve|plan``
 
 Errors::

@@ -145,20 +145,20 @@ def serve(config: ExtenderConfig) -> int:
 
 
 def plan(args: argparse.Namespace) -> int:
-    from extender import plan_inputs, plan_output, planner
+    from extender import planning
 
     try:
-        cluster = plan_inputs.load_cluster(args.cluster)
-        workloads = plan_inputs.load_workloads(args.workloads)
+        cluster = planning.load_cluster(args.cluster)
+        workloads = planning.load_workloads(args.workloads)
     except PlanInputError as error:
         print(f"aim-extender plan: error: {error}", file=sys.stderr)
         return 2
     policies = [Policy.BEST_FIT, Policy.SPREAD] if args.policy == "both" else [Policy(args.policy)]
-    results = [planner.place_all(cluster, workloads, policy=policy) for policy in policies]
+    results = [planning.place_all(cluster, workloads, policy=policy) for policy in policies]
     if args.format == "json":
-        text = json.dumps(plan_output.as_json(results), indent=2) + "\n"
+        text = json.dumps(planning.as_json(results), indent=2) + "\n"
     else:
-        text = plan_output.render_tables(results, unicode=plan_output.stdout_supports_unicode())
+        text = planning.render_tables(results, unicode=planning.stdout_supports_unicode())
     try:
         sys.stdout.write(text)
         sys.stdout.flush()

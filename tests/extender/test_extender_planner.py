@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from extender import plan_inputs, plan_output, planner
+from extender import planning
 from extender.demand import read_sizing_request
 from extender.requirements import requirement_for
 from extender.decisions import filter_nodes, node_key
@@ -33,15 +33,15 @@ def write(tmp_path: Path, name: str, text: str) -> str:
     return str(path)
 
 
-def demo(policy: Policy) -> planner.PlanResult:
-    return planner.place_all(plan_inputs.load_cluster(None), plan_inputs.load_workloads(None), policy=policy)
+def demo(policy: Policy) -> planning.PlanResult:
+    return planning.place_all(planning.load_cluster(None), planning.load_workloads(None), policy=policy)
 
 
 def test_demo_plan_is_deterministic() -> None:
-    first = plan_output.render_tables([demo(Policy.BEST_FIT), demo(Policy.SPREAD)], unicode=True)
-    second = plan_output.render_tables([demo(Policy.BEST_FIT), demo(Policy.SPREAD)], unicode=True)
+    first = planning.render_tables([demo(Policy.BEST_FIT), demo(Policy.SPREAD)], unicode=True)
+    second = planning.render_tables([demo(Policy.BEST_FIT), demo(Policy.SPREAD)], unicode=True)
     assert first == second
-    assert plan_output.as_json([demo(Policy.BEST_FIT)]) == plan_output.as_json([demo(Policy.BEST_FIT)])
+    assert planning.as_json([demo(Policy.BEST_FIT)]) == planning.as_json([demo(Policy.BEST_FIT)])
 
 
 def test_best_fit_places_more_of_the_demo_than_spread_and_wastes_less() -> None:
@@ -62,69 +62,69 @@ def test_demo_key_facts() -> None:
 
 
 def test_on_a_mix_where_it_matters_spread_loses_the_big_model() -> None:
-    cluster = plan_inputs.load_cluster(None)
-    small = plan_inputs.Cluster("test", tuple(n for n in cluster.nodes if n.name in ("mi300x-cpx",)) +
+    cluster = planning.load_cluster(None)
+    small = planning.Cluster("test", tuple(n for n in cluster.nodes if n.name in ("mi300x-cpx",)) +
                                 tuple(n for n in cluster.nodes if n.name == "mi325x-spx"))
-    workloads = [w for w in plan_inputs.load_workloads(None) if w.name in ("chat-llama-8b-1", "llama-70b-1")]
-    best = planner.place_all(small, workloads, policy=Policy.BEST_FIT)
-    spread = planner.place_all(small, workloads, policy=Policy.SPREAD)
+    workloads = [w for w in planning.load_workloads(None) if w.name in ("chat-llama-8b-1", "llama-70b-1")]
+    best = planning.place_all(small, workloads, policy=Policy.BEST_FIT)
+    spread = planning.place_all(small, workloads, policy=Policy.SPREAD)
     assert len(best.placements) == 2 and len(spread.placements) == 1
     assert spread.unplaced[0].workload == "llama-70b-1"
     assert "not enough free gpu partitions" in spread.unplaced[0].reason
 
 
 def test_planner_nodes_pass_through_the_same_label_parsing_as_the_service() -> None:
-    state = planner.NodeState.from_plan(plan_inputs.load_cluster(None).nodes[0])
+    state = planning.NodeState.from_plan(planning.load_cluster(None).nodes[0])
     facts = state.facts()
     assert facts.defects == ()
     assert facts.allocatable == 16 and facts.partition_bytes == 24 * 2**30
     assert (facts.compute_mode, facts.memory_mode, facts.homogeneous) == ("CPX", "NPS4", True)
-    w = plan_inputs.load_workloads(None)[0]
+    w = planning.load_workloads(None)[0]
     requirement = requirement_for(read_sizing_request(w.to_pod()))
     outcome = filter_nodes(requirement, [state.name], [node_key(facts, state.used)], unknown=not_in_cache())
     assert outcome.passed == [state.name]
 
 
 def test_multi_partition_workload_takes_partitions_on_one_gpu_when_it_can(tmp_path: Path) -> None:
-    cluster = plan_inputs.load_cluster(write(tmp_path, "c.yaml", """
+    cluster = planning.load_cluster(write(tmp_path, "c.yaml", """
 nodes:
   - name: qpx
     gpus: [{product: MI300X, compute_mode: QPX, count: 2}]
 """))
-    workloads = plan_inputs.load_workloads(write(tmp_path, "w.yaml", """
+    workloads = planning.load_workloads(write(tmp_path, "w.yaml", """
 workloads:
   - {name: one, model: Qwen/Qwen3-8B, precision: fp16}
   - {name: tp2, model: meta-llama/Llama-3.3-70B-Instruct, precision: fp8, partitions: 2}
 """))
-    result = planner.place_all(cluster, workloads, policy=Policy.BEST_FIT)
+    result = planning.place_all(cluster, workloads, policy=Policy.BEST_FIT)
     tp2 = next(p for p in result.placements if p.workload == "tp2")
     assert [gpu for gpu, _ in tp2.partitions] == [0, 0]  # GPU 0 already busy: keep GPU 1 whole
     assert result.free_gpus == 1
 
 
 def test_multi_partition_workload_moves_to_a_gpu_that_holds_all_its_partitions(tmp_path: Path) -> None:
-    cluster = plan_inputs.load_cluster(write(tmp_path, "c.yaml", """
+    cluster = planning.load_cluster(write(tmp_path, "c.yaml", """
 nodes:
   - name: qpx
     gpus: [{product: MI300X, compute_mode: QPX, count: 2}]
 """))
-    workloads = plan_inputs.load_workloads(write(tmp_path, "w.yaml", """
+    workloads = planning.load_workloads(write(tmp_path, "w.yaml", """
 workloads:
   - {name: small, model: Qwen/Qwen3-8B, precision: fp16, replicas: 3}
   - {name: tp2, model: meta-llama/Llama-3.3-70B-Instruct, precision: fp8, partitions: 2}
 """))
-    result = planner.place_all(cluster, workloads, policy=Policy.BEST_FIT)
+    result = planning.place_all(cluster, workloads, policy=Policy.BEST_FIT)
     tp2 = next(p for p in result.placements if p.workload == "tp2")
     assert [gpu for gpu, _ in tp2.partitions] == [1, 1]  # GPU 0 has one free partition left
 
 
 def test_files_with_explicit_paths_are_loaded(tmp_path: Path) -> None:
-    cluster = plan_inputs.load_cluster(write(tmp_path, "c.yaml", ONE_CPX_ONE_SPX))
-    workloads = plan_inputs.load_workloads(write(tmp_path, "w.yaml", SMALL_THEN_BIG))
+    cluster = planning.load_cluster(write(tmp_path, "c.yaml", ONE_CPX_ONE_SPX))
+    workloads = planning.load_workloads(write(tmp_path, "w.yaml", SMALL_THEN_BIG))
     assert [len(n.gpus) for n in cluster.nodes] == [1, 1]
     assert [w.name for w in workloads] == ["chat", "big"]
-    spread = planner.place_all(cluster, workloads, policy=Policy.SPREAD)
-    best = planner.place_all(cluster, workloads, policy=Policy.BEST_FIT)
+    spread = planning.place_all(cluster, workloads, policy=Policy.SPREAD)
+    best = planning.place_all(cluster, workloads, policy=Policy.BEST_FIT)
     assert (len(best.placements), len(spread.placements)) == (2, 1)
 
 
@@ -145,8 +145,8 @@ def test_files_with_explicit_paths_are_loaded(tmp_path: Path) -> None:
          "bad node name", "duplicate node", "unknown field"],
 )
 def test_invalid_cluster_files_name_the_field(tmp_path: Path, text: str, fragment: str) -> None:
-    with pytest.raises(plan_inputs.PlanInputError) as caught:
-        plan_inputs.load_cluster(write(tmp_path, "cluster.yaml", text))
+    with pytest.raises(planning.PlanInputError) as caught:
+        planning.load_cluster(write(tmp_path, "cluster.yaml", text))
     assert fragment in str(caught.value)
     assert str(tmp_path / "cluster.yaml") in str(caught.value)
 
@@ -162,12 +162,12 @@ def test_invalid_cluster_files_name_the_field(tmp_path: Path, text: str, fragmen
     ids=["bad precision", "bad memory", "negative partitions", "replicas not a number"],
 )
 def test_invalid_workload_files_name_the_field(tmp_path: Path, text: str, fragment: str) -> None:
-    with pytest.raises(plan_inputs.PlanInputError) as caught:
-        plan_inputs.load_workloads(write(tmp_path, "w.yaml", text))
+    with pytest.raises(planning.PlanInputError) as caught:
+        planning.load_workloads(write(tmp_path, "w.yaml", text))
     assert fragment in str(caught.value)
 
 
 def test_unknown_model_in_a_workload_is_reported_as_not_placed(tmp_path: Path) -> None:
-    workloads = plan_inputs.load_workloads(write(tmp_path, "w.yaml", "workloads: [{name: a, model: nope/nope}]"))
-    result = planner.place_all(plan_inputs.load_cluster(None), workloads, policy=Policy.BEST_FIT)
+    workloads = planning.load_workloads(write(tmp_path, "w.yaml", "workloads: [{name: a, model: nope/nope}]"))
+    result = planning.place_all(planning.load_cluster(None), workloads, policy=Policy.BEST_FIT)
     assert result.placements == [] and "unknown model 'nope/nope'" in result.unplaced[0].reason

@@ -1,8 +1,8 @@
 """Place workloads one by one with the service's own filter and prioritize decisions.
 
 Each node is modelled as GPUs with partitions. Before every placement the planner turns a node
-into the labels and allocatable our device plugin would publish and parses them with the same
-``nodefacts`` code, so the verdict and score code path is the one the extender runs. After the
+into the labels and allocatable our device plugin would publish (``sizing.contract.node_labels``,
+the device plugin's own function) and parses them with the same node-reading code, so the verdict and score code path is the one the extender runs. After the
 node is chosen, partitions are taken like the device plugin would: all on one GPU when one can
 hold them, smallest partitions that hold the model first, on the GPU with the fewest free
 partitions (keeps whole GPUs free).
@@ -17,22 +17,12 @@ from dataclasses import dataclass, field
 from extender import reasons
 from extender.decisions import filter_nodes, node_key, prioritize_nodes
 from extender.demand import read_sizing_request
-from extender.nodefacts import (
-    LABEL_COMPUTE_MODE,
-    LABEL_COUNT,
-    LABEL_CU_COUNT,
-    LABEL_HOMOGENEOUS,
-    LABEL_MEMORY_MIB,
-    LABEL_MEMORY_MODE,
-    LABEL_PRODUCT,
-    MIB,
-    RESOURCE_NAME,
-    NodeFacts,
-    parse_node_facts,
-)
-from extender.plan_inputs import Cluster, PlanNode, Workload
-from extender.requirements import PartitionGeometry, Requirement, requirement_for
+from extender.nodefacts import NodeFacts, parse_node_facts
+from extender.planning.geometry import PartitionGeometry
+from extender.planning.inputs import Cluster, PlanNode, Workload
+from extender.requirements import Requirement, requirement_for
 from extender.scoring import Policy
+from sizing.contract import RESOURCE_NAME, PartitionShape, node_labels
 
 
 @dataclass(frozen=True)
@@ -77,24 +67,12 @@ class NodeState:
         return sum(gpu.used for gpu in self.gpus)
 
     def labels(self) -> dict[str, str]:
-        """The labels deviceplugin/labels.py would publish for these partitions."""
-        if not self.gpus:
-            return {LABEL_COUNT: "0"}
-        geometries = [gpu.geometry for gpu in self.gpus]
-
-        def single(values: set[str]) -> str:
-            return values.pop() if len(values) == 1 else "mixed"
-
-        shapes = {(g.product, g.compute_mode, g.memory_mode, g.memory_bytes) for g in geometries}
-        return {
-            LABEL_MEMORY_MIB: str(min(g.memory_bytes for g in geometries) // MIB),
-            LABEL_COUNT: str(self.capacity),
-            LABEL_COMPUTE_MODE: single({g.compute_mode for g in geometries}),
-            LABEL_MEMORY_MODE: single({g.memory_mode for g in geometries}),
-            LABEL_CU_COUNT: str(min(g.compute_units for g in geometries)),
-            LABEL_PRODUCT: single({g.product for g in geometries}),
-            LABEL_HOMOGENEOUS: "true" if len(shapes) == 1 else "false",
-        }
+        """The labels the device plugin would publish for these partitions (``sizing.contract``)."""
+        shapes = [
+            PartitionShape(g.product, g.compute_mode, g.memory_mode, g.compute_units, g.memory_bytes)
+            for g in (gpu.geometry for gpu in self.gpus) for _ in range(g.partitions)
+        ]
+        return {key: value for key, value in node_labels(shapes).items() if value is not None}
 
     def allocatable(self) -> dict[str, str]:
         return {RESOURCE_NAME: str(self.capacity)} if self.gpus else {}

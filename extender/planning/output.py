@@ -8,7 +8,7 @@ import textwrap
 from collections.abc import Sequence
 from typing import Any
 
-from extender.planner import Assignment, GpuState, NodeState, PlanResult
+from extender.planning.planner import Assignment, GpuState, NodeState, PlanResult
 from extender.reasons import GIB
 from extender.scoring import Policy
 
@@ -72,9 +72,9 @@ def render_result(result: PlanResult, *, unicode: bool) -> str:
     dot = "·" if unicode else "-"
     lines = [
         f"Policy {result.policy.value}: {_POLICY_NOTE[result.policy]}",
-        f"  {len(result.placements)} of {result.workload_count} workloads placed {dot} "
-        f"{_gib(result.idle_bytes)} GiB idle inside used partitions {dot} "
-        f"{result.free_gpus} of {result.gpu_count} GPUs untouched",
+        (f"  {len(result.placements)} of {result.workload_count} workloads placed {dot} "
+         f"{_gib(result.idle_bytes)} GiB idle inside used partitions {dot} "
+         f"{result.free_gpus} of {result.gpu_count} GPUs untouched"),
         "",
     ]
     name_width = max([len(p.workload) for p in result.placements] + [8])
@@ -122,8 +122,9 @@ def render_comparison(results: Sequence[PlanResult]) -> str:
 def render_tables(results: Sequence[PlanResult], *, unicode: bool) -> str:
     rule = ("═" if unicode else "=") * WIDTH
     first = results[0]
-    parts = [f"Placement plan: {first.workload_count} workloads on {len(first.nodes)} nodes / {first.gpu_count} GPUs"
-             f" ({first.cluster.source})", rule]
+    heading = (f"Placement plan: {first.workload_count} workloads on {len(first.nodes)} nodes /"
+               f" {first.gpu_count} GPUs ({first.cluster.source})")
+    parts = [heading, rule]
     for result in results:
         parts.extend([render_result(result, unicode=unicode), rule])
     if len(results) > 1:

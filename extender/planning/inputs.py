@@ -21,24 +21,37 @@ Without a file the built-in demo in ``extender/data/`` is used.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
-from extender.demand import (
+from extender.errors import PlanInputError
+from extender.planning.geometry import (
+    PartitionGeometry,
+    known_precision,
+    partition_geometry,
+)
+from sizing.bounded import BoundedValueError, parse_memory_bytes
+from sizing.contract import (
     ANNOTATION_MAX_MODEL_LEN,
     ANNOTATION_MEMORY,
     ANNOTATION_MODEL,
     ANNOTATION_PRECISION,
     ANNOTATION_PROFILE,
+    RESOURCE_NAME,
 )
-from extender.errors import PlanInputError
-from extender.nodefacts import RESOURCE_NAME
-from extender.requirements import PartitionGeometry, known_precision, parse_memory_quantity, partition_geometry
 
 DEMO_CLUSTER = "demo-cluster.yaml"
 DEMO_WORKLOADS = "demo-workloads.yaml"
@@ -130,8 +143,8 @@ class WorkloadSpec(_Strict):
             return None
         text = str(value)
         try:
-            parse_memory_quantity(text)
-        except (ValueError, ArithmeticError):
+            parse_memory_bytes("memory", text)
+        except BoundedValueError:
             raise ValueError(f"{text!r} is not a positive Kubernetes quantity such as 40Gi") from None
         return text
 
@@ -226,6 +239,7 @@ def _validate(model: type[_Strict], source: str, data: Any) -> Any:
 
 
 def load_cluster(path: str | None) -> Cluster:
+    """A cluster from a YAML file (None = the built-in demo); PlanInputError naming the field."""
     source, data = _read_yaml(path, DEMO_CLUSTER)
     parsed: ClusterFile = _validate(ClusterFile, source, data)
     nodes = []
@@ -237,13 +251,29 @@ def load_cluster(path: str | None) -> Cluster:
     return Cluster(source, tuple(nodes))
 
 
-def load_workloads(path: str | None) -> list[Workload]:
-    source, data = _read_yaml(path, DEMO_WORKLOADS)
-    parsed: WorkloadFile = _validate(WorkloadFile, source, data)
+def workloads_from_specs(specs: Iterable[WorkloadSpec]) -> list[Workload]:
+    """One Workload per replica, named ``name-1``, ``name-2``, ... when there are several."""
     out: list[Workload] = []
-    for spec in parsed.workloads:
+    for spec in specs:
         if spec.replicas == 1:
             out.append(Workload(spec.name, spec))
         else:
             out.extend(Workload(f"{spec.name}-{i + 1}", spec) for i in range(spec.replicas))
     return out
+
+
+def load_workloads(path: str | None) -> list[Workload]:
+    """Workloads from a YAML file (None = the built-in demo); PlanInputError naming the field."""
+    source, data = _read_yaml(path, DEMO_WORKLOADS)
+    parsed: WorkloadFile = _validate(WorkloadFile, source, data)
+    return workloads_from_specs(parsed.workloads)
+
+
+def demo_cluster() -> Cluster:
+    """The built-in demo cluster (extender/data/demo-cluster.yaml)."""
+    return load_cluster(None)
+
+
+def demo_workloads() -> list[Workload]:
+    """The built-in demo workloads (extender/data/demo-workloads.yaml)."""
+    return load_workloads(None)
