@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from functools import cache
 from types import MappingProxyType
 
-from sizing.catalogue import Catalogue, MLA, ModelArch, MoE, _packaged_catalogue, load_catalogue, model_from_hf_config
+from sizing.catalogue import MLA, Catalogue, ModelArch, MoE, _packaged_catalogue, load_catalogue, model_from_hf_config
 from sizing.errors import DataFileError, SizingError, UnknownModelError
 from sizing.estimator import (
     DEFAULT_CONTEXT_CAP,
@@ -22,10 +22,10 @@ from sizing.estimator import (
     default_context,
     engine_args,
     estimate,
+    fit_table as _fit_table,
     max_context,
     usable_bytes,
 )
-from sizing.estimator import fit_table as _fit_table
 from sizing.geometry import Geometry, GpuProduct, PartitionMode, _packaged_geometry, load_geometry
 from sizing.precision import PROFILE_PRECISIONS, Precision, parse_precision
 from sizing.profiles import Placement, Profile, generate_profiles as _generate_profiles
@@ -82,12 +82,11 @@ def get_profile(profile_id: str) -> Profile:
 
 
 __all__ = [
-    "CATALOGUE", "GEOMETRY", "DEFAULT_CONTEXT_CAP", "DEFAULT_MAX_NUM_BATCHED_TOKENS", "GIB",
-    "GPU_MEMORY_UTILIZATION", "PROFILE_PRECISIONS", "TP_SIZES",
-    "Catalogue", "DataFileError", "FitResult", "Geometry", "GpuProduct", "MLA", "MemoryEstimate",
-    "ModelArch", "MoE", "PartitionMode", "Placement", "Precision", "Profile", "SizingError",
-    "UnknownModelError", "default_context", "engine_args", "estimate", "fit_table",
-    "generate_profiles", "get_profile", "largest_partition_bytes", "load_catalogue", "load_geometry",
-    "max_context", "model_from_hf_config", "parse_precision", "partition_requirement",
+    "CATALOGUE", "DEFAULT_CONTEXT_CAP", "DEFAULT_MAX_NUM_BATCHED_TOKENS", "GEOMETRY", "GIB",
+    "GPU_MEMORY_UTILIZATION", "MLA", "PROFILE_PRECISIONS", "TP_SIZES", "Catalogue", "DataFileError",
+    "FitResult", "Geometry", "GpuProduct", "MemoryEstimate", "MoE", "ModelArch", "PartitionMode", "Placement",
+    "Precision", "Profile", "SizingError", "UnknownModelError", "default_context", "engine_args", "estimate",
+    "fit_table", "generate_profiles", "get_profile", "largest_partition_bytes", "load_catalogue",
+    "load_geometry", "max_context", "model_from_hf_config", "parse_precision", "partition_requirement",
     "profiles_by_id", "suggest_fixes", "usable_bytes",
 ]

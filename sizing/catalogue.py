@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import json
+from collections import Counter
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from importlib import resources
@@ -111,8 +112,8 @@ class Catalogue(Mapping[str, ModelArch]):
     def __init__(self, models: tuple[ModelArch, ...], data_version: str) -> None:
         self._models = {m.id: m for m in models}
         if len(self._models) != len(models):
-            seen: set[str] = set()
-            dupes = sorted({m.id for m in models if m.id in seen or seen.add(m.id)})
+            counts = Counter(m.id for m in models)
+            dupes = sorted(model_id for model_id, n in counts.items() if n > 1)
             raise DataFileError(f"models.json: duplicate model id(s) {', '.join(dupes)}")
         self.data_version = data_version
         self._lookup: dict[str, str] = {}

@@ -90,7 +90,8 @@ class Geometry:
     def product(self, name: str) -> GpuProduct:
         found = self._by_name.get(name.strip().upper())
         if found is None:
-            raise SizingError(f"unknown GPU product {name!r}: expected one of {', '.join(p.name for p in self.products)}")
+            known = ", ".join(p.name for p in self.products)
+            raise SizingError(f"unknown GPU product {name!r}: expected one of {known}")
         return found
 
     def product_by_device_id(self, device_id: int) -> GpuProduct | None:

@@ -142,7 +142,8 @@ def _placement(model: ModelArch, precision: Precision, product: GpuProduct) -> P
         largest = max(product.modes, key=lambda m: m.memory_bytes)
         return Placement(product.name, product.gfx_arch, None, 0, None, 0, None,
                          f"needs {single.total_bytes / GIB:.1f} GiB on one partition; even "
-                         f"{max(TP_SIZES)} x {largest.memory_bytes / GIB:.0f} GiB ({largest.compute_mode}) do not hold it")
+                         f"{max(TP_SIZES)} x {largest.memory_bytes / GIB:.0f} GiB ({largest.compute_mode}) "
+                         "do not hold it")
     _, mode, need = min(candidates, key=lambda c: c[0])
     tp = need.tensor_parallel
     ctx = max_context(model, precision, mode.memory_bytes, tensor_parallel=tp)
@@ -160,7 +161,9 @@ def generate_profiles(catalogue: Catalogue, geometry: Geometry) -> tuple[Profile
 
 
 def _schema(name: str) -> dict[str, Any]:
-    return json.loads(resources.files("sizing").joinpath(f"data/{name}").read_text(encoding="utf-8"))
+    """A schema from the installed package's data directory (reads that file)."""
+    schema: dict[str, Any] = json.loads(resources.files("sizing").joinpath(f"data/{name}").read_text(encoding="utf-8"))
+    return schema
 
 
 PROFILE_SCHEMA = _schema("profile.schema.json")

@@ -28,7 +28,9 @@ def _strict_integer(checker: Any, instance: object) -> bool:
 
 
 _STRICT_TYPES: Final = jsonschema.Draft202012Validator.TYPE_CHECKER.redefine("integer", _strict_integer)
-_Validator: Final = jsonschema.validators.extend(jsonschema.Draft202012Validator, type_checker=_STRICT_TYPES)
+# jsonschema's own way to change one type (its stubs leave ``extend`` untyped)
+_Validator: Final = jsonschema.validators.extend(  # type: ignore[no-untyped-call]
+    jsonschema.Draft202012Validator, type_checker=_STRICT_TYPES)
 
 
 @cache
@@ -42,12 +44,14 @@ def _validator(schema_file: str) -> Any:
 def _field(error: ValidationError, start: int) -> str:
     """Dotted path of the failing field inside its entry (``mla.qk_rope_head_dim``, ``pci_device_ids[0]``)."""
     parts = list(error.absolute_path)[start:]
+    instance: Any = error.instance  # jsonschema's stubs type it as "Any | Unset"
     if error.validator == "required":  # the path ends at the object; the missing key is the field
-        missing = [key for key in error.validator_value if key not in error.instance]
+        required: Any = error.validator_value
+        missing = [key for key in required if key not in instance]
         parts.append(missing[0] if missing else "?")
-    if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+    if error.validator == "additionalProperties" and isinstance(instance, dict):
         known = error.schema.get("properties", {}) if isinstance(error.schema, dict) else {}
-        parts.append(sorted(key for key in error.instance if key not in known)[0])
+        parts.append(sorted(key for key in instance if key not in known)[0])
     text = ""
     for part in parts:
         text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
@@ -55,23 +59,23 @@ def _field(error: ValidationError, start: int) -> str:
 
 
 def _problem(error: ValidationError) -> str:
-    instance = error.instance
+    instance: Any = error.instance
+    expected: Any = error.validator_value
     if error.validator == "required":
         return "is missing"
     if error.validator == "type":
-        wanted = error.validator_value
-        names = " or ".join(wanted) if isinstance(wanted, list) else str(wanted)
+        names = " or ".join(expected) if isinstance(expected, list) else str(expected)
         return f"must be of type {names}, got {shown(instance)}"
     if error.validator == "const":
-        return f"must be {error.validator_value!r}, got {shown(instance)}"
+        return f"must be {expected!r}, got {shown(instance)}"
     if error.validator == "enum":
-        return f"must be one of {', '.join(map(str, error.validator_value))}, got {shown(instance)}"
+        return f"must be one of {', '.join(map(str, expected))}, got {shown(instance)}"
     if error.validator == "minimum":
-        return f"must be at least {error.validator_value}, got {shown(instance)}"
+        return f"must be at least {expected}, got {shown(instance)}"
     if error.validator == "minItems":
-        return f"must have at least {error.validator_value} item(s), got {len(instance)}"
+        return f"must have at least {expected} item(s), got {len(instance)}"
     if error.validator == "pattern":
-        return f"must match {error.validator_value}, got {shown(instance)}"
+        return f"must match {expected}, got {shown(instance)}"
     if error.validator == "additionalProperties":
         return "is not a field of this format (misspelt?)"
     return f"{error.message.splitlines()[0]}"

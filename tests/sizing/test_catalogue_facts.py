@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.sizing.published_facts import B, PUBLISHED_PARAMS
+
+from tests.sizing.published_facts import PUBLISHED_PARAMS, B
 
 MODELS_JSON = Path(__file__).resolve().parents[2] / "sizing" / "data" / "models.json"
 
@@ -26,7 +27,8 @@ ENTRY_KEYS = [
     "id", "aliases", "family", "architecture", "params_total", "params_active", "params_embedding",
     "num_layers", "num_attention_heads", "num_kv_heads", "head_dim", "hidden_size",
     "intermediate_size", "vocab_size", "tied_embeddings", "max_context", "attention",
-    "sliding_window", "num_global_layers", "mla", "moe", "checkpoint_dtype", "float16_supported", "source", "params_source",
+    "sliding_window", "num_global_layers", "mla", "moe", "checkpoint_dtype", "float16_supported", "source",
+    "params_source",
 ]
 
 

@@ -168,7 +168,7 @@ def test_gpus_file_level_errors() -> None:
         load_geometry(document)
     document = copy.deepcopy(GPUS)
     document["products"] = []
-    with pytest.raises(DataFileError, match="gpus.json"):
+    with pytest.raises(DataFileError, match=r"gpus\.json"):
         load_geometry(document)
 
 

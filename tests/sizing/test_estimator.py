@@ -13,12 +13,10 @@ import re
 import pytest
 
 import sizing
-from tests.sizing.published_facts import B, PUBLISHED_PARAMS
 from sizing import (
     CATALOGUE,
     GEOMETRY,
     GIB,
-    Precision,
     SizingError,
     engine_args,
     estimate,
@@ -28,6 +26,7 @@ from sizing import (
     partition_requirement,
     suggest_fixes,
 )
+from tests.sizing.published_facts import PUBLISHED_PARAMS, B
 
 KIB = 1024
 UTIL = 0.9  # vLLM's default gpu-memory-utilization (docs.vllm.ai engine args; reference 4.1)
@@ -178,7 +177,8 @@ def test_kv_bytes_per_token_exact(model_id: str) -> None:
 
 def test_kv_from_architecture_facts() -> None:
     # Phi-3-mini is MHA: 32 layers x 32 kv heads x head_dim 96 (reference 4.4)
-    assert estimate(CATALOGUE.get_model("microsoft/Phi-3-mini-4k-instruct"), "fp16").kv_bytes_per_token == 2 * 32 * 32 * 96 * 2
+    phi3 = CATALOGUE.get_model("microsoft/Phi-3-mini-4k-instruct")
+    assert estimate(phi3, "fp16").kv_bytes_per_token == 2 * 32 * 32 * 96 * 2
 
 
 def test_tensor_parallel_splits_kv_heads() -> None:
@@ -279,7 +279,8 @@ def test_qwen3_8b_bf16_on_mi300x_cpx() -> None:
 
 def test_qwen3_14b_fp8_fp8_kv_on_mi300x_cpx() -> None:
     # reference ~49k tokens, above Qwen3's 40960 maximum
-    assert max_context(CATALOGUE.get_model("Qwen/Qwen3-14B"), "fp8", _part("MI300X", "CPX"), kv_cache_dtype="fp8") == 40960
+    qwen = CATALOGUE.get_model("Qwen/Qwen3-14B")
+    assert max_context(qwen, "fp8", _part("MI300X", "CPX"), kv_cache_dtype="fp8") == 40960
 
 
 def test_qwen3_14b_bf16_does_not_fit_mi325x_cpx() -> None:
@@ -517,7 +518,8 @@ _SUGGESTION = re.compile(r"^(?:precision (?P<prec>\w+) fits a (?P<g1>[\d.]+) GiB
                          r"|max-model-len (?P<ctx>\d+) fits a (?P<g3>[\d.]+) GiB partition)$")
 
 
-def _check_suggestions_are_true(model_id: str, precision: str, suggestions: tuple[str, ...], partitions: int = 1) -> None:
+def _check_suggestions_are_true(model_id: str, precision: str, suggestions: tuple[str, ...],
+                                partitions: int = 1) -> None:
     """Every suggestion, when followed, yields a workload that fits some known partition."""
     sizes = [m.memory_bytes for m in GEOMETRY.partition_modes()]
     for text in suggestions:

@@ -62,7 +62,7 @@ def test_ids_are_unique_and_readable(profiles: tuple[sizing.Profile, ...]) -> No
 
 
 def test_unknown_profile_names_the_closest() -> None:
-    with pytest.raises(SizingError, match="meta-llama--llama-3.1-8b-instruct--fp16"):
+    with pytest.raises(SizingError, match=r"meta-llama--llama-3\.1-8b-instruct--fp16"):
         sizing.get_profile("meta-llama--llama-3.1-8b-instruct--fp61")
 
 
@@ -115,7 +115,8 @@ def test_sizing_block_matches_the_documented_defaults(docs: list[dict[str, Any]]
         assert s["gpu_memory_utilization"] == UTIL
         assert s["tensor_parallel"] == 1 and s["concurrency"] == 1
         m = doc["memory"]
-        assert m["total_bytes"] == m["weights_bytes"] + m["kv_cache_bytes"] + m["activation_bytes"] + m["overhead_bytes"]
+        parts = m["weights_bytes"] + m["kv_cache_bytes"] + m["activation_bytes"] + m["overhead_bytes"]
+        assert m["total_bytes"] == parts
 
 
 def test_chosen_placement_fits_and_is_the_smallest_at_its_count(docs: list[dict[str, Any]]) -> None:
