@@ -11,7 +11,6 @@ import logging
 import os
 import signal
 import sys
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
@@ -133,32 +132,10 @@ def format_table(inventory: Inventory) -> str:
     return "\n".join(lines)
 
 
-def bare_kfd_capture(root: Path) -> Path | None:
-    """The KFD topology directory when ``root`` is a bare capture of it (``topology/nodes`` or
-    ``nodes`` directly, as ROCm's testdata and shared/fixtures/sysfs hold them), else None."""
-    from deviceplugin.discovery import KFD_NODES
-
-    if (root / KFD_NODES).is_dir():
-        return None
-    for candidate in (root / "topology", root):
-        if (candidate / "nodes").is_dir():
-            return candidate
-    return None
-
-
 def run_discover(args: argparse.Namespace) -> int:
-    from deviceplugin.discovery import KFD_NODES, discover
+    from deviceplugin.discovery import discover
 
-    capture = bare_kfd_capture(args.sysfs_root)
-    if capture is None:
-        inventory = discover(args.sysfs_root)
-    else:  # read a capture in place: lay it under a scratch sysfs root by symlink
-        with tempfile.TemporaryDirectory(prefix="aim-discover-") as scratch:
-            topology = Path(scratch) / KFD_NODES.parent
-            topology.parent.mkdir(parents=True)
-            topology.symlink_to(capture.resolve(), target_is_directory=True)
-            inventory = discover(Path(scratch))
-        logger.info("discovery: %s is a bare KFD topology capture; read it as %s", capture, KFD_NODES.parent)
+    inventory = discover(args.sysfs_root)  # a bare KFD capture is read in place (discovery.kfd_topology_dir)
     if args.format == "json":
         for note in inventory.notes:
             logger.info("discovery: %s", note)

@@ -10,19 +10,17 @@ import json
 from pathlib import Path
 from typing import Any
 
+from deviceplugin.kubelet_api import DEVICE_PLUGIN_PATH, KUBELET_SOCKET_NAME
+from sizing.contract import RESOURCE_NAME
+
 CONFIG_VERSION = "v1"
 
-# Kubelet device-plugin API constants, from k8s.io/kubelet/pkg/apis/deviceplugin/v1beta1/constants.go.
-API_VERSION = "v1beta1"
-HEALTHY = "Healthy"
-UNHEALTHY = "Unhealthy"
-# constants.go DevicePluginPath: the kubelet serves kubelet.sock here and dials plugin sockets here.
-DEFAULT_KUBELET_DIR = Path("/var/lib/kubelet/device-plugins")
-KUBELET_SOCKET_NAME = "kubelet.sock"
+# The kubelet's own directory (kubelet_api.DEVICE_PLUGIN_PATH); a flag only for tests and odd installs.
+DEFAULT_KUBELET_DIR = DEVICE_PLUGIN_PATH
 
-# One resource for every partition; the memory size is a node label, not part of the name, so
-# a pod spec never changes when the partition mode does (docs/deviceplugin.md, "Resource").
-DEFAULT_RESOURCE_NAME = "amd.com/gpu-partition"
+# One resource for every partition (sizing.contract): the memory size is a node label, not part
+# of the name, so a pod spec never changes when the partition mode does (docs/deviceplugin.md).
+DEFAULT_RESOURCE_NAME = RESOURCE_NAME
 
 # Health polling: 1 s keeps every health change inside the 2 s ListAndWatch update budget
 # (issue: "sends an update within 2 s of any health or inventory change"); checking ~64

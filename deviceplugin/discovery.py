@@ -35,10 +35,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sizing import GEOMETRY
-from sizing.bounded import MAX_MEMORY_BYTES, BoundedValueError
-from sizing.contract import MAX_CU_COUNT
-
 from deviceplugin import sysfs
 from deviceplugin.inventory import (
     SOURCE_DERIVED,
@@ -51,6 +47,9 @@ from deviceplugin.inventory import (
     Partition,
     partition_id,
 )
+from sizing import GEOMETRY
+from sizing.bounded import MAX_MEMORY_BYTES, BoundedValueError
+from sizing.contract import MAX_CU_COUNT
 
 if TYPE_CHECKING:
     from sizing import GpuProduct

@@ -13,9 +13,9 @@ import dataclasses
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from deviceplugin.config import HEALTHY, UNHEALTHY
-from deviceplugin.discovery import KFD_NODES
+from deviceplugin.discovery import kfd_nodes_dir
 from deviceplugin.inventory import Partition
+from deviceplugin.kubelet_api import HEALTHY, UNHEALTHY
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,7 +43,7 @@ def check_health(
 ) -> Mapping[str, HealthVerdict]:
     """Verdict per partition ID. ``lost_ids`` are partitions re-discovery no longer finds."""
     dri_present = (dev_root / "dri").is_dir()
-    nodes_dir = sysfs_root / KFD_NODES
+    nodes_dir = kfd_nodes_dir(sysfs_root)
     verdicts: dict[str, HealthVerdict] = {}
     for partition in partitions:
         if partition.id in lost_ids:

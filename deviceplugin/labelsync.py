@@ -11,6 +11,7 @@ import threading
 from collections.abc import Callable, Mapping
 from typing import Protocol
 
+from deviceplugin.backoff import Backoff
 from deviceplugin.config import LABEL_BACKOFF_INITIAL_S, LABEL_BACKOFF_MAX_S, STOP_THREAD_JOIN_S
 from deviceplugin.errors import LabelPatchError
 from deviceplugin.metrics import PluginMetrics
@@ -37,8 +38,7 @@ class LabelSync:
         self._patcher = patcher
         self._desired_labels = desired_labels
         self._metrics = metrics
-        self._backoff_initial_s = backoff_initial_s
-        self._backoff_max_s = backoff_max_s
+        self._backoff = Backoff(backoff_initial_s, backoff_max_s)
         self._dirty = threading.Event()
         self._stop = threading.Event()
         self._applied: dict[str, str | None] | None = None
@@ -59,7 +59,6 @@ class LabelSync:
             self._thread.join(timeout=STOP_THREAD_JOIN_S)
 
     def _run(self) -> None:
-        backoff = self._backoff_initial_s
         while not self._stop.is_set():
             self._dirty.wait()
             if self._stop.is_set():
@@ -72,14 +71,14 @@ class LabelSync:
                 self._patcher.apply(desired)
             except LabelPatchError as exc:
                 self._metrics.label_patches_total.labels(result="error").inc()
-                logger.warning("node labels not updated: %s; will retry in %.0f s", exc, backoff)
-                if self._stop.wait(backoff):
+                delay = self._backoff.failed()
+                logger.warning("node labels not updated: %s; will retry in %.0f s", exc, delay)
+                if self._stop.wait(delay):
                     return
-                backoff = min(backoff * 2, self._backoff_max_s)
                 self._dirty.set()
                 continue
             self._metrics.label_patches_total.labels(result="ok").inc()
-            backoff = self._backoff_initial_s
+            self._backoff.reset()
             self._applied = desired
             logger.info("node %s labelled: %s", self._patcher.node_name, _describe(desired))
 

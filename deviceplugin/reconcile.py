@@ -1,12 +1,17 @@
 """Merge a fresh discovery into the advertised inventory (pure).
 
 Re-discovery cannot by itself tell a partition that vanished because of a fault from one that
-vanished because the GPU was repartitioned. The rule:
+vanished because the GPU was repartitioned or replaced. The rule (docs/deviceplugin.md,
+"When partitions vanish"):
 - the GPU is still there in the same compute and memory mode -> the missing partition is a
   fault: keep advertising it, as Unhealthy ("lost"), until it comes back;
-- the GPU vanished completely -> fault as well (fell off the bus, or driver reload in progress);
 - the GPU is there in a different mode -> repartitioned: its old partitions are dropped and the
-  new ones advertised (the kubelet removes dropped IDs from capacity on the next update).
+  new ones advertised (the kubelet removes dropped IDs from capacity on the next update);
+- the GPU vanished completely -> dropped too, like a repartition (a GPU that comes back is
+  re-discovered and advertised again at once), except partitions a pod still holds: those stay
+  advertised as Unhealthy until the kubelet releases them, so capacity never drops below what
+  is allocated.
+Lost partitions never count in the node labels.
 """
 
 from __future__ import annotations
@@ -26,7 +31,9 @@ class Reconciled:
     removed_ids: frozenset[str]
 
 
-def reconcile(advertised: Inventory | None, discovered: Inventory) -> Reconciled:
+def reconcile(
+    advertised: Inventory | None, discovered: Inventory, allocated: frozenset[str] = frozenset()
+) -> Reconciled:
     if advertised is None:
         ids = frozenset(p.id for p in discovered.partitions)
         return Reconciled(discovered, frozenset(), ids, frozenset())
@@ -39,7 +46,8 @@ def reconcile(advertised: Inventory | None, discovered: Inventory) -> Reconciled
         if old.id in found:
             continue
         new_mode = modes.get(old.gpu)
-        if new_mode is None or new_mode == (old.compute_mode, old.memory_mode):
+        same_gpu_same_mode = new_mode == (old.compute_mode, old.memory_mode)
+        if same_gpu_same_mode or (new_mode is None and old.id in allocated):
             kept.append(old)
             lost.add(old.id)
         else:

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import grpc
 
-from deviceplugin.config import API_VERSION
 from deviceplugin.errors import RegistrationError
+from deviceplugin.kubelet_api import API_VERSION
 from deviceplugin.proto import api_pb2, api_pb2_grpc
 
 

@@ -22,6 +22,7 @@ from pathlib import Path
 import grpc
 
 from deviceplugin import checkpoint, discovery, labels
+from deviceplugin.backoff import Backoff
 from deviceplugin.config import (
     GRPC_MAX_WORKERS,
     REGISTER_BACKOFF_INITIAL_S,
@@ -61,7 +62,9 @@ class _SocketWatch:
     kubelet_id: tuple[int, int] | None
     need_register: bool = True
     next_attempt: float = 0.0
-    backoff: float = REGISTER_BACKOFF_INITIAL_S
+    backoff: Backoff = dataclasses.field(
+        default_factory=lambda: Backoff(REGISTER_BACKOFF_INITIAL_S, REGISTER_BACKOFF_MAX_S)
+    )
     waiting_logged: bool = False
 
 
@@ -74,13 +77,12 @@ class PluginRunner:
         label_patcher: LabelPatcher | None = None,
     ) -> None:
         self.config = config
-        self.metrics = metrics if metrics is not None else PluginMetrics()
+        self.metrics = metrics if metrics is not None else PluginMetrics(node=config.node_name or "")
         self.state = DeviceState(sysfs_root=config.sysfs_root, dev_root=config.dev_root, metrics=self.metrics)
         self.streams = StreamTracker()
         self._stop = threading.Event()
         self._rediscover = threading.Event()
         self._server: grpc.Server | None = None
-        self._servicer: DevicePluginServicer | None = None
         self._threads: list[threading.Thread] = []
         self._checkpoint = checkpoint.CheckpointReader(config.kubelet_dir, config.resource_name)
         self._label_sync: LabelSync | None = None
@@ -92,7 +94,7 @@ class PluginRunner:
                 label_patcher = NodeLabelPatcher(config.node_name)
             self._label_sync = LabelSync(
                 patcher=label_patcher,
-                desired_labels=lambda: labels.compute_labels(self.state.inventory.partitions),
+                desired_labels=lambda: labels.desired_labels(self.state.labelled_partitions()),
                 metrics=self.metrics,
             )
         self.registered = threading.Event()
@@ -160,7 +162,7 @@ class PluginRunner:
         except RuntimeError as exc:  # grpc reports a failed bind this way; callers handle OSError
             raise OSError(f"cannot listen on {path}: {exc}") from exc
         server.start()
-        self._server, self._servicer = server, servicer
+        self._server = server
         logger.info("serving DevicePlugin on %s", path)
 
     def _stop_server(self) -> None:
@@ -196,7 +198,7 @@ class PluginRunner:
             if current_kubelet is not None:
                 logger.info("kubelet.sock re-created (kubelet restarted); registering again")
                 watch.need_register, watch.next_attempt = True, 0.0
-                watch.backoff = REGISTER_BACKOFF_INITIAL_S
+                watch.backoff.reset()
             watch.kubelet_id = current_kubelet
         if not self.config.socket_path.exists():
             logger.warning("plugin socket %s was removed; re-creating it", self.config.socket_path)
@@ -208,6 +210,7 @@ class PluginRunner:
             watch.need_register, watch.next_attempt = True, 0.0
         if not watch.need_register or time.monotonic() < watch.next_attempt:
             return
+        self.metrics.set_registered(False)
         if current_kubelet is None:
             if not watch.waiting_logged:
                 logger.info("waiting for %s to appear (kubelet not running yet)", self.config.kubelet_socket)
@@ -223,13 +226,16 @@ class PluginRunner:
             )
         except RegistrationError as exc:
             self.metrics.registrations_total.labels(result="error").inc()
-            logger.warning("%s; will retry in %.0f s", exc, watch.backoff)
-            watch.next_attempt = time.monotonic() + watch.backoff
-            watch.backoff = min(watch.backoff * 2, REGISTER_BACKOFF_MAX_S)
+            self.metrics.set_registered(False)
+            delay = watch.backoff.failed()
+            logger.warning("%s; will retry in %.0f s", exc, delay)
+            watch.next_attempt = time.monotonic() + delay
             return
         self.metrics.registrations_total.labels(result="ok").inc()
+        self.metrics.set_registered(True)
         self.registration_count += 1
-        watch.need_register, watch.backoff = False, REGISTER_BACKOFF_INITIAL_S
+        watch.need_register = False
+        watch.backoff.reset()
         self.registered.set()
         logger.info(
             "registered %s with the kubelet (endpoint %s)", self.config.resource_name, self.config.socket_name
@@ -247,21 +253,15 @@ class PluginRunner:
                 if requested or current != fingerprint or time.monotonic() >= next_discovery:
                     self._rediscover.clear()
                     fingerprint = current
-                    if self.state.refresh_inventory() and self._label_sync is not None:
-                        self._label_sync.mark_dirty()
+                    changed = self.state.refresh_inventory()
                     next_discovery = time.monotonic() + self.config.discovery_interval_s
                 else:
-                    self.state.refresh_health()
-                self._update_allocated()
+                    changed = self.state.refresh_health()
+                changed |= self.state.set_checkpoint_allocated(self._checkpoint.allocated())
+                if changed and self._label_sync is not None:
+                    self._label_sync.mark_dirty()  # labels follow health as well as inventory
             except Exception:  # e.g. PermissionError from a stat: health must keep being checked
                 logger.exception(
                     "health/discovery poll failed; keeping the last advertised state, will retry in %.0f s",
                     self.config.health_interval_s,
                 )
-
-    def _update_allocated(self) -> None:
-        held = self._checkpoint.allocated()
-        if held is None and self._servicer is not None:
-            held = frozenset(self._servicer.allocated_ids)
-        advertised = self.state.inventory.by_id.keys()  # built once per inventory
-        self.metrics.partitions_allocated.set(len(advertised & (held or frozenset())))

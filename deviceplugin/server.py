@@ -9,25 +9,46 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
+from typing import Protocol
 
 import grpc
 
-from deviceplugin import allocation
-from deviceplugin.allocate import build_container_allocation
-from deviceplugin.config import HEALTHY
+from deviceplugin.allocate_reply import container_allocate_reply
 from deviceplugin.errors import UnknownDeviceError
+from deviceplugin.inventory import Inventory, Partition
+from deviceplugin.kubelet_api import HEALTHY
 from deviceplugin.metrics import PluginMetrics
+from deviceplugin.preferred_allocation import preferred_device_ids
 from deviceplugin.proto import api_pb2, api_pb2_grpc
 from deviceplugin.registration import plugin_options
-from deviceplugin.state import DeviceState, Snapshot
+from deviceplugin.state import Snapshot
 
 logger = logging.getLogger(__name__)
 
 # How often a ListAndWatch stream re-checks that the kubelet is still connected while no
 # device changed; bounds how long a dead stream holds a worker thread.
 STREAM_POLL_S = 0.5
+
+
+class DeviceSource(Protocol):
+    """All the servicer may see of the device state (``state.DeviceState`` implements it)."""
+
+    @property
+    def inventory(self) -> Inventory: ...
+
+    def snapshot(self) -> Snapshot: ...
+
+    def wait_for_change(
+        self, version: int, timeout: float, give_up: Callable[[], bool] = ...
+    ) -> Snapshot: ...
+
+    def wake_all(self) -> None: ...
+
+    def partitions_by_id(self) -> Mapping[str, Partition]: ...
+
+    def record_allocation(self, device_ids: Iterable[str]) -> None: ...
 
 
 class StreamTracker:
@@ -77,7 +98,7 @@ class DevicePluginServicer(api_pb2_grpc.DevicePluginServicer):
     def __init__(
         self,
         *,
-        state: DeviceState,
+        state: DeviceSource,
         metrics: PluginMetrics,
         dev_root: Path,
         streams: StreamTracker,
@@ -88,8 +109,6 @@ class DevicePluginServicer(api_pb2_grpc.DevicePluginServicer):
         self._dev_root = dev_root
         self._streams = streams
         self._stopping = stopping
-        self._allocated_lock = threading.Lock()
-        self.allocated_ids: set[str] = set()
 
     def GetDevicePluginOptions(  # noqa: N802 - gRPC method name
         self, request: api_pb2.Empty, context: grpc.ServicerContext
@@ -129,10 +148,10 @@ class DevicePluginServicer(api_pb2_grpc.DevicePluginServicer):
     def GetPreferredAllocation(  # noqa: N802
         self, request: api_pb2.PreferredAllocationRequest, context: grpc.ServicerContext
     ) -> api_pb2.PreferredAllocationResponse:
-        partitions = self._state.inventory.by_id
+        partitions = self._state.partitions_by_id()
         responses = []
         for container in request.container_requests:
-            chosen = allocation.preferred_allocation(
+            chosen = preferred_device_ids(
                 available=list(container.available_deviceIDs),
                 must_include=list(container.must_include_deviceIDs),
                 size=container.allocation_size,
@@ -151,25 +170,25 @@ class DevicePluginServicer(api_pb2_grpc.DevicePluginServicer):
             inventory = self._state.inventory
             responses = []
             for container in request.container_requests:
-                built = build_container_allocation(
+                reply = container_allocate_reply(
                     list(container.devices_ids), inventory, dev_root=self._dev_root
                 )
                 responses.append(
                     api_pb2.ContainerAllocateResponse(
-                        envs=dict(built.envs),
+                        envs=dict(reply.envs),
                         devices=[
                             api_pb2.DeviceSpec(
                                 container_path=d.container_path,
                                 host_path=d.host_path,
                                 permissions=d.permissions,
                             )
-                            for d in built.devices
+                            for d in reply.devices
                         ],
                     )
                 )
-            with self._allocated_lock:
-                for container in request.container_requests:
-                    self.allocated_ids.update(container.devices_ids)
+            self._state.record_allocation(
+                device_id for container in request.container_requests for device_id in container.devices_ids
+            )
             result = "ok"
             return api_pb2.AllocateResponse(container_responses=responses)
         except UnknownDeviceError as exc:

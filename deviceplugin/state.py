@@ -1,7 +1,9 @@
-"""The plugin's shared, thread-safe view of its devices: inventory, health, change signal.
+"""The plugin's shared, thread-safe view of its devices: inventory, health, allocations, change signal.
 
 Refresh methods do the (cheap) file reads and return whether anything the kubelet sees
 changed; ListAndWatch streams block in ``wait_for_change`` and resend on every version bump.
+Which partitions are allocated is tracked here too (Allocate calls, and the kubelet checkpoint
+when it can be read), so reconciliation and metrics need nothing from the gRPC servicer.
 """
 
 from __future__ import annotations
@@ -9,13 +11,14 @@ from __future__ import annotations
 import dataclasses
 import logging
 import threading
-from collections.abc import Callable, Mapping
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 from deviceplugin import discovery
-from deviceplugin.config import HEALTHY
 from deviceplugin.health import HealthVerdict, check_health
-from deviceplugin.inventory import Inventory
+from deviceplugin.inventory import Inventory, Partition
+from deviceplugin.kubelet_api import HEALTHY
 from deviceplugin.metrics import PluginMetrics
 from deviceplugin.reconcile import reconcile
 
@@ -61,6 +64,9 @@ class DeviceState:
         self._seen_problems: frozenset[str] = frozenset()
         self._seen_notes: frozenset[str] = frozenset()
         self._has_inventory = False
+        self._discovered = Inventory()
+        self._allocated_by_rpc: frozenset[str] = frozenset()
+        self._allocated_by_checkpoint: frozenset[str] | None = None
 
     # -- reads -------------------------------------------------------------------------------
     def snapshot(self) -> Snapshot:
@@ -83,6 +89,60 @@ class DeviceState:
         with self._cond:
             return self._inventory
 
+    def partitions_by_id(self) -> Mapping[str, Partition]:
+        """Every advertised partition (lost ones included) by device ID."""
+        with self._cond:
+            return self._inventory.by_id
+
+    def labelled_partitions(self) -> tuple[Partition, ...]:
+        """The partitions the node labels describe: those that exist and are healthy now
+        (never lost ones kept for the kubelet, never unhealthy ones)."""
+        with self._cond:
+            return tuple(
+                p
+                for p in self._inventory.partitions
+                if p.id not in self._lost and self._verdicts.get(p.id, HealthVerdict(HEALTHY)).healthy
+            )
+
+    def allocated_ids(self) -> frozenset[str]:
+        """IDs held by containers: the kubelet checkpoint when readable, else what Allocate gave."""
+        with self._cond:
+            return self._allocated_locked()
+
+    def _allocated_locked(self) -> frozenset[str]:
+        if self._allocated_by_checkpoint is not None:
+            return self._allocated_by_checkpoint
+        return self._allocated_by_rpc
+
+    # -- allocations -------------------------------------------------------------------------
+    def record_allocation(self, device_ids: Iterable[str]) -> None:
+        """Remember IDs an Allocate call handed out (used while no checkpoint can be read)."""
+        with self._cond:
+            self._allocated_by_rpc = self._allocated_by_rpc | frozenset(device_ids)
+            self._publish_metrics_locked()
+
+    def set_checkpoint_allocated(self, device_ids: frozenset[str] | None) -> bool:
+        """Take the kubelet checkpoint's view (None: unreadable). Lost partitions of a vanished GPU
+        that no pod holds any more are dropped; returns True when the advertised set changed."""
+        with self._cond:
+            if device_ids == self._allocated_by_checkpoint:
+                return False
+            self._allocated_by_checkpoint = device_ids
+            changed = False
+            if self._has_inventory and self._lost:
+                merged = reconcile(self._inventory, self._discovered, self._allocated_locked())
+                if merged.removed_ids:
+                    logger.info(
+                        "released partition(s) %s of a vanished GPU no longer advertised",
+                        ", ".join(sorted(merged.removed_ids)),
+                    )
+                    self._inventory, self._lost = merged.inventory, merged.lost_ids
+                    self._refresh_health_locked()
+                    self._bump_locked()
+                    changed = True
+            self._publish_metrics_locked()
+            return changed
+
     def wait_for_change(
         self, version: int, timeout: float, give_up: Callable[[], bool] = lambda: False
     ) -> Snapshot:
@@ -104,7 +164,8 @@ class DeviceState:
         self._log_discovery(discovered)
         with self._cond:
             previous = self._inventory if self._has_inventory else None
-            merged = reconcile(previous, discovered)
+            self._discovered = discovered
+            merged = reconcile(previous, discovered, self._allocated_locked())
             changed = (
                 previous is None
                 or not previous.same_devices(merged.inventory)
@@ -119,7 +180,9 @@ class DeviceState:
                 )
             for lost in sorted(merged.lost_ids - self._lost):
                 logger.warning(
-                    "partition %s vanished from the KFD topology; advertising it as Unhealthy", lost
+                    "partition %s vanished from the KFD topology; advertising it as Unhealthy "
+                    "(its GPU is still there in the same mode, or a pod still holds it)",
+                    lost,
                 )
             if not merged.inventory.is_homogeneous and (previous is None or previous.is_homogeneous):
                 logger.warning(
@@ -169,10 +232,23 @@ class DeviceState:
 
     def _bump_locked(self) -> None:
         self._version += 1
-        healthy = sum(1 for v in self._verdicts.values() if v.healthy)
-        self._metrics.partitions_advertised.set(len(self._inventory.partitions))
-        self._metrics.partitions_healthy.set(healthy)
+        self._publish_metrics_locked()
         self._cond.notify_all()
+
+    def _publish_metrics_locked(self) -> None:
+        allocated = self._allocated_locked()
+        advertised: Counter[str] = Counter()
+        healthy: Counter[str] = Counter()
+        held: Counter[str] = Counter()
+        for p in self._inventory.partitions:
+            advertised[p.product] += 1
+            if p.id not in self._lost and self._verdicts.get(p.id, HealthVerdict(HEALTHY)).healthy:
+                healthy[p.product] += 1
+            if p.id in allocated:
+                held[p.product] += 1
+        self._metrics.set_partition_counts(
+            advertised=advertised, healthy=healthy, allocated=held, lost=len(self._lost)
+        )
 
     def _log_discovery(self, inventory: Inventory) -> None:
         problems = frozenset(inventory.problems)

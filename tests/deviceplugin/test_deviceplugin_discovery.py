@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.deviceplugin.dp_support import KFD_TOPOLOGY, lay_capture
 from deviceplugin.discovery import discover
 from deviceplugin.inventory import partition_id
+from tests.deviceplugin.dp_support import KFD_TOPOLOGY, lay_capture
 
 GIB = 2**30
 

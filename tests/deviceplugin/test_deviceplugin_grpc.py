@@ -17,12 +17,12 @@ import grpc
 import httpx
 import pytest
 
-from tests.deviceplugin.dp_support import KFD_TOPOLOGY, TestKubelet, lay_capture, lay_dev_root, wait_until
-from deviceplugin import labels
 from deviceplugin.config import PluginConfig
 from deviceplugin.metrics import PluginMetrics
 from deviceplugin.proto import api_pb2
 from deviceplugin.runner import PluginRunner
+from sizing import contract
+from tests.deviceplugin.dp_support import KFD_TOPOLOGY, TestKubelet, lay_capture, lay_dev_root, wait_until
 
 GPU = "0000:05:00.0"
 
@@ -85,7 +85,7 @@ def env(short_tmp: Path, test_kubelet: TestKubelet) -> Iterator[Env]:
 
 
 def health_of(devices: list[api_pb2.Device], device_id: str) -> str | None:
-    return next((d.health for d in devices if d.ID == device_id), None)
+    return next((d.health for d in devices if device_id == d.ID), None)
 
 
 def test_plugin_registers_v1beta1_with_its_endpoint_and_preferred_allocation(env: Env) -> None:
@@ -281,21 +281,21 @@ def test_repartitioning_shows_up_in_list_and_watch_and_labels_without_restart(
     env: Env, caplog: pytest.LogCaptureFixture
 ) -> None:
     assert wait_until(lambda: bool(env.patcher.applied), timeout=2)
-    assert env.patcher.applied[-1][labels.COUNT] == "63"
-    assert env.patcher.applied[-1][labels.HOMOGENEOUS] == "true"
+    assert env.patcher.applied[-1][contract.LABEL_COUNT] == "63"
+    assert env.patcher.applied[-1][contract.LABEL_HOMOGENEOUS] == "true"
     _repartition_to_spx(env.sysfs, 0x05)  # KFD node list changes: noticed without SIGHUP
     devices = env.kubelet.wait_for_devices(lambda d: len(d) == 56, timeout=2)
     ids = {d.ID for d in devices}
     assert f"{GPU}-p0" in ids and f"{GPU}-p1" not in ids
     assert health_of(devices, f"{GPU}-p0") == "Healthy"
-    assert wait_until(lambda: env.patcher.applied[-1][labels.COUNT] == "56", timeout=2)
+    assert wait_until(lambda: env.patcher.applied[-1][contract.LABEL_COUNT] == "56", timeout=2)
     final = env.patcher.applied[-1]
-    assert final[labels.HOMOGENEOUS] == "false"
+    assert final[contract.LABEL_HOMOGENEOUS] == "false"
     assert any(
         r.levelname == "WARNING" and "different partition modes" in r.getMessage() for r in caplog.records
     )
-    assert final[labels.MEMORY_MIB] == "24576"  # smallest partition
-    assert final[labels.COMPUTE_MODE] == "mixed"
+    assert final[contract.LABEL_MEMORY_MIB] == "24576"  # smallest partition
+    assert final[contract.LABEL_COMPUTE_MODE] == "mixed"
     response = env.stub.Allocate(
         api_pb2.AllocateRequest(
             container_requests=[api_pb2.ContainerAllocateRequest(devices_ids=[f"{GPU}-p0"])]
@@ -355,7 +355,7 @@ def test_rediscovery_request_picks_up_a_mode_file_change(env: Env) -> None:
     for pci in (env.sysfs / "bus/pci/devices").iterdir():
         (pci / "current_memory_partition").write_text("NPS1\n")
     env.runner.request_rediscovery()
-    assert wait_until(lambda: env.patcher.applied[-1][labels.MEMORY_MODE] == "NPS1", timeout=2)
+    assert wait_until(lambda: env.patcher.applied[-1][contract.LABEL_MEMORY_MODE] == "NPS1", timeout=2)
     response = env.stub.Allocate(
         api_pb2.AllocateRequest(
             container_requests=[api_pb2.ContainerAllocateRequest(devices_ids=[f"{GPU}-p0"])]

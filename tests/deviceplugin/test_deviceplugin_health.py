@@ -90,10 +90,17 @@ def test_gpu_in_another_mode_drops_old_partitions() -> None:
     assert merged.lost_ids == frozenset()
 
 
-def test_vanished_gpu_is_kept_as_lost() -> None:
+def test_vanished_gpu_leaves_unless_a_pod_holds_its_partition() -> None:
     before = [make_partition(GPU, i) for i in range(2)]
     merged = reconcile(inventory(before), Inventory())
-    assert merged.lost_ids == {p.id for p in before}
+    assert merged.lost_ids == frozenset()
+    assert merged.removed_ids == {p.id for p in before}
+    assert merged.inventory.partitions == ()
+    held = reconcile(inventory(before), Inventory(), allocated=frozenset({f"{GPU}-p1"}))
+    assert held.lost_ids == {f"{GPU}-p1"}
+    assert [p.id for p in held.inventory.partitions] == [f"{GPU}-p1"]
+    released = reconcile(held.inventory, Inventory(), allocated=frozenset())
+    assert released.inventory.partitions == () and released.removed_ids == {f"{GPU}-p1"}
 
 
 def test_first_discovery_adds_everything() -> None:

@@ -14,18 +14,18 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from tests.deviceplugin.dp_support import lay_capture, wait_until
 from deviceplugin import labels
 from deviceplugin.discovery import discover
 from deviceplugin.errors import LabelPatchError
 from deviceplugin.k8s import NodeLabelPatcher
 from deviceplugin.labelsync import LabelSync
 from deviceplugin.metrics import PluginMetrics
-from tests.deviceplugin.dp_support import make_partition
+from sizing import contract
+from tests.deviceplugin.dp_support import lay_capture, make_partition, wait_until
 
 
 def test_mi300x_capture_labels(tmp_path: Path) -> None:
-    computed = labels.compute_labels(discover(lay_capture(tmp_path, "mi300x-cpx")).partitions)
+    computed = labels.desired_labels(discover(lay_capture(tmp_path, "mi300x-cpx")).partitions)
     assert computed == {
         "amd.com/gpu-partition.memory-mib": "24576",
         "amd.com/gpu-partition.count": "63",
@@ -39,20 +39,20 @@ def test_mi300x_capture_labels(tmp_path: Path) -> None:
 
 def test_mi308x_labels_use_the_smallest_partition(tmp_path: Path) -> None:
     root = lay_capture(tmp_path, "mi308x", compute_mode="CPX", memory_mode="NPS1")
-    computed = labels.compute_labels(discover(root).partitions)
-    assert computed[labels.MEMORY_MIB] == str(51_522_830_336 // 2**20)  # 49136, the last partition
-    assert computed[labels.COUNT] == "32"
-    assert computed[labels.MEMORY_MODE] == "NPS1"
+    computed = labels.desired_labels(discover(root).partitions)
+    assert computed[contract.LABEL_MEMORY_MIB] == str(51_522_830_336 // 2**20)  # 49136, the last partition
+    assert computed[contract.LABEL_COUNT] == "32"
+    assert computed[contract.LABEL_MEMORY_MODE] == "NPS1"
     # partition 3 of each GPU has 16 MiB less, but every GPU is in the same mode
-    assert computed[labels.HOMOGENEOUS] == "true"
+    assert computed[contract.LABEL_HOMOGENEOUS] == "true"
 
 
 def test_mi210_labels_say_unpartitioned_and_drop_memory(tmp_path: Path) -> None:
-    computed = labels.compute_labels(discover(lay_capture(tmp_path, "mi210-xgmi")).partitions)
-    assert computed[labels.MEMORY_MIB] is None
-    assert computed[labels.COMPUTE_MODE] == "none"
-    assert computed[labels.PRODUCT] == "MI210"
-    assert computed[labels.CU_COUNT] == "104"
+    computed = labels.desired_labels(discover(lay_capture(tmp_path, "mi210-xgmi")).partitions)
+    assert computed[contract.LABEL_MEMORY_MIB] is None
+    assert computed[contract.LABEL_COMPUTE_MODE] == "none"
+    assert computed[contract.LABEL_PRODUCT] == "MI210"
+    assert computed[contract.LABEL_CU_COUNT] == "104"
 
 
 def test_mixed_modes_label_smallest_memory_and_homogeneous_false() -> None:
@@ -64,19 +64,19 @@ def test_mixed_modes_label_smallest_memory_and_homogeneous_false() -> None:
         compute_mode="SPX",
         memory_mode="NPS1",
     )
-    computed = labels.compute_labels([big, small])
-    assert computed[labels.MEMORY_MIB] == "24576"
-    assert computed[labels.CU_COUNT] == "38"
-    assert computed[labels.COMPUTE_MODE] == "mixed"
-    assert computed[labels.MEMORY_MODE] == "mixed"
-    assert computed[labels.HOMOGENEOUS] == "false"
-    assert computed[labels.PRODUCT] == "MI300X"
+    computed = labels.desired_labels([big, small])
+    assert computed[contract.LABEL_MEMORY_MIB] == "24576"
+    assert computed[contract.LABEL_CU_COUNT] == "38"
+    assert computed[contract.LABEL_COMPUTE_MODE] == "mixed"
+    assert computed[contract.LABEL_MEMORY_MODE] == "mixed"
+    assert computed[contract.LABEL_HOMOGENEOUS] == "false"
+    assert computed[contract.LABEL_PRODUCT] == "MI300X"
 
 
 def test_no_partitions_removes_every_key_but_count() -> None:
-    computed = labels.compute_labels([])
-    assert computed[labels.COUNT] == "0"
-    assert [k for k, v in computed.items() if v is not None] == [labels.COUNT]
+    computed = labels.desired_labels([])
+    assert computed[contract.LABEL_COUNT] == "0"
+    assert [k for k, v in computed.items() if v is not None] == [contract.LABEL_COUNT]
 
 
 @pytest.mark.parametrize(
@@ -91,19 +91,19 @@ def test_no_partitions_removes_every_key_but_count() -> None:
     ids=["plain", "spaces and parentheses", "edge dashes", "empty", "too long"],
 )
 def test_label_values_are_sanitized_to_valid_kubernetes_values(raw: str, expected: str) -> None:
-    value = labels.sanitize_label_value(raw)
+    value = contract.sanitize_label_value(raw)
     assert value == expected
-    assert labels.is_valid_label_value(value)
+    assert contract.is_valid_label_value(value)
 
 
 def test_every_computed_value_is_a_valid_label_value(tmp_path: Path) -> None:
     for capture in ("mi300x-cpx", "mi308x", "mi210-xgmi"):
-        computed = labels.compute_labels(discover(lay_capture(tmp_path / capture, capture)).partitions)
-        assert all(labels.is_valid_label_value(v) for v in computed.values() if v is not None)
+        computed = labels.desired_labels(discover(lay_capture(tmp_path / capture, capture)).partitions)
+        assert all(contract.is_valid_label_value(v) for v in computed.values() if v is not None)
 
 
 def test_patch_removes_stale_keys_under_our_prefix_only() -> None:
-    desired = {labels.COUNT: "8", labels.MEMORY_MIB: None}
+    desired = {contract.LABEL_COUNT: "8", contract.LABEL_MEMORY_MIB: None}
     current = {"amd.com/gpu-partition.vram": "24G", "amd.com/gpu.vram": "24G", "kubernetes.io/hostname": "n"}
     patch = labels.build_label_patch(desired, current)
     assert patch == {
@@ -152,11 +152,11 @@ class FakeApiServer:
                     "metadata": {"name": "node-a", "labels": fake.node_labels},
                 }
 
-            def do_GET(self) -> None:  # noqa: N802
+            def do_GET(self) -> None:
                 fake.requests.append({"method": "GET", "path": self.path})
                 self._reply(200, self._node())
 
-            def do_PATCH(self) -> None:  # noqa: N802
+            def do_PATCH(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 fake.requests.append(
                     {
@@ -207,7 +207,7 @@ def api_server() -> Iterator[FakeApiServer]:
 
 def test_patch_request_is_a_json_merge_patch_on_the_node(api_server: FakeApiServer) -> None:
     patcher = NodeLabelPatcher("node-a", api_server.api_client())
-    desired = labels.compute_labels([make_partition("0000:05:00.0", i) for i in range(8)])
+    desired = labels.desired_labels([make_partition("0000:05:00.0", i) for i in range(8)])
     patcher.apply(desired)
 
     assert [r["method"] for r in api_server.requests] == ["GET", "PATCH"]
@@ -235,7 +235,7 @@ def test_patch_request_is_a_json_merge_patch_on_the_node(api_server: FakeApiServ
 def test_api_error_becomes_label_patch_error(api_server: FakeApiServer) -> None:
     api_server.fail_patches = 1
     with pytest.raises(LabelPatchError, match="HTTP 500"):
-        NodeLabelPatcher("node-a", api_server.api_client()).apply({labels.COUNT: "1"})
+        NodeLabelPatcher("node-a", api_server.api_client()).apply({contract.LABEL_COUNT: "1"})
 
 
 def test_unreachable_api_server_becomes_label_patch_error() -> None:
@@ -243,7 +243,7 @@ def test_unreachable_api_server_becomes_label_patch_error() -> None:
     configuration.host = "http://127.0.0.1:9"  # discard port: connection refused
     configuration.retries = False
     with pytest.raises(LabelPatchError):
-        NodeLabelPatcher("node-a", client.ApiClient(configuration)).apply({labels.COUNT: "1"})
+        NodeLabelPatcher("node-a", client.ApiClient(configuration)).apply({contract.LABEL_COUNT: "1"})
 
 
 def test_label_sync_retries_with_backoff_until_the_api_server_recovers(api_server: FakeApiServer) -> None:
@@ -251,14 +251,14 @@ def test_label_sync_retries_with_backoff_until_the_api_server_recovers(api_serve
     metrics = PluginMetrics()
     sync = LabelSync(
         patcher=NodeLabelPatcher("node-a", api_server.api_client()),
-        desired_labels=lambda: {labels.COUNT: "8"},
+        desired_labels=lambda: {contract.LABEL_COUNT: "8"},
         metrics=metrics,
         backoff_initial_s=0.05,
         backoff_max_s=0.1,
     )
     sync.start()
     try:
-        assert wait_until(lambda: api_server.node_labels.get(labels.COUNT) == "8", timeout=3)
+        assert wait_until(lambda: api_server.node_labels.get(contract.LABEL_COUNT) == "8", timeout=3)
     finally:
         sync.stop()
     assert len(api_server.patches) == 3

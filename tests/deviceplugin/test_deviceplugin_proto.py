@@ -9,7 +9,6 @@ import pytest
 
 from deviceplugin.proto import api_pb2, regenerate
 
-
 # Version stamps protoc writes into the stubs. They change with every grpcio-tools release, so
 # the freshness check ignores them (CI may install a newer grpcio-tools); what the stamps
 # demand of the runtime is checked separately below.

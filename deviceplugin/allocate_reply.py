@@ -1,4 +1,4 @@
-"""Build the Allocate answer for one container (pure apart from checking card nodes exist).
+"""Build the Allocate reply for one container (pure apart from checking card nodes exist).
 
 Every container gets ``/dev/kfd`` (the ROCm compute interface; one for all partitions) and the
 render node of each partition it was given, plus its card node when the GPU has one, all
@@ -41,7 +41,7 @@ class DeviceNode:
 
 
 @dataclasses.dataclass(frozen=True)
-class ContainerAllocation:
+class ContainerAllocateReply:
     devices: tuple[DeviceNode, ...]
     envs: Mapping[str, str]
 
@@ -59,9 +59,9 @@ def _distinct(values: Sequence[str | None]) -> str:
     return ",".join(unique)
 
 
-def build_container_allocation(
+def container_allocate_reply(
     device_ids: Sequence[str], inventory: Inventory, *, dev_root: Path
-) -> ContainerAllocation:
+) -> ContainerAllocateReply:
     """DeviceSpecs and envs for one container; raises UnknownDeviceError for an unknown ID."""
     by_id = inventory.by_id
     partitions: list[Partition] = []
@@ -94,4 +94,4 @@ def build_container_allocation(
         ENV_COMPUTE_MODE: _distinct([p.compute_mode for p in partitions]),
         ENV_MEMORY_MODE: _distinct([p.memory_mode for p in partitions]),
     }
-    return ContainerAllocation(devices=tuple(devices), envs=envs)
+    return ContainerAllocateReply(devices=tuple(devices), envs=envs)

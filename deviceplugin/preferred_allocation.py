@@ -39,7 +39,7 @@ def _dedupe(ids: Sequence[str]) -> list[str]:
     return list(dict.fromkeys(ids))
 
 
-def preferred_allocation(
+def preferred_device_ids(
     *,
     available: Sequence[str],
     must_include: Sequence[str],

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import pytest
 
-from deviceplugin.allocation import preferred_allocation
 from deviceplugin.inventory import Partition, partition_id
+from deviceplugin.preferred_allocation import preferred_device_ids
 from tests.deviceplugin.dp_support import make_partition
 
 GPU_A, GPU_B, GPU_C, GPU_D = "0000:05:00.0", "0000:27:00.0", "0000:85:00.0", "0000:a7:00.0"
@@ -32,7 +32,7 @@ def ids(gpu: str, *indexes: int) -> list[str]:
 def pick(
     partitions: dict[str, Partition], available: list[str], size: int, must: list[str] | None = None
 ) -> list[str]:
-    return preferred_allocation(
+    return preferred_device_ids(
         available=available, must_include=must or [], size=size, partitions=partitions
     )
 
