@@ -7,6 +7,7 @@ stream; repartitioning picked up without restart; node labels following; metrics
 
 from __future__ import annotations
 
+import json
 import shutil
 import threading
 import time
@@ -47,7 +48,7 @@ class Env:
         )
         self.dev = lay_dev_root(root / "dev", self.sysfs, cards=True)
         self.kubelet = kubelet
-        self.metrics = PluginMetrics()
+        self.metrics = PluginMetrics(node="node-a")
         self.metrics_port = self.metrics.serve(0, addr="127.0.0.1")
         self.patcher = RecordingPatcher()
         self.config = PluginConfig(
@@ -390,3 +391,48 @@ def test_plugin_started_before_the_kubelet_registers_when_kubelet_sock_appears(s
     finally:
         runner.shutdown()
         kubelet.stop()
+
+
+def _replace_sysfs(env: Env, capture: str) -> None:
+    """Swap the whole sysfs tree under the running plugin (other GPUs, other partitions)."""
+    fresh = lay_capture(
+        env.sysfs.parent / "sys-next", capture, compute_mode="CPX", memory_mode="NPS1", numa=True, xcp_separator="_"
+    )
+    shutil.rmtree(env.sysfs)
+    fresh.rename(env.sysfs)
+
+
+def test_all_gpus_replaced_under_a_running_plugin_leave_list_and_watch_and_labels(env: Env) -> None:
+    """Issue 7: 8 GPUs x 63 CPX partitions (24 GiB) replaced by 8 other GPUs x 32 partitions of
+    48 GiB. Without a restart ListAndWatch and the labels describe only the 32 new partitions."""
+    assert wait_until(lambda: bool(env.patcher.applied) and env.patcher.applied[-1][contract.LABEL_COUNT] == "63")
+    old_ids = {d.ID for d in env.kubelet.latest or []}
+    _replace_sysfs(env, "mi308x")
+    devices = env.kubelet.wait_for_devices(lambda d: len(d) == 32, timeout=3)
+    assert {d.health for d in devices} == {"Healthy"}
+    assert not old_ids & {d.ID for d in devices}
+    assert wait_until(lambda: env.patcher.applied[-1][contract.LABEL_COUNT] == "32", timeout=3)
+    labels_now = env.patcher.applied[-1]
+    assert labels_now[contract.LABEL_PRODUCT] == "MI308X"
+    assert labels_now[contract.LABEL_HOMOGENEOUS] == "true"
+    assert labels_now[contract.LABEL_MEMORY_MIB] == str(51_522_830_336 // 2**20)  # 48 GiB - 16 MiB
+    read_back = contract.read_node_labels({k: v for k, v in labels_now.items() if v is not None})
+    assert read_back.count == 32 and read_back.defects == ()
+    assert env.metric('aim_deviceplugin_partitions_advertised{node="node-a",product="MI308X"}') == 32
+    assert env.metric('aim_deviceplugin_partitions_healthy{node="node-a",product="MI308X"}') == 32
+
+
+def test_partition_held_by_a_pod_stays_unhealthy_until_released_then_leaves(env: Env) -> None:
+    held = f"{GPU}-p0"
+    checkpoint = env.kubelet.dir / "kubelet_internal_checkpoint"
+    entry = {"ResourceName": "amd.com/gpu-partition", "DeviceIDs": {"0": [held]}}
+    checkpoint.write_text(json.dumps({"Data": {"PodDeviceEntries": [entry]}}))
+    assert wait_until(lambda: env.metric('aim_deviceplugin_partitions_allocated{node="node-a",product="MI300X"}') == 1)
+    _replace_sysfs(env, "mi308x")
+    devices = env.kubelet.wait_for_devices(lambda d: len(d) == 33, timeout=3)
+    assert health_of(devices, held) == "Unhealthy"
+    assert wait_until(lambda: env.patcher.applied[-1][contract.LABEL_COUNT] == "32", timeout=3)
+    assert env.patcher.applied[-1][contract.LABEL_PRODUCT] == "MI308X"  # the held one never counts
+    checkpoint.write_text(json.dumps({"Data": {"PodDeviceEntries": []}}))
+    devices = env.kubelet.wait_for_devices(lambda d: len(d) == 32, timeout=3)
+    assert held not in {d.ID for d in devices}
