@@ -33,7 +33,7 @@ MAX_CONTEXT_TOKENS: Final = 1 << 24
 # <sign><digits>[.<digits>][<binarySI>|<decimalSI>|<e|E><sign><digits>]
 _QUANTITY_RE: Final = re.compile(
     r"(?P<sign>[+-]?)(?P<int>[0-9]*)(?:\.(?P<frac>[0-9]*))?"
-    r"(?:(?P<suffix>Ki|Mi|Gi|Ti|Pi|Ei|m|k|M|G|T|P|E)|[eE](?P<exp>[+-]?[0-9]{1,3}))?",
+    r"(?:(?P<suffix>Ki|Mi|Gi|Ti|Pi|Ei|m|k|M|G|T|P|E)|[eE](?P<exp>[+-]?[0-9]+))?",  # any exponent: text <= 64
     re.ASCII,
 )
 _BINARY_SUFFIX: Final = {"Ki": 1 << 10, "Mi": 1 << 20, "Gi": 1 << 30, "Ti": 1 << 40, "Pi": 1 << 50, "Ei": 1 << 60}
@@ -57,6 +57,8 @@ def shown(raw: object, limit: int = 40) -> str:
         return repr(raw[:limit]) + f"… ({len(raw)} characters)"
     if isinstance(raw, (dict, list, tuple)):
         return f"<{type(raw).__name__}>"
+    if isinstance(raw, int) and raw.bit_length() > 128:  # repr of a 4,300-digit int raises ValueError
+        return f"<int of {raw.bit_length()} bits>"
     text = repr(raw)
     return text if len(text) <= limit + 2 else text[:limit] + "…"
 

@@ -82,7 +82,8 @@ class PartitionShape:
     def kind(self) -> tuple[str, str | None, str | None, int, int | None]:
         """Shape for homogeneity, with memory in whole GiB: KFD gives the last partition of a GPU
         slightly less (MI308X capture: 48 GiB - 16 MiB) without it being another kind."""
-        gib = None if self.memory_bytes is None else round(self.memory_bytes / 2**30)
+        # nearest GiB in integers: a float division overflows on an absurd size read from sysfs
+        gib = None if self.memory_bytes is None else (self.memory_bytes + (1 << 29)) >> 30
         return (self.product, self.compute_mode, self.memory_mode, self.compute_units, gib)
 
 
@@ -101,17 +102,24 @@ def _mode(shape: PartitionShape, mode: str | None) -> str:
 
 def node_labels(shapes: Iterable[PartitionShape]) -> dict[str, str | None]:
     """The value of every key in LABEL_KEYS for the healthy partitions that exist now
-    (None = remove the key). Callers pass only partitions that exist and are healthy."""
+    (None = remove the key). Callers pass only partitions that exist and are healthy.
+
+    Every value written is one ``read_node_labels`` accepts: a memory size or CU count outside the
+    bounds the reader takes (at least 1 MiB / 1 CU, at most MAX_MEMORY_MIB / MAX_CU_COUNT) counts
+    as unknown, and a label with no known value is removed rather than written wrong.
+    """
     parts = list(shapes)
     if not parts:
         return {key: None for key in LABEL_KEYS} | {LABEL_COUNT: "0"}
-    sizes = [p.memory_bytes for p in parts if p.memory_bytes is not None and p.memory_bytes > 0]
+    sizes = [p.memory_bytes // MIB for p in parts
+             if p.memory_bytes is not None and 1 <= p.memory_bytes // MIB <= MAX_MEMORY_MIB]
+    cus = [p.compute_units for p in parts if 1 <= p.compute_units <= MAX_CU_COUNT]
     return {
-        LABEL_MEMORY_MIB: str(min(sizes) // MIB) if sizes else None,
+        LABEL_MEMORY_MIB: str(min(sizes)) if sizes else None,
         LABEL_COUNT: str(len(parts)),
         LABEL_COMPUTE_MODE: _single(_mode(p, p.compute_mode) for p in parts),
         LABEL_MEMORY_MODE: _single(_mode(p, p.memory_mode) for p in parts),
-        LABEL_CU_COUNT: str(min(p.compute_units for p in parts)),
+        LABEL_CU_COUNT: str(min(cus)) if cus else None,
         LABEL_PRODUCT: _single(p.product for p in parts),
         LABEL_HOMOGENEOUS: "true" if len({p.kind for p in parts}) == 1 else "false",
     }
