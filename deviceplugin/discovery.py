@@ -71,7 +71,7 @@ IOLINK_TYPE_PCIE = 2
 
 # Products outside the `sizing` geometry because they cannot be partitioned; named so the
 # output is readable. Source: PCI ID 0x740f = Instinct MI210 (pci.ids; ROCm/k8s-device-plugin
-# testdata topo-mi210-xgmi-pcie, shared/fixtures/sysfs/README.md).
+# testdata topo-mi210-xgmi-pcie, tests/fixtures/sysfs/README.md).
 UNPARTITIONABLE_PRODUCTS = {0x740F: "MI210"}
 
 REQUIRED_GPU_KEYS = ("simd_count", "simd_per_cu", "drm_render_minor", "location_id", "domain")

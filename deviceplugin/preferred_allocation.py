@@ -5,7 +5,7 @@ Rules, in order:
 2. The rest comes from the smallest scope that can hold it: one physical GPU, else one NUMA
    node of one XGMI hive, else one hive, else anywhere. Partitions of one GPU talk over the
    GPU's own fabric; XGMI links between GPUs are slower and PCIe slower still (KFD io_link
-   weights 13 / 41 / 20+ in the MI300X capture, shared/fixtures/sysfs/README.md).
+   weights 13 / 41 / 20+ in the MI300X capture, tests/fixtures/sysfs/README.md).
 3. Among scopes of the same kind, pack: take the one with the fewest free partitions, and
    inside it fill the GPUs with the fewest free partitions first, so whole GPUs stay free for
    requests that need a whole GPU (the AMD best-effort policy does the same,

@@ -126,6 +126,7 @@ class PluginRunner:
 
     def stop(self) -> None:
         self._stop.set()
+        self._rediscover.set()  # wakes the poll thread, which then sees the stop
         self.state.wake_all()
 
     def request_rediscovery(self) -> None:
