@@ -15,6 +15,8 @@ from importlib import resources
 from typing import Any
 
 from sizing.errors import DataFileError, SizingError, UnknownModelError
+from sizing.hf_config import read_layout, text_config
+from sizing.quantization import WeightBreakdown, read_quantization, weight_breakdown
 from sizing.schema import check_document
 
 ATTENTION_KINDS = ("full", "sliding_mix", "mla")
@@ -63,6 +65,8 @@ class ModelArch:
     aliases: tuple[str, ...] = ()
     source: str = ""
     params_source: str = ""
+    # A pre-quantized checkpoint's declared format and its resident byte layout (config.json only)
+    quantization: WeightBreakdown | None = None
 
     @property
     def is_moe(self) -> bool:
@@ -181,88 +185,44 @@ def _architecture(config: Mapping[str, Any]) -> str:
     return names[0] if isinstance(names, list) and names and isinstance(names[0], str) else "unknown"
 
 
+def _dtype(config: Mapping[str, Any]) -> str:
+    for source in (text_config(config), config):
+        for key in ("torch_dtype", "dtype"):
+            value = source.get(key)
+            if isinstance(value, str) and len(value) <= 32:
+                return value
+    return "bfloat16"
+
+
 def model_from_hf_config(config: Mapping[str, Any], model_id: str = "custom") -> ModelArch:
-    """Build a ModelArch from a Hugging Face config.json (parameter count computed from shapes).
+    """Build a ModelArch from a Hugging Face config.json (shapes read by ``sizing.hf_config``).
 
-    Handles the common decoder-only layouts (Llama, Qwen2/3, Mistral, Mixtral, Gemma 3 text,
-    Phi-3/4, Qwen3-MoE). Multimodal configs are read from their ``text_config``.
+    Parameter counts come from every linear layer, embedding and norm of the family's layout;
+    sliding windows follow the family's own semantics; a ``quantization_config`` makes the weights
+    the declared format's real byte layout (``sizing.quantization``). Multimodal configs are read
+    from their ``text_config``. SizingError names the field and the model type otherwise.
     """
-    if not isinstance(config, Mapping):
-        raise SizingError("config.json must be a JSON object")
-    text = config.get("text_config") if isinstance(config.get("text_config"), Mapping) else config
-    if "kv_lora_rank" in text or "n_routed_experts" in text:
-        raise SizingError("config.json: multi-head latent attention / DeepSeek MoE layouts are not sized from "
-                          "config.json; use the catalogue entry deepseek-ai/DeepSeek-V3")
-
-    def need(key: str, *alts: str) -> int:
-        for k in (key, *alts):
-            v = text.get(k)
-            if isinstance(v, int) and not isinstance(v, bool) and v > 0:
-                return v
-        raise SizingError(f"config.json: missing or invalid field {key!r} (need a positive integer)")
-
-    def optional(key: str, *alts: str) -> int | None:
-        """A positive integer field that may be absent (or null); SizingError when it is garbage."""
-        for k in (key, *alts):
-            v = text.get(k)
-            if v is None:
-                continue
-            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
-                raise SizingError(f"config.json: invalid field {k!r} (need a non-negative integer, got {v!r})")
-            return v or None
-        return None
-
-    hidden = need("hidden_size", "d_model", "n_embd")
-    layers = need("num_hidden_layers", "n_layer", "num_layers")
-    heads = need("num_attention_heads", "n_head")
-    kv_heads = text.get("num_key_value_heads") or heads
-    if not isinstance(kv_heads, int) or kv_heads <= 0 or heads % kv_heads:
-        raise SizingError("config.json: field 'num_key_value_heads' must be a positive divisor of num_attention_heads")
-    head_dim = text.get("head_dim") or hidden // heads
-    if isinstance(head_dim, bool) or not isinstance(head_dim, int) or head_dim <= 0:
-        raise SizingError("config.json: missing or invalid field 'head_dim' (need a positive integer)")
-    vocab = need("vocab_size")
-    inter = need("intermediate_size", "ffn_dim", "moe_intermediate_size")
-    max_ctx = text.get("max_position_embeddings") or config.get("max_position_embeddings") or 4096
-    if isinstance(max_ctx, bool) or not isinstance(max_ctx, int) or max_ctx <= 0:
-        raise SizingError("config.json: missing or invalid field 'max_position_embeddings' (need a positive integer)")
-    # transformers' PretrainedConfig defaults tie_word_embeddings to True and save_pretrained omits
-    # default values, so an absent key means tied (e.g. google/gemma-3-1b-it's config.json).
-    tied = bool(text.get("tie_word_embeddings", config.get("tie_word_embeddings", True)))
-    n_experts = optional("num_local_experts", "num_experts") or 0
-    top_k = optional("num_experts_per_tok") or 0
-    if n_experts and not 0 < top_k <= n_experts:
-        raise SizingError("config.json: field 'num_experts_per_tok' must be between 1 and the number of experts")
-    expert_inter = optional("moe_intermediate_size") or inter
-    attn = layers * (hidden * heads * head_dim + 2 * hidden * kv_heads * head_dim + heads * head_dim * hidden)
-    if n_experts:
-        mlp_total = layers * (n_experts * 3 * hidden * expert_inter + hidden * n_experts)
-        mlp_active = layers * (top_k * 3 * hidden * expert_inter + hidden * n_experts)
-    else:
-        mlp_total = mlp_active = layers * 3 * hidden * inter
-    norms = layers * 2 * hidden + hidden
-    embedding = vocab * hidden
-    emb_total = embedding * (1 if tied else 2)
-    window = optional("sliding_window")
-    pattern = optional("sliding_window_pattern")
-    layer_types = text.get("layer_types")
-    attention, n_global = "full", None
-    if isinstance(window, int) and window > 0:
-        if isinstance(layer_types, list) and len(layer_types) == layers and "sliding_attention" in layer_types:
-            attention, n_global = "sliding_mix", sum(1 for t in layer_types if t == "full_attention")
-        elif isinstance(pattern, int) and pattern > 1:
-            attention, n_global = "sliding_mix", layers // pattern
-    model_type = str(text.get("model_type", "custom"))
+    layout = read_layout(config)
+    scheme = read_quantization(config)
+    windows = [w for w in layout.layer_windows if w]
+    attention, window, n_global = "full", None, None
+    if layout.mla is not None:
+        attention = "mla"
+    elif windows:  # one window size per family; the largest if a config mixes several (over-estimate)
+        attention, window, n_global = "sliding_mix", max(windows), layout.num_layers - len(windows)
+    embedding = layout.embedding_params
     return ModelArch(
-        id=model_id, family=model_type,
-        architecture=_architecture(config),
-        params_total=attn + mlp_total + norms + emb_total, params_active=attn + mlp_active + norms + emb_total,
-        params_embedding=embedding, num_layers=layers, num_attention_heads=heads, num_kv_heads=kv_heads,
-        head_dim=int(head_dim), hidden_size=hidden, intermediate_size=inter, vocab_size=vocab,
-        tied_embeddings=tied, max_context=int(max_ctx), attention=attention,
-        sliding_window=window if attention == "sliding_mix" else None, num_global_layers=n_global,
-        moe=MoE(n_experts, top_k) if n_experts else None,
-        checkpoint_dtype=str(text.get("torch_dtype", config.get("torch_dtype", "bfloat16"))),
-        float16_supported=model_type not in FLOAT16_UNSUPPORTED_MODEL_TYPES,
+        id=model_id, family=layout.model_type, architecture=_architecture(config),
+        params_total=layout.params_total, params_active=layout.params_active, params_embedding=embedding,
+        num_layers=layout.num_layers, num_attention_heads=layout.num_attention_heads,
+        num_kv_heads=layout.num_kv_heads, head_dim=layout.head_dim, hidden_size=layout.hidden_size,
+        intermediate_size=layout.intermediate_size, vocab_size=layout.vocab_size,
+        tied_embeddings=layout.tied_embeddings, max_context=layout.max_context, attention=attention,
+        sliding_window=window, num_global_layers=n_global,
+        mla=MLA(*layout.mla) if layout.mla is not None else None,
+        moe=MoE(layout.num_experts, layout.experts_per_token) if layout.num_experts else None,
+        checkpoint_dtype=_dtype(config),
+        float16_supported=layout.model_type not in FLOAT16_UNSUPPORTED_MODEL_TYPES,
+        quantization=weight_breakdown(layout, scheme) if scheme is not None else None,
         source="config.json", params_source="computed from config.json shapes",
     )

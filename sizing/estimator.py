@@ -78,6 +78,7 @@ class MemoryEstimate:
     overhead_bytes: int
     gpu_memory_utilization: float = GPU_MEMORY_UTILIZATION
     dtype: str = "auto"  # vLLM --dtype: activations/16-bit weights (auto = the checkpoint's)
+    checkpoint_quantization: str = ""  # vLLM --quantization of a pre-quantized checkpoint ("" = none)
 
     @property
     def total_bytes(self) -> int:
@@ -129,7 +130,11 @@ def _check_tensor_parallel(model: ModelArch, tp: int) -> None:
 
 def weights_bytes(model: ModelArch, precision: Precision, tensor_parallel: int = 1) -> int:
     """Resident weight bytes per rank: MoE keeps every expert; quantized formats keep embeddings and
-    lm_head in 16 bit (kserve-aim-sizing.md 4.2)."""
+    lm_head in 16 bit (kserve-aim-sizing.md 4.2). A pre-quantized checkpoint holds its declared
+    format's own layout (``ModelArch.quantization``)."""
+    if model.quantization is not None:
+        check_declared_precision(model, precision)
+        return math.ceil(model.quantization.total_bytes / tensor_parallel)
     embedding = model.embedding_params_resident
     body = model.params_total - embedding
     if precision.is_quantized:
@@ -137,6 +142,20 @@ def weights_bytes(model: ModelArch, precision: Precision, tensor_parallel: int =
     else:
         total = model.params_total * BODY_BYTES_PER_PARAM[precision]
     return math.ceil(total / tensor_parallel)
+
+
+def declared_precision(model: ModelArch) -> Precision | None:
+    """The precision a pre-quantized checkpoint declares (None for a 16-bit checkpoint)."""
+    return model.quantization.scheme.precision if model.quantization is not None else None
+
+
+def check_declared_precision(model: ModelArch, precision: Precision) -> None:
+    """SizingError naming both when ``precision`` contradicts the checkpoint's own quantization."""
+    declared = declared_precision(model)
+    if declared is not None and declared != precision and model.quantization is not None:
+        raise SizingError(
+            f"{model.id} is a pre-quantized {model.quantization.scheme.label} checkpoint ({declared.value}); "
+            f"precision {precision.value} contradicts it (omit --precision or give {declared.value})")
 
 
 def kv_bytes_per_token_per_layer(model: ModelArch, kv_cache_dtype: str, tensor_parallel: int = 1) -> int:
@@ -197,6 +216,7 @@ def estimate(model: ModelArch, precision: Precision | str, *, tensor_parallel: i
     if batched < 1:
         raise SizingError(f"max-num-batched-tokens must be >= 1, got {batched}")
     kv_dtype = kv_cache_dtype.strip().lower()
+    check_declared_precision(model, prec)
     return MemoryEstimate(
         dtype=serving_dtype(model, prec), model_id=model.id, precision=prec, tensor_parallel=tensor_parallel,
         max_model_len=context,
@@ -206,6 +226,7 @@ def estimate(model: ModelArch, precision: Precision | str, *, tensor_parallel: i
         kv_cache_bytes=kv_cache_bytes(model, context, concurrency, kv_dtype, tensor_parallel),
         activation_bytes=activation_bytes(model, batched),
         overhead_bytes=overhead_bytes(tensor_parallel),
+        checkpoint_quantization=model.quantization.scheme.method if model.quantization is not None else "",
     )
 
 
@@ -285,7 +306,9 @@ def engine_args(need: MemoryEstimate, partition_bytes: int) -> dict[str, str | i
     # fp8: vLLM quantizes a 16-bit checkpoint on load. int8/int4 expect a pre-quantized
     # compressed-tensors checkpoint (W8A8 / W4A16 group 128, as llm-compressor writes them).
     quantization = {Precision.FP8: "fp8", Precision.INT8: "compressed-tensors", Precision.INT4: "compressed-tensors"}
-    if need.precision in quantization:
+    if need.checkpoint_quantization:  # a pre-quantized checkpoint: vLLM loads its declared method
+        args["quantization"] = need.checkpoint_quantization
+    elif need.precision in quantization:
         args["quantization"] = quantization[need.precision]
     return dict(sorted(args.items()))
 

@@ -661,7 +661,8 @@ def test_deepseek_style_config_is_refused_not_mis_sized() -> None:
     # DeepSeek-V3 config.json keys (published): MLA latent rank and routed experts
     config = {"hidden_size": 7168, "num_hidden_layers": 61, "num_attention_heads": 128, "num_key_value_heads": 128,
               "vocab_size": 129280, "intermediate_size": 18432, "kv_lora_rank": 512, "n_routed_experts": 256}
-    with pytest.raises(SizingError, match="DeepSeek-V3"):
+    # MLA and DeepSeek-MoE are sized now (issue 9); without num_experts_per_tok the MoE cannot be
+    with pytest.raises(SizingError, match="num_experts_per_tok"):
         model_from_hf_config(config)
 
 

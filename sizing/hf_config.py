@@ -1,0 +1,482 @@
+"""The shapes of a model, read from its Hugging Face ``config.json`` (pure; takes the parsed JSON).
+
+``read_layout`` turns a config into a ``Layout``: every linear layer with its module name, input and
+output width, bias and expert count, plus the parameters that are not linear layers (embeddings,
+norms, attention sinks) and the per-layer attention facts the KV cache depends on (KV heads, MLA
+latent, sliding windows). Parameter counts, quantized byte layouts (``sizing.quantization``) and
+the KV cache all come from this one description. Every config value is bounds-checked; what cannot
+be sized raises ``SizingError`` naming the field and the model type.
+
+Family facts (which MLP is gated, where biases and norms are, how sliding windows are laid out) are
+those of the transformers modeling code of each ``model_type``; a model type not in the tables is
+read as a Llama-style decoder when its config has Llama-style fields.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from sizing.errors import SizingError
+
+# Bounds for config.json numbers: generous enough for every published model (DeepSeek-V3: hidden 7168,
+# vocab 129280, 256 experts; Llama-3.1-405B: 126 layers, 16384 hidden) and small enough that a
+# hostile config cannot make the arithmetic or the per-layer tables absurd.
+MAX_LAYERS = 1024
+MAX_WIDTH = 1 << 20  # hidden / intermediate / vocab-sized widths
+MAX_VOCAB = 1 << 24
+MAX_HEADS = 4096
+MAX_EXPERTS = 4096
+MAX_CONTEXT = 1 << 26  # 64 Mi tokens
+
+# model_type -> sliding-window semantics when the config has no ``layer_types`` (transformers
+# modeling code of each family): every layer windowed, Qwen2-style (layers >= max_window_layers
+# windowed when use_sliding_window), or Gemma 2 alternation (even layers local, odd layers global).
+WINDOW_EVERY_LAYER = frozenset({"mistral", "mixtral", "starcoder2", "phi3", "phimoe"})
+WINDOW_QWEN = frozenset({"qwen2", "qwen2_moe", "qwen3", "qwen3_moe"})
+WINDOW_ALTERNATING = frozenset({"gemma2"})
+
+# Two-matrix (non-gated) MLPs: up -> activation -> down (transformers modeling code).
+PLAIN_MLP = frozenset({"starcoder2", "falcon", "gpt2", "gpt_bigcode", "phi", "gpt_neox"})
+# LayerNorm (weight + bias) instead of RMSNorm (weight only).
+LAYER_NORM = frozenset({"starcoder2", "falcon", "gpt2", "phimoe"})
+# q_norm / k_norm over one head (head_dim each) or over the whole projection.
+QK_NORM_PER_HEAD = frozenset({"qwen3", "qwen3_moe", "gemma3", "gemma3_text", "exaone4"})
+QK_NORM_FULL = frozenset({"olmo2", "olmo3", "olmoe"})
+# Norms per decoder layer where it is not 2 (Gemma 2/3: pre/post attention and pre/post MLP).
+NORMS_PER_LAYER = {"gemma2": 4, "gemma3": 4, "gemma3_text": 4}
+# Families whose q/k/v projections always carry a bias (o_proj does not).
+QKV_BIAS = frozenset({"qwen2", "qwen2_moe"})
+# Architectures whose layers are not attention + MLP (state-space, linear attention): refused.
+UNSUPPORTED_LAYER_TYPES = ("linear_attention", "mamba", "conv", "recurrent")
+UNSUPPORTED_MODEL_TYPES = frozenset({"mixformer-sequential", "mamba", "mamba2", "rwkv", "jamba", "qwen3_next",
+                                     "falcon_h1", "bamba", "zamba", "zamba2", "lfm2", "recurrent_gemma"})
+
+
+@dataclass(frozen=True)
+class Linear:
+    """One linear layer (or ``experts`` identical ones): weight ``out x in``, optional bias."""
+
+    name: str
+    in_features: int
+    out_features: int
+    bias: bool = False
+    experts: int = 1
+    routed: bool = False  # a routed expert: only top-k of them work per token
+    fused_experts: bool = False  # experts stored as one 3-D tensor (gpt-oss; the MXFP4 target)
+
+    @property
+    def params(self) -> int:
+        return self.experts * (self.in_features * self.out_features + (self.out_features if self.bias else 0))
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Everything the sizing needs to know about a config's shapes."""
+
+    model_type: str
+    linears: tuple[Linear, ...]
+    embedding_params: int  # input embedding (the lm_head is a Linear unless tied)
+    other_params: int  # norms, position embeddings, attention sinks, router biases
+    hidden_size: int
+    vocab_size: int
+    num_layers: int
+    num_attention_heads: int
+    num_kv_heads: int
+    head_dim: int
+    intermediate_size: int
+    tied_embeddings: bool
+    max_context: int
+    layer_windows: tuple[int, ...]  # per layer: sliding window in tokens, 0 = full attention
+    mla: tuple[int, int] | None = None  # (kv_lora_rank, qk_rope_head_dim)
+    num_experts: int = 0
+    experts_per_token: int = 0
+
+    @property
+    def params_total(self) -> int:
+        return self.embedding_params + self.other_params + sum(lin.params for lin in self.linears)
+
+    @property
+    def params_active(self) -> int:
+        """Parameters one token touches: routed experts count top_k of num_experts."""
+        routed = sum(lin.params for lin in self.linears if lin.routed)
+        if not routed:
+            return self.params_total
+        return self.params_total - routed + routed * self.experts_per_token // self.num_experts
+
+
+class _Fields:
+    """Bounded reads of one config's fields; every error names the field and the model type."""
+
+    def __init__(self, text: Mapping[str, Any], outer: Mapping[str, Any], model_type: str) -> None:
+        self.text = text
+        self.outer = outer
+        self.model_type = model_type
+
+    def error(self, field: str, problem: str) -> SizingError:
+        return SizingError(f"config.json (model_type {self.model_type!r}): field {field!r} {problem}")
+
+    def _raw(self, key: str) -> Any:
+        return self.text.get(key, self.outer.get(key) if self.outer is not self.text else None)
+
+    def int_(self, key: str, *alts: str, maximum: int = MAX_WIDTH, minimum: int = 1,
+             default: int | None = None) -> int:
+        """A required integer (the first of ``key, *alts`` present), ``minimum..maximum``."""
+        for k in (key, *alts):
+            value = self._raw(k)
+            if value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise self.error(k, f"must be an integer, got {type(value).__name__}")
+            if not minimum <= value <= maximum:
+                raise self.error(k, f"must be between {minimum} and {maximum}, got {value}")
+            return value
+        if default is not None:
+            return default
+        raise self.error(key, "is missing (need a positive integer)")
+
+    def opt_int(self, key: str, *alts: str, maximum: int = MAX_WIDTH, minimum: int = 0) -> int | None:
+        """An optional integer: None when absent or null."""
+        for k in (key, *alts):
+            if self._raw(k) is not None:
+                return self.int_(k, maximum=maximum, minimum=minimum)
+        return None
+
+    def bool_(self, key: str, default: bool) -> bool:
+        value = self._raw(key)
+        if value is None:
+            return default
+        if not isinstance(value, bool):
+            raise self.error(key, f"must be true or false, got {type(value).__name__}")
+        return value
+
+    def str_(self, key: str, default: str = "") -> str:
+        value = self._raw(key)
+        if value is None:
+            return default
+        if not isinstance(value, str) or len(value) > 256:
+            raise self.error(key, "must be a short string")
+        return value
+
+
+def _norm(f: _Fields, width: int) -> int:
+    return width * (2 if f.model_type in LAYER_NORM else 1)
+
+
+def _mlp(prefix: str, hidden: int, inter: int, *, gated: bool, bias: bool = False, experts: int = 1,
+         routed: bool = False, names: tuple[str, str, str] = ("gate_proj", "up_proj", "down_proj")) -> list[Linear]:
+    gate, up, down = names
+    out = [Linear(f"{prefix}.{up}", hidden, inter, bias, experts, routed),
+           Linear(f"{prefix}.{down}", inter, hidden, bias, experts, routed)]
+    if gated:
+        out.insert(0, Linear(f"{prefix}.{gate}", hidden, inter, bias, experts, routed))
+    return out
+
+
+def _layer_windows(f: _Fields, layers: int) -> tuple[int, ...]:
+    """Per-layer sliding window (0 = full) with each family's own semantics."""
+    full = (0,) * layers
+    layer_types = f.text.get("layer_types")
+    window = f.opt_int("sliding_window", maximum=MAX_CONTEXT)
+    if isinstance(layer_types, list):
+        if len(layer_types) != layers or not all(isinstance(t, str) for t in layer_types):
+            raise f.error("layer_types", f"must list {layers} layer type names")
+        odd = sorted({t for t in layer_types if t not in ("full_attention", "sliding_attention")})
+        if odd:
+            raise f.error("layer_types", f"names layer type {odd[0]!r}, which cannot be sized")
+        if "sliding_attention" in layer_types and not window:
+            raise f.error("sliding_window", "is missing although layer_types has sliding_attention layers")
+        return tuple(window or 0 if t == "sliding_attention" else 0 for t in layer_types)
+    pattern = f.text.get("sliding_window_pattern")
+    step = 0
+    if isinstance(pattern, str):  # EXAONE 4: "LLLG" repeated (L local, G global)
+        if not pattern or len(pattern) > 64 or set(pattern) - {"L", "G"}:
+            raise f.error("sliding_window_pattern", "must be a string of L and G")
+    elif pattern is not None:  # Gemma 3 / Cohere 2: every pattern-th layer is global
+        step = f.int_("sliding_window_pattern", maximum=MAX_LAYERS)
+    if not window:
+        return full
+    if isinstance(pattern, str):
+        return tuple(window if pattern[i % len(pattern)] == "L" else 0 for i in range(layers))
+    if step:
+        return tuple(0 if (i + 1) % step == 0 else window for i in range(layers))
+    if f.model_type in WINDOW_ALTERNATING:
+        return tuple(window if (i + 1) % 2 else 0 for i in range(layers))
+    if f.model_type in WINDOW_QWEN:
+        if not f.bool_("use_sliding_window", False):
+            return full
+        first = f.int_("max_window_layers", maximum=MAX_LAYERS, minimum=0, default=layers)
+        return tuple(window if i >= first else 0 for i in range(layers))
+    if f.model_type in WINDOW_EVERY_LAYER:
+        return (window,) * layers
+    # A family whose window semantics are not known here: size every layer as full attention
+    # (an over-estimate; under-estimating the cache is the dangerous direction).
+    return full
+
+
+def _attention(f: _Fields, prefix: str, hidden: int, heads: int, kv: int, head_dim: int) -> tuple[list[Linear], int]:
+    """q/k/v/o projections (or the family's fused form) and the attention's own norm params."""
+    mt = f.model_type
+    qkv_bias = o_bias = f.bool_("attention_bias", False)
+    if mt in QKV_BIAS:
+        qkv_bias, o_bias = True, False
+    if mt == "starcoder2":
+        qkv_bias = o_bias = f.bool_("use_bias", True)
+    q_out, kv_out = heads * head_dim, kv * head_dim
+    if mt in ("phi3",):
+        lins = [Linear(f"{prefix}.qkv_proj", hidden, q_out + 2 * kv_out, qkv_bias)]
+    else:
+        lins = [Linear(f"{prefix}.q_proj", hidden, q_out, qkv_bias),
+                Linear(f"{prefix}.k_proj", hidden, kv_out, qkv_bias),
+                Linear(f"{prefix}.v_proj", hidden, kv_out, qkv_bias)]
+    lins.append(Linear(f"{prefix}.o_proj", q_out, hidden, o_bias))
+    extra = 0
+    if mt in QK_NORM_PER_HEAD:
+        extra = 2 * head_dim
+    elif mt in QK_NORM_FULL:
+        extra = q_out + kv_out
+    if mt == "gpt_oss":
+        extra += heads  # attention sinks: one learned logit per head
+    return lins, extra
+
+
+def _mla(f: _Fields, prefix: str, hidden: int, heads: int) -> tuple[list[Linear], int, tuple[int, int]]:
+    """DeepSeek multi-head latent attention: low-rank q (optional) and a compressed KV latent."""
+    kv_rank = f.int_("kv_lora_rank")
+    q_rank = f.opt_int("q_lora_rank")
+    nope = f.int_("qk_nope_head_dim")
+    rope = f.int_("qk_rope_head_dim")
+    v_dim = f.int_("v_head_dim")
+    bias = f.bool_("attention_bias", False)
+    q_head = nope + rope
+    lins: list[Linear] = []
+    norms = kv_rank
+    if q_rank:
+        lins += [Linear(f"{prefix}.q_a_proj", hidden, q_rank, bias), Linear(f"{prefix}.q_b_proj", q_rank, heads * q_head)]
+        norms += q_rank
+    else:
+        lins.append(Linear(f"{prefix}.q_proj", hidden, heads * q_head))
+    lins += [Linear(f"{prefix}.kv_a_proj_with_mqa", hidden, kv_rank + rope, bias),
+             Linear(f"{prefix}.kv_b_proj", kv_rank, heads * (nope + v_dim)),
+             Linear(f"{prefix}.o_proj", heads * v_dim, hidden, bias)]
+    return lins, norms, (kv_rank, rope)
+
+
+def _moe_layer(f: _Fields, i: int, layers: int, experts: int) -> bool:
+    """Whether decoder layer ``i`` is a mixture-of-experts layer (each family's own rule)."""
+    if not experts:
+        return False
+    if f.model_type in ("deepseek", "deepseek_v2", "deepseek_v3"):
+        first = f.int_("first_k_dense_replace", maximum=MAX_LAYERS, minimum=0, default=0)
+        freq = f.int_("moe_layer_freq", maximum=MAX_LAYERS, default=1)
+        return i >= first and i % freq == 0
+    if f.model_type in ("qwen2_moe", "qwen3_moe"):
+        only = f.text.get("mlp_only_layers") or []
+        if not isinstance(only, list) or not all(isinstance(x, int) and not isinstance(x, bool) for x in only):
+            raise f.error("mlp_only_layers", "must be a list of layer indices")
+        step = f.int_("decoder_sparse_step", maximum=MAX_LAYERS, default=1)
+        return i not in only and (i + 1) % step == 0
+    return True
+
+
+def _decoder(f: _Fields) -> Layout:
+    """Llama-style decoders and their relatives (Qwen, Mistral, Gemma, Phi-3, OLMo, DeepSeek, gpt-oss, ...)."""
+    mt = f.model_type
+    hidden = f.int_("hidden_size", "d_model", "n_embd")
+    layers = f.int_("num_hidden_layers", "n_layer", "num_layers", maximum=MAX_LAYERS)
+    heads = f.int_("num_attention_heads", "n_head", maximum=MAX_HEADS)
+    kv = f.int_("num_key_value_heads", maximum=MAX_HEADS, default=heads)
+    if heads % kv:
+        raise f.error("num_key_value_heads", f"must be a positive divisor of num_attention_heads ({heads}), got {kv}")
+    head_dim = f.int_("head_dim", default=hidden // heads if hidden >= heads else 0)
+    vocab = f.int_("vocab_size", maximum=MAX_VOCAB)
+    inter = f.int_("intermediate_size", "ffn_dim", "moe_intermediate_size")
+    experts = f.opt_int("n_routed_experts", "num_local_experts", "num_experts", maximum=MAX_EXPERTS) or 0
+    top_k = f.opt_int("num_experts_per_tok", "experts_per_token", maximum=MAX_EXPERTS) or 0
+    if experts and not 0 < top_k <= experts:
+        raise f.error("num_experts_per_tok", f"must be between 1 and the number of experts ({experts})")
+    expert_inter = f.opt_int("moe_intermediate_size") or inter
+    shared_inter = f.opt_int("shared_expert_intermediate_size") or 0
+    n_shared = f.opt_int("n_shared_experts", maximum=MAX_EXPERTS) or 0
+    gated = mt not in PLAIN_MLP
+    mlp_bias = f.bool_("mlp_bias", False) or (mt == "starcoder2" and f.bool_("use_bias", True))
+    is_mla = f.text.get("kv_lora_rank") is not None
+    mla: tuple[int, int] | None = None
+    linears: list[Linear] = []
+    other = 0
+    norms_per_layer = NORMS_PER_LAYER.get(mt, 2)
+    for i in range(layers):
+        p = f"model.layers.{i}"
+        if is_mla:
+            attn, extra, mla = _mla(f, f"{p}.self_attn", hidden, heads)
+        else:
+            attn, extra = _attention(f, f"{p}.self_attn", hidden, heads, kv, head_dim)
+        linears += attn
+        other += extra + norms_per_layer * _norm(f, hidden)
+        if _moe_layer(f, i, layers, experts):
+            linears += _moe_block(f, p, hidden, experts, expert_inter, shared_inter, n_shared)
+            if mt == "deepseek_v3" and f.str_("topk_method", "noaux_tc") == "noaux_tc":
+                other += experts  # e_score_correction_bias
+        elif mt == "starcoder2":
+            linears += _mlp(f"{p}.mlp", hidden, inter, gated=False, bias=mlp_bias, names=("", "c_fc", "c_proj"))
+        elif mt == "phi3":
+            linears += [Linear(f"{p}.mlp.gate_up_proj", hidden, 2 * inter), Linear(f"{p}.mlp.down_proj", inter, hidden)]
+        else:
+            linears += _mlp(f"{p}.mlp", hidden, inter, gated=gated, bias=mlp_bias)
+    other += _norm(f, hidden)  # final norm
+    tied = f.bool_("tie_word_embeddings", True)
+    if not tied:
+        linears.append(Linear("lm_head", hidden, vocab, f.bool_("lm_head_bias", False)))
+    return Layout(
+        model_type=mt, linears=tuple(linears), embedding_params=vocab * hidden, other_params=other,
+        hidden_size=hidden, vocab_size=vocab, num_layers=layers, num_attention_heads=heads,
+        num_kv_heads=kv, head_dim=head_dim, intermediate_size=inter, tied_embeddings=tied,
+        max_context=_max_context(f), layer_windows=_layer_windows(f, layers), mla=mla,
+        num_experts=experts, experts_per_token=top_k,
+    )
+
+
+def _moe_block(f: _Fields, p: str, hidden: int, experts: int, expert_inter: int, shared_inter: int,
+               n_shared: int) -> list[Linear]:
+    mt = f.model_type
+    if mt == "gpt_oss":  # fused 3-D expert tensors with biases; router with bias
+        return [Linear(f"{p}.mlp.router", hidden, experts, bias=True),
+                Linear(f"{p}.mlp.experts.gate_up_proj", hidden, 2 * expert_inter, True, experts, True, True),
+                Linear(f"{p}.mlp.experts.down_proj", expert_inter, hidden, True, experts, True, True)]
+    if mt in ("mixtral", "phimoe"):
+        return [Linear(f"{p}.block_sparse_moe.gate", hidden, experts),
+                *_mlp(f"{p}.block_sparse_moe.experts.0", hidden, expert_inter, gated=True, experts=experts,
+                      routed=True, names=("w1", "w3", "w2"))]
+    out = [Linear(f"{p}.mlp.gate", hidden, experts),
+           *_mlp(f"{p}.mlp.experts.0", hidden, expert_inter, gated=True, experts=experts, routed=True)]
+    if shared_inter:  # Qwen1.5/2-MoE: one shared expert with its own sigmoid gate
+        out += _mlp(f"{p}.mlp.shared_expert", hidden, shared_inter, gated=True)
+        out.append(Linear(f"{p}.mlp.shared_expert_gate", hidden, 1))
+    elif n_shared:  # DeepSeek: n_shared experts fused into one MLP
+        out += _mlp(f"{p}.mlp.shared_experts", hidden, expert_inter * n_shared, gated=True)
+    return out
+
+
+def _chatglm(f: _Fields) -> Layout:
+    """ChatGLM2/3 and GLM-4 (trust_remote_code ``chatglm``): fused QKV, fused gate/up, RMSNorm."""
+    hidden = f.int_("hidden_size")
+    layers = f.int_("num_layers", "num_hidden_layers", maximum=MAX_LAYERS)
+    heads = f.int_("num_attention_heads", maximum=MAX_HEADS)
+    head_dim = f.int_("kv_channels", default=hidden // heads)
+    kv = f.int_("multi_query_group_num", maximum=MAX_HEADS) if f.bool_("multi_query_attention", False) else heads
+    if heads % kv:
+        raise f.error("multi_query_group_num", f"must divide num_attention_heads ({heads})")
+    vocab = f.int_("padded_vocab_size", "vocab_size", maximum=MAX_VOCAB)
+    ffn = f.int_("ffn_hidden_size")
+    qkv_bias = f.bool_("add_qkv_bias", False)
+    bias = f.bool_("add_bias_linear", False)
+    norm = hidden * (1 if f.bool_("rmsnorm", True) else 2)
+    linears: list[Linear] = []
+    for i in range(layers):
+        p = f"transformer.encoder.layers.{i}"
+        linears += [Linear(f"{p}.self_attention.query_key_value", hidden, (heads + 2 * kv) * head_dim, qkv_bias or bias),
+                    Linear(f"{p}.self_attention.dense", heads * head_dim, hidden, bias),
+                    Linear(f"{p}.mlp.dense_h_to_4h", hidden, 2 * ffn, bias),
+                    Linear(f"{p}.mlp.dense_4h_to_h", ffn, hidden, bias)]
+    tied = f.bool_("tie_word_embeddings", False)
+    if not tied:
+        linears.append(Linear("transformer.output_layer", hidden, vocab))
+    other = layers * 2 * norm + (norm if f.bool_("post_layer_norm", True) else 0)
+    return Layout(
+        model_type=f.model_type, linears=tuple(linears), embedding_params=vocab * hidden, other_params=other,
+        hidden_size=hidden, vocab_size=vocab, num_layers=layers, num_attention_heads=heads, num_kv_heads=kv,
+        head_dim=head_dim, intermediate_size=ffn, tied_embeddings=tied,
+        max_context=f.int_("seq_length", "max_position_embeddings", maximum=MAX_CONTEXT, default=4096),
+        layer_windows=(0,) * layers,
+    )
+
+
+def _falcon(f: _Fields) -> Layout:
+    """Falcon (RW): fused QKV with multi-query or grouped KV, plain MLP, LayerNorm."""
+    hidden = f.int_("hidden_size", "n_embed")
+    layers = f.int_("num_hidden_layers", "n_layer", maximum=MAX_LAYERS)
+    heads = f.int_("num_attention_heads", "n_head", maximum=MAX_HEADS)
+    head_dim = hidden // heads
+    new_arch = f.bool_("new_decoder_architecture", False)
+    if new_arch:
+        kv = f.int_("num_kv_heads", "n_head_kv", maximum=MAX_HEADS, default=heads)
+    else:
+        kv = 1 if f.bool_("multi_query", True) else heads
+    vocab = f.int_("vocab_size", maximum=MAX_VOCAB)
+    ffn = f.int_("ffn_hidden_size", default=4 * hidden)
+    bias = f.bool_("bias", False)
+    parallel = f.bool_("parallel_attn", True)
+    ln_per_layer = 2 if new_arch and f.int_("num_ln_in_parallel_attn", maximum=2, default=2) == 2 else (
+        1 if parallel else 2)
+    linears: list[Linear] = []
+    for i in range(layers):
+        p = f"transformer.h.{i}"
+        linears += [Linear(f"{p}.self_attention.query_key_value", hidden, (heads + 2 * kv) * head_dim, bias),
+                    Linear(f"{p}.self_attention.dense", hidden, hidden, bias),
+                    Linear(f"{p}.mlp.dense_h_to_4h", hidden, ffn, bias),
+                    Linear(f"{p}.mlp.dense_4h_to_h", ffn, hidden, bias)]
+    tied = f.bool_("tie_word_embeddings", True)
+    if not tied:
+        linears.append(Linear("lm_head", hidden, vocab))
+    return Layout(
+        model_type=f.model_type, linears=tuple(linears), embedding_params=vocab * hidden,
+        other_params=(layers * ln_per_layer + 1) * 2 * hidden, hidden_size=hidden, vocab_size=vocab,
+        num_layers=layers, num_attention_heads=heads, num_kv_heads=kv, head_dim=head_dim, intermediate_size=ffn,
+        tied_embeddings=tied, max_context=_max_context(f), layer_windows=(0,) * layers,
+    )
+
+
+def _gpt2(f: _Fields) -> Layout:
+    """GPT-2: learned positions, fused c_attn, plain MLP, LayerNorm, all with biases (Conv1D)."""
+    hidden = f.int_("n_embd", "hidden_size")
+    layers = f.int_("n_layer", "num_hidden_layers", maximum=MAX_LAYERS)
+    heads = f.int_("n_head", "num_attention_heads", maximum=MAX_HEADS)
+    vocab = f.int_("vocab_size", maximum=MAX_VOCAB)
+    positions = f.int_("n_positions", "max_position_embeddings", maximum=MAX_CONTEXT, default=1024)
+    inner = f.opt_int("n_inner") or 4 * hidden
+    linears: list[Linear] = []
+    for i in range(layers):
+        p = f"transformer.h.{i}"
+        linears += [Linear(f"{p}.attn.c_attn", hidden, 3 * hidden, True), Linear(f"{p}.attn.c_proj", hidden, hidden, True),
+                    Linear(f"{p}.mlp.c_fc", hidden, inner, True), Linear(f"{p}.mlp.c_proj", inner, hidden, True)]
+    return Layout(
+        model_type=f.model_type, linears=tuple(linears), embedding_params=vocab * hidden,
+        other_params=positions * hidden + (2 * layers + 1) * 2 * hidden, hidden_size=hidden, vocab_size=vocab,
+        num_layers=layers, num_attention_heads=heads, num_kv_heads=heads, head_dim=hidden // heads,
+        intermediate_size=inner, tied_embeddings=True, max_context=positions, layer_windows=(0,) * layers,
+    )
+
+
+def _max_context(f: _Fields) -> int:
+    return f.int_("max_position_embeddings", "n_positions", "seq_length", maximum=MAX_CONTEXT, default=4096)
+
+
+_READERS = {"chatglm": _chatglm, "glm": _chatglm, "falcon": _falcon, "RefinedWeb": _falcon, "RefinedWebModel": _falcon,
+            "gpt2": _gpt2}
+_SAFE_TYPE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+
+
+def text_config(config: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The language-model part of a config (multimodal configs keep it in ``text_config``)."""
+    inner = config.get("text_config")
+    return inner if isinstance(inner, Mapping) else config
+
+
+def read_layout(config: Mapping[str, Any]) -> Layout:
+    """The ``Layout`` of a parsed config.json; SizingError naming field and model type otherwise."""
+    if not isinstance(config, Mapping):
+        raise SizingError("config.json must be a JSON object")
+    text = text_config(config)
+    raw_type = text.get("model_type", config.get("model_type", "unspecified"))
+    model_type = raw_type if isinstance(raw_type, str) and _SAFE_TYPE.fullmatch(raw_type) else "unknown"
+    f = _Fields(text, config, model_type)
+    if model_type in UNSUPPORTED_MODEL_TYPES:
+        raise f.error("model_type", "is an architecture whose layers are not attention + MLP; it cannot be sized")
+    layer_types = text.get("layer_types")
+    if isinstance(layer_types, list):
+        for t in layer_types:
+            if isinstance(t, str) and any(u in t for u in UNSUPPORTED_LAYER_TYPES):
+                raise f.error("layer_types", f"has {t!r} layers, which cannot be sized")
+    return _READERS.get(model_type, _decoder)(f)
