@@ -1,0 +1,189 @@
+"""The sizing decision: which partition count, which partition size, which vLLM arguments.
+
+Pure: ``sizing`` does the arithmetic; this module only searches the partition counts against the
+partition sizes that exist in the cluster (``Offer``) and words the outcome for people.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import sizing
+from extender.admission.inventory import Offer
+from sizing import MemoryEstimate, ModelArch, Precision
+from sizing.contract import RESOURCE_NAME
+
+MIB = 1 << 20
+GIB = 1 << 30
+
+# Partition counts (= tensor-parallel sizes) tried, smallest first: vLLM's usual TP sizes, which
+# are also the counts AIM profiles use (sizing.TP_SIZES).
+PARTITION_COUNTS: tuple[int, ...] = tuple(sizing.TP_SIZES)
+
+# Precisions tried for a suggestion, highest first: each one lower than the user's is offered.
+SUGGESTED_PRECISIONS: tuple[Precision, ...] = (Precision.FP8, Precision.INT8, Precision.INT4)
+
+
+def gib_text(n_bytes: int, *, round_up: bool) -> str:
+    """``151 GiB`` / ``42.7 GiB`` with integer arithmetic (exact for any bounded size)."""
+    tenths = -(-n_bytes * 10 // GIB) if round_up else n_bytes * 10 // GIB
+    whole, tenth = divmod(tenths, 10)
+    return f"{whole} GiB" if tenth == 0 else f"{whole}.{tenth} GiB"
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """What is being sized: the model, its precision and context, and what the user fixed."""
+
+    model: ModelArch
+    precision: Precision
+    max_model_len: int | None = None  # None: sizing's default context
+    partitions: int | None = None  # the user's amd.com/gpu-partition count (fixed), else searched
+    memory_bytes: int | None = None  # aim.amd.com/memory: per-partition need that overrides the estimate
+
+    @property
+    def subject(self) -> str:
+        return f"{self.model.id} {self.precision.value}"
+
+
+@dataclass(frozen=True, slots=True)
+class Choice:
+    """A partition count and the need of each partition at that count."""
+
+    partitions: int
+    need: MemoryEstimate
+    required_bytes: int  # smallest partition memory that holds one rank (the affinity threshold)
+    fits_cluster: bool  # False: chosen against known products because no node of the cluster holds it
+
+    @property
+    def required_mib(self) -> int:
+        return -(-self.required_bytes // MIB)
+
+    def engine_args(self) -> dict[str, str]:
+        """vLLM arguments (``--name`` -> value) for the sized need, as ``sizing.engine_args`` gives them.
+
+        ``--dtype``/``--kv-cache-dtype`` only when not ``auto`` and ``--quantization`` only where
+        sizing says the precision needs it; everything else always, so vLLM runs what was sized.
+        """
+        partition = max(self.required_bytes, self.need.required_partition_bytes)
+        try:
+            facts = sizing.engine_args(self.need, partition)
+        except sizing.SizingError:  # float rounding at the exact boundary: one MiB more always holds it
+            facts = sizing.engine_args(self.need, partition + MIB)
+        args: dict[str, str] = {}
+        for name, value in facts.items():
+            if name in ("dtype", "kv-cache-dtype") and value == "auto":
+                continue
+            args["--" + name] = str(value)
+        return args
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """The decision for one workload: a choice (or none) and what people should be told."""
+
+    choice: Choice | None
+    warnings: tuple[str, ...] = ()
+
+
+def _need(target: Target, precision: Precision, partitions: int) -> MemoryEstimate | None:
+    """sizing's estimate, or None when the model cannot run at this count (heads do not divide)."""
+    try:
+        return sizing.partition_requirement(target.model, precision, partitions=partitions,
+                                            max_model_len=target.max_model_len)
+    except sizing.SizingError:
+        return None
+
+
+def _required(target: Target, need: MemoryEstimate) -> int:
+    return target.memory_bytes if target.memory_bytes is not None else need.required_partition_bytes
+
+
+def _holds(offers: Sequence[Offer], required: int, partitions: int) -> bool:
+    return any(o.memory_bytes >= required and (o.count is None or o.count >= partitions) for o in offers)
+
+
+def _first_fit(target: Target, precision: Precision, counts: Sequence[int],
+               offers: Sequence[Offer]) -> tuple[int, MemoryEstimate] | None:
+    for count in counts:
+        need = _need(target, precision, count)
+        if need is not None and _holds(offers, _required(target, need), count):
+            return count, need
+    return None
+
+
+def _counts(target: Target) -> tuple[int, ...]:
+    return (target.partitions,) if target.partitions is not None else PARTITION_COUNTS
+
+
+def known_product_offers() -> tuple[Offer, ...]:
+    """Every partition size of every known product, for when no node advertises partitions."""
+    return tuple(Offer(mode.memory_bytes, mode.partitions) for mode in sizing.GEOMETRY.partition_modes())
+
+
+def suggestions(target: Target, offers: Sequence[Offer]) -> tuple[str, ...]:
+    """What would fit ``offers``: more partitions at the same precision, then a lower precision
+    (with the fewest partitions that holds it), then the default context."""
+    out: list[str] = []
+    if target.memory_bytes is not None:
+        return ()
+    more = _first_fit(target, target.precision, [c for c in PARTITION_COUNTS if c > (target.partitions or 0)], offers)
+    if more is not None and target.partitions is not None:
+        out.append(f"{more[0]} partitions fit")
+    for lower in SUGGESTED_PRECISIONS:
+        if lower.bits >= target.precision.bits:
+            continue
+        found = _first_fit(target, lower, PARTITION_COUNTS, offers)
+        if found is not None:
+            noun = "partition" if found[0] == 1 else "partitions"
+            out.append(f"precision {lower.value} with {found[0]} {noun} fits")
+            break
+    if target.max_model_len is not None and target.max_model_len > sizing.DEFAULT_CONTEXT_CAP:
+        shorter = Target(target.model, target.precision, sizing.DEFAULT_CONTEXT_CAP, target.partitions)
+        if _first_fit(shorter, target.precision, _counts(shorter), offers) is not None:
+            out.append(f"max-model-len {sizing.DEFAULT_CONTEXT_CAP} fits")
+    return tuple(out)
+
+
+def _too_big(target: Target, offers: Sequence[Offer], in_cluster: bool, waits: bool = False) -> str:
+    count = target.partitions or PARTITION_COUNTS[0]
+    need = _need(target, target.precision, count)
+    where = "in this cluster" if in_cluster else "of any known GPU"
+    largest = max((o.memory_bytes for o in offers), default=0)
+    noun = "partition" if count == 1 else "partitions"
+    needs = (f"needs {gib_text(_required(target, need), round_up=True)} per partition with {count} {noun}"
+             if need is not None else f"cannot run on {count} {noun}")
+    text = f"{target.subject} {needs}; the largest partition {where} is {gib_text(largest, round_up=False)}"
+    if waits:
+        text += "; it waits for a node that holds it"
+    fixes = suggestions(target, offers)
+    return text + ("; fix: " + ", or ".join(fixes) if fixes else "")
+
+
+def decide(target: Target, offers: Sequence[Offer]) -> Outcome:
+    """The smallest partition count whose need some node of the cluster holds.
+
+    Without partitions in the cluster (no labelled node yet), or when nothing there holds it, the
+    choice is made against the partitions of the known products (the pod then waits for such a
+    node) and a warning says why; when no known product holds it either, there is no choice.
+    """
+    counts = _counts(target)
+    found = _first_fit(target, target.precision, counts, offers)
+    if found is not None:
+        count, need = found
+        return Outcome(Choice(count, need, _required(target, need), fits_cluster=True))
+    known = known_product_offers()
+    warnings: list[str] = []
+    if offers:
+        warnings.append(_too_big(target, offers, in_cluster=True, waits=True))
+    fallback = _first_fit(target, target.precision, counts, known)
+    if fallback is None:
+        if not offers:
+            warnings.append(_too_big(target, known, in_cluster=False))
+        return Outcome(None, tuple(warnings))
+    count, need = fallback
+    if not offers:
+        warnings.append(f"no node advertises {RESOURCE_NAME} partition labels yet; sized {target.subject}"
+                        f" against the partitions of the known GPUs ({count} x {gib_text(_required(target, need), round_up=True)})")
+    return Outcome(Choice(count, need, _required(target, need), fits_cluster=False), tuple(warnings))

@@ -1,0 +1,105 @@
+"""Where the webhook reads and writes in a Pod or a KServe InferenceService.
+
+A ``Workload`` names the paths (annotations, the serving container, the pod spec) and carries the
+AIM annotations read from the object; it never changes the object. Pure.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+from extender.admission.engine_flags import runs_vllm
+from extender.admission.patching import Path, lookup
+from sizing.contract import RESOURCE_NAME
+
+KSERVE_GROUP = "serving.kserve.io"
+KSERVE_CONTAINER = "kserve-container"  # the name KServe gives the serving container
+KSERVE_ISVC_LABEL = "serving.kserve.io/inferenceservice"  # KServe labels the predictor pods with it
+
+
+class Kind(str, Enum):
+    POD = "Pod"
+    INFERENCE_SERVICE = "InferenceService"
+
+
+class NotMutable(ValueError):
+    """The object has no place the webhook can mutate; the message says why (a warning)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Workload:
+    kind: Kind
+    annotations: Mapping[str, object]  # AIM inputs, merged as KServe merges them for the pod
+    container_path: Path  # the serving container (Pod container or predictor model/container)
+    pod_spec_path: Path  # where affinity and schedulerName live
+    runs_vllm: bool  # whether vLLM arguments belong in that container
+    model_spec: bool  # InferenceService with spec.predictor.model: runtime/modelFormat apply
+
+    def container(self, root: Mapping[str, Any]) -> Mapping[str, Any]:
+        found = lookup(root, self.container_path)
+        return found if isinstance(found, Mapping) else {}
+
+    def tokens(self, root: Mapping[str, Any], field: str) -> list[object]:
+        found = self.container(root).get(field)
+        return found if isinstance(found, list) else []
+
+
+def _mapping(value: object) -> Mapping[str, object]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def _requests_partitions(container: object) -> bool:
+    resources = _mapping(_mapping(container).get("resources"))
+    return any(RESOURCE_NAME in _mapping(resources.get(kind)) for kind in ("requests", "limits"))
+
+
+def _pick_container(containers: list[object]) -> int:
+    """The serving container of a Pod: KServe's, else one that runs vLLM, else the only one,
+    else the first that requests partitions, else the first."""
+    items = [_mapping(c) for c in containers]
+    for index, c in enumerate(items):
+        if c.get("name") == KSERVE_CONTAINER:
+            return index
+    for index, c in enumerate(items):
+        if runs_vllm(c.get("image"), _list(c.get("command")), _list(c.get("args"))):
+            return index
+    for index, c in enumerate(items):
+        if _requests_partitions(c):
+            return index
+    return 0
+
+
+def _list(value: object) -> list[object]:
+    return value if isinstance(value, list) else []
+
+
+def read_workload(kind: Kind, obj: Mapping[str, Any]) -> Workload:
+    """The workload of a decoded Pod or InferenceService; NotMutable when it has no container."""
+    metadata = _mapping(obj.get("metadata"))
+    annotations = dict(_mapping(metadata.get("annotations")))
+    spec = _mapping(obj.get("spec"))
+    if kind is Kind.POD:
+        containers = _list(spec.get("containers"))
+        if not containers:
+            raise NotMutable("spec.containers is empty or not a list")
+        index = _pick_container(containers)
+        container = _mapping(containers[index])
+        vllm = runs_vllm(container.get("image"), _list(container.get("command")), _list(container.get("args")))
+        return Workload(kind, annotations, ("spec", "containers", index), ("spec",), vllm, model_spec=False)
+    predictor = spec.get("predictor")
+    if not isinstance(predictor, Mapping):
+        raise NotMutable("spec.predictor is missing or not an object")
+    # KServe copies predictor annotations onto the pod after the InferenceService's, so they win.
+    annotations.update(_mapping(predictor.get("annotations")))
+    if isinstance(predictor.get("model"), Mapping):
+        path: Path = ("spec", "predictor", "model")
+        return Workload(kind, annotations, path, ("spec", "predictor"), True, model_spec=True)
+    containers = _list(predictor.get("containers"))
+    if containers and isinstance(containers[0], Mapping):
+        return Workload(kind, annotations, ("spec", "predictor", "containers", 0), ("spec", "predictor"), True,
+                        model_spec=False)
+    raise NotMutable("spec.predictor has neither model nor containers (framework predictors such as"
+                     " spec.predictor.huggingface are not mutated; use spec.predictor.model)")

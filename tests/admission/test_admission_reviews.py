@@ -1,0 +1,187 @@
+"""The webhook over real HTTPS, one AdmissionReview per case of issue 12.
+
+Each reply's patch is applied with the ``jsonpatch`` package and the result validated against the
+Kubernetes Pod schema or KServe's InferenceService CRD schema; each patched object is reviewed
+again and must come back unchanged (reinvocationPolicy: IfNeeded).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from sizing.contract import LABEL_MEMORY_MIB, RESOURCE_NAME
+from tests.admission.support import (
+    FIXTURES,
+    ISVC_KIND,
+    POD_KIND,
+    RunningWebhook,
+    args_of,
+    flag_count,
+    validate_inference_service,
+    validate_pod,
+)
+
+RECORD = "aim.amd.com/admission"
+
+
+def fixture(name: str) -> dict[str, Any]:
+    return json.loads((FIXTURES / name).read_text())
+
+
+def post_fixture(webhook: RunningWebhook, name: str) -> tuple[dict[str, Any], Any]:
+    body = fixture(name)
+    reply = webhook.client.post(webhook.url + "/mutate", json=body)
+    assert reply.status_code == 200, reply.text
+    review = reply.json()
+    assert review["apiVersion"] == "admission.k8s.io/v1" and review["kind"] == "AdmissionReview"
+    assert review["response"]["uid"] == body["request"]["uid"]
+    from tests.admission.support import decode
+
+    return body["request"]["object"], decode(review)
+
+
+def memory_expressions(spec: dict[str, Any]) -> list[dict[str, Any]]:
+    terms = spec["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
+    return [e for t in terms for e in t["matchExpressions"] if e["key"] == LABEL_MEMORY_MIB]
+
+
+def test_catalogue_model_pod_gets_partitions_args_affinity_and_a_record(webhook: RunningWebhook) -> None:
+    pod, answer = post_fixture(webhook, "review-pod-catalogue-model.json")
+    assert answer.allowed and answer.warnings == []
+    mutated = answer.applied_to(pod)
+    validate_pod(mutated)
+    container = mutated["spec"]["containers"][0]
+    assert container["resources"]["requests"][RESOURCE_NAME] == "1"
+    assert container["resources"]["limits"][RESOURCE_NAME] == "1"
+    args = args_of(container)
+    assert args["--tensor-parallel-size"] == "1"
+    assert args["--max-model-len"] == "8192"
+    assert args["--gpu-memory-utilization"] == "0.9"
+    assert args["--max-num-batched-tokens"] == "2048"
+    assert args["--dtype"] == "float16"
+    assert "--quantization" not in args
+    assert container["args"][:2] == ["/models/llama-3.1-8b-instruct", "--port=8000"]  # the user's come first
+    # Llama 3.1 8B fp16 needs ~18 GiB: the 24 GiB partitions hold it, Gt = MiB needed - 1.
+    (expression,) = memory_expressions(mutated["spec"])
+    assert expression["operator"] == "Gt"
+    needed_mib = int(expression["values"][0]) + 1
+    assert 16 * 1024 < needed_mib <= 24 * 1024
+    record = json.loads(mutated["metadata"]["annotations"][RECORD])
+    assert record["set"]["resources"] == "1"
+    assert record["set"]["affinity"] == expression["values"][0]
+    assert mutated["metadata"]["annotations"]["aim.amd.com/max-model-len"] == "8192"
+    assert "/metadata/annotations/aim.amd.com~1admission" in {op["path"] for op in answer.ops}
+
+    again = webhook.review(POD_KIND, mutated)
+    assert again.allowed and again.ops == []
+
+
+def test_profile_inference_service_gets_runtime_gpu_types_and_quantization(webhook: RunningWebhook) -> None:
+    isvc, answer = post_fixture(webhook, "review-isvc-profile.json")
+    assert answer.allowed
+    mutated = answer.applied_to(isvc)
+    validate_inference_service(mutated)
+    model = mutated["spec"]["predictor"]["model"]
+    assert model["runtime"] == "aim-vllm-rocm"
+    assert model["resources"]["limits"][RESOURCE_NAME] == "1"
+    args = args_of(model)
+    assert args["--quantization"] == "compressed-tensors"  # int8 profile: W8A8 checkpoint
+    assert args["--served-model-name"] == "Qwen/Qwen3-8B"
+    assert json.loads(mutated["metadata"]["annotations"]["serving.kserve.io/gpu-resource-types"]) == [RESOURCE_NAME]
+    assert memory_expressions(mutated["spec"]["predictor"])
+    again = webhook.review(ISVC_KIND, mutated, "UPDATE")
+    assert again.allowed and again.ops == []
+
+
+def test_user_values_are_kept_and_the_rest_fills_in(webhook: RunningWebhook) -> None:
+    pod, answer = post_fixture(webhook, "review-pod-user-values.json")
+    assert answer.allowed
+    mutated = answer.applied_to(pod)
+    validate_pod(mutated)
+    container = mutated["spec"]["containers"][0]
+    assert container["resources"]["requests"][RESOURCE_NAME] == "2"
+    assert container["resources"]["requests"]["cpu"] == "8"
+    for flag in ("--max-model-len", "--tensor-parallel-size", "--gpu-memory-utilization"):
+        assert flag_count(container, flag) == (0 if flag == "--tensor-parallel-size" else 1), flag
+    assert "-tp" in container["args"]  # the user's short form stays, and is not doubled
+    args = args_of(container)
+    assert args["--max-model-len"] == "16384" and args["--gpu-memory-utilization"] == "0.95"
+    assert args["--quantization"] == "fp8" and args["--max-num-batched-tokens"] == "2048"
+    # Every alternative node selector term the user wrote now also requires the partition size.
+    terms = mutated["spec"]["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
+    assert len(terms) == 2
+    assert [e["key"] for e in terms[0]["matchExpressions"]] == ["topology.kubernetes.io/zone", LABEL_MEMORY_MIB]
+    assert [e["key"] for e in terms[1]["matchExpressions"]] == ["node.kubernetes.io/instance-type", LABEL_MEMORY_MIB]
+    record = json.loads(mutated["metadata"]["annotations"][RECORD])
+    assert "resources" not in record["set"] and "args:--max-model-len" not in record["set"]
+    # The sizing used the user's context (16384) at the user's 2 partitions; 0.95 < 0.9 is no warning.
+    assert "ctx 16384: 2 partitions" in record["sized"]
+    assert answer.warnings == []
+    assert webhook.review(POD_KIND, mutated).ops == []
+
+
+def test_a_model_that_fits_no_partition_of_the_cluster_is_warned_about_with_a_fix(webhook: RunningWebhook) -> None:
+    isvc, answer = post_fixture(webhook, "review-isvc-fits-nowhere.json")
+    assert answer.allowed
+    (warning,) = answer.warnings
+    assert warning.startswith("meta-llama/Llama-3.3-70B-Instruct fp16 needs 1")
+    assert "per partition with 1 partition; the largest partition in this cluster is 48 GiB" in warning
+    assert "precision int4 with 1 partition fits" in warning or "precision fp8 with" in warning
+    assert "2 partitions fit" in warning or "4 partitions fit" in warning
+    assert len(warning) <= 256
+    mutated = answer.applied_to(isvc)
+    validate_inference_service(mutated)
+    model = mutated["spec"]["predictor"]["model"]
+    assert model["resources"]["limits"][RESOURCE_NAME] == "1"  # the user's count is never changed
+
+
+def test_a_garbage_annotation_is_denied_naming_it(webhook: RunningWebhook) -> None:
+    _, answer = post_fixture(webhook, "review-pod-garbage-annotation.json")
+    assert not answer.allowed
+    status = answer.response["status"]
+    assert status["code"] == 400
+    assert "aim.amd.com/max-model-len" in status["message"] and "ASCII digits" in status["message"]
+    assert answer.ops == []
+
+
+@pytest.mark.parametrize("annotations, expected", [
+    ({"aim.amd.com/model": "Llama-9-405B-Imaginary"}, "unknown model"),
+    ({"aim.amd.com/model": "meta-llama/Llama-3.1-8B-Instruct", "aim.amd.com/precision": "fp7"}, "unknown precision"),
+    ({"aim.amd.com/model": "../../etc/passwd"}, "is not a model id"),
+    ({"aim.amd.com/model": "x" * 5000}, "is not a model id"),
+    ({"aim.amd.com/profile": "no-such-profile"}, "unknown AIM profile"),
+    ({"aim.amd.com/model": "meta-llama/Llama-3.1-8B-Instruct", "aim.amd.com/max-model-len": "1e400"}, "ASCII digits"),
+    ({"aim.amd.com/model": "meta-llama/Llama-3.1-8B-Instruct", "aim.amd.com/max-model-len": "999999"}, "exceeds"),
+    ({"aim.amd.com/model": "meta-llama/Llama-3.1-8B-Instruct", "aim.amd.com/memory": "inf"}, "aim.amd.com/memory"),
+])
+def test_garbage_annotations_are_denied_with_a_message_naming_the_problem(
+        webhook: RunningWebhook, annotations: dict[str, str], expected: str) -> None:
+    pod = fixture("review-pod-catalogue-model.json")["request"]["object"]
+    pod["metadata"]["annotations"] = annotations
+    answer = webhook.review(POD_KIND, pod)
+    assert not answer.allowed
+    assert expected in answer.response["status"]["message"]
+    assert len(answer.response["status"]["message"]) < 400
+
+
+@pytest.mark.parametrize("body", [
+    b"", b"not json", b"[]", b'{"kind": "AdmissionReview"}',
+    b'{"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {"uid": 7}}',
+    b'{"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": ' + b"[" * 5000 + b"]" * 5000 + b"}",
+])
+def test_a_body_that_is_no_admission_review_is_400_never_500(webhook: RunningWebhook, body: bytes) -> None:
+    reply = webhook.client.post(webhook.url + "/mutate", content=body, headers={"Content-Type": "application/json"})
+    assert reply.status_code == 400
+    assert "error" in reply.json()
+
+
+def test_objects_without_the_model_annotation_and_other_kinds_pass_untouched(webhook: RunningWebhook) -> None:
+    pod = fixture("review-pod-catalogue-model.json")["request"]["object"]
+    pod["metadata"]["annotations"] = {"team": "a"}
+    answer = webhook.review(POD_KIND, pod)
+    assert answer.allowed and answer.ops == [] and answer.warnings == []
+    other = webhook.review({"group": "apps", "version": "v1", "kind": "Deployment"}, {"metadata": {}})
+    assert other.allowed and other.ops == []
