@@ -1,0 +1,158 @@
+"""The advisor's cluster file: the planner's format, where a GPU group may leave its modes out.
+
+    nodes:
+      - name: gpu-a                      # modes given: the current layout, changed only where it pays
+        gpus:
+          - {product: MI300X, compute_mode: CPX, memory_mode: NPS4, count: 8}
+      - name: gpu-b                      # modes left out: free to choose
+        gpus:
+          - {product: MI300X, count: 8}
+      - name: gpu-c
+        repartition: false               # keep the current layout whatever the advice
+        gpus:
+          - {product: MI325X, compute_mode: SPX, count: 8}
+
+Every GPU group of a node must name the same product and the same modes (the advisor gives one
+mode per node). Errors are ``AdvisorInputError`` naming the file and the field.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from extender import planning
+from partitioner.advisor import MAX_GPUS_PER_NODE, AdvisorNode
+from partitioner.errors import AdvisorInputError
+from partitioner.modes import Mode, existing_option, product_name
+
+# RFC 1123 subdomain, what Kubernetes accepts as a node name (apimachinery IsDNS1123Subdomain).
+_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
+# Input files are a few KiB; refuse anything far larger before parsing it.
+MAX_FILE_BYTES = 4 << 20
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class GpuGroup(_Strict):
+    product: str
+    compute_mode: str | None = None
+    memory_mode: str | None = None
+    count: int = Field(1, ge=1, le=MAX_GPUS_PER_NODE)
+
+    @model_validator(mode="after")
+    def _valid(self) -> GpuGroup:
+        product_name(self.product)
+        if self.compute_mode is None and self.memory_mode is not None:
+            raise ValueError("memory_mode is given without compute_mode")
+        if self.compute_mode is not None:
+            self.mode()  # raises, naming the valid modes
+        return self
+
+    def mode(self) -> Mode | None:
+        """The group's current mode (the first valid memory mode when only compute_mode is given)."""
+        if self.compute_mode is None:
+            return None
+        geometry = planning.partition_geometry(self.product, self.compute_mode, self.memory_mode)
+        mode = Mode(geometry.compute_mode, geometry.memory_mode)
+        existing_option(self.product, mode)
+        return mode
+
+
+class NodeEntry(_Strict):
+    name: str
+    repartition: bool = True
+    gpus: list[GpuGroup] = Field(min_length=1)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not _NAME.match(value):
+            raise ValueError(f"{value!r} is not a Kubernetes node name (lowercase letters, digits, '-', '.')")
+        return value
+
+    @model_validator(mode="after")
+    def _one_layout(self) -> NodeEntry:
+        total = sum(g.count for g in self.gpus)
+        if total > MAX_GPUS_PER_NODE:
+            raise ValueError(f"{total} GPUs in one node; at most {MAX_GPUS_PER_NODE}")
+        if len({product_name(g.product) for g in self.gpus}) > 1:
+            raise ValueError("GPU groups name different products; the advisor gives one mode per node")
+        if len({g.mode() for g in self.gpus}) > 1:
+            raise ValueError("GPU groups give different modes (or some none); the advisor models one mode per node")
+        if not self.repartition and self.gpus[0].mode() is None:
+            raise ValueError("repartition is false but the GPUs' current compute_mode is not given")
+        return self
+
+    def to_node(self) -> AdvisorNode:
+        first = self.gpus[0]
+        return AdvisorNode(self.name, product_name(first.product), sum(g.count for g in self.gpus),
+                           first.mode(), self.repartition)
+
+
+class ClusterFile(_Strict):
+    nodes: list[NodeEntry] = Field(min_length=1)
+
+    @field_validator("nodes")
+    @classmethod
+    def _unique(cls, nodes: list[NodeEntry]) -> list[NodeEntry]:
+        seen: set[str] = set()
+        for node in nodes:
+            if node.name in seen:
+                raise ValueError(f"node name {node.name!r} appears twice")
+            seen.add(node.name)
+        return nodes
+
+
+def _message(source: str, error: ValidationError) -> str:
+    problems = error.errors()
+    first = problems[0]
+    where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in first["loc"]).lstrip(".")
+    message = first["msg"].removeprefix("Value error, ")
+    more = f" (and {len(problems) - 1} more problem(s))" if len(problems) > 1 else ""
+    return f"{source}: {where or 'document'}: {message}{more}"
+
+
+def parse_cluster(source: str, text: str) -> list[AdvisorNode]:
+    """Nodes from the text of a cluster file; AdvisorInputError naming ``source`` and the field."""
+    try:
+        data: Any = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        raise AdvisorInputError(f"{source}: not valid YAML{where}: {getattr(error, 'problem', None) or 'syntax error'}"
+                                ) from None
+    except RecursionError:
+        raise AdvisorInputError(f"{source}: nested too deeply") from None
+    if not isinstance(data, dict):
+        raise AdvisorInputError(f"{source}: expected a YAML mapping at the top level, got {type(data).__name__}")
+    try:
+        parsed = ClusterFile.model_validate(data)
+    except ValidationError as error:
+        raise AdvisorInputError(_message(source, error)) from None
+    return [node.to_node() for node in parsed.nodes]
+
+
+def load_cluster(path: str) -> list[AdvisorNode]:
+    file = Path(path)
+    try:
+        if file.stat().st_size > MAX_FILE_BYTES:
+            raise AdvisorInputError(f"{path}: larger than {MAX_FILE_BYTES >> 20} MiB; not a cluster file")
+        text = file.read_text(encoding="utf-8")
+    except OSError as error:
+        raise AdvisorInputError(f"{path}: cannot read: {error.strerror or error}") from None
+    except UnicodeDecodeError:
+        raise AdvisorInputError(f"{path}: not UTF-8 text") from None
+    return parse_cluster(path, text)
+
+
+def demo_nodes() -> list[AdvisorNode]:
+    """The planner's demo cluster's GPUs, with their modes left free."""
+    return [AdvisorNode(node.name, node.gpus[0].product, len(node.gpus)) for node in planning.demo_cluster().nodes
+            if node.gpus]
