@@ -27,7 +27,7 @@ from deviceplugin.discovery import discover
 from deviceplugin.proto import api_pb2, api_pb2_grpc
 from deviceplugin.runner import PluginRunner
 
-CAPTURE = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "sysfs" / "mi300x-cpx" / "topology"
+CAPTURE = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "sysfs" / "mi300x-cpx" / "topology"
 KFD_TOPOLOGY = Path("class/kfd/kfd/topology")
 
 
@@ -104,7 +104,8 @@ def time_rpcs(socket_path: Path, ids: list[str], calls: int, where: str) -> None
         calls_by_name = {
             "RPC floor (GetDevicePluginOptions)": lambda i: stub.GetDevicePluginOptions(api_pb2.Empty(), timeout=5),
             "Allocate (2 partitions)": lambda i: stub.Allocate(api_pb2.AllocateRequest(container_requests=[
-                api_pb2.ContainerAllocateRequest(devices_ids=[ids[i % len(ids)], ids[(i + 1) % len(ids)]])]), timeout=5),
+                api_pb2.ContainerAllocateRequest(devices_ids=[ids[i % len(ids)], ids[(i + 1) % len(ids)]])]),
+                timeout=5),
             "GetPreferredAllocation (4 of 63)": lambda i: stub.GetPreferredAllocation(
                 api_pb2.PreferredAllocationRequest(container_requests=[api_pb2.ContainerPreferredAllocationRequest(
                     available_deviceIDs=ids, must_include_deviceIDs=[ids[i % len(ids)]], allocation_size=4)]),

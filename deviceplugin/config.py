@@ -54,7 +54,8 @@ LABEL_BACKOFF_MAX_S = 300.0
 GRPC_MAX_WORKERS = 8
 # Shutdown bounds, so SIGTERM exits well inside Kubernetes' default 30 s
 # terminationGracePeriodSeconds: in-flight RPCs get 0.1 s (Allocate answers in well under a
-# millisecond, bench/bench_deviceplugin.py; open ListAndWatch streams are cancelled at once) and the gRPC server 2 s to wind down; each
+# millisecond, bench/bench_deviceplugin.py; open ListAndWatch streams are cancelled at once)
+# and the gRPC server 2 s to wind down; each
 # background thread gets 5 s to finish its current step (a label request can take up to its
 # 5 s + 10 s timeout, k8s.REQUEST_TIMEOUT_S; that daemon thread is then left behind).
 STOP_RPC_GRACE_S = 0.1

@@ -405,7 +405,9 @@ def _replace_sysfs(env: Env, capture: str) -> None:
 def test_all_gpus_replaced_under_a_running_plugin_leave_list_and_watch_and_labels(env: Env) -> None:
     """Issue 7: 8 GPUs x 63 CPX partitions (24 GiB) replaced by 8 other GPUs x 32 partitions of
     48 GiB. Without a restart ListAndWatch and the labels describe only the 32 new partitions."""
-    assert wait_until(lambda: bool(env.patcher.applied) and env.patcher.applied[-1][contract.LABEL_COUNT] == "63", timeout=10)
+    assert wait_until(
+        lambda: bool(env.patcher.applied) and env.patcher.applied[-1][contract.LABEL_COUNT] == "63", timeout=10
+    )
     old_ids = {d.ID for d in env.kubelet.latest or []}
     _replace_sysfs(env, "mi308x")
     devices = env.kubelet.wait_for_devices(lambda d: len(d) == 32, timeout=10)
@@ -427,7 +429,8 @@ def test_partition_held_by_a_pod_stays_unhealthy_until_released_then_leaves(env:
     checkpoint = env.kubelet.dir / "kubelet_internal_checkpoint"
     entry = {"ResourceName": "amd.com/gpu-partition", "DeviceIDs": {"0": [held]}}
     checkpoint.write_text(json.dumps({"Data": {"PodDeviceEntries": [entry]}}))
-    assert wait_until(lambda: env.metric('aim_deviceplugin_partitions_allocated{node="node-a",product="MI300X"}') == 1, timeout=10)
+    allocated = 'aim_deviceplugin_partitions_allocated{node="node-a",product="MI300X"}'
+    assert wait_until(lambda: env.metric(allocated) == 1, timeout=10)
     _replace_sysfs(env, "mi308x")
     devices = env.kubelet.wait_for_devices(lambda d: len(d) == 33, timeout=10)
     assert health_of(devices, held) == "Unhealthy"
