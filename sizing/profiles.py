@@ -2,7 +2,8 @@
 
 A profile says what the model needs, and per product the smallest partition mode that holds it,
 how many ``amd.com/gpu-partition`` to request, and the vLLM engine arguments. ``aim_profiles``
-exports the same facts in AMD's AIM runtime profile format (aim-build schemas, reference 3.2) so a
+exports the same facts in AMD's AIM runtime profile format (amd-enterprise-ai/aim-build
+schemas/general_profile_schema.json and model_profile_schema.json) so a
 file can be mounted into an AIM container under ``profiles/custom/``.
 """
 
@@ -16,6 +17,7 @@ from importlib import resources
 from typing import Any
 
 from sizing.catalogue import Catalogue, ModelArch
+from sizing.contract import RESOURCE_NAME
 from sizing.errors import SizingError
 from sizing.estimator import GIB, MemoryEstimate, engine_args, estimate, max_context
 from sizing.geometry import Geometry, GpuProduct, PartitionMode
@@ -23,10 +25,10 @@ from sizing.precision import PROFILE_PRECISIONS, Precision
 from sizing.requirement import TP_SIZES
 
 PROFILE_SCHEMA_ID = "aim-gpu-sharing/profile/v1"
-PARTITION_RESOURCE = "amd.com/gpu-partition"
+PARTITION_RESOURCE = RESOURCE_NAME  # the extended resource the device plugin advertises (sizing.contract)
 
 # AIM runtime environment for MI300-class GPUs, as AMD's own MI300X profiles ship it
-# (aim-build vllm-mi300x-fp16-tp1-latency.yaml; kserve-aim-sizing.md 3.2).
+# (amd-enterprise-ai/aim-build profile vllm-mi300x-fp16-tp1-latency.yaml, env_vars).
 AIM_ENV = {"VLLM_ROCM_USE_AITER": "1", "HSA_NO_SCRATCH_RECLAIM": "1"}
 
 

@@ -1,10 +1,11 @@
 """Fact-check sizing/data/models.json against independently published numbers.
 
 The expected values below are transcribed by hand from the sources named next to each table
-(keras-hub preset counts, Hugging Face model cards, config.json mirrors, and the project reference
-/work/shared/reference/kserve-aim-sizing.md section 4.4). They are deliberately NOT read from the
-data file, so a wrong number in the catalogue makes these tests fail. The loader
-(sizing/catalogue.py) is not imported: this checks the data file on its own.
+(keras-hub preset counts, Hugging Face model cards, config.json mirrors: "reference 4.4" below).
+They are deliberately NOT read from the data file, so a wrong number in the catalogue makes these
+tests fail. The loader (sizing/catalogue.py) is not imported: this checks the data file on its own.
+
+"reference 4.x" in comments: the public sources listed in tests/sizing/__init__.py.
 """
 
 from __future__ import annotations
@@ -41,8 +42,8 @@ PUBLISHED_ACTIVE: dict[str, tuple[float, str]] = {
 }
 
 # KV-cache relevant facts: id -> (num_layers, num_kv_heads, head_dim).
-# Transcribed from /work/shared/reference/kserve-aim-sizing.md section 4.4 (config.json mirrors:
-# mlc-llm model_preset.py, LLM-Prof sglang/Model_Config.md, Gemma/Phi config mirrors).
+# Transcribed from the config.json mirrors (reference 4.4: mlc-ai/mlc-llm model_preset.py,
+# citsjtu2020/LLM-Prof sglang/Model_Config.md, Gemma/Phi config mirrors on the Hub).
 KV_FACTS_REFERENCE: dict[str, tuple[int, int, int]] = {
     "TinyLlama/TinyLlama-1.1B-Chat-v1.0": (22, 4, 64),
     "meta-llama/Llama-3.2-1B-Instruct": (16, 8, 64),

@@ -3,6 +3,8 @@
 Output numbers are checked against published facts (parameter counts, KV per token, partition
 sizes), files against the packaged schemas, and every bad input against exit code 2 with a message
 a person can act on.
+
+"reference 4.x" in comments: the public sources listed in tests/sizing/__init__.py.
 """
 
 from __future__ import annotations

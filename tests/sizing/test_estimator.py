@@ -1,9 +1,11 @@
 """The estimator, geometry and requirement API checked against published facts.
 
 Every expected number below is written by hand from a named source (model cards, keras-hub preset
-counts, safetensors headers, llm-d measurements, AMD's partitioning docs, and the project reference
-/work/shared/reference/kserve-aim-sizing.md, sections 1 and 4). None is read from the sizing data
-files or produced by the code under test, so a wrong fact or a wrong formula makes a test fail.
+counts, safetensors headers, llm-d measurements, AMD's partitioning docs, and the groups of sources
+below). None is read from the sizing data files or produced by the code under test, so a wrong fact
+or a wrong formula makes a test fail.
+
+"reference 4.x" in comments: the public sources listed in tests/sizing/__init__.py.
 """
 
 from __future__ import annotations

@@ -4,6 +4,8 @@ Schemas are checked with jsonschema directly against the packaged schema files (
 library's own validate helper). Placement correctness is re-derived here: the chosen partition must
 hold the per-partition need at vLLM's 0.9 utilization, and no smaller mode of the same product may
 hold it at the same partition count.
+
+"reference 4.x" in comments: the public sources listed in tests/sizing/__init__.py.
 """
 
 from __future__ import annotations
