@@ -473,7 +473,8 @@ def read_layout(config: Mapping[str, Any]) -> Layout:
     model_type = raw_type if isinstance(raw_type, str) and _SAFE_TYPE.fullmatch(raw_type) else "unknown"
     f = _Fields(text, config, model_type)
     if model_type in UNSUPPORTED_MODEL_TYPES:
-        raise f.error("model_type", "is an architecture whose layers are not attention + MLP; it cannot be sized")
+        raise f.error("model_type", "names a layout this sizing does not read (state-space, linear-attention "
+                      "or pre-transformers format); it cannot be sized")
     layer_types = text.get("layer_types")
     if isinstance(layer_types, list):
         for t in layer_types:

@@ -1,0 +1,93 @@
+"""Real config.json files of models outside the catalogue, against transformers' meta-device truth.
+
+tests/fixtures/configs/ holds the configs (SOURCES.md says where each came from);
+tests/sizing/data/config_truth.json holds the numbers tools/truth/compute_truth.py measured with
+transformers + PyTorch on the meta device. Parameters within 1 %, KV bytes per token exact, cache
+bytes honouring the windows transformers applies, quantized weights within 3 % of the format's layout.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import sizing
+from sizing import SizingError, model_from_hf_config
+from sizing.estimator import kv_bytes_per_token, kv_cache_bytes
+
+ROOT = Path(__file__).resolve().parents[2]
+CONFIGS = ROOT / "tests" / "fixtures" / "configs"
+TRUTH: dict[str, Any] = json.loads((Path(__file__).parent / "data" / "config_truth.json").read_text())
+MEASURED = sorted(TRUTH["configs"])
+
+
+def _config(name: str) -> dict[str, Any]:
+    return json.loads((CONFIGS / name).read_text(encoding="utf-8"))
+
+
+def test_enough_real_configs_with_recorded_sources() -> None:
+    sources = (CONFIGS / "SOURCES.md").read_text(encoding="utf-8")
+    files = sorted(p.name for p in CONFIGS.glob("*.json"))
+    assert len(files) >= 15
+    assert all(name in sources for name in files)
+    assert set(MEASURED) | set(TRUTH["skipped"]) == set(files)
+
+
+@pytest.mark.parametrize("name", MEASURED)
+def test_parameters_within_one_percent(name: str) -> None:
+    arch = model_from_hf_config(_config(name), model_id=name)
+    truth = TRUTH["configs"][name]["params"]
+    assert abs(arch.params_total - truth) <= truth // 100, (arch.params_total, truth)
+
+
+@pytest.mark.parametrize("name", MEASURED)
+def test_kv_bytes_per_token_exact(name: str) -> None:
+    arch = model_from_hf_config(_config(name), model_id=name)
+    assert kv_bytes_per_token(arch) == TRUTH["configs"][name]["kv_bytes_per_token"]
+
+
+@pytest.mark.parametrize("name", MEASURED)
+def test_cache_honours_the_windows_transformers_applies(name: str) -> None:
+    arch = model_from_hf_config(_config(name), model_id=name)
+    t = TRUTH["configs"][name]
+    per_layer = t["kv_bytes_per_token"] // t["num_layers"]
+    tokens = min(arch.max_context, 32768)
+    window = t["sliding_window"] or tokens
+    expected = per_layer * ((t["num_layers"] - t["sliding_layers"]) * tokens + t["sliding_layers"] * min(tokens, window))
+    assert kv_cache_bytes(arch, tokens, 1) == expected
+
+
+@pytest.mark.parametrize("name", [n for n in MEASURED if "quantized" in TRUTH["configs"][n]])
+def test_quantized_weights_within_three_percent_of_the_layout(name: str) -> None:
+    arch = model_from_hf_config(_config(name), model_id=name)
+    assert arch.quantization is not None
+    truth = TRUTH["configs"][name]["quantized"]["total"]
+    assert abs(arch.quantization.total_bytes - truth) <= truth * 3 // 100, (arch.quantization.total_bytes, truth)
+    # the declared format is what the estimate uses, without a --precision
+    need = sizing.estimate(arch, arch.quantization.scheme.precision)
+    assert need.weights_bytes == arch.quantization.total_bytes
+
+
+def test_quantized_checkpoint_with_contradicting_precision_names_both() -> None:
+    arch = model_from_hf_config(_config("mistral-7b-awq.json"), model_id="mistral-awq")
+    with pytest.raises(SizingError, match=r"awq int4.*fp16"):
+        sizing.estimate(arch, "fp16")
+    assert sizing.engine_args(sizing.estimate(arch, "int4"), 64 * sizing.GIB)["quantization"] == "awq"
+
+
+def test_awq_is_two_to_three_times_smaller_than_fp16() -> None:
+    config = _config("mistral-7b-awq.json")
+    quantized = model_from_hf_config(config)
+    plain = model_from_hf_config({k: v for k, v in config.items() if k != "quantization_config"})
+    assert quantized.quantization is not None
+    ratio = sizing.estimate(plain, "fp16").weights_bytes / quantized.quantization.total_bytes
+    assert 2.5 < ratio < 4.0
+
+
+@pytest.mark.parametrize("name", sorted(TRUTH["skipped"]))
+def test_configs_transformers_cannot_build_are_refused_naming_field_and_type(name: str) -> None:
+    with pytest.raises(SizingError, match=r"model_type '[^']+'.*field"):
+        model_from_hf_config(_config(name))

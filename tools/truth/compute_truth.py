@@ -1,0 +1,128 @@
+"""Truth numbers for tests/fixtures/configs/*.json, from transformers + PyTorch on the meta device.
+
+Run in a separate venv (torch and transformers are not dependencies of this project):
+
+    python3 -m venv /work/truthvenv && /work/truthvenv/bin/pip install torch transformers
+    /work/truthvenv/bin/python tools/truth/compute_truth.py > tests/sizing/data/config_truth.json
+
+For each config it instantiates the model on the meta device (no weights are allocated) and records:
+- params: sum of numel over model.parameters() (tied weights counted once, as PyTorch does);
+- kv_bytes_per_token: bf16 K and V widths of every attention layer, read from the instantiated
+  k/v projection modules (or the fused QKV module minus its query part);
+- sliding_layers / sliding_window: which layers transformers' own config marks as sliding;
+- quantized: for a config with a quantization_config, the checkpoint bytes of every nn.Linear under
+  the declared format's tensor shapes (AWQ, GPTQ, bitsandbytes), walked over the real modules.
+Configs whose modeling code is not in transformers (``trust_remote_code`` families) are skipped and
+listed under "skipped" with the reason; the tests then check them against an independent formula.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import math
+import sys
+from pathlib import Path
+
+import torch
+import transformers
+from transformers import AutoConfig, AutoModelForCausalLM
+
+ROOT = Path(__file__).resolve().parents[2]
+CONFIGS = ROOT / "tests" / "fixtures" / "configs"
+ROUTERS = ("gate", "router", "shared_expert_gate")
+
+
+def _packed(values: int, bits: int) -> int:
+    return math.ceil(values * bits / 32) * 4
+
+
+def _linear_layout(q: dict, i: int, o: int) -> tuple[int, int]:
+    """(weight bytes, scale/zero bytes) of an in x out Linear stored as ``q`` declares."""
+    method = q.get("quant_method")
+    bits = q.get("bits", 4)
+    group = q.get("group_size", 128)
+    groups = math.ceil(i / group) if group and group > 0 else 1
+    if method == "awq":  # qweight [in, out/8] int32, qzeros [in/g, out/8] int32, scales [in/g, out] fp16
+        return i * _packed(o, bits), groups * o * 2 + groups * _packed(o, bits)
+    if method == "gptq":  # qweight [in/8, out] int32, qzeros [in/g, out/8], scales [in/g, out] fp16, g_idx [in]
+        return _packed(i, bits) * o, groups * o * 2 + groups * _packed(o, bits) + i * 4
+    if method == "bitsandbytes":
+        if q.get("load_in_8bit"):
+            return i * o, o * 4
+        n = i * o
+        blocks = math.ceil(n / 64)
+        if q.get("bnb_4bit_use_double_quant"):
+            absmax = blocks + math.ceil(blocks / 256) * 4 + 16 * 4
+        else:
+            absmax = blocks * 4
+        return math.ceil(n / 2), absmax + 16 * 4
+    raise SystemExit(f"no layout truth for {method}")
+
+
+def _skip(name: str, q: dict) -> bool:
+    ignore = q.get("modules_to_not_convert") or q.get("llm_int8_skip_modules") or []
+    return name.endswith("lm_head") or name.rsplit(".", 1)[-1] in ROUTERS or any(k in name for k in ignore)
+
+
+def truth(path: Path) -> dict:
+    raw = json.loads(path.read_text())
+    cfg = AutoConfig.for_model(**{k: v for k, v in raw.items() if k != "quantization_config"})
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(cfg)
+    params = sum(p.numel() for p in model.parameters())
+    kv = 0
+    for name, mod in model.named_modules():
+        if hasattr(mod, "k_proj") and hasattr(mod, "v_proj"):
+            kv += (mod.k_proj.out_features + mod.v_proj.out_features) * 2
+        elif name.endswith("self_attention") and hasattr(mod, "query_key_value"):
+            kv += (mod.query_key_value.out_features - cfg.hidden_size) * 2
+    layer_types = getattr(cfg, "layer_types", None)
+    window = getattr(cfg, "sliding_window", None)
+    sliding = [i for i, t in enumerate(layer_types or []) if t == "sliding_attention"] if window else []
+    if window and layer_types is None:
+        # no per-layer schedule: the model's forward builds one sliding-window mask for every layer
+        forward = inspect.getsource(type(model.model).forward)
+        if "create_sliding_window_causal_mask" in forward:
+            sliding = list(range(cfg.num_hidden_layers))
+    out: dict = {"params": params, "kv_bytes_per_token": kv, "sliding_window": window if sliding else None,
+                 "sliding_layers": len(sliding), "num_layers": cfg.num_hidden_layers}
+    q = raw.get("quantization_config")
+    if q:
+        quant = scale = unquant = 0
+        seen = set()
+        for name, mod in model.named_modules():
+            if isinstance(mod, torch.nn.Linear) and not _skip(name, q):
+                w, s = _linear_layout(q, mod.in_features, mod.out_features)
+                quant += w
+                scale += s
+                seen.update({id(mod.weight)})
+        for name, p in model.named_parameters():
+            if p.dim() == 3 and ".experts." in name and not _skip(name, q):
+                # fused expert tensors [experts, out, in] (transformers 5): one Linear per expert
+                w, s = _linear_layout(q, p.shape[2], p.shape[1])
+                quant += p.shape[0] * w
+                scale += p.shape[0] * s
+                seen.add(id(p))
+        for p in model.parameters():
+            if id(p) not in seen:
+                unquant += p.numel() * 2
+        out["quantized"] = {"weights": quant, "scales": scale, "unquantized": unquant,
+                            "total": quant + scale + unquant}
+    return out
+
+
+def main() -> None:
+    result: dict = {"tool": "tools/truth/compute_truth.py", "torch": torch.__version__,
+                    "transformers": transformers.__version__, "configs": {}, "skipped": {}}
+    for path in sorted(CONFIGS.glob("*.json")):
+        try:
+            result["configs"][path.name] = truth(path)
+        except Exception as exc:  # a family transformers does not ship: recorded, not hidden
+            result["skipped"][path.name] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
+    json.dump(result, sys.stdout, indent=2, sort_keys=True)
+    sys.stdout.write("\n")
+
+
+if __name__ == "__main__":
+    main()
