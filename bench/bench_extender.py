@@ -35,11 +35,17 @@ from typing import Any
 
 import httpx
 
-FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "extender"  # shared/ beside the repo
+RESOURCE = "amd.com/gpu-partition"  # sizing.contract.RESOURCE_NAME; the bench writes the wire as a cluster would
+FIXTURES = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "extender"  # captured kube-scheduler requests
 
 # (GiB per partition, partitions per node, compute mode, product): a mixed fleet of 8-GPU nodes.
-NODE_SHAPES = [(24, 64, "CPX", "MI300X"), (48, 32, "QPX", "MI300X"), (192, 8, "SPX", "MI300X"),
-               (32, 64, "CPX", "MI325X"), (256, 8, "SPX", "MI325X")]
+NODE_SHAPES = [
+    (24, 64, "CPX", "MI300X"),
+    (48, 32, "QPX", "MI300X"),
+    (192, 8, "SPX", "MI300X"),
+    (32, 64, "CPX", "MI325X"),
+    (256, 8, "SPX", "MI325X"),
+]
 PODS = [
     ({"aim.amd.com/model": "meta-llama/Llama-3.1-8B-Instruct", "aim.amd.com/precision": "fp16"}, 1),
     ({"aim.amd.com/model": "Qwen/Qwen3-32B", "aim.amd.com/precision": "fp8"}, 1),
@@ -87,8 +93,10 @@ def pods() -> list[dict[str, Any]]:
         pod = copy.deepcopy(template)
         pod["metadata"]["annotations"] = dict(pod_annotations)
         for container in pod["spec"]["containers"]:
-            container["resources"] = {"requests": {"amd.com/gpu-partition": str(partitions)},
-                                      "limits": {"amd.com/gpu-partition": str(partitions)}}
+            container["resources"] = {
+                "requests": {"amd.com/gpu-partition": str(partitions)},
+                "limits": {"amd.com/gpu-partition": str(partitions)},
+            }
         out.append(pod)
     return out
 
@@ -105,16 +113,22 @@ def run_server(sock: socket.socket, names: int, http: str = "auto", loop: str = 
     import uvicorn
 
     from extender.app import create_app
-    from extender.cache import ClusterCache, PodUsage
-    from extender.nodefacts import parse_node_facts
+    from extender.cache import ClusterCache
+    from extender.node_offer import read_node_offer
+    from extender.pod_demand import BoundPodUsage
 
     cache = ClusterCache()
-    facts = []
+    offers = []
     for i, name in enumerate(node_names(names)):
         labels, count = labels_for(i)
-        facts.append(parse_node_facts(name, labels, {"amd.com/gpu-partition": str(count)}))
-    cache.replace_nodes(facts)
-    cache.replace_pods({f"pod-{i}": PodUsage(name, 1 + i % 5) for i, name in enumerate(node_names(names)) if i % 3 == 0})
+        node = {"metadata": {"name": name, "labels": labels}, "status": {"allocatable": {RESOURCE: str(count)}}}
+        offer = read_node_offer(node)
+        assert offer is not None
+        offers.append(offer)
+    cache.replace_nodes(offers)
+    cache.replace_pods(
+        {f"pod-{i}": BoundPodUsage(name, 1 + i % 5) for i, name in enumerate(node_names(names)) if i % 3 == 0}
+    )
     gc.freeze()  # as `aim-extender serve` does before serving
     config = uvicorn.Config(create_app(cache=cache), log_level="warning", access_log=False, http=http, loop=loop)
     uvicorn.Server(config).run(sockets=[sock])
@@ -122,7 +136,7 @@ def run_server(sock: socket.socket, names: int, http: str = "auto", loop: str = 
 
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
 
 # (verb, body) -> (HTTP status, Server-Timing header, start of the body for error messages)
@@ -134,6 +148,7 @@ def httpx_post(client: httpx.Client, url: str) -> Post:
     def post(verb: str, body: bytes) -> tuple[int, str, str]:
         reply = client.post(f"{url}/{verb}", content=body, headers=HEADERS)
         return reply.status_code, reply.headers.get("Server-Timing", ""), reply.text[:200]
+
     return post
 
 
@@ -148,6 +163,7 @@ def stdlib_post(port: int) -> Post:
         reply = connection.getresponse()
         text = reply.read()
         return reply.status, reply.getheader("Server-Timing", ""), text[:200].decode(errors="replace")
+
     return post
 
 
@@ -182,8 +198,14 @@ def measure(post: Post, bodies: list[bytes], requests: int, warmup: int) -> dict
             e2e["both"].append(pair_e2e)
     assert started is not None
     wall = time.perf_counter() - started
-    return {"server": server, "cpu": cpu, "e2e": e2e, "pods_per_second": requests / wall, "calls_per_second": 2 * requests / wall,
-            "body_kib": sum(len(b) for b in bodies) / len(bodies) / 1024}
+    return {
+        "server": server,
+        "cpu": cpu,
+        "e2e": e2e,
+        "pods_per_second": requests / wall,
+        "calls_per_second": 2 * requests / wall,
+        "body_kib": sum(len(b) for b in bodies) / len(bodies) / 1024,
+    }
 
 
 def report(title: str, result: dict[str, Any]) -> None:
@@ -195,7 +217,8 @@ def report(title: str, result: dict[str, Any]) -> None:
             values = result[kind][verb]
             label = f"{names[kind]} {verb if verb != 'both' else 'filter+prioritize'}"
             print(f"  {label:<32}{statistics.median(values):>9.2f}{percentile(values, 99):>9.2f}{max(values):>9.2f}")
-    print(f"  throughput: {result['pods_per_second']:.0f} pods/s ({result['calls_per_second']:.0f} calls/s), one client, sequential")
+    pods, calls = result["pods_per_second"], result["calls_per_second"]
+    print(f"  throughput: {pods:.0f} pods/s ({calls:.0f} calls/s), one client, sequential")
 
 
 def main() -> int:
@@ -204,12 +227,24 @@ def main() -> int:
     parser.add_argument("--full-nodes", type=int, default=500, help="full Node objects per call (default 500)")
     parser.add_argument("--requests", type=int, default=300, help="measured pods per scenario (default 300)")
     parser.add_argument("--warmup", type=int, default=30)
-    parser.add_argument("--client", choices=["httpx", "http.client"], default="httpx",
-                        help="benchmark client (default httpx; http.client does less work per call)")
-    parser.add_argument("--http", choices=["auto", "h11", "httptools"], default="auto",
-                        help="uvicorn HTTP parser (auto: httptools when installed, as `aim-extender serve` does)")
-    parser.add_argument("--loop", choices=["auto", "asyncio", "uvloop"], default="auto",
-                        help="uvicorn event loop (auto: uvloop when installed, as `aim-extender serve` does)")
+    parser.add_argument(
+        "--client",
+        choices=["httpx", "http.client"],
+        default="httpx",
+        help="benchmark client (default httpx; http.client does less work per call)",
+    )
+    parser.add_argument(
+        "--http",
+        choices=["auto", "h11", "httptools"],
+        default="auto",
+        help="uvicorn HTTP parser (auto: httptools when installed, as `aim-extender serve` does)",
+    )
+    parser.add_argument(
+        "--loop",
+        choices=["auto", "asyncio", "uvloop"],
+        default="auto",
+        help="uvicorn event loop (auto: uvloop when installed, as `aim-extender serve` does)",
+    )
     args = parser.parse_args()
 
     sock = socket.socket()
@@ -218,7 +253,8 @@ def main() -> int:
     port = sock.getsockname()[1]
     url = f"http://127.0.0.1:{port}"
     server = multiprocessing.get_context("spawn").Process(
-        target=run_server, args=(sock, args.names, args.http, args.loop), daemon=True)
+        target=run_server, args=(sock, args.names, args.http, args.loop), daemon=True
+    )
     server.start()
     try:
         with httpx.Client(timeout=30) as client:
@@ -236,17 +272,25 @@ def main() -> int:
             names = node_names(args.names)
             name_bodies = [json.dumps({"Pod": p, "Nodes": None, "NodeNames": names}).encode() for p in pod_list]
             nodes = full_nodes(args.full_nodes)
-            node_bodies = [json.dumps({"Pod": p, "Nodes": {"metadata": {}, "items": nodes}, "NodeNames": None}).encode()
-                           for p in pod_list]
-            print(f"python {sys.version.split()[0]}, {multiprocessing.cpu_count()} CPUs; {args.requests} pods per scenario "
-                  f"after {args.warmup} warm-up; pods cycle over {len(pod_list)} model/precision/count mixes; server: "
-                  f"uvicorn http={resolved(args.http, 'httptools', 'h11')} loop={resolved(args.loop, 'uvloop', 'asyncio')}; "
-                  f"client: {args.client}")
+            node_bodies = [
+                json.dumps({"Pod": p, "Nodes": {"metadata": {}, "items": nodes}, "NodeNames": None}).encode()
+                for p in pod_list
+            ]
+            http_impl, loop_impl = resolved(args.http, "httptools", "h11"), resolved(args.loop, "uvloop", "asyncio")
+            print(
+                f"python {sys.version.split()[0]}, {multiprocessing.cpu_count()} CPUs; {args.requests} pods per"
+                f" scenario after {args.warmup} warm-up; pods cycle over {len(pod_list)} model/precision/count"
+                f" mixes; server: uvicorn http={http_impl} loop={loop_impl}; client: {args.client}"
+            )
             post = httpx_post(client, url) if args.client == "httpx" else stdlib_post(port)
-            report(f"NodeNames mode: {args.names} names, cache pre-filled",
-                   measure(post, name_bodies, args.requests, args.warmup))
-            report(f"Nodes mode: {args.full_nodes} full Node objects",
-                   measure(post, node_bodies, max(args.requests // 3, 30), args.warmup // 3 or 1))
+            report(
+                f"NodeNames mode: {args.names} names, cache pre-filled",
+                measure(post, name_bodies, args.requests, args.warmup),
+            )
+            report(
+                f"Nodes mode: {args.full_nodes} full Node objects",
+                measure(post, node_bodies, max(args.requests // 3, 30), args.warmup // 3 or 1),
+            )
     finally:
         server.terminate()
         server.join(timeout=10)

@@ -5,21 +5,23 @@ The extender answers kube-scheduler's ``filter`` and ``prioritize`` calls for po
 partitions can hold it, then scores the survivors best-fit. ``aim-extender plan`` runs the same
 verdict and score functions over a described cluster, offline.
 
-Modules, one job each:
-    nodefacts     node labels + allocatable -> NodeFacts (pure)
-    demand        pod annotations + resources -> SizingRequest (pure)
-    requirements  SizingRequest -> Requirement; the only module that calls ``sizing``
-    filtering     Requirement x node -> verdict, with categorical reasons (pure)
-    scoring       best-fit / spread scores 0..10 (pure)
-    decisions     one filter / prioritize call over many nodes (pure; shared by service and planner)
-    wire          kube-scheduler extender wire types (pydantic) and request reading
-    cache         in-memory node + pod usage store (thread-safe)
-    watching      list+watch of nodes and pods into the cache (kubernetes client)
+Modules, one job each, in kube-scheduler's own stages (each imports only the ones above it):
+
+    reasons       why a node is rejected: codes and messages
+    pod_demand    what a pod asks for (annotations, partition request) and what bound pods use
+    requirement   PodDemand -> Requirement with a given catalogue; the only ``sizing`` caller
+    node_offer    what a node offers: labels + allocatable, full and fast parser side by side
+    verdict       the verdict for one node: filter, score, policy
+    decisions     the loop over many nodes (once per distinct capacity)
+    wire          kube-scheduler extender wire types, request reading, reply writing
     metrics       Prometheus collectors, one registry per app
+    cache         node offers + partitions used, and whether the watch is live (thread-safe)
+    backoff       the one retry backoff (0.5 s doubling to 3 s, jitter)
+    watch         list + ``kubernetes.watch.Watch`` of nodes and pods into the cache
+    service       one filter / prioritize call, bytes in, bytes out
     app           FastAPI application (thin HTTP shell)
-    config        ExtenderConfig
+    config, cli   ExtenderConfig; ``aim-extender serve|plan``
     planning/     the offline placement planner (public API in planning/__init__.py)
-    cli           ``aim-extender serve|plan``
 
 Errors::
 

@@ -9,11 +9,13 @@ from typing import Any, Protocol
 from fastapi import FastAPI, Request
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import PlainTextResponse, Response
+from starlette.concurrency import run_in_threadpool
 
-from extender.cache import ClusterCache
+from extender.cache import DEFAULT_STALE_AFTER_SECONDS, ClusterCache
 from extender.metrics import CONTENT_TYPE, ExtenderMetrics
-from extender.scoring import Policy
+from extender.requirement import Sizer
 from extender.service import ExtenderService, Reply
+from extender.verdict import Policy
 from extender.wire import ErrorReply, ExtenderArgs, ExtenderFilterResult, HostPriority
 
 API_VERSION = "0.1.0"
@@ -42,7 +44,9 @@ _REQUEST_BODY = {
         "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ExtenderArgs"}}},
     }
 }
-_BAD_REQUEST = {400: {"model": ErrorReply, "description": "Malformed JSON or not an ExtenderArgs"}}
+_BAD_REQUEST: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorReply, "description": "Malformed JSON or not an ExtenderArgs"},
+}
 
 
 def create_app(
@@ -51,14 +55,18 @@ def create_app(
     cache: ClusterCache | None = None,
     background: Background | None = None,
     metrics: ExtenderMetrics | None = None,
+    sizer: Sizer | None = None,
+    stale_after_seconds: float = DEFAULT_STALE_AFTER_SECONDS,
 ) -> FastAPI:
-    """Build the app. ``cache`` is the node cache (None = nodeCacheCapable: false only)."""
+    """Build the app. ``cache`` is the node cache (None = nodeCacheCapable: false only); ``sizer``
+    sizes pods from its catalogue (default: the packaged one)."""
     metrics = metrics or ExtenderMetrics()
     if cache is not None:
         metrics.watch_cache(
-            nodes=lambda: cache.node_count, pods=lambda: cache.pod_count, synced=lambda: float(cache.synced)
+            nodes=lambda: cache.node_count, pods=lambda: cache.pod_count, synced=lambda: float(cache.synced),
+            stale_seconds=lambda: cache.stale_seconds,
         )
-    service = ExtenderService(policy=policy, cache=cache, metrics=metrics)
+    service = ExtenderService(policy=policy, cache=cache, metrics=metrics, sizer=sizer or Sizer())
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -82,12 +90,12 @@ def create_app(
     @app.post("/filter", response_model=ExtenderFilterResult, responses=_BAD_REQUEST, openapi_extra=_REQUEST_BODY)
     async def filter_nodes(request: Request) -> Response:
         """ExtenderArgs -> ExtenderFilterResult: keep nodes whose partitions hold the pod's model."""
-        return _reply(service.filter(await request.body()))
+        return _reply(await run_in_threadpool(service.filter, await request.body()))
 
     @app.post("/prioritize", response_model=list[HostPriority], responses=_BAD_REQUEST, openapi_extra=_REQUEST_BODY)
     async def prioritize_nodes(request: Request) -> Response:
         """ExtenderArgs -> HostPriorityList: scores 0..10 by the configured policy."""
-        return _reply(service.prioritize(await request.body()))
+        return _reply(await run_in_threadpool(service.prioritize, await request.body()))
 
     @app.get("/healthz", response_class=PlainTextResponse)
     async def healthz() -> str:
@@ -96,10 +104,17 @@ def create_app(
 
     @app.get("/readyz", response_class=PlainTextResponse)
     async def readyz() -> Response:
-        """Readiness: with --node-cache watch, only after nodes and pods were listed once."""
-        if cache is None or cache.synced:
+        """Readiness: with --node-cache watch, once nodes and pods were listed, and while the watch
+        has not been broken for longer than --stale-after seconds."""
+        if cache is None:
             return PlainTextResponse("ok")
-        return PlainTextResponse("node cache not synced yet", status_code=503)
+        if not cache.synced:
+            return PlainTextResponse("node cache not synced yet", status_code=503)
+        stale = cache.stale_seconds
+        if stale > stale_after_seconds:
+            message = f"node cache stale for {stale:.0f} s (watch broken; limit {stale_after_seconds:g} s)"
+            return PlainTextResponse(message, status_code=503)
+        return PlainTextResponse("ok")
 
     @app.get("/metrics")
     async def prometheus_metrics() -> Response:

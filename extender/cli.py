@@ -11,12 +11,16 @@ import gc
 import json
 import logging
 import os
+import signal
+import socket
 import sys
 from collections.abc import Mapping, Sequence
+from types import FrameType
 
+from extender.cache import DEFAULT_STALE_AFTER_SECONDS
 from extender.config import DEFAULT_HOST, DEFAULT_PORT, ExtenderConfig, NodeCacheMode
 from extender.errors import ConfigError, PlanInputError
-from extender.scoring import Policy
+from extender.verdict import Policy
 
 logger = logging.getLogger("extender")
 
@@ -64,6 +68,10 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
                        help=f"serve HTTPS with this PEM certificate (env {ENV_PREFIX}TLS_CERT_FILE)")
     serve.add_argument("--tls-key-file", default=_env(environ, "TLS_KEY_FILE", None),
                        help=f"PEM private key for --tls-cert-file (env {ENV_PREFIX}TLS_KEY_FILE)")
+    serve.add_argument("--stale-after", type=float, metavar="SECONDS",
+                       default=_env(environ, "STALE_AFTER", str(DEFAULT_STALE_AFTER_SECONDS)),
+                       help="with --node-cache watch, /readyz answers 503 once the watch has been broken this long"
+                            f" (env {ENV_PREFIX}STALE_AFTER, default {DEFAULT_STALE_AFTER_SECONDS:g})")
     serve.add_argument("--log-level", choices=LOG_LEVELS, default=_env(environ, "LOG_LEVEL", "info"),
                        help=f"(env {ENV_PREFIX}LOG_LEVEL, default info)")
     serve.add_argument("--log-format", choices=("text", "json"), default=_env(environ, "LOG_FORMAT", "text"),
@@ -92,6 +100,11 @@ def _check_env_choices(parser: argparse.ArgumentParser, args: argparse.Namespace
             args.port = _port(args.port)
         except argparse.ArgumentTypeError as error:
             parser.error(f"{ENV_PREFIX}PORT: {error}")
+    if isinstance(args.stale_after, str):
+        try:
+            args.stale_after = float(args.stale_after)
+        except ValueError:
+            parser.error(f"{ENV_PREFIX}STALE_AFTER={args.stale_after!r}: not a number of seconds")
 
 
 class _JsonFormatter(logging.Formatter):
@@ -109,38 +122,72 @@ def _configure_logging(level: str, fmt: str) -> None:
     root.setLevel(level.upper())
 
 
+def _exit_cleanly(signum: int, _frame: FrameType | None) -> None:
+    """SIGTERM before the server runs, or re-raised by uvicorn after its graceful shutdown
+    (uvicorn restores this handler and raises the signal again once in-flight requests are
+    answered): end with status 0, not 143."""
+    raise SystemExit(0)
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    """The listening socket, bound before anything claims startup; OSError when it cannot be."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(2048)  # uvicorn's default backlog
+    except OSError:
+        sock.close()
+        raise
+    sock.set_inheritable(True)
+    return sock
+
+
 def serve(config: ExtenderConfig) -> int:
     import uvicorn
 
     from extender.app import create_app
     from extender.cache import ClusterCache
-    from extender.watching import ClusterWatcher, core_api
+    from extender.requirement import Sizer
+    from extender.watch import ClusterWatcher, core_api
 
-    logger.info("aim-extender starting with config %s", config.to_json())
+    signal.signal(signal.SIGTERM, _exit_cleanly)
+    try:
+        sock = _bind(config.host, config.port)
+    except OSError as error:
+        logger.error("cannot listen on %s:%d: %s; exiting", config.host, config.port, error.strerror or error)
+        return 1
     cache = watcher = None
     if config.node_cache is NodeCacheMode.WATCH:
         try:
             api = core_api(config.kubeconfig)
         except Exception as error:  # noqa: BLE001 - kubernetes raises several types for bad configs
             logger.error("cannot configure the Kubernetes client for --node-cache watch: %s; exiting"
-                         " (run in a pod with a service account, or pass --kubeconfig)", error)
+                         " (run in a pod with a service account, or pass --kubeconfig)", str(error)[:300])
+            sock.close()
             return 1
         cache = ClusterCache()
         watcher = ClusterWatcher(api, cache)
-    app = create_app(policy=config.policy, cache=cache, background=watcher)
+    app = create_app(policy=config.policy, cache=cache, background=watcher, sizer=Sizer(),
+                     stale_after_seconds=config.stale_after_seconds)
+    logger.info("aim-extender listening on %s:%d with config %s", config.host, sock.getsockname()[1],
+                config.to_json())
     # Move the start-up objects (modules, sizing catalogue, the kubernetes client's thousands of
     # model classes) to the collector's permanent generation: full collections then scan only
     # what requests allocate. Halves prioritize time for 1 MiB Nodes bodies in bench_extender.py.
     gc.freeze()
-    uvicorn.run(
+    server = uvicorn.Server(uvicorn.Config(
         app,
-        host=config.host,
-        port=config.port,
         ssl_certfile=config.tls_cert_file,
         ssl_keyfile=config.tls_key_file,
         log_config=None,  # keep our logging setup
         access_log=False,  # one line per scheduling call would drown the useful logs; metrics count them
-    )
+    ))
+    try:
+        server.run(sockets=[sock])
+    finally:
+        sock.close()
     return 0
 
 
@@ -177,11 +224,12 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     config = ExtenderConfig(
         host=args.host, port=args.port, node_cache=NodeCacheMode(args.node_cache), policy=Policy(args.policy),
         kubeconfig=args.kubeconfig, tls_cert_file=args.tls_cert_file, tls_key_file=args.tls_key_file,
-        log_level=args.log_level, log_format=args.log_format,
+        log_level=args.log_level, log_format=args.log_format, stale_after_seconds=args.stale_after,
     )
     try:
         config.validate()
     except ConfigError as error:
-        parser.error(str(error))
+        print(f"aim-extender serve: error: {error}", file=sys.stderr)
+        return 2
     _configure_logging(config.log_level, config.log_format)
     return serve(config)

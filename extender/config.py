@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+import ssl
 from dataclasses import asdict, dataclass
 from enum import Enum
 
+from extender.cache import DEFAULT_STALE_AFTER_SECONDS
 from extender.errors import ConfigError
-from extender.scoring import Policy
+from extender.verdict import Policy
 
 CONFIG_VERSION = "v1"
 
@@ -38,6 +40,7 @@ class ExtenderConfig:
     tls_key_file: str | None = None
     log_level: str = "info"
     log_format: str = "text"
+    stale_after_seconds: float = DEFAULT_STALE_AFTER_SECONDS
 
     def validate(self) -> None:
         if self.version != CONFIG_VERSION:
@@ -50,6 +53,10 @@ class ExtenderConfig:
                            ("--kubeconfig", self.kubeconfig)):
             if path and not os.access(path, os.R_OK):
                 raise ConfigError(f"{flag} {path}: file not found or not readable")
+        if not 0 < self.stale_after_seconds <= 86400:
+            raise ConfigError(f"--stale-after {self.stale_after_seconds:g}: must be more than 0 and at most 86400 s")
+        if self.tls_cert_file and self.tls_key_file:
+            check_tls_files(self.tls_cert_file, self.tls_key_file)
 
     @property
     def tls(self) -> bool:
@@ -57,3 +64,17 @@ class ExtenderConfig:
 
     def to_json(self) -> str:
         return json.dumps({k: str(v) if isinstance(v, Enum) else v for k, v in asdict(self).items()}, sort_keys=True)
+
+
+def check_tls_files(cert_file: str, key_file: str) -> None:
+    """Load the certificate and key as uvicorn will; ConfigError with a one-line reason otherwise."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    try:
+        context.load_cert_chain(cert_file, key_file)
+    except ssl.SSLError as error:
+        reason = error.reason or error.strerror or str(error)
+        raise ConfigError(f"--tls-cert-file {cert_file} / --tls-key-file {key_file}: not a PEM certificate and"
+                          f" matching private key ({reason})") from None
+    except OSError as error:
+        problem = error.strerror or error
+        raise ConfigError(f"--tls-cert-file {cert_file} / --tls-key-file {key_file}: {problem}") from None

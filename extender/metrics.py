@@ -55,16 +55,30 @@ class ExtenderMetrics:
             "cache_synced", "1 when the node and pod caches have completed their first list.",
             namespace=NAMESPACE, registry=self.registry,
         )
+        self.cache_stale_seconds = Gauge(
+            "cache_stale_seconds",
+            "Seconds since the node cache was last known current (its list/watch broke); 0 when healthy.",
+            namespace=NAMESPACE, registry=self.registry,
+        )
+        self.stale_decisions = PromCounter(
+            "stale_decisions", "Filter and prioritize calls answered from a node cache whose watch was broken.",
+            ["verb"], namespace=NAMESPACE, registry=self.registry,
+        )
         for verb in ("filter", "prioritize"):  # export zeroes before the first call
             self.request_seconds.labels(verb)
             self.request_nodes.labels(verb)
             self.bad_requests.labels(verb)
+            self.stale_decisions.labels(verb)
 
-    def watch_cache(self, *, nodes: Callable[[], float], pods: Callable[[], float], synced: Callable[[], float]) -> None:
+    def watch_cache(
+        self, *, nodes: Callable[[], float], pods: Callable[[], float], synced: Callable[[], float],
+        stale_seconds: Callable[[], float],
+    ) -> None:
         """Read cache state at scrape time."""
         self.cache_nodes.set_function(nodes)
         self.cache_pods.set_function(pods)
         self.cache_synced.set_function(synced)
+        self.cache_stale_seconds.set_function(stale_seconds)
 
     def count_decisions(self, passed: int, rejected: Counter[tuple[ReasonCode, bool]]) -> None:
         """One increment per reason per request, not per node (5,000 increments cost milliseconds)."""

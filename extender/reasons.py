@@ -15,6 +15,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import Enum
 
+from sizing.contract import LABEL_MEMORY_MIB
+
 GIB = 1 << 30
 
 
@@ -29,6 +31,7 @@ class ReasonCode(str, Enum):
     PARTITION_TOO_SMALL = "partition_too_small"
     TOO_FEW_PARTITIONS = "too_few_partitions"
     NOT_ENOUGH_FREE = "not_enough_free"
+    UNREADABLE_NODE = "unreadable_node"
     NOT_IN_CACHE = "node_not_in_cache"
     NO_NODE_CACHE = "no_node_cache"
 
@@ -62,9 +65,14 @@ def no_partitions() -> Rejection:
 def partition_size_unknown() -> Rejection:
     return Rejection(
         ReasonCode.PARTITION_SIZE_UNKNOWN,
-        "gpu partition size unknown (label amd.com/gpu-partition.memory-mib missing or invalid)",
+        f"gpu partition size unknown (label {LABEL_MEMORY_MIB} missing)",
         unresolvable=True,
     )
+
+
+def unreadable_node(defect: str) -> Rejection:
+    """A node whose allocatable or memory label cannot be read; ``defect`` names it and its value."""
+    return Rejection(ReasonCode.UNREADABLE_NODE, defect, unresolvable=True)
 
 
 def partition_too_small(partition_bytes: int, required_bytes: int) -> Rejection:

@@ -1,28 +1,31 @@
 """Filter and prioritize calls, from request bytes to reply bytes; the FastAPI routes wrap this.
 
-Synchronous and fast on purpose: it runs on the event loop, does no I/O, and reads only name,
-labels and allocatable from Node objects.
+Synchronous, no I/O, and bounded: every outside value goes through ``sizing.bounded`` in the
+stages below, so a call costs milliseconds whatever the body holds. The app runs it in a worker
+thread so that /healthz never waits behind it. The path of one pod through /filter:
+wire (decode, envelope) -> node_offer (each Node's allocatable and memory label, or the node
+cache's capacities) -> pod_demand (annotations and partition request) -> requirement (sizing)
+-> decisions (once per distinct capacity) -> verdict (filter) -> wire (encode the reply).
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Hashable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from itertools import repeat
-from typing import Any
+from typing import Any, cast
 
 from extender import reasons
 from extender.cache import ClusterCache
-from extender.decisions import filter_nodes, same_key, score_by_key
-from extender.demand import pod_reference, read_sizing_request
+from extender.decisions import CapacityRef, Resolve, as_capacity, filter_nodes, score_refs
 from extender.metrics import ExtenderMetrics
-from extender.nodefacts import node_key_fields
-from extender.requirements import Requirement, requirement_for
-from extender.scoring import NodeKey, Policy
+from extender.node_offer import offer_fields
+from extender.pod_demand import pod_reference, read_pod_demand
+from extender.requirement import Requirement, Sizer
+from extender.verdict import Policy
 from extender.wire import (
-    BadRequest,
+    BadRequestError,
     ExtenderRequest,
     encode,
     encode_filter_result,
@@ -31,8 +34,6 @@ from extender.wire import (
 )
 
 logger = logging.getLogger(__name__)
-
-Resolve = Callable[[Hashable], NodeKey]
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,34 +47,42 @@ class Reply:
 class ExtenderService:
     """Holds the policy, the optional node cache and the metrics of one running extender."""
 
-    def __init__(self, *, policy: Policy, cache: ClusterCache | None, metrics: ExtenderMetrics) -> None:
+    def __init__(self, *, policy: Policy, cache: ClusterCache | None, metrics: ExtenderMetrics, sizer: Sizer) -> None:
         self.policy = policy
         self.cache = cache
         self.metrics = metrics
+        self.sizer = sizer
         self._unknown = reasons.not_in_cache() if cache is not None else reasons.no_node_cache()
 
     # --- shared ------------------------------------------------------------------------------
     def _nodes(
         self, request: ExtenderRequest
-    ) -> tuple[list[str], Sequence[Hashable | None], Resolve, list[dict[str, Any]] | None]:
-        """Names and keys of the request's nodes (with the key resolver), plus the Node objects
+    ) -> tuple[list[str], Sequence[CapacityRef], Resolve, list[dict[str, Any]] | None]:
+        """Names and capacities of the request's nodes (with the resolver), plus the Node objects
         when the request carried them."""
         objects = request.node_objects
         if objects is not None:
-            fields = list(map(node_key_fields, objects))
+            fields = list(map(offer_fields, objects))
             if None in fields:
-                raise BadRequest(f"Nodes.items.{fields.index(None)} has no metadata.name")
-            names = [name for name, _, _ in fields]  # type: ignore[misc]
-            used = self.cache.used_on(names) if self.cache is not None else repeat(0)
-            keys = [(allocatable, size, n) for (_, allocatable, size), n in zip(fields, used)]  # type: ignore[misc]
-            return names, keys, same_key, objects
+                raise BadRequestError(f"Nodes.items[{fields.index(None)}] has no metadata.name (a string of at"
+                                      " most 253 characters)")
+            read = cast("list[tuple[str, int, int | None, str | None]]", fields)
+            names = [name for name, _, _, _ in read]
+            used = self.cache.used_on(names) if self.cache is not None else [0] * len(names)
+            capacities = [(allocatable, size, n, defect)
+                          for (_, allocatable, size, defect), n in zip(read, used, strict=True)]
+            return names, capacities, as_capacity, objects
         names = request.node_names or []
         if self.cache is None:
-            return names, [None] * len(names), same_key, None
-        ids, resolve = self.cache.keys(names)
+            return names, [None] * len(names), as_capacity, None
+        ids, resolve = self.cache.capacity_ids(names)
         return names, ids, resolve, None
 
-    def _bad_request(self, verb: str, error: BadRequest, started: float) -> Reply:
+    def _count_stale(self, verb: str) -> None:
+        if self.cache is not None and self.cache.stale_seconds > 0:
+            self.metrics.stale_decisions.labels(verb).inc()
+
+    def _bad_request(self, verb: str, error: BadRequestError, started: float) -> Reply:
         self.metrics.bad_requests.labels(verb).inc()
         logger.warning("rejected a %s request with HTTP 400: %s", verb, error)
         return Reply(400, encode({"Error": str(error)}), (time.perf_counter() - started) * 1000, 0.0)
@@ -90,20 +99,24 @@ class ExtenderService:
         started, started_cpu = time.perf_counter(), time.thread_time()
         try:
             request = read_extender_args(body)
-            names, keys, resolve, objects = self._nodes(request)
-        except BadRequest as error:
+            names, refs, resolve, objects = self._nodes(request)
+        except BadRequestError as error:
             return self._bad_request("filter", error, started)
-        requirement = requirement_for(read_sizing_request(request.pod))
-        outcome = filter_nodes(requirement, names, keys, unknown=self._unknown, resolve=resolve)
-        self.metrics.count_decisions(len(outcome.passed), outcome.reason_counts)
+        requirement = self.sizer.requirement(read_pod_demand(request.pod))
+        outcome = filter_nodes(requirement, names, refs, unknown=self._unknown, resolve=resolve)
         kept: dict[str, Any] | None = None
         if objects is not None:
             keep = set(outcome.passed)
-            kept = {"metadata": {}, "items": [node for node, name in zip(objects, names) if name in keep]}
-        body = encode_filter_result(
-            node_names=outcome.passed if objects is None else None, nodes=kept,
-            failed=outcome.failed, unresolvable=outcome.unresolvable,
-        )
+            kept = {"metadata": {}, "items": [node for node, name in zip(objects, names, strict=True) if name in keep]}
+        try:
+            body = encode_filter_result(
+                node_names=outcome.passed if objects is None else None, nodes=kept,
+                failed=outcome.failed, unresolvable=outcome.unresolvable,
+            )
+        except BadRequestError as error:
+            return self._bad_request("filter", error, started)
+        self.metrics.count_decisions(len(outcome.passed), outcome.reason_counts)
+        self._count_stale("filter")
         self._log_filter(request.pod, requirement, len(names), outcome.passed, outcome.failed, outcome.unresolvable)
         return self._finish("filter", body, started, started_cpu, len(names))
 
@@ -111,12 +124,13 @@ class ExtenderService:
         started, started_cpu = time.perf_counter(), time.thread_time()
         try:
             request = read_extender_args(body)
-            names, keys, resolve, _ = self._nodes(request)
-        except BadRequest as error:
+            names, refs, resolve, _ = self._nodes(request)
+        except BadRequestError as error:
             return self._bad_request("prioritize", error, started)
-        requirement = requirement_for(read_sizing_request(request.pod))
-        scores = score_by_key(requirement, keys, policy=self.policy, resolve=resolve)
-        body = encode_scored_hosts(names, keys, scores)
+        requirement = self.sizer.requirement(read_pod_demand(request.pod))
+        scores = score_refs(requirement, refs, policy=self.policy, resolve=resolve)
+        body = encode_scored_hosts(names, refs, scores)
+        self._count_stale("prioritize")
         return self._finish("prioritize", body, started, started_cpu, len(names))
 
     @staticmethod

@@ -18,17 +18,23 @@ from __future__ import annotations
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import repeat
-from typing import Any
+from typing import Any, Final
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from extender.scoring import MAX_SCORE
+from extender.verdict import MAX_SCORE
 
 _CANONICAL_KEYS = {"pod": "Pod", "nodes": "Nodes", "nodenames": "NodeNames"}
 
+# Longest message a 400 reply carries: one line a person can read; never megabytes of echoed input.
+MAX_ERROR_TEXT: Final = 300
+# Nesting orjson writes back (its encoder stops at 255 levels while its decoder reads 1,024); a
+# Node nested deeper than this cannot be echoed in a filter reply and is answered 400 instead.
+MAX_ECHO_DEPTH: Final = 254
 
-class BadRequest(ValueError):
+
+class BadRequestError(ValueError):
     """The body is not an ExtenderArgs; the message says why (answered with HTTP 400)."""
 
 
@@ -77,8 +83,8 @@ class ErrorReply(BaseModel):
 
 def _describe(error: ValidationError) -> str:
     first = error.errors()[0]
-    where = ".".join(str(part) for part in first["loc"]) or "body"
-    return f"{where}: {first['msg']}"
+    where = ".".join(str(part)[:64] for part in first["loc"]) or "body"
+    return f"{where}: {first['msg']}"[:MAX_ERROR_TEXT]
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,24 +129,27 @@ def _envelope_by_pydantic(normalized: dict[str, Any]) -> ExtenderRequest:
     try:
         args = ExtenderArgs.model_validate(normalized)
     except ValidationError as error:
-        raise BadRequest(f"invalid ExtenderArgs: {_describe(error)}") from error
+        raise BadRequestError(f"invalid ExtenderArgs: {_describe(error)}") from error
     return ExtenderRequest(args.pod, args.nodes.items if args.nodes is not None else None, args.node_names)
 
 
 def read_extender_args(body: bytes) -> ExtenderRequest:
-    """Parse and check an ExtenderArgs body; BadRequest with a one-line reason otherwise."""
+    """Parse and check an ExtenderArgs body; BadRequestError with a one-line reason otherwise."""
     try:
         data = orjson.loads(body)
     except orjson.JSONDecodeError as error:  # also raised for bytes that are not UTF-8
-        raise BadRequest(f"request body is not valid JSON: {error}") from error
+        problem = str(error)[:MAX_ERROR_TEXT]
+        if "depth limit" in problem:
+            problem = "nested more than 1,024 levels deep (orjson's limit)"
+        raise BadRequestError(f"request body is not valid JSON: {problem}") from error
     if not isinstance(data, dict):
-        raise BadRequest("request body must be a JSON object (ExtenderArgs with Pod and Nodes or NodeNames)")
+        raise BadRequestError("request body must be a JSON object (ExtenderArgs with Pod and Nodes or NodeNames)")
     normalized: dict[str, Any] = {_CANONICAL_KEYS.get(key.lower()) or key: value for key, value in data.items()}
     if normalized.get("Pod") is None:
-        raise BadRequest("ExtenderArgs has no Pod")
+        raise BadRequestError("ExtenderArgs has no Pod")
     request = _envelope_as_sent(normalized) or _envelope_by_pydantic(normalized)
     if request.node_objects is None and request.node_names is None:
-        raise BadRequest("ExtenderArgs has neither Nodes nor NodeNames")
+        raise BadRequestError("ExtenderArgs has neither Nodes nor NodeNames")
     return request
 
 
@@ -149,16 +158,41 @@ def encode(value: Any) -> bytes:
     return orjson.dumps(value)
 
 
+def too_deep(value: Any, where: str, limit: int = MAX_ECHO_DEPTH) -> str | None:
+    """The path of the first place ``value`` nests deeper than ``limit`` levels, else None.
+    Iterative (a value may nest 1,000 levels: recursion would overflow the stack)."""
+    stack: list[tuple[Any, str, int]] = [(value, where, 1)]
+    while stack:
+        item, path, depth = stack.pop()
+        if depth > limit:
+            return path
+        if isinstance(item, dict):
+            stack.extend((v, f"{path}.{str(k)[:40]}", depth + 1) for k, v in item.items())
+        elif isinstance(item, list):
+            stack.extend((v, f"{path}[{i}]", depth + 1) for i, v in enumerate(item))
+    return None
+
+
 def encode_filter_result(
     *, node_names: list[str] | None, nodes: dict[str, Any] | None, failed: dict[str, str],
     unresolvable: dict[str, str], error: str = "",
 ) -> bytes:
     """An ExtenderFilterResult as JSON (PascalCase keys, null for the unused node field). Node
-    objects are written back as they were decoded, without a model in between."""
-    return orjson.dumps({
-        "Nodes": nodes, "NodeNames": node_names, "FailedNodes": failed,
-        "FailedAndUnresolvableNodes": unresolvable, "Error": error,
-    })
+    objects are written back as they were decoded, without a model in between; BadRequestError naming
+    the place when one nests deeper than the encoder writes (checked only when encoding fails, so
+    the usual reply pays nothing for it)."""
+    try:
+        return orjson.dumps({
+            "Nodes": nodes, "NodeNames": node_names, "FailedNodes": failed,
+            "FailedAndUnresolvableNodes": unresolvable, "Error": error,
+        })
+    except orjson.JSONEncodeError as problem:
+        items = nodes.get("items") if nodes else None
+        path = too_deep(items, "Nodes.items", MAX_ECHO_DEPTH - 3)  # the reply nests the items 3 levels down
+        if path is None:
+            raise BadRequestError(f"cannot write the reply: {str(problem)[:MAX_ERROR_TEXT]}") from problem
+        raise BadRequestError(f"{path[:MAX_ERROR_TEXT]}: nested more than {MAX_ECHO_DEPTH} levels deep; a Node this"
+                         " deep cannot be written back") from problem
 
 
 # Printable ASCII except '"' and '\\': the characters a JSON string holds without escaping.
@@ -178,19 +212,19 @@ def _need_no_escaping(names: Sequence[str]) -> bool:
 _SCORE_JOINS = [f'","Score":{score}}},{{"Host":"' for score in range(MAX_SCORE + 1)]
 
 
-def encode_scored_hosts(hosts: Sequence[str], keys: Sequence[Hashable | None], scores: Mapping[Any, int]) -> bytes:
-    """A HostPriorityList as JSON where ``hosts[i]`` scores ``scores.get(keys[i], 0)``: the score
-    of each of a few dozen distinct keys is mapped onto thousands of hosts in the same C-level
-    pass that writes them. Scores must be 0..MAX_SCORE."""
+def encode_scored_hosts(hosts: Sequence[str], refs: Sequence[Hashable | None], scores: Mapping[Any, int]) -> bytes:
+    """A HostPriorityList as JSON where ``hosts[i]`` scores ``scores.get(refs[i], 0)``: the score
+    of each of a few dozen distinct capacities is mapped onto thousands of hosts in the same
+    C-level pass that writes them. Scores must be 0..MAX_SCORE."""
     if not hosts:
         return b"[]"
     if _need_no_escaping(hosts):
-        joins = {key: _SCORE_JOINS[score] for key, score in scores.items()}
+        joins = {ref: _SCORE_JOINS[score] for ref, score in scores.items()}
         # Hosts and the text after each interleaved by slice assignment (pointer copies in C):
         # half the time of zipping and chaining them into the join.
         parts = [""] * (2 * len(hosts))
         parts[0::2] = hosts
-        parts[1::2] = map(joins.get, keys, repeat(_SCORE_JOINS[0]))
+        parts[1::2] = map(joins.get, refs, repeat(_SCORE_JOINS[0]))
         body = "".join(parts)
         return ('[{"Host":"' + body[: -len(',{"Host":"')] + "]").encode()
-    return orjson.dumps([{"Host": host, "Score": scores.get(key, 0)} for host, key in zip(hosts, keys)])
+    return orjson.dumps([{"Host": host, "Score": scores.get(ref, 0)} for host, ref in zip(hosts, refs, strict=True)])

@@ -48,7 +48,7 @@ from extender.planning.planner import (
     place_all,
     place_one,
 )
-from extender.scoring import Policy
+from extender.verdict import Policy
 
 __all__ = [
     "Assignment",

@@ -10,7 +10,7 @@ from typing import Any
 
 from extender.planning.planner import Assignment, GpuState, NodeState, PlanResult
 from extender.reasons import GIB
-from extender.scoring import Policy
+from extender.verdict import Policy
 
 WIDTH = 110  # wide enough for model ids, narrow enough for a laptop terminal
 
@@ -141,7 +141,9 @@ def _result_json(result: PlanResult) -> dict[str, Any]:
                 None if slot is None else {
                     "workload": slot.workload,
                     "subject": slot.subject,
-                    "unused_bytes": (gpu.geometry.memory_bytes - slot.model_bytes) if slot.model_bytes is not None else None,
+                    "unused_bytes": (
+                        gpu.geometry.memory_bytes - slot.model_bytes if slot.model_bytes is not None else None
+                    ),
                 }
                 for slot in gpu.slots
             ]

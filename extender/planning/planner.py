@@ -2,7 +2,8 @@
 
 Each node is modelled as GPUs with partitions. Before every placement the planner turns a node
 into the labels and allocatable our device plugin would publish (``sizing.contract.node_labels``,
-the device plugin's own function) and parses them with the same node-reading code, so the verdict and score code path is the one the extender runs. After the
+the device plugin's own function) and parses them with the same node-reading code, so the
+verdict and score code path is the one the extender runs. After the
 node is chosen, partitions are taken like the device plugin would: all on one GPU when one can
 hold them, smallest partitions that hold the model first, on the GPU with the fewest free
 partitions (keeps whole GPUs free).
@@ -15,13 +16,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from extender import reasons
-from extender.decisions import filter_nodes, node_key, prioritize_nodes
-from extender.demand import read_sizing_request
-from extender.nodefacts import NodeFacts, parse_node_facts
+from extender.decisions import filter_nodes, prioritize_nodes
+from extender.node_offer import NodeOffer, read_node_offer
 from extender.planning.geometry import PartitionGeometry
 from extender.planning.inputs import Cluster, PlanNode, Workload
-from extender.requirements import Requirement, requirement_for
-from extender.scoring import Policy
+from extender.pod_demand import read_pod_demand
+from extender.requirement import Requirement, Sizer
+from extender.verdict import Capacity, Policy
 from sizing.contract import RESOURCE_NAME, PartitionShape, node_labels
 
 
@@ -77,8 +78,18 @@ class NodeState:
     def allocatable(self) -> dict[str, str]:
         return {RESOURCE_NAME: str(self.capacity)} if self.gpus else {}
 
-    def facts(self) -> NodeFacts:
-        return parse_node_facts(self.name, self.labels(), self.allocatable())
+    def offer(self) -> NodeOffer:
+        """The node as the extender reads it: the device plugin's labels and allocatable, parsed."""
+        node = {"metadata": {"name": self.name, "labels": self.labels()}, "status": {"allocatable": self.allocatable()}}
+        offer = read_node_offer(node)
+        if offer is None:  # a name from a validated cluster file is always there
+            raise AssertionError(f"planner node {self.name!r} has no readable name")
+        return offer
+
+    def current_capacity(self) -> Capacity:
+        """What a verdict reads of this node: its offer and the partitions already taken."""
+        offer = self.offer()
+        return (offer.allocatable, offer.partition_bytes, self.used, offer.defect)
 
     def take(self, workload: str, requirement: Requirement) -> list[tuple[int, int]]:
         """Give ``requirement.partitions`` partitions to the workload; returns (gpu, slot) pairs."""
@@ -164,19 +175,22 @@ class PlanResult:
         return sum(gpu.free for node in self.nodes for gpu in node.gpus)
 
 
-def place_one(nodes: list[NodeState], workload: Workload, *, policy: Policy) -> Placement | Unplaced:
-    """Filter, prioritize and bind one workload, exactly as the service would decide it."""
-    requirement = requirement_for(read_sizing_request(workload.to_pod()))
+def place_one(
+    nodes: list[NodeState], workload: Workload, *, policy: Policy, sizer: Sizer | None = None
+) -> Placement | Unplaced:
+    """Filter, prioritize and bind one workload, exactly as the service would decide it
+    (``sizer``: the catalogue to size with; default the packaged one)."""
+    requirement = (sizer or Sizer()).requirement(read_pod_demand(workload.to_pod()))
     subject = requirement.subject or "unsized"
     names = [node.name for node in nodes]
-    keys = [node_key(node.facts(), node.used) for node in nodes]
-    outcome = filter_nodes(requirement, names, keys, unknown=reasons.not_in_cache())
+    capacities = [node.current_capacity() for node in nodes]
+    outcome = filter_nodes(requirement, names, capacities, unknown=reasons.not_in_cache())
     if not outcome.passed:
         messages = [*outcome.failed.values(), *outcome.unresolvable.values()]
         return Unplaced(workload.name, subject, reasons.summarize(messages, len(names)))
     survivors = set(outcome.passed)
-    candidates = [(name, key) for name, key in zip(names, keys) if name in survivors]
-    scores = prioritize_nodes(requirement, [key for _, key in candidates], policy=policy)
+    candidates = [(name, capacity) for name, capacity in zip(names, capacities, strict=True) if name in survivors]
+    scores = prioritize_nodes(requirement, [capacity for _, capacity in candidates], policy=policy)
     best = max(range(len(candidates)), key=scores.__getitem__)  # first of equals: cluster file order
     best_name = candidates[best][0]
     node = next(n for n in nodes if n.name == best_name)
@@ -184,10 +198,12 @@ def place_one(nodes: list[NodeState], workload: Workload, *, policy: Policy) -> 
     return Placement(workload.name, subject, best_name, tuple(taken), scores[best])
 
 
-def place_all(cluster: Cluster, workloads: list[Workload], *, policy: Policy) -> PlanResult:
+def place_all(cluster: Cluster, workloads: list[Workload], *, policy: Policy, sizer: Sizer | None = None) -> PlanResult:
+    """Place the workloads one by one, in order, on a fresh copy of the cluster."""
+    sizer = sizer or Sizer()
     result = PlanResult(policy, cluster, [NodeState.from_plan(node) for node in cluster.nodes])
     for workload in workloads:
-        decision = place_one(result.nodes, workload, policy=policy)
+        decision = place_one(result.nodes, workload, policy=policy, sizer=sizer)
         if isinstance(decision, Placement):
             result.placements.append(decision)
         else:

@@ -7,7 +7,8 @@ from typing import Any
 
 import httpx
 import pytest
-from extender_support import load_fixture
+
+from tests.extender.support import load_fixture
 
 
 @pytest.fixture

@@ -1,4 +1,5 @@
-"""extender depends on sizing only, through one module; its public names are listed."""
+"""extender depends on sizing only: on its contract and bounded parsers everywhere, and on the sizing
+computation through one module (plus the planner's geometry lookups); its public names are listed."""
 
 from __future__ import annotations
 
@@ -8,28 +9,45 @@ from pathlib import Path
 import extender
 
 PACKAGE = Path(extender.__file__).resolve().parent
+SHARED_CONTRACT = {"sizing.contract", "sizing.bounded"}
 
 
-def imported_roots(path: Path) -> dict[str, str]:
-    """Top-level package of every import in a module -> the full imported name."""
-    found: dict[str, str] = {}
+def imported_modules(path: Path) -> set[str]:
+    """Every absolute module a file imports."""
+    found: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Import):
-            for alias in node.names:
-                found.setdefault(alias.name.split(".")[0], alias.name)
+            found.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            found.setdefault(node.module.split(".")[0], node.module)
+            found.add(node.module)
     return found
 
 
+def modules() -> list[Path]:
+    return sorted(p for p in PACKAGE.rglob("*.py") if "admission" not in p.parts)
+
+
 def test_extender_never_imports_the_device_plugin() -> None:
-    offenders = [p.name for p in PACKAGE.glob("*.py") if "deviceplugin" in imported_roots(p)]
+    offenders = [p.name for p in modules() if any(m.split(".")[0] == "deviceplugin" for m in imported_modules(p))]
     assert offenders == []
 
 
-def test_only_the_requirements_module_calls_sizing() -> None:
-    callers = sorted(p.name for p in PACKAGE.glob("*.py") if "sizing" in imported_roots(p))
-    assert callers == ["requirements.py"]
+def test_only_the_requirement_stage_and_the_planner_geometry_call_sizing() -> None:
+    callers = sorted(
+        str(p.relative_to(PACKAGE))
+        for p in modules()
+        if any(m.split(".")[0] == "sizing" and m not in SHARED_CONTRACT for m in imported_modules(p))
+    )
+    assert callers == ["planning/geometry.py", "requirement.py"]
+
+
+def test_keys_and_the_resource_name_are_written_only_in_sizing_contract() -> None:
+    offenders = [
+        str(p.relative_to(PACKAGE))
+        for p in modules()
+        if '"amd.com/gpu-partition' in p.read_text() or '"aim.amd.com/' in p.read_text()
+    ]
+    assert offenders == []
 
 
 def test_exported_names_exist() -> None:

@@ -22,22 +22,54 @@ PYTHON = sys.executable
 
 
 def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([PYTHON, "-m", "extender", *args], capture_output=True, text=True, timeout=60,
-                          env={**os.environ, **(env or {})})
+    return subprocess.run(
+        [PYTHON, "-m", "extender", *args], capture_output=True, text=True, timeout=60, env={**os.environ, **(env or {})}
+    )
 
 
 @pytest.mark.parametrize(
     "argv",
-    [["serve", "--bogus"], ["serve", "--port", "http"], ["serve", "--port", "70000"], ["serve", "--policy", "worst-fit"],
-     ["serve", "--node-cache", "sometimes"], ["serve", "--tls-cert-file", "/etc/hostname"], ["plan", "--format", "xml"], []],
-    ids=["unknown flag", "port not a number", "port out of range", "unknown policy", "unknown cache mode",
-         "cert without key", "unknown format", "no command"],
+    [
+        ["serve", "--bogus"],
+        ["serve", "--port", "http"],
+        ["serve", "--port", "70000"],
+        ["serve", "--policy", "worst-fit"],
+        ["serve", "--node-cache", "sometimes"],
+        ["serve", "--stale-after", "soon"],
+        ["plan", "--format", "xml"],
+        [],
+    ],
+    ids=[
+        "unknown flag",
+        "port not a number",
+        "port out of range",
+        "unknown policy",
+        "unknown cache mode",
+        "stale-after not a number",
+        "unknown format",
+        "no command",
+    ],
 )
 def test_bad_flags_exit_2_with_usage(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as caught:
         main(argv, environ={})
     assert caught.value.code == 2
     assert "usage: aim-extender" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("argv", "fragment"),
+    [
+        (["serve", "--tls-cert-file", "/etc/hostname"], "--tls-cert-file and --tls-key-file must be given together"),
+        (["serve", "--stale-after", "0"], "--stale-after 0: must be more than 0"),
+        (["serve", "--kubeconfig", "/nonexistent"], "--kubeconfig /nonexistent: file not found"),
+    ],
+    ids=["cert without key", "stale-after zero", "missing kubeconfig"],
+)
+def test_bad_values_exit_2_with_one_line(argv: list[str], fragment: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(argv, environ={}) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and fragment in lines[0]
 
 
 def test_bad_environment_value_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
@@ -85,11 +117,19 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def start_serving(port: int, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [PYTHON, "-m", "extender", "serve", "--host", "127.0.0.1", "--port", str(port), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
 @contextmanager
 def serving(*args: str) -> Iterator[int]:
     port = free_port()
-    process = subprocess.Popen([PYTHON, "-m", "extender", "serve", "--host", "127.0.0.1", "--port", str(port), *args],
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    process = start_serving(port, *args)
     try:
         yield port
     finally:
@@ -120,8 +160,79 @@ def test_serve_answers_health_checks_over_http() -> None:
 @pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command to make a test certificate")
 def test_serve_with_tls_files_speaks_https(tmp_path: Path) -> None:
     cert, key = tmp_path / "tls.crt", tmp_path / "tls.key"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
-                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True, timeout=60)
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
     with serving("--tls-cert-file", str(cert), "--tls-key-file", str(key)) as port:
         reply = wait_for(f"https://127.0.0.1:{port}/healthz", verify=False)
         assert reply.status_code == 200 and reply.url.scheme == "https"
+
+
+def test_tls_files_that_are_not_pem_give_one_line_and_exit_2(tmp_path: Path) -> None:
+    cert, key = tmp_path / "tls.crt", tmp_path / "tls.key"
+    cert.write_text("not a certificate\n")
+    key.write_text("not a key\n")
+    result = run("serve", "--port", str(free_port()), "--tls-cert-file", str(cert), "--tls-key-file", str(key))
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "not a PEM certificate and matching private key" in lines[0], result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_port_in_use_gives_one_line_before_any_startup_claim() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        process = start_serving(port)
+        output, _ = process.communicate(timeout=60)
+    assert process.returncode == 1
+    lines = output.strip().splitlines()
+    assert len(lines) == 1 and f"cannot listen on 127.0.0.1:{port}" in lines[0], output
+    assert "startup complete" not in output and "Traceback" not in output
+
+
+def test_sigterm_answers_the_request_in_flight_and_exits_0(nodes_request: dict[str, object]) -> None:
+    port = free_port()
+    process = start_serving(port)
+    try:
+        wait_for(f"http://127.0.0.1:{port}/healthz")
+        body = json.dumps(nodes_request).encode()
+        head = (
+            f"POST /filter HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n"
+        ).encode()
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
+            conn.sendall(head + body[:100])  # the request is in flight: headers read, body under way
+            time.sleep(0.3)
+            process.terminate()
+            time.sleep(0.3)
+            conn.sendall(body[100:])
+            reply = b""
+            while chunk := conn.recv(65536):
+                reply += chunk
+        assert reply.startswith(b"HTTP/1.1 200"), reply[:200]
+        assert b'"FailedNodes"' in reply
+        assert process.wait(timeout=20) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()

@@ -1,7 +1,7 @@
 """The hot path's shortcuts agree with the plain code they stand in for.
 
-The service reads request nodes with ``node_key_fields`` (memoised, only what a decision needs)
-instead of ``facts_from_node_object``, and accepts a well-shaped envelope without pydantic; both
+The service reads request nodes with ``offer_fields`` (memoised, only what a decision needs)
+instead of ``read_node_offer``, and accepts a well-shaped envelope without pydantic; both
 must give the same answers as the full code, garbage included.
 """
 
@@ -12,18 +12,22 @@ from typing import Any
 
 import pytest
 
-from extender.nodefacts import facts_from_node_object, node_key_fields
-from extender.wire import BadRequest, read_extender_args
+from extender.node_offer import offer_fields, read_node_offer
+from extender.wire import BadRequestError, read_extender_args
 
 MEMORY = "amd.com/gpu-partition.memory-mib"
 COUNT = "amd.com/gpu-partition"
 
 
-def node(name: Any = "n1", memory: Any = None, allocatable: Any = None, *, labels: Any = None, status: Any = None) -> dict[str, Any]:
+def node(
+    name: Any = "n1", memory: Any = None, allocatable: Any = None, *, labels: Any = None, status: Any = None
+) -> dict[str, Any]:
     metadata: dict[str, Any] = {"name": name}
     metadata["labels"] = labels if labels is not None else ({} if memory is None else {MEMORY: memory})
     body: dict[str, Any] = {"metadata": metadata}
-    body["status"] = status if status is not None else {"allocatable": {} if allocatable is None else {COUNT: allocatable}}
+    body["status"] = (
+        status if status is not None else {"allocatable": {} if allocatable is None else {COUNT: allocatable}}
+    )
     return body
 
 
@@ -44,24 +48,30 @@ NODES = [
     node("no-labels", labels=["not", "a", "map"]),
     node("no-status", status="none"),
     node("nothing"),
+    node("absurd", "1e999999", "1e999999"),
+    node("superscript", "2²", "²"),
+    node("arabic-indic", "١", "١"),
+    node("huge", "9" * 5000, "9" * 5000),
+    node("nested", [[["1"]]], {"a": {"b": "c"}}),
 ]
 
 
 @pytest.mark.parametrize("item", NODES, ids=[n["metadata"]["name"] for n in NODES])
-def test_node_key_fields_match_the_full_node_facts(item: dict[str, Any]) -> None:
-    facts = facts_from_node_object(item)
-    assert facts is not None
+def test_offer_fields_match_the_full_node_offer(item: dict[str, Any]) -> None:
+    offer = read_node_offer(item)
+    assert offer is not None
     for _ in range(2):  # the second call is answered from the memo
-        assert node_key_fields(item) == (facts.name, facts.allocatable, facts.partition_bytes)
+        assert offer_fields(item) == (offer.name, offer.allocatable, offer.partition_bytes, offer.defect)
 
 
 @pytest.mark.parametrize(
-    "item", [{"metadata": {}}, {"metadata": {"name": ""}}, {"metadata": {"name": 7}}, {"metadata": "x"}, "node", None],
+    "item",
+    [{"metadata": {}}, {"metadata": {"name": ""}}, {"metadata": {"name": 7}}, {"metadata": "x"}, "node", None],
     ids=["no name", "empty name", "name not a string", "metadata not an object", "string", "null"],
 )
-def test_node_key_fields_refuse_what_facts_refuse(item: Any) -> None:
-    assert facts_from_node_object(item) is None
-    assert node_key_fields(item) is None
+def test_offer_fields_refuse_what_the_full_reader_refuses(item: Any) -> None:
+    assert read_node_offer(item) is None
+    assert offer_fields(item) is None
 
 
 def test_a_well_shaped_envelope_is_kept_as_sent() -> None:
@@ -81,13 +91,20 @@ def test_a_well_shaped_envelope_is_kept_as_sent() -> None:
         (b'{"Pod": {}, "Nodes": {"items": null}}', "Nodes.items"),
         (b'{"Pod": {}, "Nodes": {"items": [1]}}', "Nodes.items.0"),
         (b'{"Pod": {}, "Nodes": []}', "Nodes"),
-        (b'\xff\xfe', "not valid JSON"),
+        (b"\xff\xfe", "not valid JSON"),
     ],
-    ids=["pod not an object", "names not a list", "null among names", "items null", "item not an object",
-         "nodes not an object", "not UTF-8"],
+    ids=[
+        "pod not an object",
+        "names not a list",
+        "null among names",
+        "items null",
+        "item not an object",
+        "nodes not an object",
+        "not UTF-8",
+    ],
 )
 def test_a_misshapen_envelope_gets_the_validation_message(body: bytes, fragment: str) -> None:
-    with pytest.raises(BadRequest, match=fragment):
+    with pytest.raises(BadRequestError, match=fragment):
         read_extender_args(body)
 
 

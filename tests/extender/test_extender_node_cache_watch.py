@@ -13,12 +13,12 @@ from typing import Any
 
 import httpx
 import pytest
-from extender_apiserver_standin import StandInApiServer
-from extender_support import annotate, make_node, partition_labels, serve_app
 
 from extender.app import create_app
 from extender.cache import ClusterCache
-from extender.watching import ClusterWatcher, core_api
+from extender.watch import ClusterWatcher, core_api
+from tests.extender.apiserver_standin import StandInApiServer
+from tests.extender.support import annotate, make_node, partition_labels, serve_app
 
 LLAMA_8B = {"aim.amd.com/model": "meta-llama/Llama-3.1-8B-Instruct", "aim.amd.com/precision": "fp16"}
 
@@ -27,7 +27,10 @@ def bound_pod(name: str, node: str, partitions: int, *, phase: str = "Running") 
     resources = {"amd.com/gpu-partition": str(partitions)}
     return {
         "metadata": {"name": name, "namespace": "inference", "uid": f"uid-{name}"},
-        "spec": {"nodeName": node, "containers": [{"name": "vllm", "resources": {"requests": resources, "limits": resources}}]},
+        "spec": {
+            "nodeName": node,
+            "containers": [{"name": "vllm", "resources": {"requests": resources, "limits": resources}}],
+        },
         "status": {"phase": phase},
     }
 
@@ -104,18 +107,32 @@ def test_watch_events_update_nodes_and_usage(
     request = annotate(names_request, LLAMA_8B, partitions=2)
 
     apiserver.push("pods", "MODIFIED", bound_pod("busy", "fake-gpu-node-1", 7, phase="Succeeded"))
-    eventually(lambda: "fake-gpu-node-1" in filter_names(http, extender_url, request)["NodeNames"],
-               "finished pod frees its partitions")
+    eventually(
+        lambda: "fake-gpu-node-1" in filter_names(http, extender_url, request)["NodeNames"],
+        "finished pod frees its partitions",
+    )
 
-    apiserver.push("nodes", "ADDED", make_node("realnode-1", partition_labels(memory_gib=192, count=1, compute_mode="SPX"), 1))
-    eventually(lambda: filter_names(http, extender_url, request)["FailedAndUnresolvableNodes"].get("realnode-1")
-               == "node has fewer gpu partitions than requested (1 < 2)", "new node is seen")
+    apiserver.push(
+        "nodes", "ADDED", make_node("realnode-1", partition_labels(memory_gib=192, count=1, compute_mode="SPX"), 1)
+    )
+    eventually(
+        lambda: (
+            filter_names(http, extender_url, request)["FailedAndUnresolvableNodes"].get("realnode-1")
+            == "node has fewer gpu partitions than requested (1 < 2)"
+        ),
+        "new node is seen",
+    )
 
     apiserver.push("pods", "ADDED", bound_pod("new", "fake-gpu-node-2", 7))
-    eventually(lambda: filter_names(http, extender_url, request)["NodeNames"] == ["fake-gpu-node-1"],
-               "new bound pod uses partitions")
+    eventually(
+        lambda: filter_names(http, extender_url, request)["NodeNames"] == ["fake-gpu-node-1"],
+        "new bound pod uses partitions",
+    )
 
-    scores = http.post(f"{extender_url}/prioritize", json={**copy.deepcopy(request), "NodeNames": ["fake-gpu-node-1", "fake-gpu-node-2"]}).json()
+    scores = http.post(
+        f"{extender_url}/prioritize",
+        json={**copy.deepcopy(request), "NodeNames": ["fake-gpu-node-1", "fake-gpu-node-2"]},
+    ).json()
     assert {s["Host"]: s["Score"] for s in scores} == {"fake-gpu-node-1": 10, "fake-gpu-node-2": 0}
 
 

@@ -7,11 +7,11 @@ from pathlib import Path
 import pytest
 
 from extender import planning
-from extender.demand import read_sizing_request
-from extender.requirements import requirement_for
-from extender.decisions import filter_nodes, node_key
+from extender.decisions import filter_nodes
+from extender.pod_demand import read_pod_demand
 from extender.reasons import not_in_cache
-from extender.scoring import Policy
+from extender.requirement import Sizer
+from extender.verdict import Policy
 
 SMALL_THEN_BIG = """
 workloads:
@@ -63,8 +63,11 @@ def test_demo_key_facts() -> None:
 
 def test_on_a_mix_where_it_matters_spread_loses_the_big_model() -> None:
     cluster = planning.load_cluster(None)
-    small = planning.Cluster("test", tuple(n for n in cluster.nodes if n.name in ("mi300x-cpx",)) +
-                                tuple(n for n in cluster.nodes if n.name == "mi325x-spx"))
+    small = planning.Cluster(
+        "test",
+        tuple(n for n in cluster.nodes if n.name in ("mi300x-cpx",))
+        + tuple(n for n in cluster.nodes if n.name == "mi325x-spx"),
+    )
     workloads = [w for w in planning.load_workloads(None) if w.name in ("chat-llama-8b-1", "llama-70b-1")]
     best = planning.place_all(small, workloads, policy=Policy.BEST_FIT)
     spread = planning.place_all(small, workloads, policy=Policy.SPREAD)
@@ -75,27 +78,39 @@ def test_on_a_mix_where_it_matters_spread_loses_the_big_model() -> None:
 
 def test_planner_nodes_pass_through_the_same_label_parsing_as_the_service() -> None:
     state = planning.NodeState.from_plan(planning.load_cluster(None).nodes[0])
-    facts = state.facts()
-    assert facts.defects == ()
-    assert facts.allocatable == 16 and facts.partition_bytes == 24 * 2**30
-    assert (facts.compute_mode, facts.memory_mode, facts.homogeneous) == ("CPX", "NPS4", True)
+    offer = state.offer()
+    assert offer.defect is None and offer.labels.defects == ()
+    assert offer.allocatable == 16 and offer.partition_bytes == 24 * 2**30
+    assert (offer.labels.compute_mode, offer.labels.memory_mode, offer.labels.homogeneous) == ("CPX", "NPS4", True)
     w = planning.load_workloads(None)[0]
-    requirement = requirement_for(read_sizing_request(w.to_pod()))
-    outcome = filter_nodes(requirement, [state.name], [node_key(facts, state.used)], unknown=not_in_cache())
+    requirement = Sizer().requirement(read_pod_demand(w.to_pod()))
+    outcome = filter_nodes(requirement, [state.name], [state.current_capacity()], unknown=not_in_cache())
     assert outcome.passed == [state.name]
 
 
 def test_multi_partition_workload_takes_partitions_on_one_gpu_when_it_can(tmp_path: Path) -> None:
-    cluster = planning.load_cluster(write(tmp_path, "c.yaml", """
+    cluster = planning.load_cluster(
+        write(
+            tmp_path,
+            "c.yaml",
+            """
 nodes:
   - name: qpx
     gpus: [{product: MI300X, compute_mode: QPX, count: 2}]
-"""))
-    workloads = planning.load_workloads(write(tmp_path, "w.yaml", """
+""",
+        )
+    )
+    workloads = planning.load_workloads(
+        write(
+            tmp_path,
+            "w.yaml",
+            """
 workloads:
   - {name: one, model: Qwen/Qwen3-8B, precision: fp16}
   - {name: tp2, model: meta-llama/Llama-3.3-70B-Instruct, precision: fp8, partitions: 2}
-"""))
+""",
+        )
+    )
     result = planning.place_all(cluster, workloads, policy=Policy.BEST_FIT)
     tp2 = next(p for p in result.placements if p.workload == "tp2")
     assert [gpu for gpu, _ in tp2.partitions] == [0, 0]  # GPU 0 already busy: keep GPU 1 whole
@@ -103,16 +118,28 @@ workloads:
 
 
 def test_multi_partition_workload_moves_to_a_gpu_that_holds_all_its_partitions(tmp_path: Path) -> None:
-    cluster = planning.load_cluster(write(tmp_path, "c.yaml", """
+    cluster = planning.load_cluster(
+        write(
+            tmp_path,
+            "c.yaml",
+            """
 nodes:
   - name: qpx
     gpus: [{product: MI300X, compute_mode: QPX, count: 2}]
-"""))
-    workloads = planning.load_workloads(write(tmp_path, "w.yaml", """
+""",
+        )
+    )
+    workloads = planning.load_workloads(
+        write(
+            tmp_path,
+            "w.yaml",
+            """
 workloads:
   - {name: small, model: Qwen/Qwen3-8B, precision: fp16, replicas: 3}
   - {name: tp2, model: meta-llama/Llama-3.3-70B-Instruct, precision: fp8, partitions: 2}
-"""))
+""",
+        )
+    )
     result = planning.place_all(cluster, workloads, policy=Policy.BEST_FIT)
     tp2 = next(p for p in result.placements if p.workload == "tp2")
     assert [gpu for gpu, _ in tp2.partitions] == [1, 1]  # GPU 0 has one free partition left
@@ -134,15 +161,30 @@ def test_files_with_explicit_paths_are_loaded(tmp_path: Path) -> None:
         ("nodes: [", "not valid YAML at line 1"),
         ("- a\n- b\n", "expected a YAML mapping"),
         ("nodes: []", "nodes: List should have at least 1 item"),
-        ("nodes: [{name: a, gpus: [{product: MI999X, compute_mode: CPX}]}]", "nodes[0].gpus[0]: unknown GPU product 'MI999X'"),
-        ("nodes: [{name: a, gpus: [{product: MI300X, compute_mode: CPX, memory_mode: NPS2}]}]", "MI300X has no partition mode CPX/NPS2"),
+        (
+            "nodes: [{name: a, gpus: [{product: MI999X, compute_mode: CPX}]}]",
+            "nodes[0].gpus[0]: unknown GPU product 'MI999X'",
+        ),
+        (
+            "nodes: [{name: a, gpus: [{product: MI300X, compute_mode: CPX, memory_mode: NPS2}]}]",
+            "MI300X has no partition mode CPX/NPS2",
+        ),
         ("nodes: [{name: a, gpus: [{product: MI300X, compute_mode: CPX, count: 0}]}]", "nodes[0].gpus[0].count"),
         ("nodes: [{name: Bad_Name}]", "nodes[0].name"),
         ("nodes: [{name: a}, {name: a}]", "appears twice"),
         ("nodes: [{name: a, colour: red}]", "nodes[0].colour: Extra inputs are not permitted"),
     ],
-    ids=["broken YAML", "not a mapping", "no nodes", "unknown product", "invalid mode", "zero GPUs",
-         "bad node name", "duplicate node", "unknown field"],
+    ids=[
+        "broken YAML",
+        "not a mapping",
+        "no nodes",
+        "unknown product",
+        "invalid mode",
+        "zero GPUs",
+        "bad node name",
+        "duplicate node",
+        "unknown field",
+    ],
 )
 def test_invalid_cluster_files_name_the_field(tmp_path: Path, text: str, fragment: str) -> None:
     with pytest.raises(planning.PlanInputError) as caught:

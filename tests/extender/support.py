@@ -1,6 +1,5 @@
 """Helpers for the extender tests: captured kube-scheduler requests, labels, annotations, and the
-extender under a real uvicorn on 127.0.0.1. (A module of its own, not conftest: every test folder
-has a conftest.py, so ``from conftest import`` would be ambiguous.)"""
+extender under a real uvicorn on 127.0.0.1."""
 
 from __future__ import annotations
 
@@ -11,24 +10,26 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
 
-# The requests a real kube-scheduler sent, captured unmodified, in shared/ beside the repository
-# (the session's /work/shared, CI's read-only copy next to its clone); tests only read them.
-FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "extender"
+from tests.fixtures import FIXTURES
+
+# The requests a real kube-scheduler sent, captured unmodified (tests/fixtures/extender/README.md).
+EXTENDER_FIXTURES = FIXTURES / "extender"
 
 GIB_MIB = 1024  # MiB per GiB, for labels
 
 
 def load_fixture(name: str) -> dict[str, Any]:
-    return json.loads((FIXTURES / name).read_text())
+    return json.loads((EXTENDER_FIXTURES / name).read_text())
 
 
-def partition_labels(*, memory_gib: int, count: int, compute_mode: str = "CPX", product: str = "MI300X") -> dict[str, str]:
+def partition_labels(
+    *, memory_gib: int, count: int, compute_mode: str = "CPX", product: str = "MI300X"
+) -> dict[str, str]:
     """The labels our device plugin writes on a homogeneous node."""
     return {
         "amd.com/gpu-partition.memory-mib": str(memory_gib * GIB_MIB),

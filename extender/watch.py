@@ -1,10 +1,11 @@
 """List and watch nodes and pods from the API server into a ``ClusterCache``.
 
-One daemon thread per resource runs the reflector loop client-go made standard: list (paged),
-replace the cache, watch from the list's resourceVersion, apply events; on "410 Gone" relist; on
-any other failure log, back off and relist. Objects are kept as JSON: only names, labels,
-allocatable and pod resources are read, and the kubernetes client's model deserialisation would
-cost far more than that.
+One daemon thread per resource: list (paged), replace the cache, then follow changes with the
+kubernetes client's ``watch.Watch`` from the list's resourceVersion; on "410 Gone" relist at once;
+on any other failure mark the cache broken, back off (0.5 s doubling to 3 s, with jitter) and
+relist. Objects are kept as JSON dicts: ``Watch.stream`` is given a plain function without a
+documented return type, so it hands over each event's object without the client's model
+deserialisation (which would cost far more than the few fields read here).
 """
 
 from __future__ import annotations
@@ -12,40 +13,41 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
-from kubernetes import client
-from kubernetes.client.rest import ApiException
-from kubernetes.watch.watch import iter_resp_lines
+from kubernetes import client, config as kube_config_module, watch as kube_watch_module
+from kubernetes.client.exceptions import ApiException
 
-from extender.cache import ClusterCache, PodUsage, pod_key, pod_usage
-from extender.nodefacts import facts_from_node_object
+from extender.backoff import Backoff
+from extender.cache import ClusterCache
+from extender.node_offer import read_node_offer
+from extender.pod_demand import BoundPodUsage, bound_pod_usage, pod_id
 
 logger = logging.getLogger(__name__)
 
+# The kubernetes client has no type hints: its entry points are used as ``Any``.
+Watch: Any = kube_watch_module.Watch
+kube_config: Any = kube_config_module
+
 # Page size of the initial list: client-go's pager default (k8s.io/client-go/tools/pager, 500).
-LIST_PAGE_SIZE = 500
+LIST_PAGE_SIZE: Final = 500
 # Server-side watch timeout; client-go reflectors pick 5-10 min at random (minWatchTimeout 5 min)
 # so that watches are re-established regularly and a silent dead connection is noticed.
-WATCH_TIMEOUT_SECONDS = 300
+WATCH_TIMEOUT_SECONDS: Final = 300
 # Client read timeout: the watch timeout plus slack for the server to close the stream.
-READ_SLACK_SECONDS = 30
-# TCP (+TLS) connect to the API server: milliseconds in a cluster; 10 s tolerates a loaded control
+READ_SLACK_SECONDS: Final = 30
+# TCP (+TLS) connect to the API server: milliseconds in a cluster; 5 s tolerates a loaded control
 # plane yet notices an unreachable one quickly (then back off and retry, below).
-CONNECT_TIMEOUT_SECONDS = 10
+CONNECT_TIMEOUT_SECONDS: Final = 5
 # Read timeout of one list page: a 500-object page is well under a second; 60 s is generous.
-LIST_READ_TIMEOUT_SECONDS = 60
-# Backoff after a failed list/watch: 1 s doubling to 30 s, like client-go's reflector backoff
-# (initial 800 ms, cap 30 s; k8s.io/client-go/tools/cache/reflector.go).
-BACKOFF_INITIAL_SECONDS = 1.0
-BACKOFF_MAX_SECONDS = 30.0
+LIST_READ_TIMEOUT_SECONDS: Final = 60
 # The API server's answer to a watch or list from a resourceVersion it no longer has: relist.
-HTTP_GONE = 410
+HTTP_GONE: Final = 410
 # Pods that can hold devices: bound and not finished. The API server filters; DELETED events
 # arrive when a pod leaves the selection (e.g. it finishes).
-BOUND_RUNNING_PODS = "spec.nodeName!=,status.phase!=Succeeded,status.phase!=Failed"
+BOUND_RUNNING_PODS: Final = "spec.nodeName!=,status.phase!=Succeeded,status.phase!=Failed"
 
 
 @dataclass(frozen=True)
@@ -68,14 +70,15 @@ class ClusterWatcher:
         cache: ClusterCache,
         *,
         watch_timeout_seconds: int = WATCH_TIMEOUT_SECONDS,
-        backoff_max_seconds: float = BACKOFF_MAX_SECONDS,
+        backoff: Callable[[], Backoff] = Backoff,
     ) -> None:
         self._api = api
         self._cache = cache
         self._watch_timeout = watch_timeout_seconds
-        self._backoff_max = backoff_max_seconds
+        self._new_backoff = backoff
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
+        self._watches: dict[str, Any] = {}  # resource -> its current kubernetes.watch.Watch
 
     # --- lifecycle ---------------------------------------------------------------------------
     def start(self) -> None:
@@ -85,24 +88,26 @@ class ClusterWatcher:
             self._threads.append(thread)
 
     def stop(self) -> None:
-        """Ask the loops to end; they finish at the next event or watch timeout (daemon threads)."""
+        """End the loops: open watch connections are shut down, so the threads end promptly."""
         self._stopping.set()
+        for current in list(self._watches.values()):
+            current.stop()
 
     # --- resources ---------------------------------------------------------------------------
     def _nodes(self) -> _Resource:
         cache = self._cache
 
         def replace(items: list[dict[str, Any]]) -> None:
-            cache.replace_nodes(f for f in (facts_from_node_object(item) for item in items) if f is not None)
+            cache.replace_nodes(offer for offer in map(read_node_offer, items) if offer is not None)
 
         def apply(kind: str, obj: dict[str, Any]) -> None:
-            facts = facts_from_node_object(obj)
-            if facts is None:
+            offer = read_node_offer(obj)
+            if offer is None:
                 return
             if kind == "DELETED":
-                cache.remove_node(facts.name)
+                cache.remove_node(offer.name)
             else:
-                cache.put_node(facts)
+                cache.put_node(offer)
 
         return _Resource("nodes", self._api.list_node, None, replace, apply)
 
@@ -110,31 +115,32 @@ class ClusterWatcher:
         cache = self._cache
 
         def replace(items: list[dict[str, Any]]) -> None:
-            usages: dict[str, PodUsage] = {}
+            usages: dict[str, BoundPodUsage] = {}
             for item in items:
-                key, usage = pod_key(item), pod_usage(item)
-                if key is not None and usage is not None:
-                    usages[key] = usage
+                pod, usage = pod_id(item), bound_pod_usage(item)
+                if pod is not None and usage is not None:
+                    usages[pod] = usage
             cache.replace_pods(usages)
 
         def apply(kind: str, obj: dict[str, Any]) -> None:
-            key = pod_key(obj)
-            if key is None:
+            pod = pod_id(obj)
+            if pod is None:
                 return
             if kind == "DELETED":
-                cache.remove_pod(key)
+                cache.remove_pod(pod)
             else:
-                cache.put_pod(key, pod_usage(obj))
+                cache.put_pod(pod, bound_pod_usage(obj))
 
         return _Resource("pods", self._api.list_pod_for_all_namespaces, BOUND_RUNNING_PODS, replace, apply)
 
-    # --- reflector loop ----------------------------------------------------------------------
+    # --- list, then watch ----------------------------------------------------------------------
     def _run(self, resource: _Resource) -> None:
-        backoff = BACKOFF_INITIAL_SECONDS
+        backoff = self._new_backoff()
         while not self._stopping.is_set():
             try:
                 version = self._list(resource)
-                backoff = BACKOFF_INITIAL_SECONDS
+                self._cache.mark_live(resource.kind)
+                backoff.reset()
                 while not self._stopping.is_set():
                     version = self._watch(resource, version)
             except Exception as error:  # noqa: BLE001 - the loop must survive anything the API does
@@ -144,10 +150,11 @@ class ClusterWatcher:
                     # The resourceVersion is too old, as an HTTP status or a watch ERROR event.
                     logger.info("%s watch expired (HTTP 410 Gone); relisting now", resource.kind)
                     continue
-                logger.warning("%s list/watch failed: %s; serving the cached %s, will retry in %.0f s",
-                               resource.kind, _short(error), resource.kind, backoff)
-                self._stopping.wait(backoff)
-                backoff = min(backoff * 2, self._backoff_max)
+                self._cache.mark_broken(resource.kind)
+                wait = backoff.next()
+                logger.warning("%s list/watch failed: %s; serving the cached %s, will retry in %.1f s",
+                               resource.kind, _short(error), resource.kind, wait)
+                self._stopping.wait(wait)
 
     def _selector(self, resource: _Resource) -> dict[str, Any]:
         return {"field_selector": resource.field_selector} if resource.field_selector else {}
@@ -175,42 +182,33 @@ class ClusterWatcher:
         return version
 
     def _watch(self, resource: _Resource, version: str) -> str:
-        response = resource.lister(
-            watch=True, resource_version=version, allow_watch_bookmarks=True,
-            timeout_seconds=self._watch_timeout, _preload_content=False,
+        """One watch call until the server's timeout; returns the last resourceVersion seen."""
+        lister = resource.lister
+
+        def call(**kwargs: Any) -> Any:  # no return type documented: Watch leaves objects as dicts
+            return lister(**kwargs)
+
+        current = self._watches[resource.kind] = Watch()
+        events = current.stream(
+            call, resource_version=version, allow_watch_bookmarks=True, timeout_seconds=self._watch_timeout,
             _request_timeout=(CONNECT_TIMEOUT_SECONDS, self._watch_timeout + READ_SLACK_SECONDS),
             **self._selector(resource),
         )
-        try:
-            for event in _events(response):
-                if self._stopping.is_set():
-                    break
-                kind, obj = event.get("type"), event.get("object")
-                if not isinstance(obj, dict):
-                    continue
-                if kind == "ERROR":  # a metav1.Status; 410 Gone is handled (relist) in _run
-                    raise ApiException(status=obj.get("code"), reason=str(obj.get("message")))
-                metadata = obj.get("metadata") or {}
-                version = str(metadata.get("resourceVersion") or version)
-                if kind in ("ADDED", "MODIFIED", "DELETED"):
-                    resource.apply(kind, obj)
-        finally:
-            response.close()
-            response.release_conn()
+        for event in events:
+            if self._stopping.is_set():
+                current.stop()
+                break
+            if not isinstance(event, dict):
+                continue
+            kind, obj = event.get("type"), event.get("raw_object")
+            if not isinstance(obj, dict):
+                continue
+            metadata = obj.get("metadata")
+            if isinstance(metadata, dict) and isinstance(metadata.get("resourceVersion"), str):
+                version = metadata["resourceVersion"]
+            if kind in ("ADDED", "MODIFIED", "DELETED"):
+                resource.apply(kind, obj)
         return version
-
-
-def _events(response: Any) -> Iterator[dict[str, Any]]:
-    for line in iter_resp_lines(response):
-        if not line or line.isspace():
-            continue
-        try:
-            event = json.loads(line)
-        except ValueError:
-            logger.warning("ignoring a watch line that is not JSON: %.80s", line)
-            continue
-        if isinstance(event, dict):
-            yield event
 
 
 def _short(error: BaseException) -> str:
@@ -221,8 +219,6 @@ def _short(error: BaseException) -> str:
 
 def core_api(kubeconfig: str | None) -> client.CoreV1Api:
     """CoreV1Api from a kubeconfig file, else in-cluster config, else the default kubeconfig."""
-    from kubernetes import config as kube_config
-
     if kubeconfig:
         api_client = kube_config.new_client_from_config(config_file=kubeconfig)
         return client.CoreV1Api(api_client)

@@ -53,8 +53,14 @@ class StandInApiServer:
         old (etcd compaction); a correct client lists again."""
         with self._changed:
             self.version += 1
-            status = {"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "Expired",
-                      "message": "too old resource version", "code": 410}
+            status = {
+                "kind": "Status",
+                "apiVersion": "v1",
+                "status": "Failure",
+                "reason": "Expired",
+                "message": "too old resource version",
+                "code": 410,
+            }
             self.events[kind].append((self.version, "ERROR", status))
             self._changed.notify_all()
 
@@ -90,7 +96,7 @@ class StandInApiServer:
             def log_message(self, *args: Any) -> None:  # keep test output clean
                 pass
 
-            def do_GET(self) -> None:  # noqa: N802 - http.server API
+            def do_GET(self) -> None:
                 url = urlparse(self.path)
                 standin.requests.append(self.path)
                 kind = _KINDS.get(url.path)
@@ -105,8 +111,15 @@ class StandInApiServer:
                     with standin._changed:
                         items = list(standin.objects[kind].values())
                         version = standin.version
-                    self._send(200, {"kind": "List", "apiVersion": "v1",
-                                     "metadata": {"resourceVersion": str(version)}, "items": items})
+                    self._send(
+                        200,
+                        {
+                            "kind": "List",
+                            "apiVersion": "v1",
+                            "metadata": {"resourceVersion": str(version)},
+                            "items": items,
+                        },
+                    )
 
             def _send(self, code: int, body: dict[str, Any]) -> None:
                 data = json.dumps(body).encode()

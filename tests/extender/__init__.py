@@ -1,0 +1,1 @@
+"""Tests of the kube-scheduler extender and the placement planner."""
