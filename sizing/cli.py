@@ -15,8 +15,12 @@ from typing import Any, NoReturn
 import yaml
 
 import sizing
+import sizing.models_dir
 from sizing import GIB, ModelArch, SizingError, UnknownModelError
+from sizing.estimator import declared_precision
+from sizing.models_dir import ENTRY_SUFFIX, entry_document, entry_file_name, extend_catalogue, parse_entry
 from sizing.profiles import validate_document
+from sizing.rocm_support import support_line
 
 EXPECTED_PROFILES = len(sizing.CATALOGUE) * len(sizing.PROFILE_PRECISIONS)
 
@@ -42,25 +46,64 @@ def _table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     return "\n".join(lines)
 
 
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        _fail(f"cannot read {path}: {exc.strerror}")
+    except json.JSONDecodeError as exc:
+        _fail(f"{path} is not valid JSON: {exc.msg} at line {exc.lineno}")
+    except UnicodeDecodeError as exc:
+        _fail(f"{path} is not valid JSON: not UTF-8 text ({exc.reason} at byte {exc.start})")
+    except RecursionError:
+        _fail(f"{path} is not valid JSON: nested too deeply")
+
+
+def _catalogue(args: argparse.Namespace) -> sizing.Catalogue:
+    """The built-in catalogue plus the entries of --models-dir (each file read here, parsed in sizing)."""
+    directory = getattr(args, "models_dir", None)
+    if not directory:
+        return sizing.CATALOGUE
+    root = Path(directory)
+    if not root.is_dir():
+        _fail(f"--models-dir {root} is not a directory")
+    models = []
+    for path in sorted(root.glob(f"*{ENTRY_SUFFIX}")):
+        if path.name.startswith("."):
+            continue
+        try:
+            models.append(parse_entry(path.read_bytes(), path.name))
+        except OSError as exc:
+            _fail(f"cannot read {path}: {exc.strerror}")
+    return extend_catalogue(sizing.CATALOGUE, models)
+
+
 def _load_model(args: argparse.Namespace) -> ModelArch:
     if args.config:
         path = Path(args.config)
-        try:
-            config = json.loads(path.read_text(encoding="utf-8"))
-        except OSError as exc:
-            _fail(f"cannot read {path}: {exc.strerror}")
-        except json.JSONDecodeError as exc:
-            _fail(f"{path} is not valid JSON: {exc.msg} at line {exc.lineno}")
-        except UnicodeDecodeError as exc:
-            _fail(f"{path} is not valid JSON: not UTF-8 text ({exc.reason} at byte {exc.start})")
+        config = _read_json(path)
         return sizing.model_from_hf_config(config, model_id=args.model or path.parent.name or "custom")
     if not args.model:
         _fail("give a MODEL (catalogue id; see `aim-sizing models`) or --config PATH")
-    return sizing.CATALOGUE.get_model(args.model)
+    return _catalogue(args).get_model(args.model)
+
+
+def _precision_for(args: argparse.Namespace, model: ModelArch) -> str:
+    """--precision, or the checkpoint's declared quantization when it is omitted."""
+    if args.precision:
+        return str(args.precision)
+    declared = declared_precision(model)
+    if declared is None:
+        _fail(f"{model.id} is a 16-bit checkpoint: give --precision (fp16, bf16, fp8, int8 or int4)")
+    return declared.value
 
 
 def cmd_models(args: argparse.Namespace) -> None:
-    models = [sizing.CATALOGUE[m] for m in sizing.CATALOGUE]
+    if getattr(args, "models_command", None) == "add":
+        cmd_models_add(args)
+        return
+    catalogue = _catalogue(args)
+    models = [catalogue[m] for m in catalogue]
     if args.format == "json":
         print(json.dumps([{
             "id": m.id, "family": m.family, "params_total": m.params_total, "params_active": m.params_active,
@@ -72,16 +115,35 @@ def cmd_models(args: argparse.Namespace) -> None:
              m.num_layers, f"{m.num_attention_heads}/{m.num_kv_heads}", m.head_dim, m.max_context, m.attention)
             for m in models]
     print(_table(("model", "params", "layers", "heads/kv", "head_dim", "max_context", "attention"), rows))
-    print(f"\n{len(models)} models, catalogue {sizing.CATALOGUE.data_version}")
+    print(f"\n{len(models)} models, catalogue {catalogue.data_version}")
+
+
+def cmd_models_add(args: argparse.Namespace) -> None:
+    """Write a models-directory entry for a config.json (validated by sizing it) into --out."""
+    config = _read_json(Path(args.config))
+    if not isinstance(config, dict):
+        _fail(f"{args.config} must hold a JSON object")
+    doc = entry_document(config, args.id, args.source, args.max_context)
+    model = sizing.models_dir.model_from_document(doc, entry_file_name(args.id))
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    target = out / entry_file_name(args.id)
+    if target.exists() and not args.force:
+        _fail(f"{target} exists; use --force to replace it")
+    staging = target.with_name(f".{target.name}.tmp")
+    staging.write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    os.replace(staging, target)
+    quant = f", {model.quantization.scheme.label}" if model.quantization else ""
+    print(f"wrote {target}: {model.id}, {model.params_total / 1e9:.2f}B params{quant}, max context {model.max_context}")
 
 
 def _estimate(args: argparse.Namespace, model: ModelArch) -> sizing.MemoryEstimate:
-    return sizing.estimate(model, args.precision, tensor_parallel=args.tp, max_model_len=args.max_model_len,
+    return sizing.estimate(model, _precision_for(args, model), tensor_parallel=args.tp, max_model_len=args.max_model_len,
                            concurrency=args.concurrency, kv_cache_dtype=args.kv_cache_dtype)
 
 
 def _fits(args: argparse.Namespace, model: ModelArch) -> tuple[sizing.FitResult, ...]:
-    return sizing.fit_table(model, args.precision, tensor_parallel=args.tp, max_model_len=args.max_model_len,
+    return sizing.fit_table(model, _precision_for(args, model), tensor_parallel=args.tp, max_model_len=args.max_model_len,
                             concurrency=args.concurrency, kv_cache_dtype=args.kv_cache_dtype)
 
 
@@ -92,11 +154,22 @@ def cmd_estimate(args: argparse.Namespace) -> None:
     if args.format == "json":
         out: dict[str, Any] = need.to_dict()
         out["fits"] = [f.to_dict() for f in fits]
+        if model.quantization is not None:
+            out["quantization"] = {**model.quantization.to_dict(),
+                                   "rocm": support_line(model.quantization.scheme.method)}
         print(json.dumps(out, indent=2))
         return
     print(f"{model.id} at {need.precision.value}, tensor parallel {need.tensor_parallel}, "
           f"{need.concurrency} x {need.max_model_len} tokens, kv-cache {need.kv_cache_dtype}")
     print(f"  weights     {_gib(need.weights_bytes):>12}")
+    if model.quantization is not None:
+        q, tp = model.quantization, need.tensor_parallel
+        print(f"    checkpoint quantization: {q.scheme.label} (declared in config.json)")
+        print(f"    quantized weights  {_gib(q.quantized_bytes / tp):>12}   ({q.quantized_params:,} params)")
+        print(f"    scales + zeros     {_gib(q.scale_bytes / tp):>12}")
+        print(f"    16-bit modules     {_gib(q.unquantized_bytes / tp):>12}   ({q.unquantized_params:,} params: "
+              "embeddings, norms, biases, routers, ignored modules)")
+        print(f"    {support_line(q.scheme.method)}")
     print(f"  kv cache    {_gib(need.kv_cache_bytes):>12}   ({need.kv_bytes_per_token} B/token)")
     print(f"  activation  {_gib(need.activation_bytes):>12}   (at max-num-batched-tokens {need.max_num_batched_tokens})")
     print(f"  overhead    {_gib(need.overhead_bytes):>12}   (HIP runtime + graphs)")
@@ -254,16 +327,27 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="aim-sizing", description="Memory sizing of LLMs on AMD MI300-class GPU partitions.")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("models", help="list the model catalogue")
+    p = sub.add_parser("models", help="list the model catalogue, or add an entry to a models directory")
     p.add_argument("--format", choices=("table", "json"), default="table")
+    p.add_argument("--models-dir", metavar="DIR", help="a models directory adding entries to the catalogue")
     p.set_defaults(func=cmd_models)
+    msub = p.add_subparsers(dest="models_command")
+    a = msub.add_parser("add", help="write a models-directory entry from a config.json (validated)")
+    a.add_argument("--config", required=True, metavar="PATH", help="the checkpoint's config.json")
+    a.add_argument("--id", required=True, metavar="ORG/NAME", help="the id pods name in aim.amd.com/model")
+    a.add_argument("--source", required=True, metavar="URL", help="where the config.json came from")
+    a.add_argument("--max-context", type=_positive, default=None, help="cap the model's context (tokens)")
+    a.add_argument("--out", required=True, metavar="DIR", help="the models directory to write into")
+    a.add_argument("--force", action="store_true", help="replace an existing entry")
 
     for name, func, help_ in (("estimate", cmd_estimate, "memory one partition needs, and where it fits"),
                               ("fit", cmd_fit, "every product/mode: fits or not")):
         p = sub.add_parser(name, help=help_)
         p.add_argument("model", nargs="?", metavar="MODEL", help="catalogue id (see `aim-sizing models`)")
         p.add_argument("--config", metavar="PATH", help="a Hugging Face config.json instead of a catalogue id")
-        p.add_argument("--precision", type=_precision, required=True, help="fp16, bf16, fp8, int8 or int4")
+        p.add_argument("--precision", type=_precision, default=None,
+                       help="fp16, bf16, fp8, int8 or int4 (default: the checkpoint's declared quantization)")
+        p.add_argument("--models-dir", metavar="DIR", help="a models directory adding entries to the catalogue")
         p.add_argument("--max-model-len", type=_positive, default=None,
                        help=f"context to size for (default: min(model max, {sizing.DEFAULT_CONTEXT_CAP}))")
         p.add_argument("--concurrency", type=_positive, default=1, help="concurrent full-length sequences (default 1)")

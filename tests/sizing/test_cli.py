@@ -336,7 +336,6 @@ def test_bad_flag_exits_2_with_usage() -> None:
 @pytest.mark.parametrize("argv", [
     [],
     ["profiles"],
-    ["estimate", "meta-llama/Llama-3.1-8B-Instruct"],  # --precision is required
     ["estimate", "meta-llama/Llama-3.1-8B-Instruct", "--precision", "fp16", "--tp", "0"],
     ["estimate", "meta-llama/Llama-3.1-8B-Instruct", "--precision", "fp16", "--max-model-len", "lots"],
     ["estimate", "meta-llama/Llama-3.1-8B-Instruct", "--precision", "fp16", "--kv-cache-dtype", "int2"],
@@ -350,6 +349,8 @@ def test_usage_errors_in_process(capsys: pytest.CaptureFixture[str], argv: list[
 
 @pytest.mark.parametrize(("argv", "expected"), [
     (["estimate", "--precision", "fp16"], "MODEL"),
+    # --precision may be omitted only for a pre-quantized checkpoint (issue 9)
+    (["estimate", "meta-llama/Llama-3.1-8B-Instruct"], "give --precision"),
     (["estimate", "Qwen/Qwen2.5-0.5B-Instruct", "--precision", "fp16", "--tp", "4"], "14 attention heads"),
     (["estimate", "TinyLlama/TinyLlama-1.1B-Chat-v1.0", "--precision", "fp16", "--max-model-len", "4096"], "2048"),
 ])

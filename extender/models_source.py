@@ -1,0 +1,135 @@
+"""The models directory the extender sizes pods from: built-in catalogue + entries mounted from a ConfigMap.
+
+A ConfigMap volume is a directory of symlinks ``NAME -> ..data/NAME`` where ``..data`` points at a
+timestamped directory that kubelet swaps atomically on every update. ``ModelsSource`` therefore
+watches the *resolved* files: ``refresh()`` stats every entry through its links (device, inode,
+mtime, size) and re-reads the directory only when that signature changed. ``start()`` runs
+``refresh()`` every ``poll_seconds`` in a daemon thread, so a ConfigMap edit reaches scheduling
+decisions without a restart. A bad entry is logged naming the file and the field and skipped; the
+last good version of that file (if any) stays in the catalogue, and a directory that cannot be read
+keeps the previous catalogue whole.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sizing import CATALOGUE, Catalogue, ModelArch, SizingError
+from sizing.models_dir import ENTRY_SUFFIX, MAX_ENTRY_BYTES, extend_catalogue, parse_entry
+
+log = logging.getLogger(__name__)
+
+# How often the mounted directory is checked. kubelet refreshes ConfigMap volumes about once a
+# minute (its sync period plus cache TTL); polling every 3 s adds little delay for one stat per file.
+DEFAULT_POLL_SECONDS = 3.0
+MAX_ENTRIES = 512  # a ConfigMap is at most 1 MiB; more files than this is not a models directory
+
+Signature = tuple[tuple[str, int, int, int, int], ...]
+
+
+def _signature(directory: Path) -> Signature:
+    """(name, device, inode, mtime_ns, size) of every entry file, following ConfigMap symlinks."""
+    rows = []
+    for entry in sorted(os.scandir(directory), key=lambda e: e.name)[: MAX_ENTRIES + 1]:
+        if entry.name.startswith(".") or not entry.name.endswith(ENTRY_SUFFIX):
+            continue  # ..data, ..2026_11_30_... and other kubelet internals
+        try:
+            st = os.stat(entry.path)  # follows NAME -> ..data/NAME -> the current timestamped file
+        except FileNotFoundError:
+            continue  # a link caught mid-swap; the next poll sees the new one
+        rows.append((entry.name, st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size))
+    return tuple(rows)
+
+
+@dataclass
+class ModelsSource:
+    """The current catalogue for a models directory (thread-safe reads, polling refresh)."""
+
+    directory: Path
+    base: Catalogue = CATALOGUE
+    poll_seconds: float = DEFAULT_POLL_SECONDS
+    on_change: Callable[[Catalogue], None] | None = None
+    _catalogue: Catalogue = field(init=False)
+    _signature: Signature | None = field(default=None, init=False)
+    _good: dict[str, ModelArch] = field(default_factory=dict, init=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
+    _stop: threading.Event = field(default_factory=threading.Event, init=False)
+
+    def __post_init__(self) -> None:
+        self._catalogue = self.base
+
+    @property
+    def catalogue(self) -> Catalogue:
+        with self._lock:
+            return self._catalogue
+
+    def refresh(self) -> bool:
+        """Re-read the directory if its files changed; True when the catalogue was replaced."""
+        try:
+            signature = _signature(self.directory)
+        except OSError as exc:
+            log.warning("models directory %s cannot be listed (%s); keeping the %d models already loaded, "
+                        "will retry in %.0f s", self.directory, exc.strerror, len(self.catalogue), self.poll_seconds)
+            return False
+        if signature == self._signature:
+            return False
+        if len(signature) > MAX_ENTRIES:
+            log.warning("models directory %s has more than %d entries; reading the first %d",
+                        self.directory, MAX_ENTRIES, MAX_ENTRIES)
+        models: dict[str, ModelArch] = {}
+        for name, *_ in signature[:MAX_ENTRIES]:
+            model = self._read(name)
+            if model is not None:
+                models[name] = model
+        by_id: dict[str, ModelArch] = {}
+        for name, model in sorted(models.items()):
+            if model.id in by_id or model.id in self.base:
+                log.warning("models directory entry %s: id %r is already defined; skipped", name, model.id)
+                continue
+            by_id[model.id] = model
+        catalogue = extend_catalogue(self.base, by_id.values())
+        with self._lock:
+            self._catalogue = catalogue
+            self._signature = signature
+            self._good = models
+        log.info("models directory %s: %d entries loaded (%s)", self.directory, len(by_id),
+                 ", ".join(sorted(by_id)) or "none")
+        if self.on_change is not None:
+            self.on_change(catalogue)
+        return True
+
+    def _read(self, name: str) -> ModelArch | None:
+        path = self.directory / name
+        try:
+            with open(path, "rb") as fh:
+                data = fh.read(MAX_ENTRY_BYTES + 1)
+            return parse_entry(data, name)
+        except (OSError, SizingError) as exc:
+            previous = self._good.get(name)
+            what = exc.strerror if isinstance(exc, OSError) else str(exc)
+            log.warning("models directory entry %s skipped: %s; %s", name, what,
+                        f"keeping its previous version ({previous.id})" if previous else "it is not served")
+            return previous
+
+    def start(self) -> threading.Thread:
+        """Load now, then poll every ``poll_seconds`` in a daemon thread until ``stop()``."""
+        self.refresh()
+        thread = threading.Thread(target=self._loop, name="models-source", daemon=True)
+        thread.start()
+        return thread
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.poll_seconds):
+            try:
+                self.refresh()
+            except Exception:  # the poller must survive anything one refresh meets
+                log.exception("models directory %s: refresh failed; will retry in %.0f s",
+                              self.directory, self.poll_seconds)
+
+    def stop(self) -> None:
+        self._stop.set()

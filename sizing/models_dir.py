@@ -1,0 +1,79 @@
+"""A models directory: catalogue entries a cluster adds, one file per model (pure parsing).
+
+An entry is a versioned JSON document (schema ``data/model-entry.schema.json``)::
+
+    {"schema": "aim-gpu-sharing/model-entry/v1", "id": "ORG/NAME", "source": "<where the config came from>",
+     "max_context": 32768, "config": { ...the checkpoint's config.json... }}
+
+``parse_entry`` takes the file's text (the shells read the files: ``aim-sizing --models-dir`` and
+the extender's ``extender.models_source``) and returns the sized ``ModelArch``; ``entry_document``
+builds the document ``aim-sizing models add`` writes; ``extend_catalogue`` adds entries to a catalogue.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from sizing.catalogue import Catalogue, ModelArch, model_from_hf_config
+from sizing.errors import SizingError
+from sizing.schema import check_document
+
+ENTRY_SCHEMA = "aim-gpu-sharing/model-entry/v1"
+MAX_ENTRY_BYTES = 1 << 20  # 1 MiB: a config.json is a few kB; a ConfigMap holds at most 1 MiB in all
+ENTRY_SUFFIX = ".json"
+
+
+def entry_file_name(model_id: str) -> str:
+    """The file name an entry for ``model_id`` is written under (ConfigMap keys allow [-._a-zA-Z0-9])."""
+    return re.sub(r"[^A-Za-z0-9._-]", "-", model_id.replace("/", "--")) + ENTRY_SUFFIX
+
+
+def entry_document(config: Mapping[str, Any], model_id: str, source: str, max_context: int | None = None,
+                   aliases: Iterable[str] = ()) -> dict[str, Any]:
+    """The entry document for a config.json; SizingError if the config cannot be sized or a fact is bad."""
+    doc: dict[str, Any] = {"schema": ENTRY_SCHEMA, "id": model_id, "source": source, "config": dict(config)}
+    if max_context is not None:
+        doc["max_context"] = max_context
+    if aliases:
+        doc["aliases"] = list(aliases)
+    model_from_document(doc, "<new entry>")  # validates schema and sizes the config
+    return doc
+
+
+def model_from_document(doc: object, file_name: str) -> ModelArch:
+    """The ModelArch of a parsed entry document; SizingError naming the file and the field."""
+    check_document(doc, "model-entry.schema.json", file_name, "aliases", lambda _d, i: f"alias {i}")
+    assert isinstance(doc, Mapping)  # the schema requires an object
+    try:
+        model = model_from_hf_config(doc["config"], model_id=doc["id"])
+    except SizingError as exc:
+        raise SizingError(f"{file_name}: {exc}") from None
+    changes: dict[str, Any] = {"source": doc["source"], "aliases": tuple(doc.get("aliases", ()))}
+    if "max_context" in doc:
+        changes["max_context"] = min(model.max_context, doc["max_context"])
+    return dataclasses.replace(model, **changes)
+
+
+def parse_entry(text: str | bytes, file_name: str) -> ModelArch:
+    """The ModelArch of one entry file's contents; SizingError naming the file and the field."""
+    if len(text) > MAX_ENTRY_BYTES:
+        raise SizingError(f"{file_name}: larger than {MAX_ENTRY_BYTES} bytes")
+    try:
+        doc = json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        raise SizingError(f"{file_name}: not valid JSON ({str(exc).splitlines()[0][:80]})") from None
+    return model_from_document(doc, file_name)
+
+
+def extend_catalogue(base: Catalogue, models: Iterable[ModelArch]) -> Catalogue:
+    """``base`` plus ``models``; an entry whose id is already in ``base`` is refused (SizingError)."""
+    extra = tuple(models)
+    clash = sorted(m.id for m in extra if m.id in base)
+    if clash:
+        raise SizingError(f"models directory entry {clash[0]!r} is already in the built-in catalogue")
+    version = f"{base.data_version}+{len(extra)} local" if extra else base.data_version
+    return Catalogue(tuple(base[m] for m in base) + extra, version)
