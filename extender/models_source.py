@@ -51,7 +51,7 @@ class ModelsSource:
     """The current catalogue for a models directory (thread-safe reads, polling refresh)."""
 
     directory: Path
-    base: Catalogue = CATALOGUE
+    base: Catalogue = field(default_factory=lambda: CATALOGUE)
     poll_seconds: float = DEFAULT_POLL_SECONDS
     on_change: Callable[[Catalogue], None] | None = None
     _catalogue: Catalogue = field(init=False)
