@@ -1,0 +1,146 @@
+"""The KubeSchedulerConfiguration documents that register this extender with kube-scheduler.
+
+One source for every copy: the shipped manifests (``kubescheduler.config.k8s.io/v1``, checked equal
+to this module's output by tests/deploy) and the configurations the control-plane tests run
+(``v1beta3``, which kube-scheduler 1.25 takes and 1.26+ still accept until its removal in 1.29).
+The extender fields are the same in both versions. Pure: builds dicts, no I/O.
+Why each value: the comments in manifests/scheduler/kube-scheduler-config.yaml and
+docs/deployment.md ("The scheduler configuration", "Why weight 150").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Final
+
+from sizing.contract import RESOURCE_NAME
+
+API_V1: Final = "kubescheduler.config.k8s.io/v1"
+API_V1BETA3: Final = "kubescheduler.config.k8s.io/v1beta3"
+API_VERSIONS: Final = (API_V1, API_V1BETA3)
+KIND: Final = "KubeSchedulerConfiguration"
+
+NAMESPACE: Final = "aim-gpu-sharing"
+SCHEDULER_NAME: Final = "aim-gpu-scheduler"  # pods opt in with spec.schedulerName
+DEFAULT_SCHEDULER_NAME: Final = "default-scheduler"
+SERVICE_HOST: Final = "aim-gpu-extender.aim-gpu-sharing.svc"  # manifests/extender/service.yaml
+SERVICE_PORT: Final = 8888  # the Service port and the extender's --port in the Deployment
+# One step of the best-fit score (10 x 150) outranks every default in-tree score plugin (1,200).
+WEIGHT: Final = 150
+# A filter timeout fails the attempt; the extender answers from memory in milliseconds.
+HTTP_TIMEOUT: Final = "2s"
+# Best fit must see every feasible node (the adaptive default stops at 500 of 5,000).
+PERCENTAGE_OF_NODES_TO_SCORE: Final = 100
+# kubeadm's scheduler kubeconfig, for the default-scheduler variant.
+KUBEADM_SCHEDULER_KUBECONFIG: Final = "/etc/kubernetes/scheduler.conf"
+# Where the TLS component mounts the CA that signed the extender's certificate.
+TLS_CA_FILE: Final = "/etc/aim-gpu-scheduler-extender-ca/ca.crt"
+
+
+@dataclass(frozen=True)
+class ExtenderTLS:
+    """HTTPS to the extender with server verification: a CA (file or inline PEM) and the name."""
+
+    server_name: str = SERVICE_HOST
+    ca_file: str | None = TLS_CA_FILE
+    ca_data: str | None = None  # base64 of the PEM bundle; takes precedence over ca_file
+
+    def __post_init__(self) -> None:
+        if not (self.ca_file or self.ca_data):
+            # Without a CA kube-scheduler sets Insecure and skips verification (extender.go makeTransport).
+            raise ValueError("ExtenderTLS needs ca_file or ca_data: without a CA kube-scheduler does not verify")
+
+
+@dataclass(frozen=True)
+class ExtenderEndpoint:
+    """Where kube-scheduler reaches the extender and how it sends nodes."""
+
+    host: str = SERVICE_HOST
+    port: int = SERVICE_PORT
+    node_cache_capable: bool = True  # True: NodeNames only (extender --node-cache watch)
+    tls: ExtenderTLS | None = None
+
+    @property
+    def url_prefix(self) -> str:
+        return f"{'https' if self.tls else 'http'}://{self.host}:{self.port}"
+
+
+def extender_entry(endpoint: ExtenderEndpoint) -> dict[str, Any]:
+    """One ``extenders:`` item."""
+    entry: dict[str, Any] = {
+        "urlPrefix": endpoint.url_prefix,
+        "filterVerb": "filter",
+        "prioritizeVerb": "prioritize",
+        "weight": WEIGHT,
+        "enableHTTPS": endpoint.tls is not None,
+    }
+    if endpoint.tls is not None:
+        tls: dict[str, Any] = {"insecure": False}
+        if endpoint.tls.ca_file:
+            tls["caFile"] = endpoint.tls.ca_file
+        if endpoint.tls.ca_data:
+            tls["caData"] = endpoint.tls.ca_data
+        tls["serverName"] = endpoint.tls.server_name
+        entry["tlsConfig"] = tls
+    entry |= {
+        "nodeCacheCapable": endpoint.node_cache_capable,
+        "managedResources": [{"name": RESOURCE_NAME, "ignoredByScheduler": False}],
+        "httpTimeout": HTTP_TIMEOUT,
+        "ignorable": False,
+    }
+    return entry
+
+
+def _check_version(api_version: str) -> None:
+    if api_version not in API_VERSIONS:
+        raise ValueError(f"api_version {api_version!r}: expected one of {', '.join(API_VERSIONS)}")
+
+
+def second_scheduler_config(
+    api_version: str = API_V1,
+    *,
+    endpoint: ExtenderEndpoint | None = None,
+    scheduler_name: str = SCHEDULER_NAME,
+    leader_election: bool = True,
+    kubeconfig: str | None = None,
+) -> dict[str, Any]:
+    """The configuration of the second scheduler (manifests/scheduler/kube-scheduler-config.yaml
+    with the defaults; components/tls/kube-scheduler-config.yaml with ``ExtenderTLS()``)."""
+    _check_version(api_version)
+    config: dict[str, Any] = {"apiVersion": api_version, "kind": KIND}
+    if kubeconfig is not None:
+        config["clientConnection"] = {"kubeconfig": kubeconfig}
+    config["leaderElection"] = (
+        {"leaderElect": True, "resourceLock": "leases", "resourceName": scheduler_name,
+         "resourceNamespace": NAMESPACE}
+        if leader_election else {"leaderElect": False}
+    )
+    config["percentageOfNodesToScore"] = PERCENTAGE_OF_NODES_TO_SCORE
+    config["profiles"] = [{"schedulerName": scheduler_name}]
+    config["extenders"] = [extender_entry(endpoint or ExtenderEndpoint())]
+    return config
+
+
+def default_scheduler_config(
+    api_version: str = API_V1,
+    *,
+    endpoint: ExtenderEndpoint | None = None,
+    kubeconfig: str = KUBEADM_SCHEDULER_KUBECONFIG,
+) -> dict[str, Any]:
+    """The DEFAULT scheduler with the extender and an ``aim-gpu-scheduler`` profile
+    (manifests/scheduler/kube-scheduler-config.default-scheduler.yaml). Only ``v1``: the
+    per-profile percentageOfNodesToScore it needs does not exist in v1beta3."""
+    _check_version(api_version)
+    if api_version != API_V1:
+        raise ValueError(f"api_version {api_version!r}: the default-scheduler variant needs {API_V1}"
+                         " (percentageOfNodesToScore per profile)")
+    return {
+        "apiVersion": api_version,
+        "kind": KIND,
+        "clientConnection": {"kubeconfig": kubeconfig},
+        "profiles": [
+            {"schedulerName": DEFAULT_SCHEDULER_NAME},
+            {"schedulerName": SCHEDULER_NAME, "percentageOfNodesToScore": PERCENTAGE_OF_NODES_TO_SCORE},
+        ],
+        "extenders": [extender_entry(endpoint or ExtenderEndpoint())],
+    }
