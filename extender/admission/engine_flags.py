@@ -42,32 +42,37 @@ def _split(token: str) -> tuple[str, str | None]:
     return canonical(name), (value if sep else None)
 
 
-def _scan(tokens: Sequence[object], flag: str, in_args: bool) -> FlagUse | None:
-    found: FlagUse | None = None
+_SPACE: Final = re.compile(r"\s")
+
+
+def _scan(tokens: Sequence[object], in_args: bool, found: dict[str, FlagUse]) -> None:
     count = len(tokens)
     for index, token in enumerate(tokens):
         if not isinstance(token, str) or len(token) > MAX_TOKEN_LENGTH or "-" not in token:
             continue
-        if token.startswith("-") and not any(c.isspace() for c in token):
+        if token.startswith("-") and not _SPACE.search(token):
             name, value = _split(token)
-            if name != flag:
-                continue
             if value is not None:
-                found = FlagUse(value, index if in_args else None)
+                found[name] = FlagUse(value, index if in_args else None)
             else:
                 nxt = tokens[index + 1] if index + 1 < count else None
-                found = FlagUse(nxt if isinstance(nxt, str) and not nxt.startswith("--") else None, None)
+                found[name] = FlagUse(nxt if isinstance(nxt, str) and not nxt.startswith("--") else None, None)
             continue
         for match in _SHELL_FLAG.finditer(token):  # a shell command line in one string
-            if canonical(match[1]) == flag:
-                found = FlagUse(match[2] if match[2] is not None else match[3], None)
+            found[canonical(match[1])] = FlagUse(match[2] if match[2] is not None else match[3], None)
+
+
+def flag_uses(command: Sequence[object], args: Sequence[object]) -> dict[str, FlagUse]:
+    """Every flag written in ``command`` then ``args`` (canonical name -> its last use)."""
+    found: dict[str, FlagUse] = {}
+    _scan(command, False, found)
+    _scan(args, True, found)
     return found
 
 
 def last_use(command: Sequence[object], args: Sequence[object], flag: str) -> FlagUse | None:
     """Where ``flag`` (canonical ``--name``) is last written in ``command`` then ``args``."""
-    in_args = _scan(args, flag, in_args=True)
-    return in_args if in_args is not None else _scan(command, flag, in_args=False)
+    return flag_uses(command, args).get(flag)
 
 
 def runs_vllm(image: object, command: Sequence[object], args: Sequence[object]) -> bool:

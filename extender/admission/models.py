@@ -1,37 +1,33 @@
 """Which model an annotation names: the sizing catalogue (and, when wired, the models directory).
 
-The webhook asks a ``ModelResolver`` for a model id; it answers with the architecture and what the
-checkpoint declares about its own quantization, or raises ``sizing.UnknownModelError``.
+The webhook asks a ``ModelResolver`` for a model id; it answers with the architecture (a
+pre-quantized checkpoint carries its declared format in ``ModelArch.quantization``) or raises
+``sizing.UnknownModelError``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import sizing
 from sizing import ModelArch, Precision
 
-
-@dataclass(frozen=True, slots=True)
-class ResolvedModel:
-    arch: ModelArch
-    declared_precision: Precision | None = None  # the checkpoint's own quantization, when it declares one
-    declared_method: str | None = None  # its quantization method (vLLM reads it from config.json)
+ModelResolver = Callable[[str], ModelArch]
 
 
-ModelResolver = Callable[[str], ResolvedModel]
+def catalogue_model(model_id: str) -> ModelArch:
+    return sizing.CATALOGUE.get_model(model_id)
 
 
-def catalogue_model(model_id: str) -> ResolvedModel:
-    """A catalogue model (16-bit checkpoints: nothing declared)."""
-    return ResolvedModel(sizing.CATALOGUE.get_model(model_id))
+def declared_precision(model: ModelArch) -> Precision | None:
+    """The precision a pre-quantized checkpoint declares; None for a 16-bit checkpoint."""
+    return model.quantization.scheme.precision if model.quantization is not None else None
 
 
 def first_of(*resolvers: ModelResolver) -> ModelResolver:
     """Ask each resolver in turn; the last ``UnknownModelError`` (with its suggestions) wins."""
 
-    def resolve(model_id: str) -> ResolvedModel:
+    def resolve(model_id: str) -> ModelArch:
         error: sizing.UnknownModelError | None = None
         for resolver in resolvers:
             try:

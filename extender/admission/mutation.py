@@ -17,12 +17,12 @@ from typing import Any, Final
 
 import sizing
 from extender.admission.choice import Choice, Target, decide, gib_text
-from extender.admission.engine_flags import FlagUse, last_use
+from extender.admission.engine_flags import FlagUse, flag_uses
 from extender.admission.inventory import Offer
-from extender.admission.models import ModelResolver, ResolvedModel, catalogue_model
+from extender.admission.models import ModelResolver, catalogue_model, declared_precision
 from extender.admission.patching import PatchBuilder, Path, Unpatchable, dotted, lookup
 from extender.admission.workload import KSERVE_ISVC_LABEL, Kind, NotMutable, Workload, read_workload
-from sizing import Precision
+from sizing import ModelArch, Precision
 from sizing.bounded import MAX_CONTEXT_TOKENS, BoundedValueError, parse_count, parse_int, parse_memory_bytes, shown
 from sizing.contract import (
     ANNOTATION_MAX_MODEL_LEN,
@@ -98,7 +98,7 @@ def _model_id(raw: str) -> str:
 class Inputs:
     """The sizing inputs read from the object, with where each came from."""
 
-    model: ResolvedModel
+    model: ModelArch
     precision: Precision
     precision_given: bool  # False: defaulted (then vLLM keeps the checkpoint's own dtype)
     max_model_len: int | None
@@ -107,7 +107,7 @@ class Inputs:
     warnings: tuple[str, ...] = ()
 
 
-def _resolve(options: Options, model_id: str, key: str) -> ResolvedModel:
+def _resolve(options: Options, model_id: str, key: str) -> ModelArch:
     try:
         return options.resolve_model(model_id)
     except sizing.UnknownModelError as error:
@@ -174,12 +174,15 @@ def read_inputs(workload: Workload, root: Mapping[str, Any], options: Options) -
                 precision = sizing.parse_precision(precision_text[:32])
             except sizing.SizingError as error:
                 raise _deny_annotation(ANNOTATION_PRECISION, precision_text, str(error)) from None
-    if model.declared_precision is not None and precision is not None and precision != model.declared_precision:
-        warnings.append(f"{ANNOTATION_PRECISION}={precision.value} but the checkpoint of {model.arch.id} declares"
-                        f" {model.declared_method or model.declared_precision.value}; sized as declared")
-        precision = model.declared_precision
-    given = precision is not None or model.declared_precision is not None
-    precision = precision or model.declared_precision or Precision.FP16
+    declared = declared_precision(model)
+    if declared is not None and precision is not None and precision != declared:
+        # The extender would refuse the pod on every node for the same reason: say it now.
+        key = ANNOTATION_PROFILE if profile_id is not None else ANNOTATION_PRECISION
+        scheme = model.quantization.scheme.label if model.quantization is not None else declared.value
+        raise Denied(f"annotation {key}: precision {precision.value} contradicts {model.id}, a pre-quantized"
+                     f" {scheme} checkpoint ({declared.value}); omit {ANNOTATION_PRECISION} or give {declared.value}")
+    given = precision is not None or declared is not None
+    precision = precision or declared or Precision.FP16
 
     max_len: int | None = None
     raw_len = _annotation(notes, ANNOTATION_MAX_MODEL_LEN)
@@ -188,15 +191,15 @@ def read_inputs(workload: Workload, root: Mapping[str, Any], options: Options) -
             max_len = parse_int("annotation " + ANNOTATION_MAX_MODEL_LEN, raw_len, minimum=1, maximum=MAX_CONTEXT_TOKENS)
         except BoundedValueError as error:
             raise Denied(str(error)) from None
-    command, args = workload.tokens(root, "command"), workload.tokens(root, "args")
-    arg_len = _flag_int(last_use(command, args, "--max-model-len"), "--max-model-len", MAX_CONTEXT_TOKENS, warnings)
+    uses = flag_uses(workload.tokens(root, "command"), workload.tokens(root, "args"))
+    arg_len = _flag_int(uses.get("--max-model-len"), "--max-model-len", MAX_CONTEXT_TOKENS, warnings)
     if arg_len is not None:
         if max_len is not None and arg_len != max_len:
             warnings.append(f"--max-model-len={arg_len} in the container overrides {ANNOTATION_MAX_MODEL_LEN}={max_len};"
                             f" sized for {arg_len}, the context vLLM will use")
         max_len = arg_len
-    if max_len is not None and max_len > model.arch.max_context:
-        raise Denied(f"max-model-len {max_len} exceeds the {model.arch.max_context} tokens {model.arch.id} supports"
+    if max_len is not None and max_len > model.max_context:
+        raise Denied(f"max-model-len {max_len} exceeds the {model.max_context} tokens {model.id} supports"
                      f" ({ANNOTATION_MAX_MODEL_LEN} or --max-model-len)")
 
     memory: int | None = None
@@ -210,13 +213,13 @@ def read_inputs(workload: Workload, root: Mapping[str, Any], options: Options) -
     container = workload.container(root)
     count, count_warnings = _user_count(container, workload.container_path)
     warnings.extend(count_warnings)
-    tp = _flag_int(last_use(command, args, "--tensor-parallel-size"), "--tensor-parallel-size", 1024, warnings)
+    tp = _flag_int(uses.get("--tensor-parallel-size"), "--tensor-parallel-size", 1024, warnings)
     if count is not None and tp is not None and tp != count:
         warnings.append(f"--tensor-parallel-size={tp} but the container requests {count} {RESOURCE_NAME}:"
                         " vLLM needs one partition per rank; make them equal")
     partitions = count if count is not None else tp
     if partitions == 0:
-        warnings.append(f"the container requests 0 {RESOURCE_NAME}; {model.arch.id} needs at least one")
+        warnings.append(f"the container requests 0 {RESOURCE_NAME}; {model.id} needs at least one")
         partitions = None
     return Inputs(model, precision, given, max_len, memory, partitions, tuple(warnings))
 
@@ -295,9 +298,11 @@ class _Writer:
 
     def engine_args(self, desired: Mapping[str, str]) -> None:
         args_path = (*self.workload.container_path, "args")
+        # Scanned once: the webhook's own appends are flags not in the scan, and a replacement keeps
+        # every index, so the scan stays true for the remaining flags.
+        uses = flag_uses(self.workload.tokens(self.root, "command"), self.workload.tokens(self.root, "args"))
         for flag, value in desired.items():
-            command, args = self.workload.tokens(self.root, "command"), self.workload.tokens(self.root, "args")
-            use = last_use(command, args, flag)
+            use = uses.get(flag)
             key = "args:" + flag
             if use is None:
                 self.record.now[key] = value
@@ -397,15 +402,15 @@ class _Writer:
 
 def _summary(inputs: Inputs, choice: Choice) -> str:
     noun = "partition" if choice.partitions == 1 else "partitions"
-    return (f"{inputs.model.arch.id} {inputs.precision.value} ctx {choice.need.max_model_len}: {choice.partitions}"
+    return (f"{inputs.model.id} {inputs.precision.value} ctx {choice.need.max_model_len}: {choice.partitions}"
             f" {noun} of at least {gib_text(choice.required_bytes, round_up=True)}")
 
 
 def _user_value_warnings(workload: Workload, root: Mapping[str, Any], choice: Choice) -> list[str]:
     """Warnings for vLLM arguments the user set that break what was sized."""
-    command, args = workload.tokens(root, "command"), workload.tokens(root, "args")
+    uses = flag_uses(workload.tokens(root, "command"), workload.tokens(root, "args"))
     out: list[str] = []
-    utilization = last_use(command, args, "--gpu-memory-utilization")
+    utilization = uses.get("--gpu-memory-utilization")
     if utilization is not None and utilization.value is not None:
         text = utilization.value.strip()
         if not _FRACTION.fullmatch(text):
@@ -413,7 +418,7 @@ def _user_value_warnings(workload: Workload, root: Mapping[str, Any], choice: Ch
         elif float(text) < choice.need.gpu_memory_utilization:
             out.append(f"--gpu-memory-utilization={text} is below the {choice.need.gpu_memory_utilization} the"
                        " partition was sized for: vLLM may not fit the model")
-    batched = last_use(command, args, "--max-num-batched-tokens")
+    batched = uses.get("--max-num-batched-tokens")
     if batched is not None and batched.value is not None:
         try:
             tokens = parse_int("--max-num-batched-tokens", batched.value, minimum=1, maximum=MAX_CONTEXT_TOKENS)
@@ -451,7 +456,7 @@ def mutate(kind: Kind, operation: str, obj: dict[str, Any], offers: Sequence[Off
         return Mutation(False, message=str(denied))
     except NotMutable as why:
         return Mutation(True, warnings=(f"not mutated by the aim-gpu-sharing webhook: {why}",))
-    target = Target(inputs.model.arch, inputs.precision, inputs.max_model_len, inputs.partitions, inputs.memory_bytes)
+    target = Target(inputs.model, inputs.precision, inputs.max_model_len, inputs.partitions, inputs.memory_bytes)
     outcome = decide(target, offers)
     warnings = [*inputs.warnings, *outcome.warnings]
     choice = outcome.choice
@@ -465,8 +470,6 @@ def mutate(kind: Kind, operation: str, obj: dict[str, Any], offers: Sequence[Off
             args = choice.engine_args()
             if not inputs.precision_given:
                 args.pop("--dtype", None)  # vLLM keeps the checkpoint's own 16-bit dtype
-            if inputs.model.declared_method is not None:
-                args.pop("--quantization", None)  # vLLM reads the declared method from config.json
             writer.engine_args(args)
             warnings.extend(_user_value_warnings(workload, obj, choice))
         writer.affinity(choice.required_mib)
