@@ -15,12 +15,14 @@ import signal
 import socket
 import sys
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from types import FrameType
 
 from extender.cache import DEFAULT_STALE_AFTER_SECONDS
 from extender.config import DEFAULT_HOST, DEFAULT_PORT, ExtenderConfig, NodeCacheMode
 from extender.errors import ConfigError, PlanInputError
 from extender.verdict import Policy
+from sizing import Catalogue
 
 logger = logging.getLogger("extender")
 
@@ -72,6 +74,9 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
                        default=_env(environ, "STALE_AFTER", str(DEFAULT_STALE_AFTER_SECONDS)),
                        help="with --node-cache watch, /readyz answers 503 once the watch has been broken this long"
                             f" (env {ENV_PREFIX}STALE_AFTER, default {DEFAULT_STALE_AFTER_SECONDS:g})")
+    serve.add_argument("--models-dir", metavar="DIR", default=_env(environ, "MODELS_DIR", None),
+                       help=f"models directory (a mounted ConfigMap of `aim-sizing models add` entries), re-read when"
+                            f" its files change (env {ENV_PREFIX}MODELS_DIR)")
     serve.add_argument("--log-level", choices=LOG_LEVELS, default=_env(environ, "LOG_LEVEL", "info"),
                        help=f"(env {ENV_PREFIX}LOG_LEVEL, default info)")
     serve.add_argument("--log-format", choices=("text", "json"), default=_env(environ, "LOG_FORMAT", "text"),
@@ -169,7 +174,15 @@ def serve(config: ExtenderConfig) -> int:
             return 1
         cache = ClusterCache()
         watcher = ClusterWatcher(api, cache)
-    app = create_app(policy=config.policy, cache=cache, background=watcher, sizer=Sizer(),
+    sizer = Sizer()
+    if config.models_dir:
+        from extender.models_source import ModelsSource
+
+        def use(catalogue: Catalogue) -> None:
+            sizer.catalogue = catalogue
+
+        ModelsSource(Path(config.models_dir), on_change=use).start()
+    app = create_app(policy=config.policy, cache=cache, background=watcher, sizer=sizer,
                      stale_after_seconds=config.stale_after_seconds)
     logger.info("aim-extender listening on %s:%d with config %s", config.host, sock.getsockname()[1],
                 config.to_json())
@@ -225,6 +238,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         host=args.host, port=args.port, node_cache=NodeCacheMode(args.node_cache), policy=Policy(args.policy),
         kubeconfig=args.kubeconfig, tls_cert_file=args.tls_cert_file, tls_key_file=args.tls_key_file,
         log_level=args.log_level, log_format=args.log_format, stale_after_seconds=args.stale_after,
+        models_dir=args.models_dir,
     )
     try:
         config.validate()

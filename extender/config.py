@@ -41,6 +41,7 @@ class ExtenderConfig:
     log_level: str = "info"
     log_format: str = "text"
     stale_after_seconds: float = DEFAULT_STALE_AFTER_SECONDS
+    models_dir: str | None = None  # a models directory (ConfigMap mount) adding catalogue entries
 
     def validate(self) -> None:
         if self.version != CONFIG_VERSION:

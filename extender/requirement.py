@@ -125,7 +125,9 @@ class Sizer:
             return Requirement(partitions, rejection=Rejection(
                 ReasonCode.UNKNOWN_MODEL,
                 f"unknown model {model!r} ({ANNOTATION_MODEL}): {hint}use a catalogue id"
-                f" (aim-sizing models) or set {ANNOTATION_MEMORY}",
+                f" (aim-sizing models), add the model to the extender's models directory"
+                f" (aim-sizing models add --config config.json --id ORG/NAME --source URL --out DIR, then put"
+                f" the file in the models ConfigMap) or set {ANNOTATION_MEMORY}",
                 unresolvable=True,
             ))
         except sizing.SizingError as error:
