@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from deploy_support import REPO, Doc, all_docs, cluster_objects
+from tests.deploy.deploy_support import REPO, Doc, all_docs, cluster_objects
 
 
 @pytest.fixture(scope="session")

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from deploy_support import find, flag_names, one, parse_flags, pod_spec
+from tests.deploy.deploy_support import find, flag_names, one, parse_flags, pod_spec
 
 
 def console_script_target(pyproject: dict[str, Any], script: str) -> str:
@@ -57,7 +57,11 @@ def extender_arg_lists() -> list[tuple[str, list[str]]]:
 
 
 CASES = [
-    ("aim-deviceplugin", "deviceplugin/daemonset.yaml", lambda: pod_spec(one("DaemonSet", "aim-gpu-deviceplugin"))["containers"][0]["args"]),
+    (
+        "aim-deviceplugin",
+        "deviceplugin/daemonset.yaml",
+        lambda: pod_spec(one("DaemonSet", "aim-gpu-deviceplugin"))["containers"][0]["args"],
+    ),
     *[("aim-extender", where, (lambda a=args: a)) for where, args in extender_arg_lists()],
 ]
 

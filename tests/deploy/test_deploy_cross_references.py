@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 import yaml
 
-from deploy_support import (
+from tests.deploy.deploy_support import (
     MANIFESTS,
     NAMESPACE,
     REPO,
@@ -76,7 +76,9 @@ def test_workload_service_account_exists_in_its_namespace(workload: Doc) -> None
 
 
 @pytest.mark.parametrize(
-    "binding", [d for d in OBJECTS if d.kind in {"RoleBinding", "ClusterRoleBinding"}], ids=lambda d: f"{d.kind}/{d.name}"
+    "binding",
+    [d for d in OBJECTS if d.kind in {"RoleBinding", "ClusterRoleBinding"}],
+    ids=lambda d: f"{d.kind}/{d.name}",
 )
 def test_binding_references_existing_role_and_service_accounts(binding: Doc) -> None:
     ref = binding.body["roleRef"]
@@ -128,14 +130,16 @@ def test_service_selects_a_workload_and_targets_a_declared_port(service: Doc) ->
     targets = [
         w
         for w in ALL_WORKLOADS
-        if w.namespace == service.namespace and selector.items() <= w.body["spec"]["template"]["metadata"]["labels"].items()
+        if w.namespace == service.namespace
+        and selector.items() <= w.body["spec"]["template"]["metadata"]["labels"].items()
     ]
     assert len(targets) == 1, f"Service {service.name} selects {[wid(t) for t in targets]}"
     containers = pod_spec(targets[0])["containers"]
     for port in service.body["spec"]["ports"]:
         target = port.get("targetPort", port["port"])
         assert any(
-            (isinstance(target, str) and target in named_ports(c)) or (isinstance(target, int) and target in container_ports(c))
+            (isinstance(target, str) and target in named_ports(c))
+            or (isinstance(target, int) and target in container_ports(c))
             for c in containers
         ), f"targetPort {target!r} is not a container port"
 
@@ -236,7 +240,11 @@ def test_volumes_name_existing_config_maps_and_known_secrets() -> None:
     for workload in ALL_WORKLOADS:
         for volume in pod_spec(workload).get("volumes", []):
             if "configMap" in volume:
-                hits = [d for d in find("ConfigMap", volume["configMap"]["name"], docs=OBJECTS) if d.namespace == workload.namespace]
+                hits = [
+                    d
+                    for d in find("ConfigMap", volume["configMap"]["name"], docs=OBJECTS)
+                    if d.namespace == workload.namespace
+                ]
                 assert hits, f"{wid(workload)}: ConfigMap {volume['configMap']['name']} not found"
             if "secret" in volume:
                 assert volume["secret"]["secretName"] in USER_SECRETS

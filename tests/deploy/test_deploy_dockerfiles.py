@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from deploy_support import REPO
+from tests.deploy.deploy_support import REPO
 
 DOCKERFILES = {"plugin": REPO / "Dockerfile.plugin", "extender": REPO / "Dockerfile.extender"}
 SCRIPT_OF = {"plugin": "aim-deviceplugin", "extender": "aim-extender"}
@@ -222,19 +222,24 @@ def test_plugin_runs_as_root_and_says_why() -> None:
     assert "kubelet.sock" in text and "root" in text
 
 
-@pytest.mark.parametrize("path", [".git", ".venv", "tests", "tests/deploy/conftest.py", "sizing/__pycache__/x.pyc", "aim_gpu_sharing.egg-info"])
+@pytest.mark.parametrize(
+    "path",
+    [".git", ".venv", "tests", "tests/deploy/conftest.py", "sizing/__pycache__/x.pyc", "aim_gpu_sharing.egg-info"],
+)
 def test_dockerignore_keeps_local_state_out_of_the_context(path: str, dockerignore: DockerIgnore) -> None:
     assert dockerignore.excluded(path)
 
 
-@pytest.mark.parametrize("path", ["pyproject.toml", "sizing/data/gpus.json", "deviceplugin/proto/api_pb2.py", "extender/app.py"])
+@pytest.mark.parametrize(
+    "path", ["pyproject.toml", "sizing/data/gpus.json", "deviceplugin/proto/api_pb2.py", "extender/app.py"]
+)
 def test_dockerignore_keeps_the_sources_in_the_context(path: str, dockerignore: DockerIgnore) -> None:
     assert not dockerignore.excluded(path)
 
 
 def test_dockerfile_parser_joins_continuations(tmp_path: Path) -> None:
     f = tmp_path / "Dockerfile"
-    f.write_text("# c\nFROM a:1.2.3 AS b\nRUN x \\\n  # inner comment\n  && y\nENTRYPOINT [\"z\"]\n")
+    f.write_text('# c\nFROM a:1.2.3 AS b\nRUN x \\\n  # inner comment\n  && y\nENTRYPOINT ["z"]\n')
     parsed = parse_dockerfile(f)
     assert [i.keyword for i in parsed] == ["FROM", "RUN", "ENTRYPOINT"]
     assert parsed[1].value == "x && y"

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from deploy_support import RESOURCE, SCHEDULER_NAME, Doc, find, one, parse_flags, pod_spec
+from tests.deploy.deploy_support import RESOURCE, SCHEDULER_NAME, Doc, find, one, parse_flags
 
 ANNOTATIONS = ("aim.amd.com/model", "aim.amd.com/precision", "aim.amd.com/max-model-len")
 
@@ -54,11 +54,15 @@ def examples() -> list[tuple[str, dict[str, str], list[str], dict[str, Any]]]:
     out = []
     for isvc in ISVCS:
         predictor = isvc.body["spec"]["predictor"]
-        out.append((f"isvc/{isvc.name}", predictor["annotations"], effective_args(isvc), predictor["model"]["resources"]))
+        out.append(
+            (f"isvc/{isvc.name}", predictor["annotations"], effective_args(isvc), predictor["model"]["resources"])
+        )
     for dep in EXAMPLE_DEPLOYMENTS:
         template = dep.body["spec"]["template"]
         container = template["spec"]["containers"][0]
-        out.append((f"deployment/{dep.name}", template["metadata"]["annotations"], container["args"], container["resources"]))
+        out.append(
+            (f"deployment/{dep.name}", template["metadata"]["annotations"], container["args"], container["resources"])
+        )
     return out
 
 

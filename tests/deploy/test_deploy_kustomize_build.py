@@ -19,9 +19,11 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from deploy_support import MANIFESTS, parse_flags
+from tests.deploy.deploy_support import MANIFESTS, parse_flags
 
-KUSTOMIZE = [shutil.which("kustomize"), "build"] if shutil.which("kustomize") else [shutil.which("kubectl"), "kustomize"]
+KUSTOMIZE = (
+    [shutil.which("kustomize"), "build"] if shutil.which("kustomize") else [shutil.which("kubectl"), "kustomize"]
+)
 pytestmark = pytest.mark.skipif(KUSTOMIZE[0] is None, reason="neither kustomize nor kubectl is installed")
 
 

@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
-from deploy_support import (
+from tests.deploy.deploy_support import (
     MANIFESTS,
     NAMESPACE,
     RESOURCE,
@@ -242,3 +242,40 @@ def test_extender_app_serves_the_configured_verbs_and_probe_paths() -> None:
     container = pod_spec(one("Deployment", "aim-gpu-extender"))["containers"][0]
     for probe in ("readinessProbe", "livenessProbe"):
         assert ("GET", container[probe]["httpGet"]["path"]) in routes
+
+
+# --- one source: the shipped files are what extender.scheduler_config generates ---------------
+
+
+def test_shipped_configurations_are_the_generators_v1_output() -> None:
+    """The manifests and the configurations the control-plane tests run cannot drift apart."""
+    from extender import scheduler_config as gen
+
+    assert load_config(STANDALONE) == gen.second_scheduler_config(gen.API_V1)
+    assert load_config(TLS) == gen.second_scheduler_config(
+        gen.API_V1, endpoint=gen.ExtenderEndpoint(tls=gen.ExtenderTLS())
+    )
+    assert load_config(DEFAULT_SCHEDULER) == gen.default_scheduler_config(gen.API_V1)
+    assert embedded_config()[1] == gen.second_scheduler_config(gen.API_V1)
+
+
+def test_v1beta3_output_differs_from_v1_only_in_the_api_version() -> None:
+    from extender import scheduler_config as gen
+
+    v1, v1beta3 = gen.second_scheduler_config(gen.API_V1), gen.second_scheduler_config(gen.API_V1BETA3)
+    assert v1beta3.pop("apiVersion") == "kubescheduler.config.k8s.io/v1beta3"
+    v1.pop("apiVersion")
+    assert v1 == v1beta3
+
+
+def test_generator_refuses_what_kube_scheduler_would_reject_or_not_verify() -> None:
+    from extender import scheduler_config as gen
+
+    with pytest.raises(ValueError, match="percentageOfNodesToScore per profile"):
+        gen.default_scheduler_config(gen.API_V1BETA3)
+    with pytest.raises(ValueError, match="expected one of"):
+        gen.second_scheduler_config("kubescheduler.config.k8s.io/v1beta1")
+    with pytest.raises(ValueError, match="without a CA"):
+        gen.ExtenderTLS(ca_file=None)
+    off = gen.second_scheduler_config(endpoint=gen.ExtenderEndpoint(node_cache_capable=False))
+    assert off["extenders"][0]["nodeCacheCapable"] is False

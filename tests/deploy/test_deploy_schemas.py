@@ -13,7 +13,14 @@ from __future__ import annotations
 import kubernetes_validate
 import pytest
 
-from deploy_support import NON_KUBERNETES_KINDS, Doc, cluster_objects, is_patch_file, manifest_files, load_docs
+from tests.deploy.deploy_support import (
+    NON_KUBERNETES_KINDS,
+    Doc,
+    cluster_objects,
+    is_patch_file,
+    load_docs,
+    manifest_files,
+)
 
 # Oldest Kubernetes minor we support and the newest schema kubernetes-validate ships.
 KUBERNETES_VERSIONS = ("1.31", "1.37")
