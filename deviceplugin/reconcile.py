@@ -8,9 +8,9 @@ vanished because the GPU was repartitioned or replaced. The rule (docs/deviceplu
 - the GPU is there in a different mode -> repartitioned: its old partitions are dropped and the
   new ones advertised (the kubelet removes dropped IDs from capacity on the next update);
 - the GPU vanished completely -> dropped too, like a repartition (a GPU that comes back is
-  re-discovered and advertised again at once), except partitions a pod still holds: those stay
-  advertised as Unhealthy until the kubelet releases them, so capacity never drops below what
-  is allocated.
+  re-discovered and advertised again at once);
+- in every case, a partition a pod still holds stays advertised as Unhealthy until the kubelet
+  releases it, so capacity never drops below what is allocated.
 Lost partitions never count in the node labels.
 """
 
@@ -47,7 +47,7 @@ def reconcile(
             continue
         new_mode = modes.get(old.gpu)
         same_gpu_same_mode = new_mode == (old.compute_mode, old.memory_mode)
-        if same_gpu_same_mode or (new_mode is None and old.id in allocated):
+        if same_gpu_same_mode or old.id in allocated:
             kept.append(old)
             lost.add(old.id)
         else:

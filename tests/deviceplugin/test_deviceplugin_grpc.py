@@ -17,6 +17,7 @@ from pathlib import Path
 import grpc
 import httpx
 import pytest
+from prometheus_client import generate_latest
 
 from deviceplugin.config import PluginConfig
 from deviceplugin.metrics import PluginMetrics
@@ -49,7 +50,6 @@ class Env:
         self.dev = lay_dev_root(root / "dev", self.sysfs, cards=True)
         self.kubelet = kubelet
         self.metrics = PluginMetrics(node="node-a")
-        self.metrics_port = self.metrics.serve(0, addr="127.0.0.1")
         self.patcher = RecordingPatcher()
         self.config = PluginConfig(
             sysfs_root=self.sysfs,
@@ -67,8 +67,10 @@ class Env:
         assert self.kubelet.stub is not None
         return self.kubelet.stub
 
-    def metric(self, name: str) -> float:
-        text = httpx.get(f"http://127.0.0.1:{self.metrics_port}/metrics").text
+    def metric(self, name: str, text: str | None = None) -> float:
+        """A sample from the exposition text (the registry's own, unless ``text`` is given)."""
+        if text is None:
+            text = generate_latest(self.metrics.registry).decode()
         for line in text.splitlines():
             if line.startswith(name + " ") or line.startswith(name + "{"):
                 return float(line.rsplit(" ", 1)[1])
@@ -307,11 +309,16 @@ def test_repartitioning_shows_up_in_list_and_watch_and_labels_without_restart(
     assert response.container_responses[0].envs["AMD_GPU_PARTITION_MEMORY_MIB"] == str(192 * 1024)
 
 
-def test_metrics_report_partitions_and_registrations(env: Env) -> None:
-    assert env.metric("aim_deviceplugin_partitions_advertised") == 63
-    assert env.metric("aim_deviceplugin_partitions_healthy") == 63
-    assert env.metric('aim_deviceplugin_registrations_total{result="ok"}') == 1
-    assert env.metric("aim_deviceplugin_discovery_errors_total") == 0
+def test_metrics_report_partitions_and_registrations_over_http(env: Env) -> None:
+    port = env.metrics.serve(0, addr="127.0.0.1")  # prometheus-client's own server
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics").text
+    assert env.metric('aim_deviceplugin_partitions_advertised{node="node-a",product="MI300X"}', text) == 63
+    assert env.metric('aim_deviceplugin_partitions_healthy{node="node-a",product="MI300X"}', text) == 63
+    assert env.metric('aim_deviceplugin_partitions_allocated{node="node-a",product="MI300X"}', text) == 0
+    assert env.metric('aim_deviceplugin_partitions_lost{node="node-a"}', text) == 0
+    assert env.metric('aim_deviceplugin_registered{node="node-a"}', text) == 1
+    assert env.metric('aim_deviceplugin_registrations_total{result="ok"}', text) == 1
+    assert env.metric("aim_deviceplugin_discovery_errors_total", text) == 0
 
 
 def test_allocated_metric_follows_the_kubelet_checkpoint(env: Env) -> None:
@@ -398,8 +405,9 @@ def _replace_sysfs(env: Env, capture: str) -> None:
     fresh = lay_capture(
         env.sysfs.parent / "sys-next", capture, compute_mode="CPX", memory_mode="NPS1", numa=True, xcp_separator="_"
     )
-    shutil.rmtree(env.sysfs)
+    retired = env.sysfs.rename(env.sysfs.parent / "sys-retired")  # two renames: no half-deleted tree
     fresh.rename(env.sysfs)
+    shutil.rmtree(retired)
 
 
 def test_all_gpus_replaced_under_a_running_plugin_leave_list_and_watch_and_labels(env: Env) -> None:
@@ -432,7 +440,9 @@ def test_partition_held_by_a_pod_stays_unhealthy_until_released_then_leaves(env:
     allocated = 'aim_deviceplugin_partitions_allocated{node="node-a",product="MI300X"}'
     assert wait_until(lambda: env.metric(allocated) == 1, timeout=10)
     _replace_sysfs(env, "mi308x")
-    devices = env.kubelet.wait_for_devices(lambda d: len(d) == 33, timeout=10)
+    devices = env.kubelet.wait_for_devices(
+        lambda d: len(d) == 33 and sum(i.ID.startswith("0000:0a:00.0-") for i in d) == 4, timeout=10
+    )
     assert health_of(devices, held) == "Unhealthy"
     assert wait_until(lambda: env.patcher.applied[-1][contract.LABEL_COUNT] == "32", timeout=10)
     assert env.patcher.applied[-1][contract.LABEL_PRODUCT] == "MI308X"  # the held one never counts

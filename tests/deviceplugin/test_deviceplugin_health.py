@@ -107,3 +107,13 @@ def test_first_discovery_adds_everything() -> None:
     parts = [make_partition(GPU, i) for i in range(2)]
     merged = reconcile(None, inventory(parts))
     assert merged.added_ids == {p.id for p in parts}
+
+
+def test_repartitioned_gpu_keeps_a_held_partition_unhealthy_until_released() -> None:
+    before = [make_partition(GPU, i) for i in range(8)]
+    spx = [dataclasses.replace(make_partition(GPU, 0), compute_mode="SPX", compute_units=304)]
+    held = reconcile(inventory(before), inventory(spx, mode="SPX"), allocated=frozenset({f"{GPU}-p5"}))
+    assert held.lost_ids == {f"{GPU}-p5"}
+    assert [p.id for p in held.inventory.partitions] == [f"{GPU}-p0", f"{GPU}-p5"]
+    released = reconcile(held.inventory, inventory(spx, mode="SPX"))
+    assert [p.id for p in released.inventory.partitions] == [f"{GPU}-p0"]
