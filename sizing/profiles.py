@@ -9,11 +9,8 @@ file can be mounted into an AIM container under ``profiles/custom/``.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import cache
-from importlib import resources
 from typing import Any
 
 from sizing.catalogue import Catalogue, ModelArch
@@ -23,6 +20,7 @@ from sizing.estimator import GIB, MemoryEstimate, engine_args, estimate, max_con
 from sizing.geometry import Geometry, GpuProduct, PartitionMode
 from sizing.precision import PROFILE_PRECISIONS, Precision
 from sizing.requirement import TP_SIZES
+from sizing.schema import schema_errors
 
 PROFILE_SCHEMA_ID = "aim-gpu-sharing/profile/v1"
 PARTITION_RESOURCE = RESOURCE_NAME  # the extended resource the device plugin advertises (sizing.contract)
@@ -162,26 +160,9 @@ def generate_profiles(catalogue: Catalogue, geometry: Geometry) -> tuple[Profile
     return tuple(build_profile(catalogue[m], p, geometry) for m in catalogue for p in PROFILE_PRECISIONS)
 
 
-def _schema(name: str) -> dict[str, Any]:
-    """A schema from the installed package's data directory (reads that file)."""
-    schema: dict[str, Any] = json.loads(resources.files("sizing").joinpath(f"data/{name}").read_text(encoding="utf-8"))
-    return schema
-
-
-PROFILE_SCHEMA = _schema("profile.schema.json")
-AIM_PROFILE_SCHEMA = _schema("aim-profile.schema.json")
-
-
-@cache
-def _validator(schema_name: str) -> Any:
-    import jsonschema  # imported here: only validation needs it
-
-    schema = {"profile": PROFILE_SCHEMA, "aim-profile": AIM_PROFILE_SCHEMA}[schema_name]
-    return jsonschema.Draft202012Validator(schema)
+_SCHEMA_FILES = {"profile": "profile.schema.json", "aim-profile": "aim-profile.schema.json"}
 
 
 def validate_document(document: Any, schema_name: str) -> list[str]:
     """Schema errors (``schema_name`` is "profile" or "aim-profile") as readable lines; empty when valid."""
-    errors = _validator(schema_name).iter_errors(document)
-    return [f"{'/'.join(map(str, e.absolute_path)) or '<root>'}: {e.message}"
-            for e in sorted(errors, key=lambda e: list(map(str, e.absolute_path)))]
+    return schema_errors(document, _SCHEMA_FILES[schema_name])

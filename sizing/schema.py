@@ -1,7 +1,9 @@
-"""JSON Schema validation of the packaged data files, with one-line errors naming the entry and field.
+"""JSON Schema validation (draft 2020-12) of the data files and of the profiles, one style for all.
 
-The schemas are ``data/models.schema.json`` and ``data/gpus.schema.json`` (draft 2020-12). They are
-read from the installed package the first time they are needed; validation itself is pure.
+The schemas live in ``data/``: ``models.schema.json`` and ``gpus.schema.json`` (checked at load with
+one-line errors naming the entry and field, ``check_document``), ``profile.schema.json`` and
+``aim-profile.schema.json`` (``schema_errors``). Each is read from the installed package the first
+time it is needed; validation itself is pure.
 """
 
 from __future__ import annotations
@@ -34,7 +36,9 @@ _Validator: Final = jsonschema.validators.extend(  # type: ignore[no-untyped-cal
 
 
 @cache
-def _validator(schema_file: str) -> Any:
+def validator(schema_file: str) -> Any:
+    """The draft 2020-12 validator of ``data/<schema_file>`` (read once from the installed package;
+    integers must be JSON integers)."""
     text = resources.files("sizing").joinpath(f"data/{schema_file}").read_text(encoding="utf-8")
     schema = json.loads(text)
     jsonschema.Draft202012Validator.check_schema(schema)
@@ -88,7 +92,7 @@ def check_document(document: object, schema_file: str, file_name: str, entries_k
     The message is one line: the file, the entry (``name_entry(document, index)``, for errors under
     ``entries_key``), the field's path inside the entry and what is wrong with its value.
     """
-    errors = sorted(_validator(schema_file).iter_errors(document),
+    errors = sorted(validator(schema_file).iter_errors(document),
                     key=lambda e: [str(p).zfill(8) for p in e.absolute_path])
     if not errors:
         return
@@ -100,3 +104,10 @@ def check_document(document: object, schema_file: str, file_name: str, entries_k
         where = f"{file_name} {name_entry(document, path[1])}"
         start = 2
     raise DataFileError(f"{where}: field {_field(error, start)!r} {_problem(error)}")
+
+
+def schema_errors(document: object, schema_file: str) -> list[str]:
+    """Every violation of ``data/<schema_file>`` as a line ``path: message``; empty when valid."""
+    errors = validator(schema_file).iter_errors(document)
+    return [f"{'/'.join(map(str, e.absolute_path)) or '<root>'}: {e.message}"
+            for e in sorted(errors, key=lambda e: list(map(str, e.absolute_path)))]
