@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import Final
 
 import sizing
@@ -56,10 +56,22 @@ class Sizer:
     """Turns a ``PodDemand`` into a ``Requirement`` with one catalogue and one GPU geometry."""
 
     def __init__(self, catalogue: sizing.Catalogue | None = None, geometry: sizing.Geometry | None = None) -> None:
-        self.catalogue = catalogue if catalogue is not None else sizing.CATALOGUE
         self.geometry = geometry if geometry is not None else sizing.GEOMETRY
         self.largest_partition_bytes = self.geometry.largest_partition_bytes()
-        self.requirement: Callable[[PodDemand], Requirement] = lru_cache(maxsize=REQUIREMENT_CACHE_SIZE)(self._size)
+        self.catalogue = catalogue if catalogue is not None else sizing.CATALOGUE
+
+    @property
+    def catalogue(self) -> sizing.Catalogue:
+        return self._catalogue
+
+    @catalogue.setter
+    def catalogue(self, catalogue: sizing.Catalogue) -> None:
+        """Size from ``catalogue`` from now on (a models directory changed): the memo starts afresh,
+        so a model that was unknown is found. Both are replaced together; readers see one or the other."""
+        self._catalogue = catalogue
+        self.requirement: Callable[[PodDemand], Requirement] = lru_cache(maxsize=REQUIREMENT_CACHE_SIZE)(
+            partial(self._size, catalogue)
+        )
 
     def _never_fits(self, subject: str, required: int, partitions: int, fixes: tuple[str, ...]) -> Rejection:
         fix = "; fix: " + " or ".join(fixes) if fixes else "; no lower precision or partition count fits"
@@ -101,7 +113,7 @@ class Sizer:
             return _invalid(f"invalid pod annotation {ANNOTATION_PRECISION}={raw_precision!r}: {error}")
         return demand.model, str(precision)
 
-    def _size(self, demand: PodDemand) -> Requirement:
+    def _size(self, catalogue: sizing.Catalogue, demand: PodDemand) -> Requirement:
         """Size one pod; pod-level problems come back as ``Requirement.rejection``, never raised."""
         partitions = demand.partitions
         if demand.problem is not None:
@@ -118,7 +130,7 @@ class Sizer:
         max_model_len = demand.max_model_len
         try:
             estimate = size_requirement(
-                self.catalogue, model, precision, partitions=tensor_parallel, max_model_len=max_model_len
+                catalogue, model, precision, partitions=tensor_parallel, max_model_len=max_model_len
             )
         except sizing.UnknownModelError as error:
             hint = f"did you mean {' or '.join(error.suggestions)}? " if error.suggestions else ""
@@ -139,7 +151,7 @@ class Sizer:
             subject += f" ctx {max_model_len}"
         required = estimate.required_partition_bytes
         if required > self.largest_partition_bytes:
-            fixes = suggest_fixes(self.catalogue, self.geometry, model, precision, partitions=tensor_parallel,
+            fixes = suggest_fixes(catalogue, self.geometry, model, precision, partitions=tensor_parallel,
                                   max_model_len=max_model_len)
             rejection = self._never_fits(subject, required, tensor_parallel, tuple(fixes))
             return Requirement(partitions, required, estimate.total_bytes, subject, rejection)

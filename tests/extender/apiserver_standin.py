@@ -3,7 +3,8 @@
 Serves real HTTP on 127.0.0.1 in the JSON the kubernetes Python client consumes: a list with
 ``metadata.resourceVersion``, and a chunked watch stream of ``{"type", "object"}`` lines from a
 given resourceVersion until ``timeoutSeconds``. ``push`` changes an object and wakes watchers;
-``hold_lists`` delays list replies so a test can see the extender before it has synced.
+``hold_lists`` delays list replies so a test can see the extender before it has synced;
+``go_down`` and ``come_back`` stage an outage on the same port.
 """
 
 from __future__ import annotations
@@ -87,7 +88,7 @@ class StandInApiServer:
         return meta.get("uid") or f"{meta.get('namespace', '')}/{meta['name']}"
 
     # --- lifecycle --------------------------------------------------------------------------
-    def start(self) -> None:
+    def start(self, port: int = 0) -> None:
         standin = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -97,6 +98,9 @@ class StandInApiServer:
                 pass
 
             def do_GET(self) -> None:
+                if standin.closing.is_set():  # down: drop kept-alive connections without an answer
+                    self.close_connection = True
+                    return
                 url = urlparse(self.path)
                 standin.requests.append(self.path)
                 kind = _KINDS.get(url.path)
@@ -152,13 +156,16 @@ class StandInApiServer:
                         for version, event, obj in fresh:
                             self._chunk(json.dumps({"type": event, "object": obj}).encode() + b"\n")
                             since = version
+                    if standin.closing.is_set():
+                        self.close_connection = True  # going down: cut the stream, no clean end
+                        return
                     self._chunk(b"")
                 except (BrokenPipeError, ConnectionResetError):
                     pass
                 finally:
                     timer.cancel()
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self._server.daemon_threads = True
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
 
@@ -173,3 +180,13 @@ class StandInApiServer:
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
+
+    def go_down(self) -> None:
+        """An outage: open watches end and new connections are refused until ``come_back``."""
+        port = self.port
+        self.stop()
+        self._down_port = port
+
+    def come_back(self) -> None:
+        self.closing.clear()
+        self.start(self._down_port)

@@ -79,16 +79,22 @@ def test_bad_environment_value_exits_2(capsys: pytest.CaptureFixture[str]) -> No
     assert "AIM_EXTENDER_NODE_CACHE='maybe'" in capsys.readouterr().err
 
 
-def test_plan_of_the_demo_prints_both_policies_and_the_comparison() -> None:
-    first, second = run("plan"), run("plan")
-    assert first.returncode == 0, first.stderr
-    assert first.stdout == second.stdout
-    assert "Policy best-fit" in first.stdout and "Policy spread" in first.stdout
-    assert "workloads placed" in first.stdout and "whole GPUs left free" in first.stdout
+def run_in_process(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    code = main(list(args), environ={})
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_plan_of_the_demo_prints_both_policies_and_the_comparison(capsys: pytest.CaptureFixture[str]) -> None:
+    first, second = run_in_process(capsys, "plan"), run_in_process(capsys, "plan")
+    assert first[0] == 0, first[2]
+    assert first[1] == second[1]
+    assert "Policy best-fit" in first[1] and "Policy spread" in first[1]
+    assert "workloads placed" in first[1] and "whole GPUs left free" in first[1]
 
 
 def test_plan_json_has_totals_per_policy() -> None:
-    result = run("plan", "--policy", "best-fit", "--format", "json")
+    result = run("plan", "--policy", "best-fit", "--format", "json")  # python -m extender, as a user runs it
     assert result.returncode == 0, result.stderr
     document = json.loads(result.stdout)
     [only] = document["results"]
@@ -96,19 +102,19 @@ def test_plan_json_has_totals_per_policy() -> None:
     assert only["totals"]["placed"] == len(only["placements"]) > 0
 
 
-def test_plan_with_an_invalid_file_exits_2_with_one_message(tmp_path: Path) -> None:
+def test_plan_with_an_invalid_file_exits_2_with_one_message(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     bad = tmp_path / "cluster.yaml"
     bad.write_text("nodes: [{name: a, gpus: [{product: MI300X, compute_mode: XPX}]}]\n")
-    result = run("plan", "--cluster", str(bad))
-    assert result.returncode == 2
-    assert result.stdout == ""
-    lines = result.stderr.strip().splitlines()
+    code, out, err = run_in_process(capsys, "plan", "--cluster", str(bad))
+    assert code == 2
+    assert out == ""
+    lines = err.strip().splitlines()
     assert len(lines) == 1 and "nodes[0].gpus[0]" in lines[0] and "XPX" in lines[0]
 
 
-def test_plan_with_a_missing_file_exits_2(tmp_path: Path) -> None:
-    result = run("plan", "--workloads", str(tmp_path / "absent.yaml"))
-    assert result.returncode == 2 and "cannot read" in result.stderr
+def test_plan_with_a_missing_file_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run_in_process(capsys, "plan", "--workloads", str(tmp_path / "absent.yaml"))
+    assert code == 2 and "cannot read" in err
 
 
 def free_port() -> int:
@@ -151,12 +157,6 @@ def wait_for(url: str, **client_options: object) -> httpx.Response:
             time.sleep(0.1)
 
 
-def test_serve_answers_health_checks_over_http() -> None:
-    with serving() as port:
-        assert wait_for(f"http://127.0.0.1:{port}/healthz").text == "ok"
-        assert httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200
-
-
 @pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command to make a test certificate")
 def test_serve_with_tls_files_speaks_https(tmp_path: Path) -> None:
     cert, key = tmp_path / "tls.crt", tmp_path / "tls.key"
@@ -186,15 +186,17 @@ def test_serve_with_tls_files_speaks_https(tmp_path: Path) -> None:
         assert reply.status_code == 200 and reply.url.scheme == "https"
 
 
-def test_tls_files_that_are_not_pem_give_one_line_and_exit_2(tmp_path: Path) -> None:
+def test_tls_files_that_are_not_pem_give_one_line_and_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     cert, key = tmp_path / "tls.crt", tmp_path / "tls.key"
     cert.write_text("not a certificate\n")
     key.write_text("not a key\n")
-    result = run("serve", "--port", str(free_port()), "--tls-cert-file", str(cert), "--tls-key-file", str(key))
-    assert result.returncode == 2
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and "not a PEM certificate and matching private key" in lines[0], result.stderr
-    assert "Traceback" not in result.stderr
+    code, _, err = run_in_process(capsys, "serve", "--tls-cert-file", str(cert), "--tls-key-file", str(key))
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "not a PEM certificate and matching private key" in lines[0], err
+    assert "Traceback" not in err
 
 
 def test_a_port_in_use_gives_one_line_before_any_startup_claim() -> None:
@@ -210,11 +212,14 @@ def test_a_port_in_use_gives_one_line_before_any_startup_claim() -> None:
     assert "startup complete" not in output and "Traceback" not in output
 
 
-def test_sigterm_answers_the_request_in_flight_and_exits_0(nodes_request: dict[str, object]) -> None:
+def test_serve_answers_health_checks_and_on_sigterm_the_request_in_flight_then_exits_0(
+    nodes_request: dict[str, object],
+) -> None:
     port = free_port()
     process = start_serving(port)
     try:
-        wait_for(f"http://127.0.0.1:{port}/healthz")
+        assert wait_for(f"http://127.0.0.1:{port}/healthz").text == "ok"
+        assert httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200
         body = json.dumps(nodes_request).encode()
         head = (
             f"POST /filter HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"

@@ -55,12 +55,16 @@ def apiserver() -> Iterator[StandInApiServer]:
     server.stop()
 
 
+# /readyz turns 503 after the watch has been broken this long in these tests (30 s in production).
+STALE_AFTER_SECONDS = 0.5
+
+
 @pytest.fixture
 def extender_url(apiserver: StandInApiServer, tmp_path: Path) -> Iterator[str]:
     apiserver.hold_lists()
     cache = ClusterCache()
     watcher = ClusterWatcher(core_api(apiserver.kubeconfig(tmp_path)), cache, watch_timeout_seconds=2)
-    with serve_app(create_app(cache=cache, background=watcher)) as url:
+    with serve_app(create_app(cache=cache, background=watcher, stale_after_seconds=STALE_AFTER_SECONDS)) as url:
         yield url
         watcher.stop()
 
@@ -162,3 +166,36 @@ def test_watcher_uses_paged_lists_and_a_bound_pod_selector(
     pod_lists = [r for r in apiserver.requests if r.startswith("/api/v1/pods")]
     assert all("fieldSelector=spec.nodeName" in r for r in pod_lists)
     assert any("limit=500" in r for r in apiserver.requests if r.startswith("/api/v1/nodes"))
+
+
+def metric(text: str, name: str) -> float:
+    """The value of one sample in a Prometheus text exposition."""
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[-1])
+    raise AssertionError(f"{name} not in the exposition")
+
+
+def test_an_api_server_outage_makes_the_cache_stale_and_not_ready_until_it_relists(
+    http: httpx.Client, apiserver: StandInApiServer, extender_url: str, names_request: dict[str, Any]
+) -> None:
+    apiserver.release_lists()
+    eventually(lambda: http.get(f"{extender_url}/readyz").status_code == 200, "/readyz 200")
+    assert metric(http.get(f"{extender_url}/metrics").text, "aim_extender_cache_stale_seconds") == 0.0
+    apiserver.go_down()
+    eventually(lambda: http.get(f"{extender_url}/readyz").status_code == 503, "/readyz 503 while stale")
+    assert "node cache stale" in http.get(f"{extender_url}/readyz").text
+    metrics = http.get(f"{extender_url}/metrics").text
+    assert metric(metrics, "aim_extender_cache_stale_seconds") > STALE_AFTER_SECONDS
+    assert metric(metrics, "aim_extender_cache_synced") == 1.0  # kept: synced once, now stale
+    request = annotate(names_request, LLAMA_8B, partitions=2)
+    assert filter_names(http, extender_url, request)["NodeNames"] == ["fake-gpu-node-2"]  # still answers
+    counted = 'aim_extender_stale_decisions_total{verb="filter"}'
+    assert metric(http.get(f"{extender_url}/metrics").text, counted) == 1.0
+    lists_before = sum(1 for r in apiserver.requests if "watch=true" not in r)
+    apiserver.come_back()
+    back = time.monotonic()
+    eventually(lambda: http.get(f"{extender_url}/readyz").status_code == 200, "/readyz 200 after relisting")
+    assert time.monotonic() - back < 4.0  # backoff capped at 3 s
+    assert sum(1 for r in apiserver.requests if "watch=true" not in r) >= lists_before + 2  # nodes and pods
+    assert metric(http.get(f"{extender_url}/metrics").text, "aim_extender_cache_stale_seconds") == 0.0

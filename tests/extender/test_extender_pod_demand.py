@@ -161,3 +161,23 @@ def test_bound_pods_hold_their_partitions_until_they_finish() -> None:
     assert bound_pod_usage({**running, "status": {"phase": "Succeeded"}}) is None
     assert bound_pod_usage({"spec": {"containers": [limits_only("2")]}}) is None  # not bound
     assert bound_pod_usage({"spec": {"nodeName": "n1", "containers": [limits_only("١")]}}) is None
+
+
+def test_a_new_catalogue_replaces_the_memo_so_a_model_once_unknown_is_found() -> None:
+    import dataclasses
+
+    import sizing
+
+    base = sizing.CATALOGUE
+    known = base["Qwen/Qwen3-8B"]
+    renamed = dataclasses.replace(known, id="example-org/qwen3-8b-finetune", aliases=())
+    sizer = Sizer(catalogue=sizing.Catalogue(tuple(base.values()), base.data_version))
+    demand = PodDemand(1, model="example-org/qwen3-8b-finetune", precision="fp16")
+    unknown = sizer.requirement(demand).rejection
+    assert unknown is not None and unknown.code is ReasonCode.UNKNOWN_MODEL
+    sizer.catalogue = sizing.Catalogue((*base.values(), renamed), base.data_version)
+    found = sizer.requirement(demand)
+    assert (
+        found.rejection is None
+        and found.required_bytes == SIZER.requirement(PodDemand(1, model="Qwen/Qwen3-8B")).required_bytes
+    )
