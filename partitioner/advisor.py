@@ -130,18 +130,20 @@ def _check_nodes(nodes: Sequence[AdvisorNode]) -> None:
             raise AdvisorInputError(f"node {node.name}: gpus={node.gpus} is out of range 1..{MAX_GPUS_PER_NODE}")
 
 
-def _unplaceable(demand: Demand, nodes: Sequence[NodeChoices]) -> Unplaceable | None:
+def _unplaceable(demand: Demand, nodes: Sequence[NodeChoices], most: dict[int, int]) -> Unplaceable | None:
+    """Why no layout can place the demand, or None. ``most`` memoises, per partition size needed,
+    the most partitions of that size any node can have."""
     if demand.problem is not None:
         return Unplaceable(demand.name, demand.subject, f"no node in any mode it may take: {demand.problem}")
     if not demand.uses_gpus:
         return None
-    holding = [node.gpus * o.partitions for node in nodes for o in node.options
-               if o.partition_bytes >= demand.required_bytes]
-    most = max(holding, default=0)
-    if most < demand.partitions:
+    if demand.required_bytes not in most:
+        most[demand.required_bytes] = max((node.gpus * o.partitions for node in nodes for o in node.options
+                                           if o.partition_bytes >= demand.required_bytes), default=0)
+    if most[demand.required_bytes] < demand.partitions:
         return Unplaceable(demand.name, demand.subject, (
             f"needs {demand.partitions} partitions of {gib(demand.required_bytes)} or more on one node;"
-            f" no node can have more than {most} in any mode it may take"))
+            f" no node can have more than {most[demand.required_bytes]} in any mode it may take"))
     return None
 
 
@@ -201,7 +203,8 @@ def advise(
             node.name, choice.product, node.gpus, node.current, target,
             node.current is not None and choice.current != index, node.repartition_allowed,
             dcm.profile_name(target, node.gpus)))
-    unplaceable = tuple(u for u in (_unplaceable(d, choices) for d in demands) if u is not None)
+    most: dict[int, int] = {}
+    unplaceable = tuple(u for u in (_unplaceable(d, choices, most) for d in demands) if u is not None)
     return Advice(
         nodes=tuple(advice_nodes),
         totals=totals_of(plan, changed_count(choices, outcome.layout)),

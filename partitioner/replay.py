@@ -2,8 +2,8 @@
 filter, best-fit score and the device plugin's partition taking), online, in the workloads' order.
 
 ``planning.place_all`` rebuilds every node's labels before every decision (about 6 s for 100 nodes
-x 8 GPUs and 500 workloads). A node's labels and allocatable depend only on its GPUs' partitioning,
-which placing never changes, so this replay builds them once per node and keeps the count of used
+x 8 GPUs and 500 workloads). A node's offer (its labels and allocatable, parsed) depends only on its GPUs'
+partitioning, which placing never changes, so this replay reads it once per node and keeps the count of used
 partitions as partitions are taken; every decision is still ``planning.place_one``'s. A test checks
 that the replay and ``planning.place_all`` agree placement for placement.
 """
@@ -17,21 +17,21 @@ from extender import planning
 
 
 class _ReplayNode(planning.NodeState):
-    """A planner node whose facts are computed once and whose used-partition count is kept."""
+    """A planner node whose offer is read once and whose used-partition count is kept."""
 
     def __init__(self, name: str, gpus: list[planning.GpuState]) -> None:
         super().__init__(name, gpus)
-        self._facts: Any = None
+        self._offer: Any = None
         self._used = sum(gpu.used for gpu in gpus)
 
     @property
     def used(self) -> int:
         return self._used
 
-    def facts(self) -> Any:  # the planner's NodeFacts (not exported)
-        if self._facts is None:
-            self._facts = super().facts()
-        return self._facts
+    def offer(self) -> Any:  # the planner's NodeOffer (not exported)
+        if self._offer is None:
+            self._offer = super().offer()
+        return self._offer
 
     def take(self, workload: str, requirement: Any) -> list[tuple[int, int]]:
         taken = super().take(workload, requirement)

@@ -1,0 +1,106 @@
+"""``aim-partitioner advise``: the demo, the JSON fields issue 10 lists, and bad files (exit 2, one line)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from partitioner.cli import main
+
+CLUSTER = """\
+nodes:
+  - name: cpx-a
+    gpus:
+      - {product: MI300X, compute_mode: CPX, memory_mode: NPS4, count: 2}
+  - name: cpx-b
+    gpus:
+      - {product: MI300X, compute_mode: CPX, memory_mode: NPS4, count: 2}
+  - name: pinned
+    repartition: false
+    gpus:
+      - {product: MI325X, compute_mode: CPX, count: 1}
+"""
+WORKLOADS = """\
+workloads:
+  - {name: chat, model: meta-llama/Llama-3.1-8B-Instruct, precision: fp16, replicas: 3}
+  - {name: big, model: meta-llama/Llama-3.3-70B-Instruct, precision: fp16}
+"""
+
+
+def _files(tmp_path: Path, cluster: str = CLUSTER, workloads: str = WORKLOADS) -> list[str]:
+    (tmp_path / "cluster.yaml").write_text(cluster, encoding="utf-8")
+    (tmp_path / "workloads.yaml").write_text(workloads, encoding="utf-8")
+    return ["--cluster", str(tmp_path / "cluster.yaml"), "--workloads", str(tmp_path / "workloads.yaml")]
+
+
+def test_the_demo_runs_as_a_command() -> None:
+    done = subprocess.run([sys.executable, "-m", "partitioner", "advise"], capture_output=True, text=True,
+                          timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    assert "Partition advice: 15 workloads on 5 nodes / 8 GPUs (built-in demo cluster, modes free)" in done.stdout
+    assert "Proof: the planner's best-fit placement on the target layout" in done.stdout
+    assert "kubectl label node mi300x-cpx dcm.amd.com/gpu-config-profile=" in done.stdout
+
+
+def test_json_has_the_fields_issue_10_lists(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["advise", *_files(tmp_path), "--format", "json"]) == 0
+    document = json.loads(capsys.readouterr().out)
+    nodes = {n["name"]: n for n in document["nodes"]}
+    for node in nodes.values():
+        assert {"name", "product", "gpus", "current", "target", "changed", "dcm_profile"} <= set(node)
+        assert set(node["target"]) == {"compute_mode", "memory_mode"}
+    assert nodes["cpx-a"]["current"] == {"compute_mode": "CPX", "memory_mode": "NPS4"}
+    assert nodes["pinned"]["changed"] is False and nodes["pinned"]["target"]["compute_mode"] == "CPX"
+    assert sum(n["changed"] for n in nodes.values()) == 1  # the 70B model needs one bigger partition
+    totals = document["totals"]
+    assert set(totals) == {"workloads", "placed", "gpus", "gpus_used", "gpus_free", "nodes_changed"}
+    assert totals["workloads"] == 4 and totals["placed"] == 4 and totals["nodes_changed"] == 1
+    assert totals["gpus_used"] + totals["gpus_free"] == totals["gpus"] == 5
+    assert document["current_totals"]["placed"] == 3
+    placement = document["placement"]
+    assert placement["policy"] == "best-fit" and len(placement["placements"]) == 4
+    configmap = document["dcm"]["configmap"]
+    assert configmap["kind"] == "ConfigMap" and configmap["metadata"]["namespace"] == "kube-amd-gpu"
+    profiles = json.loads(configmap["data"]["config.json"])["gpu-config-profiles"]
+    for name, node in nodes.items():
+        assert document["dcm"]["node_labels"][name] == {"dcm.amd.com/gpu-config-profile": node["dcm_profile"]}
+        assert profiles[node["dcm_profile"]]["profiles"][0]["numGPUsAssigned"] == node["gpus"]
+
+
+def test_table_shows_current_and_target(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["advise", *_files(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "CPX/NPS4" in out and "workloads placed" in out and "(repartition not allowed)" in out
+    assert "3 / 4" in out and "4 / 4" in out  # current vs target
+
+
+@pytest.mark.parametrize(("cluster", "message"), [
+    ("nodes: [", "not valid YAML at line 1"),
+    ("- a list", "expected a YAML mapping at the top level, got list"),
+    ("nodes:\n  - name: a\n    gpus: [{product: MI325X, compute_mode: DPX, memory_mode: NPS2}]\n",
+     "nodes[0].gpus[0]: MI325X has no partition mode DPX/NPS2"),
+    ("nodes:\n  - name: a\n    gpus: [{product: MI999X}]\n", "unknown GPU product 'MI999X'"),
+    ("nodes:\n  - name: a\n    gpus: [{product: MI300X}, {product: MI325X}]\n", "different products"),
+    ("nodes:\n  - name: a\n    repartition: false\n    gpus: [{product: MI300X}]\n", "compute_mode is not given"),
+    ("nodes:\n  - name: Bad_Name\n    gpus: [{product: MI300X}]\n", "not a Kubernetes node name"),
+    ("nodes:\n  - name: a\n    gpus: [{product: MI300X, count: 17}]\n", "less than or equal to 16"),
+    ("[" * 1000, "cluster.yaml: nested too deeply"),
+])
+def test_bad_cluster_files_exit_2_with_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str], cluster: str,
+                                                message: str) -> None:
+    assert main(["advise", *_files(tmp_path, cluster=cluster)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.startswith("aim-partitioner advise: error: ") and captured.err.count("\n") == 1
+    assert message in captured.err
+
+
+def test_bad_workload_file_and_missing_file_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["advise", *_files(tmp_path, workloads="workloads:\n  - {name: x, precision: fp7}\n")]) == 2
+    assert "workloads[0].precision" in capsys.readouterr().err
+    assert main(["advise", "--cluster", str(tmp_path / "absent.yaml")]) == 2
+    assert "absent.yaml: cannot read" in capsys.readouterr().err
