@@ -68,8 +68,11 @@ class QuantScheme:
 
     @property
     def label(self) -> str:
-        parts = [self.method, f"{'fp' if self.weight_type == 'float' else self.weight_type if self.weight_type in ('mxfp4', 'nf4', 'fp4') else 'int'}"
-                 f"{'' if self.weight_type in ('mxfp4', 'nf4', 'fp4') else self.bits}"]
+        """A short human name, e.g. "awq int4 group 128 zero points" or "mxfp4 (4.25 bits, experts)"."""
+        if self.weight_type == "mxfp4":
+            return "mxfp4 (4.25 bits per expert weight; other modules bf16)"
+        kind = {"float": f"fp{self.bits}", "nf4": "nf4", "fp4": "fp4"}.get(self.weight_type, f"int{self.bits}")
+        parts = [self.method, kind]
         if self.group_size > 0:
             parts.append(f"group {self.group_size}")
         if self.block:
@@ -78,6 +81,8 @@ class QuantScheme:
             parts.append("zero points")
         if self.desc_act:
             parts.append("desc_act")
+        if self.double_quant:
+            parts.append("double quant")
         return " ".join(parts)
 
 
