@@ -86,7 +86,7 @@ def _serve(port: int, cert: str, key: str, nodes: int) -> None:
 
 def bench_https(bodies: dict[str, bytes], nodes: int, requests: int) -> None:
     with tempfile.TemporaryDirectory() as directory:
-        now = dt.datetime.now(dt.timezone.utc)
+        now = dt.datetime.now(dt.UTC)
         ca = make_ca("bench CA", now)
         serving = make_serving(ca, ("localhost",), now)
         cert, key, ca_file = Path(directory, "tls.crt"), Path(directory, "tls.key"), Path(directory, "ca.crt")

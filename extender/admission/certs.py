@@ -123,7 +123,8 @@ def renewal_reason(ca: KeyPair | None, serving: KeyPair | None, names: Sequence[
     if cert.issuer != ca_cert.subject:
         return "the certificate was not issued by the stored CA"
     try:
-        have = set(cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(x509.DNSName))
+        extension = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+        have = set(extension.value.get_values_for_type(x509.DNSName))
     except x509.ExtensionNotFound:
         have = set()
     missing = [n for n in names if n not in have and not _is_ip(n)]
@@ -229,14 +230,16 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "certs", help="create/renew the webhook's CA and serving certificate (Secret) and patch the webhook's caBundle")
     parser.add_argument("--namespace", required=True, help="namespace of the webhook Service and Secret")
     parser.add_argument("--service", required=True, help="the webhook Service name (the certificate names it)")
-    parser.add_argument("--secret", required=True, help="serving Secret to write (kubernetes.io/tls: tls.crt, tls.key, ca.crt)")
+    parser.add_argument("--secret", required=True,
+                        help="serving Secret to write (kubernetes.io/tls: tls.crt, tls.key, ca.crt)")
     parser.add_argument("--ca-secret", default=None,
-                        help="Secret holding the CA certificate and key (default: SECRET-ca; not mounted by the server)")
+                        help="Secret with the CA certificate and key (default: SECRET-ca; not mounted by the server)")
     parser.add_argument("--webhook", required=True, help="MutatingWebhookConfiguration whose caBundle to set")
     parser.add_argument("--extra-san", action="append", default=[], metavar="NAME",
                         help="another DNS name or IP address for the certificate (repeatable)")
     parser.add_argument("--kubeconfig", default=None, help="kubeconfig (default: in-cluster, then ~/.kube/config)")
-    parser.add_argument("--cert-days", type=int, default=CERT_DAYS, help=f"serving certificate validity (default {CERT_DAYS})")
+    parser.add_argument("--cert-days", type=int, default=CERT_DAYS,
+                        help=f"serving certificate validity in days (default {CERT_DAYS})")
     parser.add_argument("--renew-days", type=int, default=RENEW_DAYS,
                         help=f"renew this many days before expiry (default {RENEW_DAYS})")
     return parser
@@ -244,12 +247,15 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     """Make the Secret and the caBundle right; exit 0 when they are, 1 with one line when not."""
-    from kubernetes import client, config
+    from kubernetes import client, config as config_module
     from kubernetes.client.exceptions import ApiException
     from kubernetes.config.config_exception import ConfigException
 
+    config: Any = config_module  # the kubernetes client's loaders are unannotated
+
     if not 1 <= args.renew_days < args.cert_days <= CA_DAYS:
-        logger.error("need 1 <= --renew-days < --cert-days <= %d; got %d and %d", CA_DAYS, args.renew_days, args.cert_days)
+        logger.error("need 1 <= --renew-days < --cert-days <= %d; got %d and %d",
+                     CA_DAYS, args.renew_days, args.cert_days)
         return 2
     try:
         if args.kubeconfig:
@@ -279,7 +285,8 @@ def run(args: argparse.Namespace) -> int:
         else:
             logger.info("Secret %s/%s holds a valid certificate; nothing to renew", args.namespace, args.secret)
         hook = admission.read_mutating_webhook_configuration(args.webhook)
-        ops = patch_ops_for_ca_bundle(client.ApiClient().sanitize_for_serialization(hook), decision.ca_bundle)
+        serializer: Any = client.ApiClient()
+        ops = patch_ops_for_ca_bundle(serializer.sanitize_for_serialization(hook), decision.ca_bundle)
         if ops:
             admission.patch_mutating_webhook_configuration(args.webhook, ops)
             logger.info("set the caBundle of MutatingWebhookConfiguration %s (%d webhooks)", args.webhook, len(ops))
@@ -312,5 +319,5 @@ def _write_secret(core: Any, namespace: str, name: str, kind: str, data: dict[st
     if existing is None:
         core.create_namespaced_secret(namespace, body)
     else:  # replace with the version read: a concurrent writer makes this fail (409) instead of being lost
-        body.metadata.resource_version = existing.metadata.resource_version
+        body.metadata.resource_version = existing.metadata.resource_version  # type: ignore[union-attr]
         core.replace_namespaced_secret(name, namespace, body)

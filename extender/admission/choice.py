@@ -184,6 +184,7 @@ def decide(target: Target, offers: Sequence[Offer]) -> Outcome:
         return Outcome(None, tuple(warnings))
     count, need = fallback
     if not offers:
+        size = gib_text(_required(target, need), round_up=True)
         warnings.append(f"no node advertises {RESOURCE_NAME} partition labels yet; sized {target.subject}"
-                        f" against the partitions of the known GPUs ({count} x {gib_text(_required(target, need), round_up=True)})")
+                        f" against the partitions of the known GPUs ({count} x {size})")
     return Outcome(Choice(count, need, _required(target, need), fits_cluster=False), tuple(warnings))

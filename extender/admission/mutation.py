@@ -20,8 +20,8 @@ from extender.admission.choice import Choice, Target, decide, gib_text
 from extender.admission.engine_flags import FlagUse, flag_uses
 from extender.admission.inventory import Offer
 from extender.admission.models import ModelResolver, catalogue_model, declared_precision
-from extender.admission.patching import PatchBuilder, Path, Unpatchable, dotted, lookup
-from extender.admission.workload import KSERVE_ISVC_LABEL, Kind, NotMutable, Workload, read_workload
+from extender.admission.patching import PatchBuilder, Path, UnpatchableError, dotted, lookup
+from extender.admission.workload import KSERVE_ISVC_LABEL, Kind, NotMutableError, Workload, read_workload
 from sizing import ModelArch, Precision
 from sizing.bounded import MAX_CONTEXT_TOKENS, BoundedValueError, parse_count, parse_int, parse_memory_bytes, shown
 from sizing.contract import (
@@ -69,12 +69,12 @@ class Mutation:
     message: str = ""
 
 
-class Denied(ValueError):
+class AnnotationError(ValueError):
     """An annotation the webhook cannot read: the object is refused with this message."""
 
 
-def _deny_annotation(key: str, raw: object, problem: str) -> Denied:
-    return Denied(f"annotation {key}={shown(raw)}: {problem}")
+def _deny_annotation(key: str, raw: object, problem: str) -> AnnotationError:
+    return AnnotationError(f"annotation {key}={shown(raw)}: {problem}")
 
 
 def _annotation(annotations: Mapping[str, object], key: str) -> str | None:
@@ -112,13 +112,21 @@ def _resolve(options: Options, model_id: str, key: str) -> ModelArch:
         return options.resolve_model(model_id)
     except sizing.UnknownModelError as error:
         hint = f"did you mean {' or '.join(error.suggestions)}? " if error.suggestions else ""
-        raise Denied(f"annotation {key}={shown(model_id)}: unknown model; {hint}use a catalogue id"
+        raise AnnotationError(f"annotation {key}={shown(model_id)}: unknown model; {hint}use a catalogue id"
                      " (aim-sizing models) or add the model to the models directory") from None
     except sizing.SizingError as error:
-        raise Denied(f"annotation {key}={shown(model_id)}: {error}") from None
+        raise AnnotationError(f"annotation {key}={shown(model_id)}: {error}") from None
 
 
-def _user_count(container: Mapping[str, Any], base: Path) -> tuple[int | None, list[str]]:
+def _users(uses: Mapping[str, FlagUse], flag: str, record: _Record) -> FlagUse | None:
+    """The flag's last use unless it is the webhook's own (recorded) value."""
+    use = uses.get(flag)
+    if use is None or (use.args_index is not None and record.owns("args:" + flag, use.value)):
+        return None
+    return use
+
+
+def _user_count(container: Mapping[str, Any], base: Path, record: _Record) -> tuple[int | None, list[str]]:
     """The user's amd.com/gpu-partition count (limits win over requests, as the API server
     defaults requests from limits), and a warning per unreadable or disagreeing value."""
     resources = container.get("resources")
@@ -129,6 +137,8 @@ def _user_count(container: Mapping[str, Any], base: Path) -> tuple[int | None, l
         values = resources.get(kind)
         if not isinstance(values, Mapping) or RESOURCE_NAME not in values:
             continue
+        if record.owns("resources", _text(values[RESOURCE_NAME])):
+            continue  # the webhook's own count: recomputed, not an input
         where = dotted((*base, "resources", kind, RESOURCE_NAME))
         try:
             counts[kind] = parse_count(where, values[RESOURCE_NAME])
@@ -148,80 +158,6 @@ def _flag_int(use: FlagUse | None, flag: str, maximum: int, warnings: list[str])
     except BoundedValueError as error:
         warnings.append(f"cannot read the container's {error}; sized without it")
         return None
-
-
-def read_inputs(workload: Workload, root: Mapping[str, Any], options: Options) -> Inputs:
-    """The sizing inputs; Denied when an AIM annotation is garbage."""
-    notes = workload.annotations
-    warnings: list[str] = []
-    profile_id = _annotation(notes, ANNOTATION_PROFILE)
-    precision_text = _annotation(notes, ANNOTATION_PRECISION)
-    precision: Precision | None = None
-    if profile_id is not None:
-        try:
-            profile = sizing.get_profile(profile_id[:MAX_MODEL_ID_LENGTH])
-        except sizing.SizingError as error:
-            raise Denied(f"annotation {ANNOTATION_PROFILE}={shown(profile_id)}: {error}") from None
-        model = _resolve(options, profile.model_id, ANNOTATION_PROFILE)
-        precision = profile.precision
-    else:
-        model_id = _annotation(notes, ANNOTATION_MODEL)
-        if model_id is None:
-            raise NotMutable("no model annotation")
-        model = _resolve(options, _model_id(model_id), ANNOTATION_MODEL)
-        if precision_text is not None:
-            try:
-                precision = sizing.parse_precision(precision_text[:32])
-            except sizing.SizingError as error:
-                raise _deny_annotation(ANNOTATION_PRECISION, precision_text, str(error)) from None
-    declared = declared_precision(model)
-    if declared is not None and precision is not None and precision != declared:
-        # The extender would refuse the pod on every node for the same reason: say it now.
-        key = ANNOTATION_PROFILE if profile_id is not None else ANNOTATION_PRECISION
-        scheme = model.quantization.scheme.label if model.quantization is not None else declared.value
-        raise Denied(f"annotation {key}: precision {precision.value} contradicts {model.id}, a pre-quantized"
-                     f" {scheme} checkpoint ({declared.value}); omit {ANNOTATION_PRECISION} or give {declared.value}")
-    given = precision is not None or declared is not None
-    precision = precision or declared or Precision.FP16
-
-    max_len: int | None = None
-    raw_len = _annotation(notes, ANNOTATION_MAX_MODEL_LEN)
-    if raw_len is not None:
-        try:
-            max_len = parse_int("annotation " + ANNOTATION_MAX_MODEL_LEN, raw_len, minimum=1, maximum=MAX_CONTEXT_TOKENS)
-        except BoundedValueError as error:
-            raise Denied(str(error)) from None
-    uses = flag_uses(workload.tokens(root, "command"), workload.tokens(root, "args"))
-    arg_len = _flag_int(uses.get("--max-model-len"), "--max-model-len", MAX_CONTEXT_TOKENS, warnings)
-    if arg_len is not None:
-        if max_len is not None and arg_len != max_len:
-            warnings.append(f"--max-model-len={arg_len} in the container overrides {ANNOTATION_MAX_MODEL_LEN}={max_len};"
-                            f" sized for {arg_len}, the context vLLM will use")
-        max_len = arg_len
-    if max_len is not None and max_len > model.max_context:
-        raise Denied(f"max-model-len {max_len} exceeds the {model.max_context} tokens {model.id} supports"
-                     f" ({ANNOTATION_MAX_MODEL_LEN} or --max-model-len)")
-
-    memory: int | None = None
-    raw_memory = _annotation(notes, ANNOTATION_MEMORY)
-    if raw_memory is not None:
-        try:
-            memory = parse_memory_bytes("annotation " + ANNOTATION_MEMORY, raw_memory)
-        except BoundedValueError as error:
-            raise Denied(str(error)) from None
-
-    container = workload.container(root)
-    count, count_warnings = _user_count(container, workload.container_path)
-    warnings.extend(count_warnings)
-    tp = _flag_int(uses.get("--tensor-parallel-size"), "--tensor-parallel-size", 1024, warnings)
-    if count is not None and tp is not None and tp != count:
-        warnings.append(f"--tensor-parallel-size={tp} but the container requests {count} {RESOURCE_NAME}:"
-                        " vLLM needs one partition per rank; make them equal")
-    partitions = count if count is not None else tp
-    if partitions == 0:
-        warnings.append(f"the container requests 0 {RESOURCE_NAME}; {model.id} needs at least one")
-        partitions = None
-    return Inputs(model, precision, given, max_len, memory, partitions, tuple(warnings))
 
 
 @dataclass(slots=True)
@@ -254,6 +190,83 @@ def _read_record(annotations: Mapping[str, object]) -> dict[str, str]:
     if not isinstance(found, dict):
         return {}
     return {k: v for k, v in found.items() if isinstance(k, str) and isinstance(v, str)}
+
+
+def read_inputs(workload: Workload, root: Mapping[str, Any], options: Options, record: _Record) -> Inputs:
+    """The sizing inputs (the user's: values the record says the webhook set are not inputs);
+    AnnotationError when an AIM annotation is garbage."""
+    notes = workload.annotations
+    warnings: list[str] = []
+    profile_id = _annotation(notes, ANNOTATION_PROFILE)
+    precision_text = _annotation(notes, ANNOTATION_PRECISION)
+    precision: Precision | None = None
+    if profile_id is not None:
+        try:
+            profile = sizing.get_profile(profile_id[:MAX_MODEL_ID_LENGTH])
+        except sizing.SizingError as error:
+            raise AnnotationError(f"annotation {ANNOTATION_PROFILE}={shown(profile_id)}: {error}") from None
+        model = _resolve(options, profile.model_id, ANNOTATION_PROFILE)
+        precision = profile.precision
+    else:
+        model_id = _annotation(notes, ANNOTATION_MODEL)
+        if model_id is None:
+            raise NotMutableError("no model annotation")
+        model = _resolve(options, _model_id(model_id), ANNOTATION_MODEL)
+        if precision_text is not None:
+            try:
+                precision = sizing.parse_precision(precision_text[:32])
+            except sizing.SizingError as error:
+                raise _deny_annotation(ANNOTATION_PRECISION, precision_text, str(error)) from None
+    declared = declared_precision(model)
+    if declared is not None and precision is not None and precision != declared:
+        # The extender would refuse the pod on every node for the same reason: say it now.
+        key = ANNOTATION_PROFILE if profile_id is not None else ANNOTATION_PRECISION
+        scheme = model.quantization.scheme.label if model.quantization is not None else declared.value
+        raise AnnotationError(f"annotation {key}: precision {precision.value} contradicts {model.id}, a pre-quantized"
+                     f" {scheme} checkpoint ({declared.value}); omit {ANNOTATION_PRECISION} or give {declared.value}")
+    given = precision is not None or declared is not None
+    precision = precision or declared or Precision.FP16
+
+    max_len: int | None = None
+    raw_len = _annotation(notes, ANNOTATION_MAX_MODEL_LEN)
+    if raw_len is not None and not record.owns("annotation:" + ANNOTATION_MAX_MODEL_LEN, raw_len):
+        try:
+            max_len = parse_int("annotation " + ANNOTATION_MAX_MODEL_LEN, raw_len,
+                                minimum=1, maximum=MAX_CONTEXT_TOKENS)
+        except BoundedValueError as error:
+            raise AnnotationError(str(error)) from None
+    uses = flag_uses(workload.tokens(root, "command"), workload.tokens(root, "args"))
+    arg_len = _flag_int(_users(uses, "--max-model-len", record), "--max-model-len", MAX_CONTEXT_TOKENS, warnings)
+    if arg_len is not None:
+        if max_len is not None and arg_len != max_len:
+            warnings.append(f"--max-model-len={arg_len} in the container overrides"
+                            f" {ANNOTATION_MAX_MODEL_LEN}={max_len};"
+                            f" sized for {arg_len}, the context vLLM will use")
+        max_len = arg_len
+    if max_len is not None and max_len > model.max_context:
+        raise AnnotationError(f"max-model-len {max_len} exceeds the {model.max_context} tokens {model.id} supports"
+                     f" ({ANNOTATION_MAX_MODEL_LEN} or --max-model-len)")
+
+    memory: int | None = None
+    raw_memory = _annotation(notes, ANNOTATION_MEMORY)
+    if raw_memory is not None:
+        try:
+            memory = parse_memory_bytes("annotation " + ANNOTATION_MEMORY, raw_memory)
+        except BoundedValueError as error:
+            raise AnnotationError(str(error)) from None
+
+    container = workload.container(root)
+    count, count_warnings = _user_count(container, workload.container_path, record)
+    warnings.extend(count_warnings)
+    tp = _flag_int(_users(uses, "--tensor-parallel-size", record), "--tensor-parallel-size", 1024, warnings)
+    if count is not None and tp is not None and tp != count:
+        warnings.append(f"--tensor-parallel-size={tp} but the container requests {count} {RESOURCE_NAME}:"
+                        " vLLM needs one partition per rank; make them equal")
+    partitions = count if count is not None else tp
+    if partitions == 0:
+        warnings.append(f"the container requests 0 {RESOURCE_NAME}; {model.id} needs at least one")
+        partitions = None
+    return Inputs(model, precision, given, max_len, memory, partitions, tuple(warnings))
 
 
 def _text(value: object) -> str | None:
@@ -311,6 +324,13 @@ class _Writer:
                 self.record.now[key] = value
                 if use.value != value:
                     self.patch.replace_item(args_path, use.args_index, f"{flag}={value}")
+        # A flag the webhook set earlier that the new sizing does not want (e.g. --quantization after
+        # the precision changed to fp16) goes; last, highest index first, so no index shifts.
+        stale = sorted((use.args_index for key in self.record.previous if key.startswith("args:")
+                        and key[5:] not in desired and (use := uses.get(key[5:])) is not None
+                        and use.args_index is not None and self.record.owns(key, use.value)), reverse=True)
+        for index in stale:
+            self.patch.remove_item(args_path, index)
 
     def affinity(self, required_mib: int) -> None:
         desired = str(required_mib - 1)
@@ -323,23 +343,25 @@ class _Writer:
             self.patch.put(terms_path, [{"matchExpressions": [expression]}])
             return
         if not isinstance(terms, list):
-            raise Unpatchable(terms_path, "a list")
+            raise UnpatchableError(terms_path, "a list")
         # Terms are ORed: every alternative the user wrote must also require the partition size.
         for index, term in enumerate(terms):
             if not isinstance(term, dict):
-                raise Unpatchable((*terms_path, index), "an object")
+                raise UnpatchableError((*terms_path, index), "an object")
             expressions_path = (*terms_path, index, "matchExpressions")
             expressions = term.get("matchExpressions")
             if expressions is not None and not isinstance(expressions, list):
-                raise Unpatchable(expressions_path, "a list")
-            ours = [i for i, e in enumerate(expressions or []) if isinstance(e, dict) and e.get("key") == LABEL_MEMORY_MIB]
+                raise UnpatchableError(expressions_path, "a list")
+            ours = [i for i, e in enumerate(expressions or [])
+                    if isinstance(e, dict) and e.get("key") == LABEL_MEMORY_MIB]
             if not ours:
                 self.record.now["affinity"] = desired
                 self.patch.append(expressions_path, expression)
                 continue
             current = (expressions or [])[ours[-1]]
             values = current.get("values")
-            value = values[0] if current.get("operator") == "Gt" and isinstance(values, list) and len(values) == 1 else None
+            single = current.get("operator") == "Gt" and isinstance(values, list) and len(values) == 1
+            value = values[0] if single else None
             if self.record.owns("affinity", _text(value)):
                 self.record.now["affinity"] = desired
                 if value != desired:
@@ -451,10 +473,11 @@ def mutate(kind: Kind, operation: str, obj: dict[str, Any], offers: Sequence[Off
         return Mutation(True)  # a predictor pod of an InferenceService this webhook already sized
     try:
         workload = read_workload(kind, obj)
-        inputs = read_inputs(workload, obj, options)
-    except Denied as denied:
+        record = _Record(_read_record(_mapping(annotations)))
+        inputs = read_inputs(workload, obj, options, record)
+    except AnnotationError as denied:
         return Mutation(False, message=str(denied))
-    except NotMutable as why:
+    except NotMutableError as why:
         return Mutation(True, warnings=(f"not mutated by the aim-gpu-sharing webhook: {why}",))
     target = Target(inputs.model, inputs.precision, inputs.max_model_len, inputs.partitions, inputs.memory_bytes)
     outcome = decide(target, offers)
@@ -462,7 +485,6 @@ def mutate(kind: Kind, operation: str, obj: dict[str, Any], offers: Sequence[Off
     choice = outcome.choice
     if choice is None:
         return Mutation(True, warnings=tuple(warnings))
-    record = _Record(_read_record(_mapping(annotations)))
     writer = _Writer(workload, obj, record, options)
     try:
         writer.resources(choice.partitions)
@@ -481,7 +503,7 @@ def mutate(kind: Kind, operation: str, obj: dict[str, Any], offers: Sequence[Off
         if options.scheduler_name:
             writer.scheduler(options.scheduler_name)
         writer.write_record(_summary(inputs, choice), _mapping(annotations).get(ANNOTATION_RECORD))
-    except Unpatchable as error:
+    except UnpatchableError as error:
         return Mutation(True, warnings=(*warnings, f"not mutated by the aim-gpu-sharing webhook: {error}"))
     return Mutation(True, tuple(writer.patch.ops), tuple([*warnings, *writer.warnings]))
 

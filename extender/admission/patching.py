@@ -2,7 +2,8 @@
 
 The builder edits the decoded object in place while it records each operation, so a later
 operation sees the parents an earlier one created and the ops apply cleanly in order. Only
-``add`` and ``replace`` are emitted: the webhook never removes what a user wrote.
+``add`` and ``replace`` are emitted, and ``remove`` for a list item the webhook itself wrote
+earlier: it never removes what a user wrote.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 Path = Sequence[str | int]
 
 
-class Unpatchable(ValueError):
+class UnpatchableError(ValueError):
     """A value on the way to a patched field has the wrong type (e.g. ``args`` is not a list)."""
 
     def __init__(self, path: Path, expected: str) -> None:
@@ -73,7 +74,7 @@ class PatchBuilder:
             last = depth == len(path) - 1
             if isinstance(token, int):
                 if not isinstance(node, list) or not 0 <= token < len(node):
-                    raise Unpatchable(path[: depth + 1], "an existing list item")
+                    raise UnpatchableError(path[: depth + 1], "an existing list item")
                 if last:
                     self._record("replace", path, value)
                     node[token] = value
@@ -81,13 +82,13 @@ class PatchBuilder:
                 node = node[token]
                 continue
             if not isinstance(node, dict):
-                raise Unpatchable(path[:depth], "an object")
+                raise UnpatchableError(path[:depth], "an object")
             child = node.get(token)
             if last or child is None:
                 nested = value
                 for inner in reversed(path[depth + 1:]):
                     if isinstance(inner, int):
-                        raise Unpatchable(path[: depth + 1], "an existing list")
+                        raise UnpatchableError(path[: depth + 1], "an existing list")
                     nested = {inner: nested}
                 self._record("replace" if token in node else "add", path[: depth + 1], nested)
                 node[token] = nested
@@ -101,7 +102,7 @@ class PatchBuilder:
             self.put(path, [value])
             return
         if not isinstance(current, list):
-            raise Unpatchable(path, "a list")
+            raise UnpatchableError(path, "a list")
         self.ops.append({"op": "add", "path": pointer(path) + "/-", "value": _snapshot(value)})
         current.append(value)
 
@@ -109,9 +110,17 @@ class PatchBuilder:
         """Replace item ``index`` of the list at ``path``."""
         current = lookup(self.root, path)
         if not isinstance(current, list) or not 0 <= index < len(current):
-            raise Unpatchable((*path, index), "an existing list item")
+            raise UnpatchableError((*path, index), "an existing list item")
         self._record("replace", (*path, index), value)
         current[index] = value
+
+    def remove_item(self, path: Path, index: int) -> None:
+        """Remove item ``index`` of the list at ``path`` (only ever a value the webhook wrote)."""
+        current = lookup(self.root, path)
+        if not isinstance(current, list) or not 0 <= index < len(current):
+            raise UnpatchableError((*path, index), "an existing list item")
+        self.ops.append({"op": "remove", "path": pointer((*path, index))})
+        del current[index]
 
     def _record(self, op: str, path: Path, value: Any) -> None:
         # A container recorded now and edited by a later op would make this op carry the later

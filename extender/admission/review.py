@@ -81,7 +81,7 @@ def _kind(request: Mapping[str, Any]) -> Kind | None:
     kind = request.get("kind")
     if not isinstance(kind, Mapping):
         return None
-    found = KINDS.get((kind.get("group"), kind.get("kind")))
+    found = KINDS.get((str(kind.get("group")), str(kind.get("kind"))))
     if found is Kind.INFERENCE_SERVICE and kind.get("version") != KSERVE_VERSION:
         return None
     if found is Kind.POD and kind.get("version") != "v1":
@@ -116,8 +116,5 @@ def review(body: bytes, offers: Callable[[], Sequence[Offer]], options: Options)
     if not isinstance(obj, dict):
         return _answer(api_version, uid, Mutation(False, message="request.object is not an object"), Result.DENIED)
     mutation = mutate(kind, operation, obj, offers(), options)
-    if not mutation.allowed:
-        result = Result.DENIED
-    else:
-        result = Result.PATCHED if mutation.ops else Result.UNCHANGED
+    result = Result.DENIED if not mutation.allowed else Result.PATCHED if mutation.ops else Result.UNCHANGED
     return _answer(api_version, uid, mutation, result)

@@ -25,7 +25,7 @@ class Kind(str, Enum):
     INFERENCE_SERVICE = "InferenceService"
 
 
-class NotMutable(ValueError):
+class NotMutableError(ValueError):
     """The object has no place the webhook can mutate; the message says why (a warning)."""
 
 
@@ -77,21 +77,21 @@ def _list(value: object) -> list[object]:
 
 
 def read_workload(kind: Kind, obj: Mapping[str, Any]) -> Workload:
-    """The workload of a decoded Pod or InferenceService; NotMutable when it has no container."""
+    """The workload of a decoded Pod or InferenceService; NotMutableError when it has no container."""
     metadata = _mapping(obj.get("metadata"))
     annotations = dict(_mapping(metadata.get("annotations")))
     spec = _mapping(obj.get("spec"))
     if kind is Kind.POD:
         containers = _list(spec.get("containers"))
         if not containers:
-            raise NotMutable("spec.containers is empty or not a list")
+            raise NotMutableError("spec.containers is empty or not a list")
         index = _pick_container(containers)
         container = _mapping(containers[index])
         vllm = runs_vllm(container.get("image"), _list(container.get("command")), _list(container.get("args")))
         return Workload(kind, annotations, ("spec", "containers", index), ("spec",), vllm, model_spec=False)
     predictor = spec.get("predictor")
     if not isinstance(predictor, Mapping):
-        raise NotMutable("spec.predictor is missing or not an object")
+        raise NotMutableError("spec.predictor is missing or not an object")
     # KServe copies predictor annotations onto the pod after the InferenceService's, so they win.
     annotations.update(_mapping(predictor.get("annotations")))
     if isinstance(predictor.get("model"), Mapping):
@@ -101,5 +101,5 @@ def read_workload(kind: Kind, obj: Mapping[str, Any]) -> Workload:
     if containers and isinstance(containers[0], Mapping):
         return Workload(kind, annotations, ("spec", "predictor", "containers", 0), ("spec", "predictor"), True,
                         model_spec=False)
-    raise NotMutable("spec.predictor has neither model nor containers (framework predictors such as"
+    raise NotMutableError("spec.predictor has neither model nor containers (framework predictors such as"
                      " spec.predictor.huggingface are not mutated; use spec.predictor.model)")

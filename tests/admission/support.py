@@ -24,18 +24,39 @@ import httpx
 import jsonpatch
 import jsonschema
 import kubernetes_validate
+import yaml
 
+import sizing
 from extender.admission.certs import make_ca, make_serving
 from extender.admission.inventory import PartitionInventory
 from extender.admission.mutation import Options
 from extender.admission.server import CertificateReloader, create_webhook_app, webhook_server
+from sizing import Catalogue
 from sizing.contract import PartitionShape, node_labels
+from sizing.models_dir import extend_catalogue, parse_entry
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "admission"
+MODELS_CONFIGMAP = Path(__file__).resolve().parents[2] / "manifests" / "models" / "configmap.yaml"
 GIB = 1 << 30
 KUBERNETES_VERSION = "1.37"  # newest schema kubernetes-validate ships (tests/deploy uses it too)
 POD_KIND = {"group": "", "version": "v1", "kind": "Pod"}
 ISVC_KIND = {"group": "serving.kserve.io", "version": "v1beta1", "kind": "InferenceService"}
+
+
+@cache
+def models_directory_catalogue() -> Catalogue:
+    """The catalogue plus a models directory of two entries: the shipped example ConfigMap's
+    pre-quantized AWQ checkpoint (jmurphy97/mistral-7b-awq), and the same real Mistral config
+    without its quantization_config as a 16-bit model (example-org/mistral-7b-base)."""
+    data = yaml.safe_load(MODELS_CONFIGMAP.read_text())["data"]
+    (name, text), = data.items()
+    awq = parse_entry(text, name)
+    document = json.loads(text)
+    document["id"] = "example-org/mistral-7b-base"
+    document["config"].pop("quantization_config")
+    document["config"]["torch_dtype"] = "bfloat16"
+    plain = parse_entry(json.dumps(document), "example-org--mistral-7b-base.json")
+    return extend_catalogue(sizing.CATALOGUE, [awq, plain])
 
 
 def partition_labels(product: str, compute_mode: str, memory_gib: int, count: int) -> dict[str, str]:
@@ -146,7 +167,7 @@ class TLSFiles:
 
 def write_tls(directory: Path, names: tuple[str, ...] = ("localhost", "127.0.0.1")) -> TLSFiles:
     """A CA and a serving certificate for ``names``, made by the certs command's own functions."""
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     ca = make_ca("aim webhook test CA", now)
     serving = make_serving(ca, names, now)
     files = TLSFiles(directory / "ca.crt", directory / "tls.crt", directory / "tls.key")
@@ -181,7 +202,8 @@ class RunningWebhook:
 
 
 @contextmanager
-def serve_webhook(directory: Path, inventory: PartitionInventory, options: Options | None = None) -> Iterator[RunningWebhook]:
+def serve_webhook(directory: Path, inventory: PartitionInventory,
+                  options: Options | None = None) -> Iterator[RunningWebhook]:
     """The webhook app under uvicorn with TLS on 127.0.0.1 (a free port), in a thread."""
     tls = write_tls(directory)
     reloader = CertificateReloader(str(tls.cert), str(tls.key))

@@ -9,7 +9,7 @@ import jsonpatch
 import pytest
 
 from extender.admission.engine_flags import canonical, last_use, runs_vllm
-from extender.admission.patching import PatchBuilder, Unpatchable, dotted, pointer
+from extender.admission.patching import PatchBuilder, UnpatchableError, dotted, pointer
 
 
 @pytest.mark.parametrize("path, expected", [
@@ -50,7 +50,7 @@ def test_builder_ops_replay_to_the_same_object() -> None:
 def test_builder_refuses_wrong_types_naming_the_path(document: dict[str, Any], path: tuple[Any, ...],
                                                      append: bool) -> None:
     builder = PatchBuilder(document)
-    with pytest.raises(Unpatchable) as caught:
+    with pytest.raises(UnpatchableError) as caught:
         builder.append(path, "--x=1") if append else builder.put(path, "v")
     assert dotted(caught.value.path).startswith("spec")
     assert builder.ops == []

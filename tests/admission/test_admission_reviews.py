@@ -111,7 +111,8 @@ def test_user_values_are_kept_and_the_rest_fills_in(webhook: RunningWebhook) -> 
     assert args["--max-model-len"] == "16384" and args["--gpu-memory-utilization"] == "0.95"
     assert args["--quantization"] == "fp8" and args["--max-num-batched-tokens"] == "2048"
     # Every alternative node selector term the user wrote now also requires the partition size.
-    terms = mutated["spec"]["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
+    affinity = mutated["spec"]["affinity"]["nodeAffinity"]
+    terms = affinity["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
     assert len(terms) == 2
     assert [e["key"] for e in terms[0]["matchExpressions"]] == ["topology.kubernetes.io/zone", LABEL_MEMORY_MIB]
     assert [e["key"] for e in terms[1]["matchExpressions"]] == ["node.kubernetes.io/instance-type", LABEL_MEMORY_MIB]
@@ -185,3 +186,57 @@ def test_objects_without_the_model_annotation_and_other_kinds_pass_untouched(web
     assert answer.allowed and answer.ops == [] and answer.warnings == []
     other = webhook.review({"group": "apps", "version": "v1", "kind": "Deployment"}, {"metadata": {}})
     assert other.allowed and other.ops == []
+
+
+def test_a_models_directory_model_is_sized_like_a_catalogue_model(webhook: RunningWebhook) -> None:
+    isvc, answer = post_fixture(webhook, "review-isvc-models-directory.json")
+    assert answer.allowed and answer.warnings == []
+    mutated = answer.applied_to(isvc)
+    validate_inference_service(mutated)
+    model = mutated["spec"]["predictor"]["model"]
+    args = args_of(model)
+    # The context came from spec.predictor.annotations (KServe copies them onto the pod, last).
+    assert args["--max-model-len"] == "16384"
+    assert "--dtype" not in args and "--quantization" not in args  # 16-bit, no precision given: vLLM's auto
+    assert model["resources"]["limits"][RESOURCE_NAME] == "1"
+    record = json.loads(mutated["metadata"]["annotations"][RECORD])
+    assert record["sized"].startswith("example-org/mistral-7b-base fp16 ctx 16384: 1 partition")
+
+
+def test_a_pre_quantized_checkpoint_is_sized_as_it_declares(webhook: RunningWebhook) -> None:
+    pod, answer = post_fixture(webhook, "review-pod-prequantized.json")
+    assert answer.allowed and answer.warnings == []
+    mutated = answer.applied_to(pod)
+    validate_pod(mutated)
+    container = mutated["spec"]["containers"][0]
+    args = args_of(container)
+    assert args["--quantization"] == "awq"  # the checkpoint's own method, not compressed-tensors
+    assert "--dtype" not in args
+    record = json.loads(mutated["metadata"]["annotations"][RECORD])
+    assert record["sized"].startswith("jmurphy97/mistral-7b-awq int4 ctx 8192: 1 partition of at least 7.")
+    # The same model with a precision that contradicts the checkpoint is refused, naming both.
+    pod["metadata"]["annotations"]["aim.amd.com/precision"] = "fp16"
+    refused = webhook.review(POD_KIND, pod)
+    assert not refused.allowed
+    assert "contradicts jmurphy97/mistral-7b-awq" in refused.response["status"]["message"]
+    assert "awq int4" in refused.response["status"]["message"]
+
+
+def test_an_update_recomputes_the_webhooks_values_and_keeps_the_users(webhook: RunningWebhook) -> None:
+    isvc, answer = post_fixture(webhook, "review-isvc-profile.json")
+    first = answer.applied_to(isvc)
+    model = first["spec"]["predictor"]["model"]
+    model["args"].append("--max-num-seqs=64")  # the user's own value, written after the webhook's
+    del model["args"][[a.startswith("--max-num-seqs=256") for a in model["args"]].index(True)]
+    first["metadata"]["annotations"]["aim.amd.com/profile"] = "qwen--qwen3-32b--fp16"
+    answer = webhook.review(ISVC_KIND, first, "UPDATE")
+    updated = answer.applied_to(first)
+    validate_inference_service(updated)
+    model = updated["spec"]["predictor"]["model"]
+    args = args_of(model)
+    assert model["resources"]["limits"][RESOURCE_NAME] == args["--tensor-parallel-size"] == "2"
+    assert args["--max-num-seqs"] == "64"  # the user's, kept
+    assert "--quantization" not in args or args["--quantization"] != "compressed-tensors"
+    assert flag_count(model, "--tensor-parallel-size") == 1
+    (expression,) = memory_expressions(updated["spec"]["predictor"])
+    assert json.loads(updated["metadata"]["annotations"][RECORD])["set"]["affinity"] == expression["values"][0]
