@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import tempfile
 import threading
 import time
 from collections.abc import Iterator, Mapping
@@ -77,21 +78,43 @@ class Env:
         raise AssertionError(f"{name} not in metrics")
 
 
+def _started_env(root: Path, kubelet: TestKubelet) -> Env:
+    environment = Env(root, kubelet)
+    environment.runner.start()
+    assert wait_until(lambda: len(kubelet.registrations) == 1, timeout=5)
+    kubelet.wait_for_devices(lambda devices: len(devices) == 63)
+    return environment
+
+
 @pytest.fixture
 def env(short_tmp: Path, test_kubelet: TestKubelet) -> Iterator[Env]:
-    environment = Env(short_tmp, test_kubelet)
-    environment.runner.start()
-    assert wait_until(lambda: len(test_kubelet.registrations) == 1, timeout=5)
-    test_kubelet.wait_for_devices(lambda devices: len(devices) == 63)
+    """A plugin of its own, for tests that change sysfs, /dev, the kubelet or the metrics."""
+    environment = _started_env(short_tmp, test_kubelet)
     yield environment
     environment.runner.shutdown()
+
+
+@pytest.fixture(scope="module")
+def shared_env() -> Iterator[Env]:
+    """One plugin for the tests that only call RPCs and read answers (saves a tree and a
+    server per test). Allocate calls made here are remembered by its state: tests that count
+    allocations use ``env``."""
+    root = Path(tempfile.mkdtemp(prefix="dp", dir="/tmp"))
+    kubelet = TestKubelet(root / "kubelet")
+    kubelet.start()
+    environment = _started_env(root, kubelet)
+    yield environment
+    environment.runner.shutdown()
+    kubelet.stop()
+    shutil.rmtree(root, ignore_errors=True)
 
 
 def health_of(devices: list[api_pb2.Device], device_id: str) -> str | None:
     return next((d.health for d in devices if device_id == d.ID), None)
 
 
-def test_plugin_registers_v1beta1_with_its_endpoint_and_preferred_allocation(env: Env) -> None:
+def test_plugin_registers_v1beta1_with_its_endpoint_and_preferred_allocation(shared_env: Env) -> None:
+    env = shared_env
     request = env.kubelet.registrations[0]
     assert request.version == "v1beta1"
     assert request.endpoint == "amd.com_gpu-partition.sock"
@@ -102,7 +125,8 @@ def test_plugin_registers_v1beta1_with_its_endpoint_and_preferred_allocation(env
     assert env.kubelet.options[0].pre_start_required is False
 
 
-def test_list_and_watch_sends_every_partition_healthy_with_numa(env: Env) -> None:
+def test_list_and_watch_sends_every_partition_healthy_with_numa(shared_env: Env) -> None:
+    env = shared_env
     devices = env.kubelet.latest
     assert devices is not None and len(devices) == 63
     assert {d.health for d in devices} == {"Healthy"}
@@ -112,7 +136,8 @@ def test_list_and_watch_sends_every_partition_healthy_with_numa(env: Env) -> Non
     assert "0000:e5:00.0-p7" not in by_id
 
 
-def test_allocate_gives_kfd_render_and_card_nodes_and_envs(env: Env) -> None:
+def test_allocate_gives_kfd_render_and_card_nodes_and_envs(shared_env: Env) -> None:
+    env = shared_env
     request = api_pb2.AllocateRequest(
         container_requests=[
             api_pb2.ContainerAllocateRequest(devices_ids=[f"{GPU}-p0", f"{GPU}-p1"]),
@@ -145,7 +170,8 @@ def test_allocate_gives_kfd_render_and_card_nodes_and_envs(env: Env) -> None:
     assert env.metric('aim_deviceplugin_allocate_total{result="ok"}') == 1.0
 
 
-def test_allocate_unknown_id_is_invalid_argument_naming_the_id(env: Env) -> None:
+def test_allocate_unknown_id_is_invalid_argument_naming_the_id(shared_env: Env) -> None:
+    env = shared_env
     request = api_pb2.AllocateRequest(
         container_requests=[api_pb2.ContainerAllocateRequest(devices_ids=[f"{GPU}-p0", "gpu-does-not-exist"])]
     )
@@ -156,7 +182,8 @@ def test_allocate_unknown_id_is_invalid_argument_naming_the_id(env: Env) -> None
     assert env.metric('aim_deviceplugin_allocate_total{result="invalid"}') == 1.0
 
 
-def test_get_preferred_allocation_packs_onto_one_gpu(env: Env) -> None:
+def test_get_preferred_allocation_packs_onto_one_gpu(shared_env: Env) -> None:
+    env = shared_env
     all_ids = [d.ID for d in env.kubelet.latest or []]
     request = api_pb2.PreferredAllocationRequest(
         container_requests=[
@@ -184,8 +211,9 @@ def test_allocate_leaves_out_a_card_node_missing_from_dev(env: Env) -> None:
     assert host_paths == ["/dev/kfd", "/dev/dri/renderD129"]
 
 
-def test_pre_start_container_is_accepted(env: Env) -> None:
+def test_pre_start_container_is_accepted(shared_env: Env) -> None:
     """Not required (pre_start_required=False), but a call must still succeed, not UNIMPLEMENTED."""
+    env = shared_env
     response = env.stub.PreStartContainer(
         api_pb2.PreStartContainerRequest(devices_ids=[f"{GPU}-p0"]), timeout=5
     )
