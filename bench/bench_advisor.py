@@ -17,6 +17,7 @@ Not a test: it prints numbers.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import statistics
 import sys
@@ -29,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from extender import planning
 from partitioner import AdvisorNode, AdvisorOptions, Totals, advise
 from partitioner.advisor import choices_for, layout_cluster, totals_of
+from partitioner.demand import demands_of
 from partitioner.exhaustive import optimum
 from partitioner.replay import replay
 from partitioner.search import changed_count
@@ -94,6 +96,19 @@ def quality(mixes: int, max_nodes: int) -> None:
         print(f"  {label:<38}" + "".join(f"{cell(c):>13}" for c in columns.values()))
 
 
+def gpu_lower_bound(nodes: Sequence[AdvisorNode], workloads: Sequence[planning.Workload]) -> int:
+    """GPUs no layout can beat: each placed workload's partitions at the most partitions per GPU of
+    any mode that holds it, summed as fractions of a GPU (ignores node boundaries and order)."""
+    choices = choices_for(nodes, AdvisorOptions())
+    options = [o for c in choices for o in c.options]
+    total = 0.0
+    for demand in demands_of(workloads, options, max(n.gpus for n in nodes)):
+        if demand.uses_gpus:
+            per_gpu = max(o.partitions for o in options if o.partition_bytes >= demand.required_bytes)
+            total += demand.partitions / per_gpu
+    return math.ceil(total - 1e-9)
+
+
 def speed(runs: int) -> None:
     times = []
     for seed in range(runs):
@@ -104,8 +119,9 @@ def speed(runs: int) -> None:
         cpx = _uniform(mix.nodes, mix.workloads, "CPX")
         spx = _uniform(mix.nodes, mix.workloads, "SPX")
         t = advice.totals
+        bound = gpu_lower_bound(mix.nodes, mix.workloads)
         print(f"  seed {seed}: {times[-1]:.2f} s, {advice.evaluations} layouts placed;"
-              f" advisor {t.placed}/{t.workloads} placed on {t.gpus_used} GPUs"
+              f" advisor {t.placed}/{t.workloads} placed on {t.gpus_used} GPUs (lower bound {bound})"
               f" (greedy start {advice.greedy_totals.gpus_used}); all CPX {cpx.placed} on {cpx.gpus_used};"
               f" all SPX {spx.placed} on {spx.gpus_used}")
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
