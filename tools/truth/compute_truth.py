@@ -8,12 +8,15 @@ Run in a separate venv (torch and transformers are not dependencies of this proj
 For each config it instantiates the model on the meta device (no weights are allocated) and records:
 - params: sum of numel over model.parameters() (tied weights counted once, as PyTorch does);
 - kv_bytes_per_token: bf16 K and V widths of every attention layer, read from the instantiated
-  k/v projection modules (or the fused QKV module minus its query part);
+  k/v projection modules (or the fused QKV module minus its query part; for MLA the latent the
+  kv_a_proj_with_mqa module produces);
 - sliding_layers / sliding_window: which layers transformers' own config marks as sliding;
 - quantized: for a config with a quantization_config, the checkpoint bytes of every nn.Linear under
   the declared format's tensor shapes (AWQ, GPTQ, bitsandbytes), walked over the real modules.
-Configs whose modeling code is not in transformers (``trust_remote_code`` families) are skipped and
-listed under "skipped" with the reason; the tests then check them against an independent formula.
+Configs whose modeling code is not in transformers (``trust_remote_code`` families): DeepSeek-MoE
+(``deepseek``) is counted by the independent formula ``deepseek_v1_formula`` below (marked "method" in
+the output); anything else transformers cannot build is listed under "skipped" with the reason (the
+tests expect the sizing to refuse those).
 """
 
 from __future__ import annotations
@@ -47,6 +50,8 @@ def _linear_layout(q: dict, i: int, o: int) -> tuple[int, int]:
         return i * _packed(o, bits), groups * o * 2 + groups * _packed(o, bits)
     if method == "gptq":  # qweight [in/8, out] int32, qzeros [in/g, out/8], scales [in/g, out] fp16, g_idx [in]
         return _packed(i, bits) * o, groups * o * 2 + groups * _packed(o, bits) + i * 4
+    if method == "mxfp4":  # *_blocks uint8 [.., out, in/32, 16] + *_scales uint8 [.., out, in/32]
+        return o * i // 2, o * math.ceil(i / 32)
     if method == "bitsandbytes":
         if q.get("load_in_8bit"):
             return i * o, o * 4
@@ -73,7 +78,11 @@ def truth(path: Path) -> dict:
     params = sum(p.numel() for p in model.parameters())
     kv = 0
     for name, mod in model.named_modules():
-        if hasattr(mod, "k_proj") and hasattr(mod, "v_proj"):
+        if hasattr(mod, "kv_a_proj_with_mqa"):
+            # MLA: what is cached per token is the compressed latent plus the shared rope key, which is
+            # exactly this projection's output (kv_lora_rank + qk_rope_head_dim); vLLM's MLA cache
+            kv += mod.kv_a_proj_with_mqa.out_features * 2
+        elif hasattr(mod, "k_proj") and hasattr(mod, "v_proj"):
             kv += (mod.k_proj.out_features + mod.v_proj.out_features) * 2
         elif name.endswith("self_attention") and hasattr(mod, "query_key_value"):
             kv += (mod.query_key_value.out_features - cfg.hidden_size) * 2
@@ -92,7 +101,7 @@ def truth(path: Path) -> dict:
         quant = scale = unquant = 0
         seen = set()
         for name, mod in model.named_modules():
-            if isinstance(mod, torch.nn.Linear) and not _skip(name, q):
+            if isinstance(mod, torch.nn.Linear) and not _skip(name, q) and q.get("quant_method") != "mxfp4":
                 w, s = _linear_layout(q, mod.in_features, mod.out_features)
                 quant += w
                 scale += s
@@ -112,10 +121,43 @@ def truth(path: Path) -> dict:
     return out
 
 
+def deepseek_v1_formula(raw: dict) -> dict:
+    """DeepSeek-MoE (model_type "deepseek", trust_remote_code; not in transformers): parameters by an
+    independent formula from the published modeling_deepseek.py layout, written out here.
+
+    embed [V, H]; per layer: q/k/v/o projections (no bias), input + post-attention RMSNorm; layers
+    < first_k_dense_replace (or off the moe_layer_freq grid) a gated MLP of intermediate_size, the
+    others a router [E, H], E gated experts of moe_intermediate_size and one gated MLP of
+    n_shared_experts * moe_intermediate_size; final RMSNorm; untied lm_head [V, H].
+    """
+    h, v, n = raw["hidden_size"], raw["vocab_size"], raw["num_hidden_layers"]
+    heads = raw["num_attention_heads"]
+    kv = raw.get("num_key_value_heads", heads)
+    d = raw.get("head_dim") or h // heads
+    experts, inter, moe = raw["n_routed_experts"], raw["intermediate_size"], raw["moe_intermediate_size"]
+    shared = (raw.get("n_shared_experts") or 0) * moe
+    total = 2 * v * h + h
+    for i in range(n):
+        total += h * heads * d * 2 + h * kv * d * 2 + 2 * h
+        if i >= raw.get("first_k_dense_replace", 0) and i % raw.get("moe_layer_freq", 1) == 0:
+            total += experts * h + experts * 3 * h * moe + 3 * h * shared
+        else:
+            total += 3 * h * inter
+    return {"params": total, "kv_bytes_per_token": n * 2 * kv * d * 2, "sliding_window": None,
+            "sliding_layers": 0, "num_layers": n, "method": "independent formula (deepseek_v1_formula)"}
+
+
+FORMULAS = {"deepseek": deepseek_v1_formula}
+
+
 def main() -> None:
     result: dict = {"tool": "tools/truth/compute_truth.py", "torch": torch.__version__,
                     "transformers": transformers.__version__, "configs": {}, "skipped": {}}
     for path in sorted(CONFIGS.glob("*.json")):
+        raw = json.loads(path.read_text())
+        if raw.get("model_type") in FORMULAS:
+            result["configs"][path.name] = FORMULAS[raw["model_type"]](raw)
+            continue
         try:
             result["configs"][path.name] = truth(path)
         except Exception as exc:  # a family transformers does not ship: recorded, not hidden
