@@ -316,10 +316,8 @@ def _gpu_node(
 ) -> _KfdGpuNode | None:
     """The GPU node described by ``props``; None for a CPU node or a node lacking keys.
     Raises BoundedValueError (naming file and key) for a value out of bounds."""
-    simd_count = props.optional("simd_count", minimum=0, maximum=MAX_SIMD_COUNT, problems=[])
-    if "simd_count" in props and simd_count is None:
-        props.number("simd_count", minimum=0, maximum=MAX_SIMD_COUNT)  # raises, naming the field
-    cpu_cores = props.optional("cpu_cores_count", minimum=0, maximum=MAX_U64, problems=[])
+    simd_count = props.number("simd_count", minimum=0, maximum=MAX_SIMD_COUNT) if "simd_count" in props else None
+    cpu_cores = props.optional("cpu_cores_count", minimum=0, maximum=MAX_U64, problems=problems)
     if simd_count == 0 or ("simd_count" not in props and (cpu_cores or 0) > 0):
         cpu_nodes.add(node)
         return None

@@ -1,8 +1,10 @@
 """Tolerant readers for sysfs attribute files.
 
-Every reader returns ``None`` (plus a human-readable problem) instead of raising: sysfs files can
-vanish between listing and reading (hot-unplug, driver reload during repartitioning) and captured
-or damaged trees contain truncated or garbage files. The caller decides what to skip.
+A missing or unreadable file is ``None``, never an exception: sysfs files can vanish between
+listing and reading (hot-unplug, driver reload during repartitioning). A value that is there but
+garbled or out of bounds raises ``sizing.bounded.BoundedValueError`` naming the file and key
+(``Properties.number``, ``read_int``), or becomes a problem string (``Properties.optional``); the
+caller decides what to skip. Reads are bounded (MAX_FILE_BYTES).
 """
 
 from __future__ import annotations

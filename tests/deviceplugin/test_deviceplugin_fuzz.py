@@ -4,7 +4,8 @@ Each round mutates 1-3 KFD nodes of one copy of the MI308X capture (mode files a
 synthesized), then restores them from a pristine copy. Mutations: values (garbage, negative,
 huge, non-ASCII digits), random bytes, truncated and missing files, missing mem_banks,
 duplicated location ids and render minors, a garbled numa_node. Asserts: discovery returns (no
-traceback), and every partition of an untouched node is advertised unchanged or skipped with a
+traceback), no two partitions share an ID or a render node, every number is positive, and
+every partition of an untouched node is advertised unchanged or skipped with a
 problem naming its node (a clash with a mutated node)."""
 
 from __future__ import annotations
@@ -90,6 +91,10 @@ def test_discovery_survives_mutated_trees_and_keeps_untouched_partitions(tmp_pat
         inventory = discover(root)  # must not raise
         touched_numbers = {int(n.name) for n in touched}
         found = {p.kfd_node: p for p in inventory.partitions}
+        ids = [p.id for p in inventory.partitions]
+        minors = [p.render_minor for p in inventory.partitions]
+        assert len(set(ids)) == len(ids) and len(set(minors)) == len(minors), (rounds, inventory.problems)
+        assert all(p.compute_units > 0 and (p.memory_bytes or 1) > 0 for p in inventory.partitions)
         for number, before in baseline.items():
             if number in touched_numbers:
                 continue
