@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
-from sizing.errors import DataFileError, SizingError, UnknownModelError
+from sizing.errors import DataFileError, UnknownModelError
 from sizing.hf_config import read_layout, text_config
 from sizing.quantization import WeightBreakdown, read_quantization, weight_breakdown
 from sizing.schema import check_document
@@ -146,7 +146,8 @@ class Catalogue(Mapping[str, ModelArch]):
         names = difflib.get_close_matches(model_id.lower(), list(lowered), n=n, cutoff=0.4)
         if not names:  # compare the part after the org, where typos usually are
             short = {m.split("/", 1)[-1].lower(): m for m in self._models}
-            names = [k for k in difflib.get_close_matches(model_id.split("/")[-1].lower(), list(short), n=n, cutoff=0.4)]
+            tail = model_id.split("/")[-1].lower()
+            names = list(difflib.get_close_matches(tail, list(short), n=n, cutoff=0.4))
             return tuple(short[k] for k in names)
         return tuple(lowered[k] for k in names)
 

@@ -41,7 +41,7 @@ def _gib(n: int | float) -> str:
 def _table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     cells = [list(map(str, headers))] + [[str(c) for c in r] for r in rows]
     widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in cells]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in cells]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
 
@@ -138,12 +138,14 @@ def cmd_models_add(args: argparse.Namespace) -> None:
 
 
 def _estimate(args: argparse.Namespace, model: ModelArch) -> sizing.MemoryEstimate:
-    return sizing.estimate(model, _precision_for(args, model), tensor_parallel=args.tp, max_model_len=args.max_model_len,
+    return sizing.estimate(model, _precision_for(args, model), tensor_parallel=args.tp,
+                           max_model_len=args.max_model_len,
                            concurrency=args.concurrency, kv_cache_dtype=args.kv_cache_dtype)
 
 
 def _fits(args: argparse.Namespace, model: ModelArch) -> tuple[sizing.FitResult, ...]:
-    return sizing.fit_table(model, _precision_for(args, model), tensor_parallel=args.tp, max_model_len=args.max_model_len,
+    return sizing.fit_table(model, _precision_for(args, model), tensor_parallel=args.tp,
+                            max_model_len=args.max_model_len,
                             concurrency=args.concurrency, kv_cache_dtype=args.kv_cache_dtype)
 
 
@@ -171,7 +173,8 @@ def cmd_estimate(args: argparse.Namespace) -> None:
               "embeddings, norms, biases, routers, ignored modules)")
         print(f"    {support_line(q.scheme.method)}")
     print(f"  kv cache    {_gib(need.kv_cache_bytes):>12}   ({need.kv_bytes_per_token} B/token)")
-    print(f"  activation  {_gib(need.activation_bytes):>12}   (at max-num-batched-tokens {need.max_num_batched_tokens})")
+    print(f"  activation  {_gib(need.activation_bytes):>12}   "
+          f"(at max-num-batched-tokens {need.max_num_batched_tokens})")
     print(f"  overhead    {_gib(need.overhead_bytes):>12}   (HIP runtime + graphs)")
     print(f"  total       {_gib(need.total_bytes):>12}   per partition; needs a partition of >= "
           f"{_gib(need.required_partition_bytes)} at gpu-memory-utilization {need.gpu_memory_utilization}")
@@ -184,7 +187,8 @@ def _print_fit_rows(fits: Sequence[sizing.FitResult]) -> None:
              f"{f.mode.memory_bytes / GIB:.1f} GiB", "yes" if f.fits else "no",
              f.max_context if f.max_context else "-", f"{f.headroom_bytes / GIB:+.1f} GiB", f.mode.status)
             for f in fits]
-    print(_table(("product", "compute", "memory", "parts/gpu", "partition", "fits", "max_context", "headroom", "status"), rows))
+    headers = ("product", "compute", "memory", "parts/gpu", "partition", "fits", "max_context", "headroom", "status")
+    print(_table(headers, rows))
 
 
 def cmd_fit(args: argparse.Namespace) -> None:

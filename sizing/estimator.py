@@ -120,11 +120,13 @@ def _check_tensor_parallel(model: ModelArch, tp: int) -> None:
         raise SizingError(f"tensor-parallel size must be >= 1, got {tp}")
     if model.num_attention_heads % tp:
         raise SizingError(
-            f"{model.id} cannot run with tensor-parallel size {tp}: {model.num_attention_heads} attention heads do not divide by {tp}"
+            f"{model.id} cannot run with tensor-parallel size {tp}: "
+            f"{model.num_attention_heads} attention heads do not divide by {tp}"
         )
     if model.attention != "mla" and model.num_kv_heads % tp and tp % model.num_kv_heads:
         raise SizingError(
-            f"{model.id} cannot run with tensor-parallel size {tp}: {model.num_kv_heads} KV heads neither divide by nor divide {tp}"
+            f"{model.id} cannot run with tensor-parallel size {tp}: "
+            f"{model.num_kv_heads} KV heads neither divide by nor divide {tp}"
         )
 
 
@@ -292,7 +294,8 @@ def engine_args(need: MemoryEstimate, partition_bytes: int) -> dict[str, str | i
     if not need.fits(partition_bytes):
         raise SizingError(
             f"{need.model_id} at {need.precision.value} needs {need.total_bytes / GIB:.1f} GiB per partition, "
-            f"more than the {usable_bytes(partition_bytes) / GIB:.1f} GiB usable on a {partition_bytes / GIB:.0f} GiB partition"
+            f"more than the {usable_bytes(partition_bytes) / GIB:.1f} GiB usable on a "
+            f"{partition_bytes / GIB:.0f} GiB partition"
         )
     args: dict[str, str | int | float] = {
         "dtype": need.dtype,

@@ -254,7 +254,8 @@ def _mla(f: _Fields, prefix: str, hidden: int, heads: int) -> tuple[list[Linear]
     lins: list[Linear] = []
     norms = kv_rank
     if q_rank:
-        lins += [Linear(f"{prefix}.q_a_proj", hidden, q_rank, bias), Linear(f"{prefix}.q_b_proj", q_rank, heads * q_head)]
+        lins += [Linear(f"{prefix}.q_a_proj", hidden, q_rank, bias),
+                 Linear(f"{prefix}.q_b_proj", q_rank, heads * q_head)]
         norms += q_rank
     else:
         lins.append(Linear(f"{prefix}.q_proj", hidden, heads * q_head))
@@ -376,7 +377,8 @@ def _chatglm(f: _Fields) -> Layout:
     linears: list[Linear] = []
     for i in range(layers):
         p = f"transformer.encoder.layers.{i}"
-        linears += [Linear(f"{p}.self_attention.query_key_value", hidden, (heads + 2 * kv) * head_dim, qkv_bias or bias),
+        qkv_out = (heads + 2 * kv) * head_dim
+        linears += [Linear(f"{p}.self_attention.query_key_value", hidden, qkv_out, qkv_bias or bias),
                     Linear(f"{p}.self_attention.dense", heads * head_dim, hidden, bias),
                     Linear(f"{p}.mlp.dense_h_to_4h", hidden, 2 * ffn, bias),
                     Linear(f"{p}.mlp.dense_4h_to_h", ffn, hidden, bias)]
@@ -439,7 +441,8 @@ def _gpt2(f: _Fields) -> Layout:
     linears: list[Linear] = []
     for i in range(layers):
         p = f"transformer.h.{i}"
-        linears += [Linear(f"{p}.attn.c_attn", hidden, 3 * hidden, True), Linear(f"{p}.attn.c_proj", hidden, hidden, True),
+        linears += [Linear(f"{p}.attn.c_attn", hidden, 3 * hidden, True),
+                    Linear(f"{p}.attn.c_proj", hidden, hidden, True),
                     Linear(f"{p}.mlp.c_fc", hidden, inner, True), Linear(f"{p}.mlp.c_proj", inner, hidden, True)]
     return Layout(
         model_type=f.model_type, linears=tuple(linears), embedding_params=vocab * hidden,

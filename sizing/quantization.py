@@ -185,10 +185,13 @@ def _ct_scheme(q: Mapping[str, Any]) -> QuantScheme:
 
 def read_quantization(config: Mapping[str, Any]) -> QuantScheme | None:
     """The checkpoint's declared quantization, or None when the config declares none."""
-    q = config.get("quantization_config")
-    if q is None:
-        text = config.get("text_config")
-        q = text.get("quantization_config") if isinstance(text, Mapping) else None
+    q = None
+    text = config.get("text_config")
+    # compressed-tensors checkpoints written before 2024-08 name the block "compression_config"
+    for source in (config, text if isinstance(text, Mapping) else {}):
+        for key in ("quantization_config", "compression_config"):
+            if q is None and source.get(key) is not None:
+                q = source[key]
     if q is None:
         return None
     if not isinstance(q, Mapping):
@@ -241,7 +244,8 @@ def _matches(name: str, pattern: str, method: str) -> bool:
         try:
             return re.match(pattern[3:], name) is not None
         except re.error:
-            raise SizingError(f"config.json: quantization ignore pattern {pattern[:60]!r} is not a valid regex") from None
+            raise SizingError(
+                f"config.json: quantization ignore pattern {pattern[:60]!r} is not a valid regex") from None
     if "*" in pattern:  # transformers-style globs ("model.layers.*.self_attn")
         return fnmatch.fnmatchcase(name, pattern) or fnmatch.fnmatchcase(name, pattern + ".*")
     if method == "compressed-tensors":  # exact module names (or their parents)
@@ -291,10 +295,8 @@ def _linear_bytes(lin: Linear, s: QuantScheme) -> tuple[int, int]:
         scale = (math.ceil(o / s.block[0]) * math.ceil(i / s.block[1]) * 4) if s.block else 4
         return i * o, scale + (4 if s.static_input_scale else 0)
     # compressed-tensors
-    if s.bits < 8 or s.pack == "pack-quantized":
-        weight = o * _packed_int32(i, s.bits) + 2 * 8  # weight_packed + int64 weight_shape
-    else:
-        weight = o * i * s.bits // 8
+    packed = s.bits < 8 or s.pack == "pack-quantized"  # weight_packed int32 + int64 weight_shape[2]
+    weight = o * _packed_int32(i, s.bits) + 2 * 8 if packed else o * i * s.bits // 8
     if s.block:
         n_scales = math.ceil(o / s.block[0]) * math.ceil(i / s.block[1])
     elif s.group_size < 0:

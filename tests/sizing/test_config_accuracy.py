@@ -56,7 +56,8 @@ def test_cache_honours_the_windows_transformers_applies(name: str) -> None:
     per_layer = t["kv_bytes_per_token"] // t["num_layers"]
     tokens = min(arch.max_context, 32768)
     window = t["sliding_window"] or tokens
-    expected = per_layer * ((t["num_layers"] - t["sliding_layers"]) * tokens + t["sliding_layers"] * min(tokens, window))
+    full_layers = t["num_layers"] - t["sliding_layers"]
+    expected = per_layer * (full_layers * tokens + t["sliding_layers"] * min(tokens, window))
     assert kv_cache_bytes(arch, tokens, 1) == expected
 
 

@@ -46,7 +46,7 @@ def test_entry_round_trip_and_bad_fields_name_file_and_field() -> None:
     with pytest.raises(SizingError, match=r"c\.json: .*model_type 'mixformer-sequential'"):
         parse_entry(_entry("acme/x").replace('"model_type": "mistral"', '"model_type": "mixformer-sequential"'),
                     "c.json")
-    with pytest.raises(SizingError, match="d.json: not valid JSON"):
+    with pytest.raises(SizingError, match=r"d\.json: not valid JSON"):
         parse_entry("[" * 100000, "d.json")
 
 
@@ -80,7 +80,7 @@ def test_models_source_follows_configmap_swaps_and_keeps_last_good(tmp_path: Pat
     assert source.catalogue.get_model("acme/falcon").family == "falcon"
     assert source.catalogue.get_model("acme/mistral-awq").max_context == 32768
     # a model id already built in is refused, not shadowed
-    _configmap(root, {"a.json": _entry("meta-llama/Llama-3.1-8B-Instruct"), "b.json": _entry("acme/falcon", "falcon-7b.json")},
-               "2026_03")
+    clash = {"a.json": _entry("meta-llama/Llama-3.1-8B-Instruct"), "b.json": _entry("acme/falcon", "falcon-7b.json")}
+    _configmap(root, clash, "2026_03")
     source.refresh()
     assert source.catalogue.get_model("meta-llama/Llama-3.1-8B-Instruct").family != "mistral"

@@ -14,14 +14,14 @@ import pytest
 import sizing
 from sizing import SizingError, model_from_hf_config
 
-H, I, L, HEADS, KV, V = 256, 512, 2, 4, 2, 1000
+H, FF, L, HEADS, KV, V = 256, 512, 2, 4, 2, 1000
 HD = H // HEADS
 # (in, out) of every linear layer in one decoder layer: q, k, v, o, gate, up, down
-LINEARS = [(H, H), (H, KV * HD), (H, KV * HD), (H, H), (H, I), (H, I), (I, H)]
+LINEARS = [(H, H), (H, KV * HD), (H, KV * HD), (H, H), (H, FF), (H, FF), (FF, H)]
 QUANT_PARAMS = L * sum(i * o for i, o in LINEARS)
 # 16-bit parameters: embedding + lm_head + 2 RMSNorms per layer + final norm
 PLAIN_PARAMS = 2 * V * H + (2 * L + 1) * H
-BASE: dict[str, Any] = {"model_type": "llama", "hidden_size": H, "intermediate_size": I, "num_hidden_layers": L,
+BASE: dict[str, Any] = {"model_type": "llama", "hidden_size": H, "intermediate_size": FF, "num_hidden_layers": L,
                         "num_attention_heads": HEADS, "num_key_value_heads": KV, "vocab_size": V,
                         "tie_word_embeddings": False, "max_position_embeddings": 4096}
 
@@ -57,11 +57,11 @@ def test_compressed_tensors_w4a16_with_ignore_list() -> None:
                                                 "symmetric": True}}
     config = {"quant_method": "compressed-tensors", "format": "pack-quantized", "config_groups": {"group_0": group},
               "ignore": ["lm_head", "re:.*mlp.down_proj$"]}
-    kept = [lin for lin in LINEARS if lin != (I, H)]  # down_proj ignored by the regex
+    kept = [lin for lin in LINEARS if lin != (FF, H)]  # down_proj ignored by the regex
     # weight_packed int32 [out, in/8] + int64 weight_shape[2]; weight_scale [out, in/128] 16-bit
     weights = L * sum(o * (i // 8) * 4 + 16 for i, o in kept)
     scales = L * sum(o * (i // 128) * 2 for i, o in kept)
-    assert _bytes(config) == (weights, scales, (PLAIN_PARAMS + L * I * H) * 2)
+    assert _bytes(config) == (weights, scales, (PLAIN_PARAMS + L * FF * H) * 2)
 
 
 def test_compressed_tensors_w8a8_channel_and_fp8_tensor() -> None:
@@ -125,3 +125,10 @@ def test_tensor_parallel_splits_the_quantized_layout() -> None:
     assert arch.quantization is not None
     one, two = (sizing.estimate(arch, "int4", tensor_parallel=tp).weights_bytes for tp in (1, 2))
     assert one == arch.quantization.total_bytes and two == -(-one // 2)
+
+
+def test_older_compression_config_block_is_read_too() -> None:
+    group = {"targets": ["Linear"], "weights": {"num_bits": 8, "type": "float", "strategy": "tensor"}}
+    block = {"quant_method": "compressed-tensors", "ignore": ["lm_head"], "config_groups": {"group_0": group}}
+    arch = model_from_hf_config({**BASE, "compression_config": block})
+    assert arch.quantization is not None and arch.quantization.quantized_params == QUANT_PARAMS

@@ -57,10 +57,8 @@ def _linear_layout(q: dict, i: int, o: int) -> tuple[int, int]:
             return i * o, o * 4
         n = i * o
         blocks = math.ceil(n / 64)
-        if q.get("bnb_4bit_use_double_quant"):
-            absmax = blocks + math.ceil(blocks / 256) * 4 + 16 * 4
-        else:
-            absmax = blocks * 4
+        double = q.get("bnb_4bit_use_double_quant")
+        absmax = blocks + math.ceil(blocks / 256) * 4 + 16 * 4 if double else blocks * 4
         return math.ceil(n / 2), absmax + 16 * 4
     raise SystemExit(f"no layout truth for {method}")
 
@@ -160,7 +158,7 @@ def main() -> None:
             continue
         try:
             result["configs"][path.name] = truth(path)
-        except Exception as exc:  # a family transformers does not ship: recorded, not hidden
+        except Exception as exc:  # noqa: BLE001 - a family transformers cannot build: recorded, not hidden
             result["skipped"][path.name] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
     json.dump(result, sys.stdout, indent=2, sort_keys=True)
     sys.stdout.write("\n")
