@@ -1,4 +1,5 @@
-"""Render plan results: a per-node / per-GPU table for people, JSON for tools. Pure."""
+"""Render plan results: a per-node / per-GPU table for people, JSON for tools. Pure, except
+``stdout_supports_unicode``, which looks at the encoding of sys.stdout."""
 
 from __future__ import annotations
 
