@@ -12,6 +12,10 @@ import json
 from pathlib import Path
 
 CHECKPOINT_NAME = "kubelet_internal_checkpoint"
+# Our IDs are "<PCI address>-p<n>" (about 16 characters); anything much longer is not ours.
+MAX_DEVICE_ID_LENGTH = 256
+# The checkpoint holds a few entries per pod; 64 MiB is far above any real node's file.
+MAX_CHECKPOINT_BYTES = 64 << 20
 
 
 def allocated_ids(checkpoint_text: str, resource_name: str) -> frozenset[str] | None:
@@ -19,7 +23,9 @@ def allocated_ids(checkpoint_text: str, resource_name: str) -> frozenset[str] | 
     try:
         data = json.loads(checkpoint_text)
         entries = data["Data"]["PodDeviceEntries"] or []
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, RecursionError):  # RecursionError: absurd nesting
+        return None
+    if not isinstance(entries, list):
         return None
     ids: set[str] = set()
     for entry in entries:
@@ -29,15 +35,19 @@ def allocated_ids(checkpoint_text: str, resource_name: str) -> frozenset[str] | 
         groups = device_ids.values() if isinstance(device_ids, dict) else [device_ids]
         for group in groups:
             if isinstance(group, list):
-                ids.update(str(i) for i in group)
+                ids.update(i for i in group if isinstance(i, str) and len(i) <= MAX_DEVICE_ID_LENGTH)
     return frozenset(ids)
 
 
 def read_allocated_ids(kubelet_dir: Path, resource_name: str) -> frozenset[str] | None:
     try:
-        text = (kubelet_dir / CHECKPOINT_NAME).read_text(encoding="utf-8")
+        with (kubelet_dir / CHECKPOINT_NAME).open("rb") as handle:
+            raw = handle.read(MAX_CHECKPOINT_BYTES + 1)
     except OSError:
         return None
+    if len(raw) > MAX_CHECKPOINT_BYTES:
+        return None
+    text = raw.decode("utf-8", errors="replace")
     return allocated_ids(text, resource_name)
 
 

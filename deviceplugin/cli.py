@@ -23,30 +23,33 @@ from deviceplugin.config import (
     PluginConfig,
 )
 from deviceplugin.inventory import Inventory
+from sizing.bounded import BoundedValueError, parse_int, shown
 
 logger = logging.getLogger("deviceplugin")
 
 NODE_NAME_ENV = "NODE_NAME"
 
 
+# Longest interval a flag accepts: one day. A longer health or discovery interval means the
+# plugin never notices a fault; NaN and infinity are refused outright.
+MAX_INTERVAL_S = 86_400.0
+
+
 def _positive_float(text: str) -> float:
     try:
-        value = float(text)
+        value = float(text) if text.isascii() else float("nan")
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be > 0 seconds")
+        raise argparse.ArgumentTypeError(f"{shown(text)} is not a number of seconds") from None
+    if not 0 < value <= MAX_INTERVAL_S:  # also false for NaN
+        raise argparse.ArgumentTypeError(f"{shown(text)} must be > 0 and <= {MAX_INTERVAL_S:.0f} seconds")
     return value
 
 
 def _port(text: str) -> int:
     try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"{value} is not a TCP port (0 = off)")
-    return value
+        return parse_int("--metrics-port", text, minimum=0, maximum=65535)
+    except BoundedValueError as exc:
+        raise argparse.ArgumentTypeError(f"{exc} (a TCP port; 0 = off)") from None
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -35,10 +35,18 @@ REQUIRED_KEYS = {
         ["serve", "--no-such-flag"],
         ["serve", "--metrics-port", "http"],
         ["serve", "--health-interval", "-1"],
+        ["serve", "--health-interval", "nan"],
+        ["serve", "--discovery-interval", "inf"],
+        ["serve", "--discovery-interval", "1e400"],
+        ["serve", "--metrics-port", "١٢"],
+        ["serve", "--metrics-port", "65536"],
         ["discover", "--format", "yaml"],
         [],
     ],
-    ids=["unknown flag", "non-numeric port", "negative interval", "unknown format", "no command"],
+    ids=[
+        "unknown flag", "non-numeric port", "negative interval", "NaN interval", "infinite interval",
+        "overflowing interval", "non-ASCII port", "port out of range", "unknown format", "no command",
+    ],
 )
 def test_bad_flag_exits_2_with_usage(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as caught:
