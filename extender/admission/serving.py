@@ -1,0 +1,228 @@
+"""Running the webhook inside ``aim-extender serve``: its flags, its config, and a uvicorn server that
+serves the webhook beside the extender in the same process and event loop.
+
+The extender's server owns the signals; the webhook's server is a sibling task that stops when the
+extender's does. The webhook's socket is bound at start (a port in use is a one-line error before
+anything claims startup); it serves once its certificate files exist (the Secret may be written
+by the certs Job after the pod started) and re-reads them when they change.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import re
+import socket
+from collections.abc import Generator, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import uvicorn
+from prometheus_client import CollectorRegistry
+
+import sizing
+from extender.admission.inventory import PartitionInventory
+from extender.admission.models import ModelResolver
+from extender.admission.mutation import DEFAULT_RUNTIME, Options
+from extender.admission.server import (
+    CERT_CHECK_SECONDS,
+    CertificateReloader,
+    TLSFilesError,
+    WebhookMetrics,
+    create_webhook_app,
+    webhook_server,
+)
+
+logger = logging.getLogger("extender.admission")
+
+ENV_PREFIX = "AIM_EXTENDER_WEBHOOK_"
+# The port of the webhook in manifests/webhook (its Service maps 443 to it); 0 = no webhook.
+MANIFEST_PORT = 8443
+# How often missing certificate files are looked for at start: the certs Job writes the Secret within
+# seconds of install, and the kubelet then updates the optional volume within about a minute.
+CERT_WAIT_SECONDS = 5.0
+
+
+# A DNS-1123 subdomain (apimachinery IsDNS1123Subdomain): what scheduler and runtime names are.
+MAX_NAME_LENGTH = 253
+_NAME = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*", re.ASCII)
+
+
+class Background(Protocol):
+    """Something that runs beside the webhook, such as its node watch."""
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+
+class WebhookConfigError(ValueError):
+    """A webhook flag is invalid; the message names it."""
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookConfig:
+    port: int
+    cert_file: str
+    key_file: str
+    host: str = "0.0.0.0"  # noqa: S104 - in a pod the Service, not the bind address, limits who connects
+    scheduler_name: str | None = None
+    runtime: str = DEFAULT_RUNTIME
+
+    def to_log(self) -> dict[str, Any]:
+        return {"port": self.port, "cert_file": self.cert_file, "key_file": self.key_file,
+                "scheduler_name": self.scheduler_name, "runtime": self.runtime}
+
+
+def add_serve_flags(parser: argparse.ArgumentParser, environ: Mapping[str, str]) -> None:
+    """The webhook's flags on ``aim-extender serve`` (each also from AIM_EXTENDER_WEBHOOK_*)."""
+    group = parser.add_argument_group("admission webhook (docs/webhook.md)")
+    group.add_argument("--webhook-port", default=environ.get(ENV_PREFIX + "PORT", "0"),
+                       help=f"serve the mutating admission webhook over HTTPS on this port (0 = off; the manifests"
+                            f" use {MANIFEST_PORT}; env {ENV_PREFIX}PORT)")
+    group.add_argument("--webhook-cert-file", default=environ.get(ENV_PREFIX + "CERT_FILE"),
+                       help=f"PEM certificate of the webhook (env {ENV_PREFIX}CERT_FILE)")
+    group.add_argument("--webhook-key-file", default=environ.get(ENV_PREFIX + "KEY_FILE"),
+                       help=f"PEM key of the webhook (env {ENV_PREFIX}KEY_FILE)")
+    group.add_argument("--webhook-scheduler-name", default=environ.get(ENV_PREFIX + "SCHEDULER_NAME"),
+                       help="set spec.schedulerName to this where the user named no scheduler (default: leave it;"
+                            f" env {ENV_PREFIX}SCHEDULER_NAME)")
+    group.add_argument("--webhook-runtime", default=environ.get(ENV_PREFIX + "RUNTIME", DEFAULT_RUNTIME),
+                       help=f"ClusterServingRuntime for InferenceServices that name none (default {DEFAULT_RUNTIME};"
+                            f" env {ENV_PREFIX}RUNTIME)")
+
+
+def webhook_config(args: argparse.Namespace) -> WebhookConfig | None:
+    """The webhook's config from parsed flags; None when it is off. WebhookConfigError when invalid."""
+    raw = str(args.webhook_port).strip()
+    if not raw.isascii() or not raw.isdigit() or len(raw) > 5 or int(raw) > 65535:
+        raise WebhookConfigError(f"--webhook-port {raw!r} is not a TCP port (0..65535)")
+    port = int(raw)
+    if port == 0:
+        if args.webhook_cert_file or args.webhook_key_file:
+            raise WebhookConfigError("--webhook-cert-file/--webhook-key-file given without --webhook-port")
+        return None
+    if not args.webhook_cert_file or not args.webhook_key_file:
+        raise WebhookConfigError("--webhook-port needs --webhook-cert-file and --webhook-key-file (HTTPS always:"
+                                 " the API server calls webhooks over TLS only)")
+    if port == getattr(args, "port", None):
+        raise WebhookConfigError(f"--webhook-port {port} is the extender's --port; give the webhook its own")
+    for flag, value in (("--webhook-scheduler-name", args.webhook_scheduler_name),
+                        ("--webhook-runtime", args.webhook_runtime)):
+        if value is not None and not (len(value) <= MAX_NAME_LENGTH and _NAME.fullmatch(value)):
+            raise WebhookConfigError(f"{flag} {value!r} is not a Kubernetes object name")
+    host = getattr(args, "host", None) or "0.0.0.0"  # noqa: S104 - same interface as the extender
+    return WebhookConfig(port, args.webhook_cert_file, args.webhook_key_file, host,
+                         args.webhook_scheduler_name, args.webhook_runtime)
+
+
+def bind(config: WebhookConfig) -> socket.socket:
+    """The webhook's listening socket; OSError (port in use, ...) before anything claims startup."""
+    family = socket.AF_INET6 if ":" in config.host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((config.host, config.port))
+        sock.listen(128)  # the API server holds few connections to a webhook
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+class _SiblingServer(uvicorn.Server):
+    """A uvicorn server that leaves the signals to the extender's server (which stops it)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield
+
+
+class Webhook:
+    """The webhook's server, certificate reloader and node inventory inside the extender process."""
+
+    def __init__(self, config: WebhookConfig, sock: socket.socket, inventory: PartitionInventory,
+                 resolve_model: ModelResolver, registry: CollectorRegistry, *, watcher: Background | None = None,
+                 cert_wait_seconds: float = CERT_WAIT_SECONDS) -> None:
+        self.config = config
+        self.sock = sock
+        self.inventory = inventory
+        self.watcher = watcher
+        self.cert_wait_seconds = cert_wait_seconds
+        self.options = Options(runtime=config.runtime, scheduler_name=config.scheduler_name,
+                               resolve_model=resolve_model)
+        self.metrics = WebhookMetrics(registry)
+        self._server: uvicorn.Server | None = None
+        self._stopping = asyncio.Event()
+
+    def _files_present(self) -> bool:
+        return os.path.exists(self.config.cert_file) and os.path.exists(self.config.key_file)
+
+    async def _reloader(self) -> CertificateReloader | None:
+        """The certificate, once its files exist and hold a usable pair; None when stopping first."""
+        said = False
+        while not self._stopping.is_set():
+            if self._files_present():
+                try:
+                    return CertificateReloader(self.config.cert_file, self.config.key_file, self.metrics)
+                except TLSFilesError as error:
+                    logger.error("%s; the webhook is not serving, will retry in %.0f s", error, CERT_CHECK_SECONDS)
+                    wait = CERT_CHECK_SECONDS
+            else:
+                if not said:
+                    logger.warning("webhook certificate %s not there yet (the certs Job writes it); the webhook"
+                                   " serves once it appears, checking every %.0f s", self.config.cert_file,
+                                   self.cert_wait_seconds)
+                    said = True
+                wait = self.cert_wait_seconds
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), wait)
+        return None
+
+    async def serve(self) -> None:
+        if self.watcher is not None:
+            self.watcher.start()
+        # The 114 AIM profiles are generated on first use (a few hundred ms): not in a review.
+        await asyncio.to_thread(sizing.profiles_by_id)
+        reloader = await self._reloader()
+        if reloader is None:
+            return
+        app = create_webhook_app(self.inventory.offers, self.options, self.metrics)
+        base = webhook_server(app, self.config.host, self.config.port, reloader)
+        self._server = _SiblingServer(base.config)
+        if self._stopping.is_set():
+            return
+        watcher = asyncio.create_task(reloader.watch())
+        logger.info("admission webhook serving HTTPS on %s:%d (%s)", self.config.host, self.config.port,
+                    self.config.cert_file)
+        try:
+            await self._server.serve(sockets=[self.sock])
+        finally:
+            watcher.cancel()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        if self._server is not None:
+            self._server.should_exit = True
+        if self.watcher is not None:
+            self.watcher.stop()
+
+
+class ServerWithWebhook(uvicorn.Server):
+    """The extender's uvicorn server, with the webhook served beside it in the same event loop."""
+
+    def __init__(self, config: uvicorn.Config, webhook: Webhook) -> None:
+        super().__init__(config)
+        self.webhook = webhook
+
+    async def serve(self, sockets: list[socket.socket] | None = None) -> None:
+        task = asyncio.create_task(self.webhook.serve())
+        try:
+            await super().serve(sockets=sockets)
+        finally:
+            self.webhook.stop()
+            await task
+            self.webhook.sock.close()
