@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from extender import planning
 from partitioner import dcm
 from partitioner.advisor import AdvisorOptions, advise
+from partitioner.controller import cli as controller_cli
 from partitioner.errors import AdvisorInputError
 from partitioner.inputs import demo_nodes, load_cluster
 from partitioner.modes import Trust
@@ -26,7 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="aim-partitioner",
         description="Partition layout advisor for AMD Instinct GPUs: the mode each node's GPUs should be in.",
     )
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{advise}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{advise,controller}")
     advise_ = sub.add_parser("advise", help="choose one partition mode per node for the workloads you serve")
     advise_.add_argument("--cluster", metavar="FILE",
                          help="cluster YAML, the planner's format with modes optional (default: the demo cluster's"
@@ -40,6 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
                          help=f"name of the DCM ConfigMap in the JSON output (default {dcm.DEFAULT_CONFIGMAP_NAME})")
     advise_.add_argument("--dcm-namespace", default=dcm.DEFAULT_NAMESPACE,
                          help=f"its namespace (default {dcm.DEFAULT_NAMESPACE})")
+    controller_cli.add_parser(sub)
     return parser
 
 
@@ -74,4 +76,6 @@ def run_advise(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "controller":
+        return controller_cli.run(args)
     return run_advise(args)

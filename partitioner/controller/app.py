@@ -1,0 +1,132 @@
+"""The controller process: configuration, watches, leader election, metrics server, signals."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+import threading
+import time
+from types import FrameType
+from typing import Any, Final
+
+from kubernetes import client, config as kube_config_module
+from prometheus_client import start_http_server
+
+from partitioner.controller.cache import Cache
+from partitioner.controller.kube import Kube
+from partitioner.controller.leader import LeaseSettings, run_elected
+from partitioner.controller.loop import Controller, DcmConfig
+from partitioner.controller.metrics import Metrics
+from partitioner.controller.settings import RunMode, Settings
+from partitioner.controller.watch import Watcher, short
+from partitioner.modes import Trust
+
+logger = logging.getLogger("partitioner.controller")
+kube_config: Any = kube_config_module
+
+# --once waits this long for the first node and pod lists.
+ONCE_WAIT_SECONDS: Final = 30.0
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return Settings(
+        mode=RunMode(args.mode), allow_eviction=args.allow_eviction, max_in_flight=args.max_in_flight,
+        cooldown_seconds=args.cooldown_seconds, stable_seconds=args.stable_seconds,
+        drain_timeout_seconds=args.drain_timeout_seconds, dcm_timeout_seconds=args.dcm_timeout_seconds,
+        advertise_timeout_seconds=args.advertise_timeout_seconds, backoff_seconds=args.backoff_seconds,
+        configmap_settle_seconds=args.configmap_settle_seconds, trust=Trust(args.trust),
+    )
+
+
+def _api_client(kubeconfig: str | None) -> client.ApiClient:
+    """Load the configuration as the process default (the Lease lock uses the default client)."""
+    if kubeconfig:
+        kube_config.load_kube_config(config_file=kubeconfig)
+    else:
+        try:
+            kube_config.load_incluster_config()
+        except kube_config.ConfigException:
+            kube_config.load_kube_config()
+    return client.ApiClient()
+
+
+def run(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        settings = _settings(args)
+    except ValueError as error:
+        print(f"aim-partitioner controller: error: {error}", file=sys.stderr)
+        return 2
+    lease = LeaseSettings(args.lease_name, args.lease_namespace, args.lease_duration_seconds,
+                          args.renew_deadline_seconds, args.retry_period_seconds)
+    if args.leader_elect and not args.once and (problem := lease.problem()):
+        print(f"aim-partitioner controller: error: {problem}", file=sys.stderr)
+        return 2
+    for name in ("resync_seconds", "min_interval_seconds"):
+        if not 0 < getattr(args, name) <= 3600:
+            print(f"aim-partitioner controller: error: --{name.replace('_', '-')} must be in (0, 3600]",
+                  file=sys.stderr)
+            return 2
+    try:
+        api = _api_client(args.kubeconfig)
+    except Exception as error:  # noqa: BLE001 - a bad kubeconfig is a usage error, not a traceback
+        print(f"aim-partitioner controller: error: cannot load the Kubernetes configuration: {short(error)}",
+              file=sys.stderr)
+        return 2
+    cache = Cache()
+    watcher = Watcher(client.CoreV1Api(api), cache)
+    metrics = Metrics()
+    controller = Controller(Kube(api), cache.snapshot, lambda: cache.live, settings, metrics,
+                            DcmConfig(args.dcm_namespace, args.dcm_configmap, args.dcm_configmap_existing))
+    watcher.start()
+    if args.once:
+        return _once(controller, cache)
+    if args.metrics_port:
+        start_http_server(args.metrics_port, addr=args.metrics_host, registry=metrics.registry)
+        logger.info("metrics on http://%s:%d/metrics", args.metrics_host, args.metrics_port)
+    stop = threading.Event()
+    lost = threading.Event()
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        logger.info("%s received; stopping after the current pass", signal.Signals(signum).name)
+        stop.set()
+        cache.changed.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+
+    def lead() -> None:
+        logger.info("leading: this replica now acts on the cluster")
+        controller.run(stop, cache.changed, args.resync_seconds, args.min_interval_seconds)
+
+    def on_lost() -> None:
+        logger.error("lost the Lease %s/%s; stopping so that this replica restarts as a follower",
+                     lease.namespace, lease.name)
+        lost.set()
+        stop.set()
+        cache.changed.set()
+
+    if args.leader_elect:
+        run_elected(lease, lead, on_lost)
+    else:
+        threading.Thread(target=lead, name="controller", daemon=True).start()
+    stop.wait()
+    watcher.stop()
+    time.sleep(0.1)
+    return 1 if lost.is_set() else 0
+
+
+def _once(controller: Controller, cache: Cache) -> int:
+    deadline = time.monotonic() + ONCE_WAIT_SECONDS
+    while not cache.live:
+        if time.monotonic() > deadline:
+            print("aim-partitioner controller: error: no node and pod lists from the API server within"
+                  f" {ONCE_WAIT_SECONDS:.0f} s", file=sys.stderr)
+            return 1
+        cache.changed.wait(0.5)
+    plan = controller.tick()
+    sys.stdout.write(json.dumps(plan.as_json() if plan else {}, indent=2) + "\n")
+    return 0

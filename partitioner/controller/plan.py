@@ -1,0 +1,307 @@
+"""Which nodes to repartition now, and into which mode: a pure function of what the controller
+sees (nodes, pods, the nodes' repartition states) and the clock.
+
+1. The demand is the pods bound to GPU nodes plus the pods our extender left unschedulable for a
+   layout reason (partition too small, too few partitions).
+2. The advisor (``partitioner.advise``) chooses a layout for that demand, with every node that may
+   not change (not opted in, busy, cooling down, in a repartition) held in its mode.
+3. A change is made only where it pays: the pending pods are placed, in order, with the planner's
+   own ``place_one`` (the extender's filter and best-fit score) on the cluster as it is (bound pods
+   where they are, nodeSelectors respected), with and without the change. A change pays when it
+   lets pending pods run that cannot now. Idle nodes come first; a node with GPU pods only with
+   ``--allow-eviction`` and only when its pods can be placed elsewhere too. Among equals the
+   advisor's choice wins, then the mode with more (smaller) partitions.
+4. Changes are chosen one after another, each judged on the layout the ones before it make.
+5. Hysteresis: a change starts only after it has been the plan's choice for ``stable_seconds``
+   (``stabilize``); a node is not changed again within ``cooldown_seconds`` of its last change.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+from extender import planning
+from partitioner import dcm
+from partitioner.advisor import AdvisorNode, AdvisorOptions, advise
+from partitioner.controller import keys
+from partitioner.controller.machine import Phase, RepartitionState, Target
+from partitioner.controller.observe import NodeView, PodView
+from partitioner.controller.settings import Settings
+from partitioner.errors import AdvisorInputError
+from partitioner.modes import Mode, candidate_options, existing_option
+
+# Changes planned at most per evaluation: far more than max-in-flight ever allows at once.
+MAX_CHANGES: Final = 16
+# Taint effects that keep new pods off a node (a node with one is left out of the simulation).
+_BLOCKING_EFFECTS: Final = frozenset({"NoSchedule", "NoExecute"})
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    node: str
+    current: Mode
+    target: Mode
+    profile: str  # DCM profile name
+    gpus: int
+    partitions: int  # partitions the device plugin will advertise afterwards
+    unblocks: tuple[str, ...]  # pending pods (namespace/name) that can run after this change
+    evicts: tuple[str, ...]  # GPU pods that must leave the node first (only with --allow-eviction)
+    advised: bool  # the advisor's layout has this node in this mode
+
+    @property
+    def target_spec(self) -> Target:
+        return Target(self.profile, self.target, self.partitions, self.current)
+
+    def describe(self) -> str:
+        moved = f", evicting {len(self.evicts)} pod(s) that can run elsewhere" if self.evicts else ""
+        return (f"{self.node}: {self.current} -> {self.target} lets {len(self.unblocks)} pending pod(s) run "
+                f"({', '.join(self.unblocks[:3])}{' ...' if len(self.unblocks) > 3 else ''}){moved}")
+
+    def as_json(self) -> dict[str, Any]:
+        return {"node": self.node, "current": str(self.current), "target": str(self.target),
+                "profile": self.profile, "gpus": self.gpus, "partitions": self.partitions,
+                "unblocks": list(self.unblocks), "evicts": list(self.evicts), "advised": self.advised}
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    changes: tuple[Change, ...]  # in the order they would be made
+    pending: tuple[str, ...]  # pods pending for a layout reason
+    helpless: tuple[tuple[str, str], ...]  # (pod, why) for pending pods no allowed change lets run
+    notes: tuple[str, ...] = ()  # why nodes were left out, what the advisor said
+
+    def as_json(self) -> dict[str, Any]:
+        return {"changes": [c.as_json() for c in self.changes], "pending": list(self.pending),
+                "helpless": [{"pod": pod, "why": why} for pod, why in self.helpless], "notes": list(self.notes)}
+
+
+@dataclass(frozen=True, slots=True)
+class _SimNode:
+    name: str
+    product: str
+    mode: Mode
+    gpus: int
+    labels: Mapping[str, str]  # the node's labels other than our partition labels
+
+
+def _occupy(state: planning.NodeState, partitions: int) -> None:
+    """Mark ``partitions`` partitions used, GPU by GPU (bound pods hold them; which ones does not
+    matter to the extender, which judges a node by its counts)."""
+    left = partitions
+    for gpu in state.gpus:
+        for slot in range(len(gpu.slots)):
+            if left <= 0:
+                return
+            if gpu.slots[slot] is None:
+                gpu.slots[slot] = planning.Assignment("bound", "bound", None)
+                left -= 1
+
+
+def _simulate(nodes: Sequence[_SimNode], modes: Mapping[str, Mode], used: Mapping[str, int],
+              queue: Sequence[PodView]) -> set[str]:
+    """The pods of ``queue`` the planner places, in order, on ``nodes`` (modes overridden by ``modes``)."""
+    states: list[tuple[planning.NodeState, dict[str, str]]] = []
+    for node in nodes:
+        mode = modes.get(node.name, node.mode)
+        option = existing_option(node.product, mode)
+        state = planning.NodeState.from_plan(planning.PlanNode(node.name, (option.geometry,) * node.gpus))
+        _occupy(state, used.get(node.name, 0))
+        states.append((state, {**node.labels, **state.labels()}))
+    placed: set[str] = set()
+    for pod in queue:
+        if pod.workload is None:
+            continue
+        eligible = [s for s, labels in states if all(labels.get(k) == v for k, v in pod.node_selector.items())]
+        if eligible and isinstance(planning.place_one(eligible, pod.workload, policy=planning.Policy.BEST_FIT),
+                                   planning.Placement):
+            placed.add(pod.key)
+    return placed
+
+
+def changeable(node: NodeView, state: RepartitionState, now: float, settings: Settings) -> str | None:
+    """Why the controller may not repartition this node now (None: it may)."""
+    if not node.opted_in:
+        return f"not opted in ({keys.OPT_IN_LABEL}={keys.OPT_IN_VALUE})"
+    if state.phase is not Phase.IDLE:
+        return f"repartition in progress ({state.phase})"
+    if node.gpus is None or node.mode is None:
+        return f"layout unreadable: {node.problem}"
+    if node.unschedulable:
+        return "cordoned by someone else"
+    if any(t.effect in _BLOCKING_EFFECTS for t in node.taints):
+        return "has a NoSchedule/NoExecute taint"
+    if state.backoff_until is not None and now < state.backoff_until:
+        return f"backing off after a failure for {state.backoff_until - now:.0f} s more"
+    if state.last_change is not None and now - state.last_change < settings.cooldown_seconds:
+        return f"changed {now - state.last_change:.0f} s ago (cooldown {settings.cooldown_seconds:.0f} s)"
+    return None
+
+
+def _sim_node(node: NodeView, state: RepartitionState) -> _SimNode | None:
+    base = {k: v for k, v in node.labels.items() if not k.startswith("amd.com/gpu-partition.")}
+    if state.phase is not Phase.IDLE and state.target is not None and node.partition_labels.product:
+        try:  # a node in a repartition counts in its target mode: that is what it will offer
+            option = existing_option(node.partition_labels.product, state.target.mode)
+        except AdvisorInputError:
+            return None
+        if state.target.partitions % option.partitions == 0:
+            return _SimNode(node.name, option.geometry.product, option.mode,
+                            state.target.partitions // option.partitions, base)
+        return None
+    if node.gpus is None or node.mode is None or node.product is None or node.unschedulable:
+        return None
+    if any(t.effect in _BLOCKING_EFFECTS for t in node.taints):
+        return None
+    return _SimNode(node.name, node.product, node.mode, node.gpus, base)
+
+
+def _advised(sim: Sequence[_SimNode], allowed: set[str], pods: Sequence[PodView], pending: Sequence[PodView],
+             settings: Settings) -> tuple[dict[str, Mode], str | None]:
+    running = [p.workload for p in pods if p.holds_gpus and p.workload is not None]
+    wanted = [p.workload for p in pending if p.workload is not None]
+    nodes = [AdvisorNode(n.name, n.product, n.gpus, current=n.mode, repartition_allowed=n.name in allowed)
+             for n in sim]
+    try:
+        advice = advise(nodes, [*running, *wanted], AdvisorOptions(trust=settings.trust), source="cluster")
+    except AdvisorInputError as error:
+        return {}, f"advisor: {error}"
+    return {n.name: n.target for n in advice.nodes if n.changed}, None
+
+
+def make_plan(nodes: Sequence[NodeView], pods: Sequence[PodView], states: Mapping[str, RepartitionState],
+              now: float, settings: Settings) -> Plan:
+    """The changes that pay now, in the order they would be made (see the module docstring)."""
+    pending = sorted((p for p in pods if p.pending_for_layout),
+                     key=lambda p: (p.created if p.created is not None else now, p.key))
+    if not pending:
+        return Plan((), (), ())
+    notes: list[str] = []
+    sim: list[_SimNode] = []
+    allowed: set[str] = set()
+    by_name = {n.name: n for n in nodes}
+    for node in nodes:
+        state = states.get(node.name, RepartitionState())
+        entry = _sim_node(node, state)
+        if entry is not None:
+            sim.append(entry)
+        why = changeable(node, state, now, settings)
+        if why is None and entry is not None:
+            allowed.add(node.name)
+        elif node.opted_in and why is not None:
+            notes.append(f"{node.name}: {why}")
+    holders: dict[str, list[PodView]] = {}
+    for pod in pods:
+        if pod.holds_gpus and pod.node is not None:
+            holders.setdefault(pod.node, []).append(pod)
+    used = {name: sum(p.partitions for p in held) for name, held in holders.items()}
+    advised, problem = _advised(sim, allowed, pods, pending, settings) if allowed else ({}, None)
+    if problem:
+        notes.append(problem)
+
+    modes: dict[str, Mode] = {}
+    placed = _simulate(sim, modes, used, pending)
+    changes: list[Change] = []
+    open_nodes = {n.name: n for n in sim if n.name in allowed}
+    while open_nodes and len(changes) < MAX_CHANGES and len(placed) < len(pending):
+        best: tuple[tuple[Any, ...], Change] | None = None
+        seen_classes: set[tuple[Any, ...]] = set()
+        selectors = {k for p in pending for k in p.node_selector}
+        for name in sorted(open_nodes, key=lambda n: (n not in advised, n)):
+            node_ = open_nodes[name]
+            busy = holders.get(name, [])
+            if busy and not settings.allow_eviction:
+                continue
+            # Nodes alike for every pending pod give the same answer: try one of each kind.
+            kind = (node_.product, node_.mode, node_.gpus, used.get(name, 0),
+                    tuple(sorted((k, node_.labels.get(k)) for k in selectors)), name in advised)
+            if kind in seen_classes and not busy:
+                continue
+            seen_classes.add(kind)
+            for option in candidate_options(node_.product, node_.mode, settings.trust):
+                if option.mode == node_.mode:
+                    continue
+                trial = {**modes, name: option.mode}
+                if busy:
+                    trial_used = {**used, name: 0}
+                    result = _simulate(sim, trial, trial_used, [*busy, *pending])
+                    if not all(p.key in result for p in busy):
+                        continue  # its pods could not all run elsewhere
+                else:
+                    result = _simulate(sim, trial, used, pending)
+                gained = tuple(p.key for p in pending if p.key in result and p.key not in placed)
+                if not gained or not {p.key for p in pending if p.key in placed} <= result:
+                    continue  # helps nobody, or would leave out a pod the layout already places
+                change = Change(name, node_.mode, option.mode, dcm.profile_name(option.mode, node_.gpus), node_.gpus,
+                                node_.gpus * option.partitions, gained, tuple(p.key for p in busy),
+                                advised.get(name) == option.mode)
+                rank = (bool(busy), -len(gained), not change.advised, -option.partitions, name)
+                if best is None or rank < best[0]:
+                    best = (rank, change)
+        if best is None:
+            break
+        change = best[1]
+        changes.append(change)
+        modes[change.node] = change.target
+        if change.evicts:
+            used = {**used, change.node: 0}
+            placed = _simulate(sim, modes, used, [*holders.get(change.node, []), *pending]) & {p.key for p in pending}
+        else:
+            placed = _simulate(sim, modes, used, pending)
+        del open_nodes[change.node]
+    helpless = tuple((p.key, _why_not(p, by_name)) for p in pending if p.key not in placed)
+    return Plan(tuple(changes), tuple(p.key for p in pending), helpless, tuple(notes))
+
+
+def _why_not(pod: PodView, nodes: Mapping[str, NodeView]) -> str:
+    if pod.workload is None:
+        return f"cannot be sized: {pod.problem}"
+    if not any(n.opted_in for n in nodes.values()):
+        return f"no node is opted in ({keys.OPT_IN_LABEL}={keys.OPT_IN_VALUE})"
+    return "no allowed change of an opted-in node lets it run now"
+
+
+@dataclass(frozen=True, slots=True)
+class Candidacy:
+    """Since when a change has been the plan's choice for a node."""
+
+    profile: str
+    since: float
+
+
+def stabilize(changes: Sequence[Change], memory: Mapping[str, Candidacy], now: float,
+              settings: Settings) -> tuple[tuple[Change, ...], dict[str, Candidacy]]:
+    """The leading changes that have been chosen for ``stable_seconds`` in a row, and the memory
+    for the next evaluation (a node whose choice changed starts counting again)."""
+    remembered: dict[str, Candidacy] = {}
+    for change in changes:
+        before = memory.get(change.node)
+        remembered[change.node] = before if before is not None and before.profile == change.profile \
+            else Candidacy(change.profile, now)
+    ready: list[Change] = []
+    for change in changes:
+        if now - remembered[change.node].since < settings.stable_seconds:
+            break
+        ready.append(change)
+    return tuple(ready), remembered
+
+
+def dcm_profiles(nodes: Sequence[NodeView], states: Mapping[str, RepartitionState],
+                 settings: Settings) -> dict[str, Any]:
+    """The DCM ``config.json`` with a profile for every mode an opted-in node may be given (and any
+    repartition in progress), so a profile exists before its label is set."""
+    layouts: list[tuple[Mode, int]] = []
+    for node in nodes:
+        state = states.get(node.name, RepartitionState())
+        if state.target is not None:
+            in_flight = _sim_node(node, state)
+            if in_flight is not None:
+                layouts.append((state.target.mode, in_flight.gpus))
+        if not node.opted_in or node.gpus is None or node.product is None:
+            continue
+        options = candidate_options(node.product, node.mode, settings.trust)
+        layouts.extend((option.mode, node.gpus) for option in options)
+        if node.mode is not None:
+            layouts.append((node.mode, node.gpus))
+    return dcm.config(layouts)

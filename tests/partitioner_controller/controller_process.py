@@ -1,0 +1,60 @@
+"""``aim-partitioner controller`` as a child process of the test control plane, with test-sized
+timeouts (seconds, not minutes), and its /metrics."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.controlplane.harness import ControlPlane
+from tests.controlplane.processes import ManagedProcess, free_port
+
+# Test-sized timings: a change starts as soon as it is planned, and every wait is seconds long.
+FAST_FLAGS = ("--stable-seconds=0", "--cooldown-seconds=600", "--configmap-settle-seconds=0",
+              "--resync-seconds=0.3", "--min-interval-seconds=0.05", "--drain-timeout-seconds=20",
+              "--dcm-timeout-seconds=20", "--advertise-timeout-seconds=20", "--backoff-seconds=600",
+              "--lease-duration-seconds=3", "--renew-deadline-seconds=2", "--retry-period-seconds=1",
+              "--log-level=info")
+
+
+@dataclass
+class RunningController:
+    process: ManagedProcess
+    metrics_port: int
+
+    def metrics(self) -> dict[str, float]:
+        text = httpx.get(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5.0).text
+        out: dict[str, float] = {}
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                labels = ",".join(f'{k}="{v}"' for k, v in sorted(sample.labels.items()))
+                out[f"{sample.name}{{{labels}}}" if labels else sample.name] = sample.value
+        return out
+
+    def metric(self, name: str) -> float:
+        try:
+            return self.metrics().get(name, 0.0)
+        except httpx.HTTPError:
+            return -1.0
+
+    def kill(self) -> None:
+        """SIGKILL, as a node losing power or the OOM killer would: no cleanup runs."""
+        if self.process.pid is not None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.stop()
+
+
+def start_controller(plane: ControlPlane, name: str, *, namespace: str, configmap: str,
+                     extra: Sequence[str] = (), kubeconfig: str | None = None) -> RunningController:
+    port = free_port()
+    argv = [sys.executable, "-m", "partitioner", "controller", f"--kubeconfig={kubeconfig or plane.kubeconfig}",
+            f"--dcm-namespace={namespace}", f"--dcm-configmap={configmap}", f"--lease-namespace={namespace}",
+            f"--lease-name=ctl-{name}", f"--metrics-port={port}", "--metrics-host=127.0.0.1", *FAST_FLAGS, *extra]
+    process = plane.start_process(f"controller-{name}", argv)
+    return RunningController(process, port)
