@@ -120,3 +120,12 @@ def test_greedy_only_skips_the_search() -> None:
     nodes = [AdvisorNode(f"n{i}", "MI300X", 1) for i in range(3)]
     advice = advise(nodes, _workloads({**LLAMA_8B, "replicas": 3}), AdvisorOptions(greedy_only=True))
     assert advice.evaluations == 1
+
+
+def test_the_demo_advice_is_the_exhaustive_optimum() -> None:
+    from partitioner.exhaustive import optimum
+    from partitioner.inputs import demo_nodes
+
+    nodes, workloads = demo_nodes(), planning.demo_workloads()
+    advice, best = advise(nodes, workloads), optimum(nodes, workloads)
+    assert (advice.totals.placed, advice.totals.gpus_used) == (best.totals.placed, best.totals.gpus_used) == (14, 6)
