@@ -56,7 +56,8 @@ class Doc:
 
     @property
     def namespace(self) -> str | None:
-        return self.body.get("metadata", {}).get("namespace")
+        namespace = self.body.get("metadata", {}).get("namespace")
+        return None if namespace is None else str(namespace)
 
 
 def manifest_files() -> list[Path]:
@@ -111,9 +112,8 @@ def one(kind: str, name: str, *, docs: list[Doc] | None = None) -> Doc:
 
 def pod_spec(doc: Doc) -> dict[str, Any]:
     """The pod spec of a workload object (Deployment, DaemonSet, Pod)."""
-    if doc.kind == "Pod":
-        return doc.body["spec"]
-    return doc.body["spec"]["template"]["spec"]
+    spec: dict[str, Any] = doc.body["spec"] if doc.kind == "Pod" else doc.body["spec"]["template"]["spec"]
+    return spec
 
 
 def workloads(docs: list[Doc] | None = None) -> Iterator[Doc]:

@@ -1,0 +1,94 @@
+"""The project's manifests on the test control plane: kustomize builds (plain and TLS), server-side
+apply (real or dry run), and KServe's CRDs from beside the binaries."""
+
+from __future__ import annotations
+
+import functools
+import os
+import subprocess
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+from kubernetes import client
+
+from tests.controlplane.harness import ControlPlane
+from tests.controlplane.processes import ProcessError, wait_until
+
+REPO = Path(__file__).resolve().parents[2]
+MANIFESTS = REPO / "manifests"
+NAMESPACE = "aim-gpu-sharing"
+FIELD_MANAGER = "aim-tests"
+KSERVE_CRDS = ("inferenceservices.serving.kserve.io", "servingruntimes.serving.kserve.io",
+               "clusterservingruntimes.serving.kserve.io")
+# CRD establishment takes well under a second; a minute only bounds a broken API server.
+ESTABLISH_TIMEOUT = 60.0
+
+
+def kustomize(plane: ControlPlane, directory: Path) -> str:
+    """``kubectl kustomize DIR`` (the kustomize built into the harness's kubectl)."""
+    return plane.kubectl("kustomize", str(directory)).stdout
+
+
+def tls_overlay(directory: Path) -> Path:
+    """An overlay in ``directory``: the base plus the TLS component, as docs/deployment.md says."""
+    rel = os.path.relpath(MANIFESTS, directory)
+    (directory / "kustomization.yaml").write_text(
+        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n"
+        f"resources: [{rel}]\ncomponents: [{rel}/components/tls]\n")
+    return directory
+
+
+def apply(plane: ControlPlane, documents: str, *, dry_run: bool, namespace: str | None = None,
+          check: bool = True) -> subprocess.CompletedProcess[str]:
+    """``kubectl apply --server-side [--dry-run=server] -f -``."""
+    args = ["apply", "--server-side", f"--field-manager={FIELD_MANAGER}", "-f", "-"]
+    if dry_run:
+        args.append("--dry-run=server")
+    if namespace:
+        args.append(f"--namespace={namespace}")
+    return plane.kubectl(*args, stdin=documents, check=check)
+
+
+# Applied as a dry run only: a real admission webhook without a serving backend would make the
+# API server call (and, with failurePolicy Fail, refuse) the session's pod creations.
+DRY_RUN_ONLY_KINDS = {"MutatingWebhookConfiguration", "ValidatingWebhookConfiguration"}
+RBAC_KINDS = {"ServiceAccount", "Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding"}
+
+
+def deploy_base(plane: ControlPlane) -> str:
+    """Apply ``kubectl kustomize manifests/`` for real (idempotent; admission webhook
+    configurations only as a dry run); the rendered YAML."""
+    rendered = kustomize(plane, MANIFESTS)
+    documents = [d for d in yaml.safe_load_all(rendered) if d]
+    real = [d for d in documents if d["kind"] not in DRY_RUN_ONLY_KINDS]
+    dry = [d for d in documents if d["kind"] in DRY_RUN_ONLY_KINDS]
+    apply(plane, yaml.safe_dump_all(real), dry_run=False)
+    if dry:
+        apply(plane, yaml.safe_dump_all(dry), dry_run=True)
+    return rendered
+
+
+def apply_rbac(plane: ControlPlane, documents: Iterable[Mapping[str, Any]]) -> None:
+    """Apply the ServiceAccounts and RBAC objects among ``documents`` for real."""
+    wanted = [dict(d) for d in documents if d.get("kind") in RBAC_KINDS]
+    if wanted:
+        apply(plane, yaml.safe_dump_all(wanted), dry_run=False)
+
+
+def install_kserve_crds(plane: ControlPlane) -> None:
+    """KServe's own CRDs (``$AIM_K8S_BIN/../crds``), applied and Established (idempotent)."""
+    crds = plane.binaries.crds_dir
+    if not crds.is_dir():
+        raise ProcessError(f"KServe CRDs not found in {crds} (expected beside the binaries, see "
+                           "tests/controlplane/README.md)")
+    plane.kubectl("apply", "--server-side", f"--field-manager={FIELD_MANAGER}", "-f", str(crds))
+    api = client.ApiextensionsV1Api(plane.api)
+
+    def established(name: str) -> bool:
+        status = api.read_custom_resource_definition(name).status
+        return any(c.type == "Established" and c.status == "True" for c in (status and status.conditions) or [])
+
+    for name in KSERVE_CRDS:
+        wait_until(functools.partial(established, name), ESTABLISH_TIMEOUT, f"CRD {name} to be Established")
