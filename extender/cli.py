@@ -150,21 +150,23 @@ def _bind(host: str, port: int) -> socket.socket:
 
 
 def serve(config: ExtenderConfig) -> int:
+    signal.signal(signal.SIGTERM, _exit_cleanly)
+    try:
+        sock = _bind(config.host, config.port)  # first: a port in use fails before any slow import
+    except OSError as error:
+        logger.error("cannot listen on %s:%d: %s; exiting", config.host, config.port, error.strerror or error)
+        return 1
+
     import uvicorn
 
     from extender.app import create_app
     from extender.cache import ClusterCache
     from extender.requirement import Sizer
-    from extender.watch import ClusterWatcher, core_api
 
-    signal.signal(signal.SIGTERM, _exit_cleanly)
-    try:
-        sock = _bind(config.host, config.port)
-    except OSError as error:
-        logger.error("cannot listen on %s:%d: %s; exiting", config.host, config.port, error.strerror or error)
-        return 1
     cache = watcher = None
     if config.node_cache is NodeCacheMode.WATCH:
+        from extender.watch import ClusterWatcher, core_api  # the kubernetes client: only for watch
+
         try:
             api = core_api(config.kubeconfig)
         except Exception as error:  # noqa: BLE001 - kubernetes raises several types for bad configs
