@@ -21,7 +21,6 @@ from sizing.contract import LABEL_COUNT
 from tests.controlplane.access import Access, assert_least_privilege, broad_denials, can_i, service_account
 from tests.controlplane.deployment import apply_rbac, deploy_base
 from tests.controlplane.gpu_cluster import (
-    POOL,
     bound_node,
     create_pool,
     delete_pool,
