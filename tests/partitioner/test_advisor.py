@@ -10,6 +10,8 @@ import pytest
 from extender import planning
 from partitioner import AdvisorInputError, AdvisorNode, AdvisorOptions, Mode, advise
 from partitioner.dcm import PROFILE_LABEL, configmap
+from partitioner.exhaustive import optimum
+from partitioner.inputs import demo_nodes
 
 CPX = Mode("CPX", "NPS4")
 SPX = Mode("SPX", "NPS1")
@@ -123,9 +125,6 @@ def test_greedy_only_skips_the_search() -> None:
 
 
 def test_the_demo_advice_is_the_exhaustive_optimum() -> None:
-    from partitioner.exhaustive import optimum
-    from partitioner.inputs import demo_nodes
-
     nodes, workloads = demo_nodes(), planning.demo_workloads()
     advice, best = advise(nodes, workloads), optimum(nodes, workloads)
     assert (advice.totals.placed, advice.totals.gpus_used) == (best.totals.placed, best.totals.gpus_used) == (14, 6)
