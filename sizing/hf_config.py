@@ -275,8 +275,9 @@ def _moe_layer(f: _Fields, i: int, layers: int, experts: int) -> bool:
         return i >= first and i % freq == 0
     if f.model_type in ("qwen2_moe", "qwen3_moe"):
         only = f.text.get("mlp_only_layers") or []
-        if not isinstance(only, list) or not all(isinstance(x, int) and not isinstance(x, bool) for x in only):
-            raise f.error("mlp_only_layers", "must be a list of layer indices")
+        if not isinstance(only, list) or len(only) > layers or not all(
+                isinstance(x, int) and not isinstance(x, bool) for x in only):
+            raise f.error("mlp_only_layers", f"must be a list of at most {layers} layer indices")
         step = f.int_("decoder_sparse_step", maximum=MAX_LAYERS, default=1)
         return i not in only and (i + 1) % step == 0
     return True
@@ -291,7 +292,7 @@ def _decoder(f: _Fields) -> Layout:
     kv = f.int_("num_key_value_heads", maximum=MAX_HEADS, default=heads)
     if heads % kv:
         raise f.error("num_key_value_heads", f"must be a positive divisor of num_attention_heads ({heads}), got {kv}")
-    head_dim = f.int_("head_dim", default=hidden // heads if hidden >= heads else 0)
+    head_dim = f.int_("head_dim", default=hidden // heads if hidden >= heads else None)
     vocab = f.int_("vocab_size", maximum=MAX_VOCAB)
     inter = f.int_("intermediate_size", "ffn_dim", "moe_intermediate_size")
     experts = f.opt_int("n_routed_experts", "num_local_experts", "num_experts", maximum=MAX_EXPERTS) or 0
