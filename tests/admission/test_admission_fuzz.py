@@ -8,6 +8,7 @@ patch that applies cleanly to the object it was computed for.
 
 from __future__ import annotations
 
+import base64
 import copy
 import json
 import random
@@ -76,7 +77,8 @@ def mutate(rng: random.Random, body: dict[str, Any]) -> dict[str, Any]:
             parent = parent[token]
         parent[path[-1]] = rng.choice(HOSTILE_VALUES)
     elif choice == 4:  # deep nesting somewhere the webhook reads
-        obj.setdefault("metadata", {}).setdefault("annotations", {})["aim.amd.com/model"] = nested(rng.randrange(1, 200))
+        notes = obj.setdefault("metadata", {}).setdefault("annotations", {})
+        notes["aim.amd.com/model"] = nested(rng.randrange(1, 200))
         obj["spec"]["affinity"] = nested(rng.randrange(1, 200))
     else:  # the review envelope itself
         request = body["request"]
@@ -84,7 +86,7 @@ def mutate(rng: random.Random, body: dict[str, Any]) -> dict[str, Any]:
         if key == "apiVersion":
             body["apiVersion"] = rng.choice(HOSTILE_VALUES)
         else:
-            request[key] = rng.choice(HOSTILE_VALUES + ["CREATE", "UPDATE", "DELETE"])
+            request[key] = rng.choice([*HOSTILE_VALUES, "CREATE", "UPDATE", "DELETE"])
     return body
 
 
@@ -118,8 +120,6 @@ def test_hostile_reviews_always_get_a_well_formed_answer_and_a_patch_that_applie
         if not response["allowed"]:
             assert response["status"]["code"] == 400 and response["status"]["message"]
         if "patch" in response:
-            import base64
-
             ops = json.loads(base64.b64decode(response["patch"]))
             jsonpatch.apply_patch(body["request"]["object"], ops)  # raises when it does not apply
     assert slowest < 1.0, f"slowest review took {slowest:.3f} s"
