@@ -195,7 +195,7 @@ def discover(sysfs_root: Path = Path("/sys")) -> Inventory:
         gpus.append(gpu)
         partitions.extend(gpu_partitions)
 
-    shapes = {p.shape for p in partitions}
+    shapes = {p.shape.kind for p in partitions}
     if len(shapes) > 1:
         notes.append(
             "GPUs are not all in the same partition mode ("

@@ -11,6 +11,8 @@ import functools
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from sizing.contract import PartitionShape
+
 # Where a value came from, so an operator can tell measured facts from derived ones.
 SOURCE_SYSFS = "sysfs"  # read from the GPU's PCI device attributes
 SOURCE_KFD = "kfd"  # read from the KFD topology (mem_banks, io_links)
@@ -58,12 +60,17 @@ class Partition:
         return data
 
     @property
-    def shape(self) -> tuple[str, str | None, str | None, int, int | None]:
-        """What a workload sees: product, modes, CUs and memory in whole GiB (used for
-        homogeneity). Whole GiB, because KFD gives the last partition of a GPU slightly less
-        (MI308X capture: 48 GiB - 16 MiB) without it being a different kind of partition."""
-        memory_gib = None if self.memory_bytes is None else round(self.memory_bytes / 2**30)
-        return (self.product, self.compute_mode, self.memory_mode, self.compute_units, memory_gib)
+    def shape(self) -> PartitionShape:
+        """What a workload sees of this partition, in the contract's terms: what the node labels
+        summarise and what homogeneity compares (``PartitionShape.kind``)."""
+        return PartitionShape(
+            product=self.product,
+            compute_mode=self.compute_mode,
+            memory_mode=self.memory_mode,
+            compute_units=self.compute_units,
+            memory_bytes=self.memory_bytes,
+            partitionable=self.partitionable,
+        )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -102,7 +109,7 @@ class Inventory:
 
     @property
     def is_homogeneous(self) -> bool:
-        return len({p.shape for p in self.partitions}) <= 1
+        return len({p.shape.kind for p in self.partitions}) <= 1
 
     def same_devices(self, other: Inventory) -> bool:
         """True when both inventories advertise the same partitions with the same facts."""

@@ -1,5 +1,5 @@
 """Node labels from partitions (pure): each partition maps to a ``sizing.contract.PartitionShape``
-and ``sizing.contract.node_labels`` computes the labels, so the extender reads exactly what is
+(``Partition.shape``) and ``sizing.contract.node_labels`` computes the labels, so the extender reads exactly what is
 written here. The caller passes only partitions that exist and are healthy now
 (``DeviceState.labelled_partitions``).
 """
@@ -9,23 +9,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 from deviceplugin.inventory import Partition
-from sizing.contract import LABEL_PREFIX, PartitionShape, node_labels
-
-
-def partition_shape(partition: Partition) -> PartitionShape:
-    return PartitionShape(
-        product=partition.product,
-        compute_mode=partition.compute_mode,
-        memory_mode=partition.memory_mode,
-        compute_units=partition.compute_units,
-        memory_bytes=partition.memory_bytes,
-        partitionable=partition.partitionable,
-    )
+from sizing.contract import LABEL_PREFIX, node_labels
 
 
 def desired_labels(partitions: Iterable[Partition]) -> dict[str, str | None]:
     """The value of every contract label key for these partitions (None = remove the key)."""
-    return node_labels(partition_shape(p) for p in partitions)
+    return node_labels(p.shape for p in partitions)
 
 
 def build_label_patch(
