@@ -53,19 +53,23 @@ def _write(text: str) -> None:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
+def _fail(error: Exception) -> int:
+    """One line on stderr (a message quoting a file may hold line breaks), exit status 2."""
+    print(f"aim-partitioner advise: error: {' '.join(str(error).splitlines())}", file=sys.stderr)
+    return 2
+
+
 def run_advise(args: argparse.Namespace) -> int:
     try:
         nodes = load_cluster(args.cluster) if args.cluster else demo_nodes()
         workloads = planning.load_workloads(args.workloads)
     except (AdvisorInputError, planning.PlanInputError) as error:
-        print(f"aim-partitioner advise: error: {error}", file=sys.stderr)
-        return 2
+        return _fail(error)
     source = args.cluster or "built-in demo cluster, modes free"
     try:
         advice = advise(nodes, workloads, AdvisorOptions(trust=Trust(args.trust)), source=source)
     except AdvisorInputError as error:
-        print(f"aim-partitioner advise: error: {error}", file=sys.stderr)
-        return 2
+        return _fail(error)
     if args.format == "json":
         document = as_json(advice, configmap_name=args.dcm_configmap, namespace=args.dcm_namespace)
         _write(json.dumps(document, indent=2) + "\n")
