@@ -67,11 +67,16 @@ class ExtenderConfig:
         return json.dumps({k: str(v) if isinstance(v, Enum) else v for k, v in asdict(self).items()}, sort_keys=True)
 
 
+def _no_password() -> str:
+    """An encrypted key is refused (uvicorn is given no password), instead of OpenSSL prompting."""
+    return ""
+
+
 def check_tls_files(cert_file: str, key_file: str) -> None:
     """Load the certificate and key as uvicorn will; ConfigError with a one-line reason otherwise."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     try:
-        context.load_cert_chain(cert_file, key_file)
+        context.load_cert_chain(cert_file, key_file, password=_no_password)
     except ssl.SSLError as error:
         reason = error.reason or error.strerror or str(error)
         raise ConfigError(f"--tls-cert-file {cert_file} / --tls-key-file {key_file}: not a PEM certificate and"

@@ -15,6 +15,7 @@ from typing import Any
 import uvicorn
 from fastapi import FastAPI
 
+from sizing.contract import MIB, RESOURCE_NAME, PartitionShape, node_labels
 from tests.fixtures import FIXTURES
 
 # The requests a real kube-scheduler sent, captured unmodified (tests/fixtures/extender/README.md).
@@ -30,22 +31,16 @@ def load_fixture(name: str) -> dict[str, Any]:
 def partition_labels(
     *, memory_gib: int, count: int, compute_mode: str = "CPX", product: str = "MI300X"
 ) -> dict[str, str]:
-    """The labels our device plugin writes on a homogeneous node."""
-    return {
-        "amd.com/gpu-partition.memory-mib": str(memory_gib * GIB_MIB),
-        "amd.com/gpu-partition.count": str(count),
-        "amd.com/gpu-partition.compute-mode": compute_mode,
-        "amd.com/gpu-partition.memory-mode": "NPS4" if compute_mode == "CPX" else "NPS1",
-        "amd.com/gpu-partition.cu-count": "38",
-        "amd.com/gpu-partition.product": product,
-        "amd.com/gpu-partition.homogeneous": "true",
-    }
+    """The labels the device plugin writes on a homogeneous node (with its own function)."""
+    memory_mode = "NPS4" if compute_mode == "CPX" else "NPS1"
+    shape = PartitionShape(product, compute_mode, memory_mode, 38, memory_gib * GIB_MIB * MIB)
+    return {key: value for key, value in node_labels([shape] * count).items() if value is not None}
 
 
 def label_node(node: dict[str, Any], labels: dict[str, str], *, allocatable: int | None = None) -> None:
     node["metadata"].setdefault("labels", {}).update(labels)
     if allocatable is not None:
-        node["status"]["allocatable"]["amd.com/gpu-partition"] = str(allocatable)
+        node["status"]["allocatable"][RESOURCE_NAME] = str(allocatable)
 
 
 def annotate(request: dict[str, Any], annotations: dict[str, str], *, partitions: int | None = None) -> dict[str, Any]:
@@ -55,14 +50,14 @@ def annotate(request: dict[str, Any], annotations: dict[str, str], *, partitions
     if partitions is not None:
         for container in request["Pod"]["spec"]["containers"]:
             for kind in ("requests", "limits"):
-                container["resources"][kind]["amd.com/gpu-partition"] = str(partitions)
+                container["resources"][kind][RESOURCE_NAME] = str(partitions)
     return request
 
 
 def make_node(name: str, labels: dict[str, str] | None, allocatable: int | None) -> dict[str, Any]:
     status: dict[str, Any] = {"allocatable": {"cpu": "16", "memory": "64Gi", "pods": "110"}}
     if allocatable is not None:
-        status["allocatable"]["amd.com/gpu-partition"] = str(allocatable)
+        status["allocatable"][RESOURCE_NAME] = str(allocatable)
     return {"metadata": {"name": name, "labels": dict(labels or {})}, "spec": {}, "status": status}
 
 
