@@ -35,6 +35,10 @@ from extender.wire import (
 
 logger = logging.getLogger(__name__)
 
+# Longest "no node can take it" summary logged: a few dozen distinct reasons; a hostile fleet of
+# distinct unreadable labels must not make one log line megabytes long.
+MAX_LOGGED_SUMMARY = 2000
+
 
 @dataclass(frozen=True, slots=True)
 class Reply:
@@ -144,6 +148,6 @@ class ExtenderService:
                              requirement.subject or "unsized", len(passed), total)
             return
         if total:
-            summary = reasons.summarize([*failed.values(), *unresolvable.values()], total)
+            summary = reasons.summarize([*failed.values(), *unresolvable.values()], total)[:MAX_LOGGED_SUMMARY]
             logger.info("filter %s (%s): no node can take it; %s", pod_reference(pod),
                         requirement.subject or "unsized", summary)
