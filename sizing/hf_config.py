@@ -363,6 +363,9 @@ def _moe_block(f: _Fields, p: str, hidden: int, experts: int, expert_inter: int,
 
 def _chatglm(f: _Fields) -> Layout:
     """ChatGLM2/3 and GLM-4 (trust_remote_code ``chatglm``): fused QKV, fused gate/up, RMSNorm."""
+    if f.text.get("position_encoding_2d") is not None or f.text.get("inner_hidden_size") is not None:
+        raise f.error("position_encoding_2d", "marks the first ChatGLM-6B layout, which cannot be sized "
+                      "(ChatGLM2/3 and GLM-4 configs can)")
     hidden = f.int_("hidden_size")
     layers = f.int_("num_layers", "num_hidden_layers", maximum=MAX_LAYERS)
     heads = f.int_("num_attention_heads", maximum=MAX_HEADS)

@@ -145,7 +145,27 @@ def deepseek_v1_formula(raw: dict) -> dict:
             "sliding_layers": 0, "num_layers": n, "method": "independent formula (deepseek_v1_formula)"}
 
 
-FORMULAS = {"deepseek": deepseek_v1_formula}
+def chatglm_formula(raw: dict) -> dict:
+    """ChatGLM2/3 and GLM-4 (model_type "chatglm", trust_remote_code): the published
+    modeling_chatglm.py layout, written out. word_embeddings [V, H]; per layer: query_key_value
+    [H -> (heads + 2 * groups) * kv_channels] (bias when add_qkv_bias), dense [heads * kv_channels -> H],
+    dense_h_to_4h [H -> 2 * ffn] (SwiGLU), dense_4h_to_h [ffn -> H] (biases when add_bias_linear), two
+    RMSNorms; final RMSNorm; output_layer [H -> V]. The first ChatGLM-6B layout (no ffn_hidden_size)
+    raises KeyError and is recorded as skipped.
+    """
+    h, v, n = raw["hidden_size"], raw["padded_vocab_size"], raw["num_layers"]
+    heads, d, ffn = raw["num_attention_heads"], raw["kv_channels"], raw["ffn_hidden_size"]
+    groups = raw["multi_query_group_num"] if raw.get("multi_query_attention") else heads
+    qkv = (heads + 2 * groups) * d
+    bias = raw.get("add_bias_linear", False)
+    per_layer = (h * qkv + (qkv if raw.get("add_qkv_bias") or bias else 0) + heads * d * h + (h if bias else 0)
+                 + h * 2 * ffn + (2 * ffn if bias else 0) + ffn * h + (h if bias else 0) + 2 * h)
+    total = v * h + n * per_layer + h + v * h
+    return {"params": total, "kv_bytes_per_token": n * 2 * groups * d * 2, "sliding_window": None,
+            "sliding_layers": 0, "num_layers": n, "method": "independent formula (chatglm_formula)"}
+
+
+FORMULAS = {"deepseek": deepseek_v1_formula, "chatglm": chatglm_formula}
 
 
 def main() -> None:
@@ -154,7 +174,10 @@ def main() -> None:
     for path in sorted(CONFIGS.glob("*.json")):
         raw = json.loads(path.read_text())
         if raw.get("model_type") in FORMULAS:
-            result["configs"][path.name] = FORMULAS[raw["model_type"]](raw)
+            try:
+                result["configs"][path.name] = FORMULAS[raw["model_type"]](raw)
+            except KeyError as exc:
+                result["skipped"][path.name] = f"layout without field {exc} (no formula)"
             continue
         try:
             result["configs"][path.name] = truth(path)
