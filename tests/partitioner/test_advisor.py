@@ -10,7 +10,6 @@ import pytest
 from extender import planning
 from partitioner import AdvisorInputError, AdvisorNode, AdvisorOptions, Mode, advise
 from partitioner.dcm import PROFILE_LABEL, configmap
-from partitioner.exhaustive import optimum
 from partitioner.inputs import demo_nodes
 
 CPX = Mode("CPX", "NPS4")
@@ -124,7 +123,9 @@ def test_greedy_only_skips_the_search() -> None:
     assert advice.evaluations == 1
 
 
-def test_the_demo_advice_is_the_exhaustive_optimum() -> None:
-    nodes, workloads = demo_nodes(), planning.demo_workloads()
-    advice, best = advise(nodes, workloads), optimum(nodes, workloads)
-    assert (advice.totals.placed, advice.totals.gpus_used) == (best.totals.placed, best.totals.gpus_used) == (14, 6)
+def test_the_demo_advice_reaches_the_exhaustive_optimum() -> None:
+    # 14 placed on 6 GPUs is partitioner.exhaustive.optimum over all 1,024 demo layouts (about 3 s, so
+    # computed once, not here); the 235B fp16 model fits no partition of any product.
+    advice = advise(demo_nodes(), planning.demo_workloads())
+    assert (advice.totals.placed, advice.totals.gpus_used) == (14, 6)
+    assert [u.workload for u in advice.unplaceable] == ["qwen3-235b-fp16"]
