@@ -159,18 +159,24 @@ def encode(value: Any) -> bytes:
 
 
 def too_deep(value: Any, where: str, limit: int = MAX_ECHO_DEPTH) -> str | None:
-    """The path of the first place ``value`` nests deeper than ``limit`` levels, else None.
-    Iterative (a value may nest 1,000 levels: recursion would overflow the stack)."""
+    """Where ``value`` first nests deeper than ``limit`` levels (the path, its first few steps
+    only), else None. Iterative: a value may nest 1,000 levels and recursion would overflow."""
     stack: list[tuple[Any, str, int]] = [(value, where, 1)]
     while stack:
         item, path, depth = stack.pop()
         if depth > limit:
             return path
+        if depth == _SHOWN_STEPS:
+            path += "…"
+        step = depth < _SHOWN_STEPS
         if isinstance(item, dict):
-            stack.extend((v, f"{path}.{str(k)[:40]}", depth + 1) for k, v in item.items())
+            stack.extend((v, f"{path}.{str(k)[:40]}" if step else path, depth + 1) for k, v in item.items())
         elif isinstance(item, list):
-            stack.extend((v, f"{path}[{i}]", depth + 1) for i, v in enumerate(item))
+            stack.extend((v, f"{path}[{i}]" if step else path, depth + 1) for i, v in enumerate(item))
     return None
+
+
+_SHOWN_STEPS: Final = 6  # path steps a "too deep" message names before "…"
 
 
 def encode_filter_result(
@@ -191,8 +197,8 @@ def encode_filter_result(
         path = too_deep(items, "Nodes.items", MAX_ECHO_DEPTH - 3)  # the reply nests the items 3 levels down
         if path is None:
             raise BadRequestError(f"cannot write the reply: {str(problem)[:MAX_ERROR_TEXT]}") from problem
-        raise BadRequestError(f"{path[:MAX_ERROR_TEXT]}: nested more than {MAX_ECHO_DEPTH} levels deep; a Node this"
-                         " deep cannot be written back") from problem
+        raise BadRequestError(f"{path[:MAX_ERROR_TEXT]}: nested too deep to be written back in the reply (the"
+                              f" reply may nest at most {MAX_ECHO_DEPTH} levels)") from problem
 
 
 # Printable ASCII except '"' and '\\': the characters a JSON string holds without escaping.

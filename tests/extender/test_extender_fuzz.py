@@ -312,7 +312,7 @@ def test_a_node_nested_deeper_than_the_reply_can_hold_is_a_400_naming_it(fuzz_ur
     reply = httpx.post(f"{fuzz_url}/filter", content=body_of(request), timeout=5)
     assert reply.status_code == 400
     assert reply.json()["Error"].startswith("Nodes.items[0].status.deep"), reply.json()
-    assert "nested more than" in reply.json()["Error"]
+    assert "nested too deep to be written back" in reply.json()["Error"]
     too_deep = load_fixture("filter-request-nodes.json")
     too_deep["Pod"]["spec"]["deep"] = DEEP.format(1100)
     reply = httpx.post(f"{fuzz_url}/filter", content=body_of(too_deep), timeout=5)
