@@ -29,8 +29,8 @@ logger = logging.getLogger("extender.admission")
 MUTATE_PATH = "/mutate"
 NAMESPACE = "aim_webhook"
 
-# Latency buckets from 0.1 ms to the webhook's own 5 s timeoutSeconds (manifests/webhook): a review
-# slower than that has failed at the API server already.
+# Latency buckets from 0.1 ms to 5 s, above the webhook's 3 s timeoutSeconds (manifests/webhook): a
+# review slower than that has failed at the API server already.
 LATENCY_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
 # How often the certificate files are checked for a rotation. The kubelet refreshes a mounted Secret
