@@ -9,7 +9,7 @@ Modules, one job each, in kube-scheduler's own stages (each imports only the one
 
     reasons       why a node is rejected: codes and messages
     pod_demand    what a pod asks for (annotations, partition request) and what bound pods use
-    requirement   PodDemand -> Requirement with a given catalogue; the only ``sizing`` caller
+    requirement   PodDemand -> Requirement with a given catalogue; the only caller of the sizing estimate
     node_offer    what a node offers: labels + allocatable, full and fast parser side by side
     verdict       the verdict for one node: filter, score, policy
     decisions     the loop over many nodes (once per distinct capacity)
@@ -21,7 +21,10 @@ Modules, one job each, in kube-scheduler's own stages (each imports only the one
     service       one filter / prioritize call, bytes in, bytes out
     app           FastAPI application (thin HTTP shell)
     config, cli   ExtenderConfig; ``aim-extender serve|plan``
+    models_source a models directory (mounted ConfigMap) -> the sizer's catalogue, re-read on change
+    scheduler_config  the KubeSchedulerConfiguration documents that register the extender
     planning/     the offline placement planner (public API in planning/__init__.py)
+    admission/    the mutating admission webhook (see its __init__)
 
 Errors::
 
