@@ -64,8 +64,12 @@ def _linear_layout(q: dict, i: int, o: int) -> tuple[int, int]:
 
 
 def _skip(name: str, q: dict) -> bool:
+    """Modules the checkpoint keeps in 16 bit: lm_head, routers, and ignore-list entries matched as
+    whole module-path components (the checkpoints here name experts w1/w2/w3 or gate_proj/up_proj,
+    so an entry "gate" is the router; transformers 5 renames fused experts to gate_up_proj)."""
     ignore = q.get("modules_to_not_convert") or q.get("llm_int8_skip_modules") or []
-    return name.endswith("lm_head") or name.rsplit(".", 1)[-1] in ROUTERS or any(k in name for k in ignore)
+    parts = name.split(".")
+    return name.endswith("lm_head") or parts[-1] in ROUTERS or any(k in parts for k in ignore)
 
 
 def truth(path: Path) -> dict:
