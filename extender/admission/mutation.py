@@ -113,7 +113,8 @@ def _resolve(options: Options, model_id: str, key: str) -> ModelArch:
     except sizing.UnknownModelError as error:
         hint = f"did you mean {' or '.join(error.suggestions)}? " if error.suggestions else ""
         raise AnnotationError(f"annotation {key}={shown(model_id)}: unknown model; {hint}use a catalogue id"
-                     " (aim-sizing models) or add the model to the models directory") from None
+                              " (aim-sizing models) or add it to the models directory (aim-sizing models add)"
+                              ) from None
     except sizing.SizingError as error:
         raise AnnotationError(f"annotation {key}={shown(model_id)}: {error}") from None
 
@@ -222,8 +223,9 @@ def read_inputs(workload: Workload, root: Mapping[str, Any], options: Options, r
         # The extender would refuse the pod on every node for the same reason: say it now.
         key = ANNOTATION_PROFILE if profile_id is not None else ANNOTATION_PRECISION
         scheme = model.quantization.scheme.label if model.quantization is not None else declared.value
-        raise AnnotationError(f"annotation {key}: precision {precision.value} contradicts {model.id}, a pre-quantized"
-                     f" {scheme} checkpoint ({declared.value}); omit {ANNOTATION_PRECISION} or give {declared.value}")
+        raise AnnotationError(f"annotation {key}: precision {precision.value} contradicts {model.id}, a"
+                              f" pre-quantized {scheme} checkpoint ({declared.value}); omit"
+                              f" {ANNOTATION_PRECISION} or give {declared.value}")
     given = precision is not None or declared is not None
     precision = precision or declared or Precision.FP16
 
@@ -244,8 +246,8 @@ def read_inputs(workload: Workload, root: Mapping[str, Any], options: Options, r
                             f" sized for {arg_len}, the context vLLM will use")
         max_len = arg_len
     if max_len is not None and max_len > model.max_context:
-        raise AnnotationError(f"max-model-len {max_len} exceeds the {model.max_context} tokens {model.id} supports"
-                     f" ({ANNOTATION_MAX_MODEL_LEN} or --max-model-len)")
+        raise AnnotationError(f"max-model-len {max_len} exceeds the {model.max_context} tokens {model.id}"
+                              f" supports ({ANNOTATION_MAX_MODEL_LEN} or --max-model-len)")
 
     memory: int | None = None
     raw_memory = _annotation(notes, ANNOTATION_MEMORY)
