@@ -23,6 +23,7 @@ from extender.config import DEFAULT_HOST, DEFAULT_PORT, ExtenderConfig, NodeCach
 from extender.errors import ConfigError, PlanInputError
 from extender.verdict import Policy
 from sizing import Catalogue
+from sizing.bounded import BoundedValueError, parse_int, shown
 
 logger = logging.getLogger("extender")
 
@@ -35,13 +36,11 @@ def _env(environ: Mapping[str, str], name: str, default: str | None) -> str | No
 
 
 def _port(text: str) -> int:
+    """A TCP port in ASCII digits (``int()`` would take "١٢" as 12)."""
     try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"port out of range 0..65535: {value}")
-    return value
+        return parse_int("port", text, minimum=0, maximum=65535)
+    except BoundedValueError as error:
+        raise argparse.ArgumentTypeError(f"not a port number 0..65535: {error.problem} ({shown(text)})") from None
 
 
 def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
