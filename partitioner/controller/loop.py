@@ -204,14 +204,18 @@ class Controller:
         self._metrics.set_nodes(counts)
         self._metrics.pending.set(len(plan.pending))
         self._metrics.planned.set(len(plan.changes))
-        text = json.dumps(plan.as_json(), sort_keys=True)
+        text = json.dumps({**plan.as_json(), "notes": None}, sort_keys=True)  # notes carry ages in seconds
         if text != self._last_plan:
             self._last_plan = text
             if plan.changes:
                 logger.info("plan (%s): %s", self._settings.mode, "; ".join(c.describe() for c in plan.changes))
+            elif plan.helpless:
+                logger.info("plan: %d pod(s) pending for a partition layout that no change of an opted-in node lets"
+                            " run now (%s)", len(plan.helpless),
+                            "; ".join(f"{p}: {why}" for p, why in plan.helpless[:3]))
             elif plan.pending:
-                logger.info("plan: %d pod(s) pending for a partition layout, no change of an opted-in node helps"
-                            " now (%s)", len(plan.pending), "; ".join(f"{p}: {why}" for p, why in plan.helpless[:3]))
+                logger.info("plan: %d pod(s) pending for a partition layout fit the layout as it is or will be after"
+                            " the repartitions in progress; waiting for the scheduler", len(plan.pending))
 
     # --- events --------------------------------------------------------------------------------
     def _first(self, key: tuple[str, str, str]) -> bool:

@@ -15,12 +15,14 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-from kubernetes import client, watch
+from kubernetes import client, watch as kube_watch
 
 from extender import planning
 from partitioner.controller import keys
 from partitioner.dcm import CONFIG_KEY
 from sizing.contract import RESOURCE_NAME, PartitionShape, node_labels
+
+Watch: Any = kube_watch.Watch  # the client has no type hints
 
 
 @dataclass
@@ -77,7 +79,7 @@ class DcmStandIn:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            self._watch = watch.Watch()
+            self._watch = Watch()
             try:
                 for event in self._watch.stream(self._core.list_node, timeout_seconds=30):
                     if self._stop.is_set():

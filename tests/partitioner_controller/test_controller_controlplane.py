@@ -6,9 +6,11 @@ child process with test-sized timeouts."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 import pytest
@@ -22,7 +24,7 @@ from tests.controlplane.harness import ControlPlane
 from tests.controlplane.processes import wait_until
 from tests.partitioner_controller.controller_process import RunningController, start_controller
 from tests.partitioner_controller.dcm_standin import DcmStandIn
-from tests.partitioner_controller.objects import LLAMA_70B, QWEN_14B, partition_labels
+from tests.partitioner_controller.objects import LLAMA_8B, LLAMA_70B, QWEN_14B, partition_labels
 
 SCHEDULER = "aim-controller-test-scheduler"
 POOL_LABEL = "aim.test/pool"
@@ -152,4 +154,133 @@ def test_pending_70b_on_all_cpx_makes_one_idle_node_spx_and_never_touches_opt_ou
     assert not cluster.dcm.errors
 
 
-_ = QWEN_14B
+@pytest.mark.parametrize(("behaviour", "reason"), [("fail", "PartitionFailure"), ("ignore", "DCMTimeout")],
+                         ids=["dcm-failure", "dcm-timeout"])
+def test_dcm_failure_or_timeout_undoes_taint_and_cordon_and_backs_off(
+        cluster: Cluster, behaviour: str, reason: str) -> None:
+    node = cluster.node("b", behaviour=behaviour)
+    cluster.pod("llama-70b", LLAMA_70B)
+    cluster.pending_for_size("llama-70b")
+    controller = cluster.controller(behaviour, "--dcm-timeout-seconds=3")
+    wait_until(lambda: cluster.condition(node).get("reason") == reason, BIND_TIMEOUT, f"condition {reason}")
+    assert cluster.is_clean(node), "taint or cordon left behind"
+    found = cluster.read(node)
+    assert found.metadata.labels[LABEL_COMPUTE_MODE] == "CPX"
+    assert keys.BACKOFF_UNTIL in found.metadata.annotations
+    assert cluster.condition(node)["status"] == "False"
+    events = cluster.core.list_namespaced_event("default", field_selector=f"involvedObject.name={node}").items
+    assert any(e.reason == reason and e.type == "Warning" for e in events)
+    wait_until(lambda: controller.metric('aim_partitioner_repartitions_total{result="failed"}') == 1, 5,
+               "the failure to be counted")
+    assert controller.metric('aim_partitioner_repartitions_total{result="started"}') == 1
+    assert controller.metric('aim_partitioner_nodes{state="backoff"}') == 1
+    # Backing off: the pod is still pending and the node is not tried again.
+    assert cluster.core.read_namespaced_pod("llama-70b", cluster.namespace).spec.node_name is None
+    assert len(cluster.dcm.requests(node)) == 1
+    cluster.plane.stop_process(controller.process)
+
+
+def test_controller_killed_mid_way_resumes_from_the_node_annotations(cluster: Cluster) -> None:
+    node = cluster.node("b", behaviour="hold")
+    cluster.pod("llama-70b", LLAMA_70B)
+    cluster.pending_for_size("llama-70b")
+    first = cluster.controller("resume")
+    wait_until(lambda: cluster.dcm.requests(node), BIND_TIMEOUT, "the DCM profile request")
+    first.kill()
+    found = cluster.read(node)
+    assert found.metadata.annotations[keys.STATE] == "configuring"
+    assert found.spec.unschedulable and keys.DCM_TAINT_KEY in [t.key for t in found.spec.taints]
+    second = cluster.controller("resume")  # same Lease: takes over once the dead holder's lease expires
+    cluster.dcm.release(node)
+    assert bound_node(cluster.core, cluster.namespace, "llama-70b", timeout=BIND_TIMEOUT) == node
+    assert cluster.is_clean(node)
+    wait_until(lambda: second.metric('aim_partitioner_repartitions_total{result="succeeded"}') == 1, 5,
+               "the resumed repartition to be counted")
+    assert second.metric('aim_partitioner_repartitions_total{result="started"}') == 0, "started over, not resumed"
+    assert cluster.dcm.requests(node) == ["spx_nps1_1gpu"]
+    cluster.plane.stop_process(second.process)
+
+
+def test_two_pending_sizes_change_each_node_once_and_settle(cluster: Cluster) -> None:
+    b, c = cluster.node("b"), cluster.node("c")
+    cluster.pod("llama-70b", LLAMA_70B)
+    cluster.pod("qwen-14b", QWEN_14B)
+    cluster.pending_for_size("llama-70b")
+    cluster.pending_for_size("qwen-14b")
+    controller = cluster.controller("two")
+    big = bound_node(cluster.core, cluster.namespace, "llama-70b", timeout=BIND_TIMEOUT)
+    small = bound_node(cluster.core, cluster.namespace, "qwen-14b", timeout=BIND_TIMEOUT)
+    assert {big, small} == {b, c}
+    wait_until(lambda: controller.metric('aim_partitioner_repartitions_total{result="succeeded"}') == 2, 5,
+               "both repartitions to finish")
+    settled = {n: cluster.dcm.requests(n) for n in (b, c)}
+    # Some seconds of further passes (resync 0.3 s): nothing changes again.
+    with pytest.raises(TimeoutError):
+        wait_until(lambda: controller.metric('aim_partitioner_repartitions_total{result="started"}') > 2, 3,
+                   "another repartition")
+    assert {n: cluster.dcm.requests(n) for n in (b, c)} == settled
+    assert all(len(v) == 1 for v in settled.values()), settled
+    assert controller.metric("aim_partitioner_planned_changes") == 0
+    cluster.plane.stop_process(controller.process)
+
+
+def _guarded_pod_on(cluster: Cluster, node: str) -> None:
+    """An 8B pod bound to ``node`` and Running/Ready (as its kubelet would report), under a
+    PodDisruptionBudget that allows no disruption."""
+    body = gpu_pod("guarded", scheduler=SCHEDULER, pool=cluster.prefix, annotations=LLAMA_8B)
+    body["metadata"]["labels"] = {"app": "guarded"}
+    body["spec"]["nodeName"] = node
+    del body["spec"]["nodeSelector"]  # it may run on any node: it can move
+    submit(cluster.core, cluster.namespace, body)
+    cluster.core.patch_namespaced_pod_status("guarded", cluster.namespace, {"status": {
+        "phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}})
+    policy = client.PolicyV1Api(cluster.core.api_client)
+    policy.create_namespaced_pod_disruption_budget(cluster.namespace, cast(Any, {
+        "metadata": {"name": "guarded"}, "spec": {"minAvailable": 1, "selector": {"matchLabels": {"app": "guarded"}}}}))
+
+    def healthy() -> bool:
+        status = policy.read_namespaced_pod_disruption_budget("guarded", cluster.namespace).status
+        return status is not None and status.current_healthy == 1 and status.disruptions_allowed == 0
+
+    wait_until(healthy, 15, "the disruption controller to count the guarded pod")
+
+
+def _once(cluster: Cluster, *extra: str) -> dict[str, Any]:
+    result = subprocess.run(
+        [sys.executable, "-m", "partitioner", "controller", "--once", f"--kubeconfig={cluster.plane.kubeconfig}",
+         f"--dcm-namespace={cluster.namespace}", "--log-level=warning", *extra],
+        capture_output=True, text=True, timeout=60, check=True)
+    return dict(json.loads(result.stdout))
+
+
+def test_busy_node_moves_only_with_allow_eviction_and_only_as_its_pdb_allows(cluster: Cluster) -> None:
+    busy = cluster.node("b")
+    spare = cluster.node("x-spare", opted_in=False)  # room for the guarded pod, never changed
+    _guarded_pod_on(cluster, busy)
+    cluster.pod("llama-70b", LLAMA_70B)
+    cluster.pending_for_size("llama-70b")
+    # Recommend mode (the default), once: without --allow-eviction the busy node is not a choice.
+    plan = _once(cluster)
+    mine = [c for c in plan["changes"] if c["node"] in (busy, spare)]
+    assert mine == [] and f"{cluster.namespace}/llama-70b" in [h["pod"] for h in plan["helpless"]], plan
+    plan = _once(cluster, "--allow-eviction")
+    assert [(c["node"], c["target"], c["evicts"]) for c in plan["changes"] if c["node"] in (busy, spare)] == [
+        (busy, "SPX/NPS1", [f"{cluster.namespace}/guarded"])], plan
+    assert not cluster.read(busy).spec.unschedulable, "--mode recommend changed a node"
+
+    controller = cluster.controller("pdb", "--allow-eviction")
+    wait_until(lambda: cluster.annotations(busy).get(keys.STATE) == "draining", BIND_TIMEOUT, "draining")
+    # The PDB answers the Eviction API with 429 on every pass: the pod stays, nothing else happens.
+    with pytest.raises(TimeoutError):
+        wait_until(lambda: cluster.annotations(busy).get(keys.STATE) != "draining", 2, "the drain to go on")
+    assert cluster.core.read_namespaced_pod("guarded", cluster.namespace).metadata.deletion_timestamp is None
+    assert cluster.dcm.requests(busy) == []
+    assert keys.DCM_TAINT_KEY not in [t.key for t in cluster.read(busy).spec.taints or []]
+    client.PolicyV1Api(cluster.core.api_client).patch_namespaced_pod_disruption_budget(
+        "guarded", cluster.namespace, {"spec": {"minAvailable": 0}})
+    assert bound_node(cluster.core, cluster.namespace, "llama-70b", timeout=BIND_TIMEOUT) == busy
+    with pytest.raises(client.ApiException) as gone:
+        cluster.core.read_namespaced_pod("guarded", cluster.namespace)
+    assert gone.value.status == 404
+    assert cluster.is_clean(busy) and cluster.dcm.requests(spare) == []
+    cluster.plane.stop_process(controller.process)
