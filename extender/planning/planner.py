@@ -54,6 +54,7 @@ class GpuState:
 class NodeState:
     name: str
     gpus: list[GpuState]
+    _offer: NodeOffer | None = field(default=None, init=False, repr=False, compare=False)
 
     @classmethod
     def from_plan(cls, node: PlanNode) -> NodeState:
@@ -79,12 +80,16 @@ class NodeState:
         return {RESOURCE_NAME: str(self.capacity)} if self.gpus else {}
 
     def offer(self) -> NodeOffer:
-        """The node as the extender reads it: the device plugin's labels and allocatable, parsed."""
-        node = {"metadata": {"name": self.name, "labels": self.labels()}, "status": {"allocatable": self.allocatable()}}
-        offer = read_node_offer(node)
-        if offer is None:  # a name from a validated cluster file is always there
-            raise AssertionError(f"planner node {self.name!r} has no readable name")
-        return offer
+        """The node as the extender reads it: the device plugin's labels and allocatable, parsed.
+        Computed once: a node's GPUs and their partitioning do not change while it is planned."""
+        if self._offer is None:
+            labels, allocatable = self.labels(), self.allocatable()
+            offer = read_node_offer({"metadata": {"name": self.name, "labels": labels},
+                                     "status": {"allocatable": allocatable}})
+            if offer is None:  # a name from a validated cluster file is always there
+                raise AssertionError(f"planner node {self.name!r} has no readable name")
+            self._offer = offer
+        return self._offer
 
     def current_capacity(self) -> Capacity:
         """What a verdict reads of this node: its offer and the partitions already taken."""
