@@ -46,6 +46,26 @@ def _signature(directory: Path) -> Signature:
     return tuple(rows)
 
 
+def read_catalogue(directory: Path, base: Catalogue = CATALOGUE) -> Catalogue:
+    """``base`` plus every entry of ``directory``, strictly: the first unreadable or bad entry raises
+    SizingError naming the file (for one-shot commands such as ``aim-extender plan``)."""
+    models = []
+    try:
+        names = [name for name, *_ in _signature(directory)]
+    except OSError as exc:
+        raise SizingError(f"models directory {directory} cannot be listed: {exc.strerror}") from None
+    if len(names) > MAX_ENTRIES:
+        raise SizingError(f"models directory {directory} has more than {MAX_ENTRIES} entries")
+    for name in names:
+        try:
+            with open(directory / name, "rb") as fh:
+                data = fh.read(MAX_ENTRY_BYTES + 1)
+        except OSError as exc:
+            raise SizingError(f"models directory entry {name} cannot be read: {exc.strerror}") from None
+        models.append(parse_entry(data, name))
+    return extend_catalogue(base, models)
+
+
 @dataclass
 class ModelsSource:
     """The current catalogue for a models directory (thread-safe reads, polling refresh)."""

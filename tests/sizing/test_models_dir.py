@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 import sizing
-from extender.models_source import ModelsSource
+from extender.models_source import ModelsSource, read_catalogue
 from sizing import SizingError
 from sizing.cli import main
 from sizing.models_dir import entry_document, entry_file_name, parse_entry
@@ -84,3 +84,13 @@ def test_models_source_follows_configmap_swaps_and_keeps_last_good(tmp_path: Pat
     _configmap(root, clash, "2026_03")
     source.refresh()
     assert source.catalogue.get_model("meta-llama/Llama-3.1-8B-Instruct").family != "mistral"
+
+
+def test_read_catalogue_is_strict_for_one_shot_commands(tmp_path: Path) -> None:
+    (tmp_path / "a.json").write_text(_entry("acme/mistral-awq"))
+    assert read_catalogue(tmp_path).get_model("acme/mistral-awq").quantization is not None
+    (tmp_path / "b.json").write_text("{}")
+    with pytest.raises(SizingError, match=r"b\.json: field 'schema'"):
+        read_catalogue(tmp_path)
+    with pytest.raises(SizingError, match="cannot be listed"):
+        read_catalogue(tmp_path / "absent")
