@@ -109,6 +109,7 @@ def cmd_models(args: argparse.Namespace) -> None:
             "id": m.id, "family": m.family, "params_total": m.params_total, "params_active": m.params_active,
             "num_layers": m.num_layers, "num_kv_heads": m.num_kv_heads, "head_dim": m.head_dim,
             "max_context": m.max_context, "attention": m.attention, "moe": m.is_moe,
+            "quantization": m.quantization.scheme.label if m.quantization else None, "source": m.source,
         } for m in models], indent=2))
         return
     rows = [(m.id, f"{m.params_total / 1e9:.2f}B" + (f" ({m.params_active / 1e9:.1f}B active)" if m.is_moe else ""),
