@@ -12,8 +12,10 @@ keeps the previous catalogue whole.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
+import stat
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -42,8 +44,24 @@ def _signature(directory: Path) -> Signature:
             st = os.stat(entry.path)  # follows NAME -> ..data/NAME -> the current timestamped file
         except FileNotFoundError:
             continue  # a link caught mid-swap; the next poll sees the new one
+        except OSError:
+            rows.append((entry.name, -1, -1, -1, -1))  # a link loop or the like: reading it reports why
+            continue
         rows.append((entry.name, st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size))
     return tuple(rows)
+
+
+def _read_bytes(path: Path) -> bytes:
+    """An entry file's first MAX_ENTRY_BYTES + 1 bytes; OSError for anything but a regular file (a FIFO
+    would block the reader forever)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file")
+        with os.fdopen(fd, "rb", closefd=False) as fh:
+            return fh.read(MAX_ENTRY_BYTES + 1)
+    finally:
+        os.close(fd)
 
 
 def read_catalogue(directory: Path, base: Catalogue = CATALOGUE) -> Catalogue:
@@ -58,8 +76,7 @@ def read_catalogue(directory: Path, base: Catalogue = CATALOGUE) -> Catalogue:
         raise SizingError(f"models directory {directory} has more than {MAX_ENTRIES} entries")
     for name in names:
         try:
-            with open(directory / name, "rb") as fh:
-                data = fh.read(MAX_ENTRY_BYTES + 1)
+            data = _read_bytes(directory / name)
         except OSError as exc:
             raise SizingError(f"models directory entry {name} cannot be read: {exc.strerror}") from None
         models.append(parse_entry(data, name))
@@ -126,9 +143,7 @@ class ModelsSource:
     def _read(self, name: str) -> ModelArch | None:
         path = self.directory / name
         try:
-            with open(path, "rb") as fh:
-                data = fh.read(MAX_ENTRY_BYTES + 1)
-            return parse_entry(data, name)
+            return parse_entry(_read_bytes(path), name)
         except (OSError, SizingError) as exc:
             previous = self._good.get(name)
             what = exc.strerror if isinstance(exc, OSError) else str(exc)

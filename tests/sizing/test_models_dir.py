@@ -94,3 +94,17 @@ def test_read_catalogue_is_strict_for_one_shot_commands(tmp_path: Path) -> None:
         read_catalogue(tmp_path)
     with pytest.raises(SizingError, match="cannot be listed"):
         read_catalogue(tmp_path / "absent")
+
+
+def test_fifo_and_link_loop_entries_are_reported_not_waited_on(tmp_path: Path,
+                                                               caplog: pytest.LogCaptureFixture) -> None:
+    (tmp_path / "good.json").write_text(_entry("acme/mistral-awq"))
+    os.mkfifo(tmp_path / "fifo.json")
+    (tmp_path / "loop.json").symlink_to("loop.json")
+    source = ModelsSource(tmp_path)
+    with caplog.at_level(logging.WARNING, logger="extender.models_source"):
+        assert source.refresh()
+    assert "fifo.json" in caplog.text and "loop.json" in caplog.text
+    assert source.catalogue.get_model("acme/mistral-awq").family == "mistral"
+    with pytest.raises(SizingError, match=r"fifo\.json cannot be read"):
+        read_catalogue(tmp_path)
