@@ -71,6 +71,8 @@ def _catalogue(args: argparse.Namespace) -> sizing.Catalogue:
     for path in sorted(root.glob(f"*{ENTRY_SUFFIX}")):
         if path.name.startswith("."):
             continue
+        if not path.is_file():  # a FIFO or device would block the read
+            _fail(f"{path} is not a regular file")
         try:
             models.append(parse_entry(path.read_bytes(), path.name))
         except OSError as exc:
