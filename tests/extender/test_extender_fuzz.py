@@ -38,7 +38,7 @@ from sizing.contract import (
 from tests.extender.support import load_fixture, serve_app
 
 SEED = 20261130
-CASES = 160  # ~4 s on 2 busy cores; every mutation kind is drawn a few dozen times
+CASES = 300  # 2-6 s on 2 busy cores; every mutation kind is drawn dozens of times
 REPLY_DEADLINE_SECONDS = 1.0
 FIXTURE_NAMES = ("filter-request-nodes.json", "prioritize-request-nodes.json", "filter-request-nodenames.json")
 ANNOTATIONS = (ANNOTATION_MODEL, ANNOTATION_PRECISION, ANNOTATION_MAX_MODEL_LEN, ANNOTATION_PROFILE, ANNOTATION_MEMORY)
