@@ -1,6 +1,6 @@
 """kube-scheduler extender wire types (k8s.io/kube-scheduler/extender/v1) and request reading.
 
-The Go types have no json tags, so kube-scheduler sends PascalCase keys (``Pod``, ``Nodes``,
+The Go types have no json tags, so kube-scheduler sends PascalCase field names (``Pod``, ``Nodes``,
 ``NodeNames``) and ``null`` for the unused one, and decodes replies case-insensitively. Requests
 are read case-insensitively too (old extenders and docs use ``pod``/``nodenames``); replies are
 PascalCase. Pods and nodes stay plain dicts: the handlers read a few fields, and validating whole
@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from extender.verdict import MAX_SCORE
 
-_CANONICAL_KEYS = {"pod": "Pod", "nodes": "Nodes", "nodenames": "NodeNames"}
+_CANONICAL_FIELDS = {"pod": "Pod", "nodes": "Nodes", "nodenames": "NodeNames"}
 
 # Longest message a 400 reply carries: one line a person can read; never megabytes of echoed input.
 MAX_ERROR_TEXT: Final = 300
@@ -144,7 +144,7 @@ def read_extender_args(body: bytes) -> ExtenderRequest:
         raise BadRequestError(f"request body is not valid JSON: {problem}") from error
     if not isinstance(data, dict):
         raise BadRequestError("request body must be a JSON object (ExtenderArgs with Pod and Nodes or NodeNames)")
-    normalized: dict[str, Any] = {_CANONICAL_KEYS.get(key.lower()) or key: value for key, value in data.items()}
+    normalized: dict[str, Any] = {_CANONICAL_FIELDS.get(name.lower()) or name: value for name, value in data.items()}
     if normalized.get("Pod") is None:
         raise BadRequestError("ExtenderArgs has no Pod")
     request = _envelope_as_sent(normalized) or _envelope_by_pydantic(normalized)
@@ -183,7 +183,7 @@ def encode_filter_result(
     *, node_names: list[str] | None, nodes: dict[str, Any] | None, failed: dict[str, str],
     unresolvable: dict[str, str], error: str = "",
 ) -> bytes:
-    """An ExtenderFilterResult as JSON (PascalCase keys, null for the unused node field). Node
+    """An ExtenderFilterResult as JSON (PascalCase field names, null for the unused node field). Node
     objects are written back as they were decoded, without a model in between; BadRequestError naming
     the place when one nests deeper than the encoder writes (checked only when encoding fails, so
     the usual reply pays nothing for it)."""

@@ -184,8 +184,8 @@ class Workload:
         """The pod KServe would create: AIM annotations and the partition request."""
         spec = self.spec
         annotations = {
-            key: str(value)
-            for key, value in (
+            annotation: str(value)
+            for annotation, value in (
                 (ANNOTATION_MODEL, spec.model), (ANNOTATION_PRECISION, spec.precision),
                 (ANNOTATION_MAX_MODEL_LEN, spec.max_model_len), (ANNOTATION_PROFILE, spec.profile),
                 (ANNOTATION_MEMORY, spec.memory),

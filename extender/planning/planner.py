@@ -74,7 +74,7 @@ class NodeState:
             PartitionShape(g.product, g.compute_mode, g.memory_mode, g.compute_units, g.memory_bytes)
             for g in (gpu.geometry for gpu in self.gpus) for _ in range(g.partitions)
         ]
-        return {key: value for key, value in node_labels(shapes).items() if value is not None}
+        return {label: value for label, value in node_labels(shapes).items() if value is not None}
 
     def allocatable(self) -> dict[str, str]:
         return {RESOURCE_NAME: str(self.capacity)} if self.gpus else {}
