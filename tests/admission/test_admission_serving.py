@@ -1,9 +1,10 @@
 """The webhook beside the extender in one process: flags, its own socket, waiting for its
-certificate files, and stopping with the extender's server."""
+certificate files, its metrics in the registry it was given, and stopping with the extender's server."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import ssl
 import threading
 import time
@@ -25,7 +26,7 @@ from extender.admission.serving import (
     bind,
     webhook_config,
 )
-from tests.admission.support import demo_inventory, free_socket, write_tls
+from tests.admission.support import FIXTURES, demo_inventory, free_socket, write_tls
 
 
 def parse(argv: list[str], environ: dict[str, str] | None = None) -> argparse.Namespace:
@@ -77,7 +78,8 @@ def test_the_webhook_serves_once_its_certificate_appears_and_stops_with_the_exte
     webhook_sock.close()
     cert_dir = tmp_path / "not-yet"
     config = WebhookConfig(port, str(cert_dir / "tls.crt"), str(cert_dir / "tls.key"), "127.0.0.1")
-    webhook = Webhook(config, bind(config), demo_inventory(), sizing.CATALOGUE.get_model, CollectorRegistry(),
+    registry = CollectorRegistry()
+    webhook = Webhook(config, bind(config), demo_inventory(), sizing.CATALOGUE.get_model, registry,
                       cert_wait_seconds=0.05)
     extender_app = FastAPI()
 
@@ -109,6 +111,13 @@ def test_the_webhook_serves_once_its_certificate_appears_and_stops_with_the_exte
                 assert time.monotonic() < deadline, "the webhook did not start serving after its certificate appeared"
                 time.sleep(0.05)
         assert reply.status_code == 200
+        pod = json.loads((FIXTURES / "review-pod-catalogue-model.json").read_text())
+        assert httpx.post(f"https://localhost:{port}/mutate", json=pod, verify=context, timeout=5).status_code == 200
+        garbage = httpx.post(f"https://localhost:{port}/mutate", content=b"{", verify=context, timeout=5)
+        assert garbage.status_code == 400
+        assert registry.get_sample_value("aim_webhook_reviews_total", {"result": "patched"}) == 1
+        assert registry.get_sample_value("aim_webhook_reviews_total", {"result": "bad_request"}) == 1
+        assert registry.get_sample_value("aim_webhook_review_duration_seconds_count") == 2
     finally:
         server.should_exit = True
         thread.join(timeout=10)
