@@ -203,6 +203,14 @@ class ControlPlane:
 
         wait_until(ready, START_TIMEOUT_SECONDS, "kube-apiserver /readyz")
 
+    def ready(self) -> bool:
+        """kube-apiserver answers /readyz with 200 now."""
+        try:
+            response = httpx.get(self.api_url + "/readyz", verify=self.ssl_context(client=self.admin), timeout=2.0)
+        except httpx.HTTPError:
+            return False
+        return response.status_code == 200
+
     def stop_apiserver(self) -> None:
         """Stop kube-apiserver (SIGTERM, SIGKILL after a short grace); etcd keeps the state."""
         assert self._apiserver is not None, "start() first"
@@ -269,8 +277,13 @@ class ControlPlane:
         argv += list(extra_args)
         process = self.start_process(f"aim-extender-{next(self._names)}", argv)
         scheme = "https" if tls else "http"
-        extender = RunningExtender(f"{scheme}://{LOOPBACK}:{port}", process,
-                                   verify=self.ssl_context() if tls else False)
+        verify: ssl.SSLContext | bool = False
+        if tls:
+            # Trust the run's CA; the certificate may name the Service (as kube-scheduler is told
+            # with serverName) rather than 127.0.0.1, so the harness does not check the host name.
+            verify = self.ssl_context()
+            verify.check_hostname = False
+        extender = RunningExtender(f"{scheme}://{LOOPBACK}:{port}", process, verify=verify)
         if wait_ready:
             def ready() -> bool:
                 process.check_alive()
