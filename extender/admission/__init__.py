@@ -7,10 +7,11 @@ node affinity on the partition size, KServe's GPU annotation and runtime. See do
 
 Modules, one job each (each imports only the ones below it):
 
-    serving       the webhook inside ``aim-extender serve``: flags, config, a sibling uvicorn server
+    serving       the webhook inside ``aim-extender serve``: its socket, a sibling uvicorn server
+    certs_command ``aim-extender certs``: reads and writes the Secrets and the caBundle
     server        the HTTPS shell: ``POST /mutate``, metrics, the reloadable certificate
     node_watch    list + watch of the nodes' partition labels into the inventory
-    certs         ``aim-extender certs``: self-signed CA + serving certificate, the caBundle
+    certs         self-signed CA + serving certificate: what to create, keep or renew
     review        AdmissionReview in, AdmissionReview out (bytes; never raises)
     mutation      one object -> JSONPatch ops + warnings, or a denial
     choice        the sizing decision: partition count, need, engine arguments, wording
@@ -19,4 +20,5 @@ Modules, one job each (each imports only the ones below it):
     engine_flags  the vLLM flags a container already has
     patching      JSON Pointer and the JSONPatch builder
     inventory     the partition sizes that exist (from node labels)
+    flags         flags and defaults (no heavy imports: the CLI parser is built from them)
 """

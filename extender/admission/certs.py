@@ -1,11 +1,12 @@
-"""``aim-extender certs``: the webhook's certificates without cert-manager (run as a Job).
+"""The webhook's certificates without cert-manager: decisions and X.509, pure but for key generation.
 
-Creates a self-signed CA and a serving certificate for the webhook Service into a
-``kubernetes.io/tls`` Secret (``tls.crt``, ``tls.key``, ``ca.crt``: cert-manager's layout) when the
-Secret is absent, unreadable or expiring, and makes the MutatingWebhookConfiguration's
-``caBundle`` trust that CA. Idempotent: run it again and nothing changes until renewal is due.
+``plan`` decides from the current Secrets what ``aim-extender certs`` (``certs_command``) writes: a
+self-signed CA (its own Secret, never mounted by the server) and a serving certificate for the
+webhook Service (a ``kubernetes.io/tls`` Secret: ``tls.crt``, ``tls.key``, ``ca.crt``, cert-manager's
+layout) when they are absent, unreadable, naming the wrong DNS names or expiring; nothing otherwise.
+``patch_ops_for_ca_bundle`` makes the MutatingWebhookConfiguration's ``caBundle`` trust the CA.
 
-Rotation: the serving certificate is renewed ``--renew-days`` before it expires, signed by the
+Rotation: the serving certificate is renewed ``renew_days`` before it expires, signed by the
 same CA, so the ``caBundle`` does not change and running servers pick the new files up when the
 kubelet refreshes the mounted Secret. The CA itself is replaced only when it would expire before a
 new serving certificate; the ``caBundle`` then carries the new and the old CA, so servers still on
@@ -14,11 +15,9 @@ the old certificate keep working until they reload.
 
 from __future__ import annotations
 
-import argparse
 import base64
 import datetime as dt
 import ipaddress
-import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -28,14 +27,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-logger = logging.getLogger("extender.admission.certs")
+from extender.admission.flags import CA_DAYS, CERT_DAYS, RENEW_DAYS
 
-# Validity: the CA for 10 years (replacing it touches the webhook configuration), the serving
-# certificate for 1 year, renewed 30 days before it ends (cert-manager's default renewBefore is 1/3
-# of the duration; 30 days leaves a month of weekly CronJob runs to notice a failure).
-CA_DAYS = 3650
-CERT_DAYS = 365
-RENEW_DAYS = 30
 CLOCK_SKEW = dt.timedelta(minutes=5)  # notBefore in the past: nodes' clocks differ a little
 
 
@@ -222,102 +215,3 @@ def patch_ops_for_ca_bundle(configuration: dict[str, Any], bundle: bytes) -> lis
             continue
         ops.append({"op": "add", "path": f"/webhooks/{index}/clientConfig/caBundle", "value": encoded})
     return ops
-
-
-def add_parser(subparsers: Any) -> argparse.ArgumentParser:
-    """Register ``certs`` on the ``aim-extender`` command."""
-    parser: argparse.ArgumentParser = subparsers.add_parser(
-        "certs", help="create/renew the webhook's CA and serving certificate (Secret) and patch the webhook's caBundle")
-    parser.add_argument("--namespace", required=True, help="namespace of the webhook Service and Secret")
-    parser.add_argument("--service", required=True, help="the webhook Service name (the certificate names it)")
-    parser.add_argument("--secret", required=True,
-                        help="serving Secret to write (kubernetes.io/tls: tls.crt, tls.key, ca.crt)")
-    parser.add_argument("--ca-secret", default=None,
-                        help="Secret with the CA certificate and key (default: SECRET-ca; not mounted by the server)")
-    parser.add_argument("--webhook", required=True, help="MutatingWebhookConfiguration whose caBundle to set")
-    parser.add_argument("--extra-san", action="append", default=[], metavar="NAME",
-                        help="another DNS name or IP address for the certificate (repeatable)")
-    parser.add_argument("--kubeconfig", default=None, help="kubeconfig (default: in-cluster, then ~/.kube/config)")
-    parser.add_argument("--cert-days", type=int, default=CERT_DAYS,
-                        help=f"serving certificate validity in days (default {CERT_DAYS})")
-    parser.add_argument("--renew-days", type=int, default=RENEW_DAYS,
-                        help=f"renew this many days before expiry (default {RENEW_DAYS})")
-    return parser
-
-
-def run(args: argparse.Namespace) -> int:
-    """Make the Secret and the caBundle right; exit 0 when they are, 1 with one line when not."""
-    from kubernetes import client, config as config_module
-    from kubernetes.client.exceptions import ApiException
-    from kubernetes.config.config_exception import ConfigException
-
-    config: Any = config_module  # the kubernetes client's loaders are unannotated
-
-    if not 1 <= args.renew_days < args.cert_days <= CA_DAYS:
-        logger.error("need 1 <= --renew-days < --cert-days <= %d; got %d and %d",
-                     CA_DAYS, args.renew_days, args.cert_days)
-        return 2
-    try:
-        if args.kubeconfig:
-            config.load_kube_config(args.kubeconfig)
-        else:
-            try:
-                config.load_incluster_config()
-            except ConfigException:
-                config.load_kube_config()
-    except (ConfigException, OSError) as error:
-        logger.error("cannot configure the Kubernetes client: %s", error)
-        return 1
-    core, admission = client.CoreV1Api(), client.AdmissionregistrationV1Api()
-    names = (*service_names(args.service, args.namespace), *args.extra_san)
-    ca_secret = args.ca_secret or f"{args.secret}-ca"
-    try:
-        serving = _read_secret(core, args.namespace, args.secret)
-        ca = _read_secret(core, args.namespace, ca_secret)
-        decision = plan(None if serving is None else serving.data, None if ca is None else ca.data, names,
-                        dt.datetime.now(dt.UTC), cert_days=args.cert_days, renew_days=args.renew_days)
-        if decision.ca_data is not None:
-            _write_secret(core, args.namespace, ca_secret, "Opaque", decision.ca_data, ca)
-            logger.info("wrote a new CA into Secret %s/%s", args.namespace, ca_secret)
-        if decision.serving_data is not None:
-            _write_secret(core, args.namespace, args.secret, "kubernetes.io/tls", decision.serving_data, serving)
-            logger.info("wrote Secret %s/%s: %s", args.namespace, args.secret, decision.reason)
-        else:
-            logger.info("Secret %s/%s holds a valid certificate; nothing to renew", args.namespace, args.secret)
-        hook = admission.read_mutating_webhook_configuration(args.webhook)
-        serializer: Any = client.ApiClient()
-        ops = patch_ops_for_ca_bundle(serializer.sanitize_for_serialization(hook), decision.ca_bundle)
-        if ops:
-            admission.patch_mutating_webhook_configuration(args.webhook, ops)
-            logger.info("set the caBundle of MutatingWebhookConfiguration %s (%d webhooks)", args.webhook, len(ops))
-        else:
-            logger.info("MutatingWebhookConfiguration %s already trusts the CA", args.webhook)
-    except ApiException as error:
-        logger.error("Kubernetes API call failed: HTTP %s %s; the Job will retry", error.status, error.reason)
-        return 1
-    return 0
-
-
-def _read_secret(core: Any, namespace: str, name: str) -> Any:
-    from kubernetes.client.exceptions import ApiException
-
-    try:
-        return core.read_namespaced_secret(name, namespace)
-    except ApiException as error:
-        if error.status == 404:
-            return None
-        raise
-
-
-def _write_secret(core: Any, namespace: str, name: str, kind: str, data: dict[str, bytes], existing: Any) -> None:
-    from kubernetes import client
-
-    body = client.V1Secret(
-        metadata=client.V1ObjectMeta(name=name, namespace=namespace,
-                                     labels={"app.kubernetes.io/part-of": "aim-gpu-sharing"}),
-        type=kind, data={k: base64.b64encode(v).decode("ascii") for k, v in data.items()})
-    if existing is None:
-        core.create_namespaced_secret(namespace, body)
-    else:  # replace with the version read: a concurrent writer makes this fail (409) instead of being lost
-        body.metadata.resource_version = existing.metadata.resource_version  # type: ignore[union-attr]
-        core.replace_namespaced_secret(name, namespace, body)

@@ -18,6 +18,7 @@ from typing import Any, Final
 import sizing
 from extender.admission.choice import Choice, Target, decide, gib_text
 from extender.admission.engine_flags import FlagUse, flag_uses
+from extender.admission.flags import DEFAULT_MODEL_FORMAT, DEFAULT_RUNTIME
 from extender.admission.inventory import Offer
 from extender.admission.models import ModelResolver, catalogue_model, declared_precision
 from extender.admission.patching import PatchBuilder, Path, UnpatchableError, dotted, lookup
@@ -40,9 +41,6 @@ ANNOTATION_RECORD: Final = ANNOTATION_PREFIX + "admission"
 # KServe's annotation naming the extended resources it may treat as GPUs (constants.go).
 ANNOTATION_GPU_TYPES: Final = "serving.kserve.io/gpu-resource-types"
 
-# The project's ROCm vLLM ClusterServingRuntime and its model format (manifests/kserve/).
-DEFAULT_RUNTIME: Final = "aim-vllm-rocm"
-DEFAULT_MODEL_FORMAT: Final = "vllm-rocm"
 DEFAULT_SCHEDULER: Final = "default-scheduler"  # what the API server fills in before admission
 
 # Longest model id read: Hugging Face repo ids are at most 96 characters for the name plus the org.

@@ -17,15 +17,8 @@ from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 
 import sizing
-from extender.admission.serving import (
-    ServerWithWebhook,
-    Webhook,
-    WebhookConfig,
-    WebhookConfigError,
-    add_serve_flags,
-    bind,
-    webhook_config,
-)
+from extender.admission.flags import WebhookConfig, WebhookConfigError, add_serve_flags, webhook_config
+from extender.admission.serving import ServerWithWebhook, Webhook, bind
 from tests.admission.support import FIXTURES, demo_inventory, free_socket, write_tls
 
 
