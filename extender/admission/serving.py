@@ -15,7 +15,7 @@ import logging
 import os
 import socket
 from collections.abc import Generator
-from typing import Protocol
+from typing import Any, Protocol
 
 import uvicorn
 from prometheus_client import CollectorRegistry
@@ -156,3 +156,13 @@ class ServerWithWebhook(uvicorn.Server):
             self.webhook.stop()
             await task
             self.webhook.sock.close()
+
+
+def webhook_beside_extender(config: WebhookConfig, sock: socket.socket, api: Any, resolve_model: ModelResolver,
+                            registry: CollectorRegistry) -> Webhook:
+    """The webhook as ``aim-extender serve`` runs it: partition sizes from its own watch of the node
+    labels through ``api`` (a kubernetes CoreV1Api), metrics in the extender's ``registry``."""
+    from extender.admission.node_watch import NodeLabelWatcher
+
+    inventory = PartitionInventory()
+    return Webhook(config, sock, inventory, resolve_model, registry, watcher=NodeLabelWatcher(api, inventory))
