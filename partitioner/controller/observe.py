@@ -249,9 +249,12 @@ def _workload(name: str, pod: Mapping[str, Any], partitions: int) -> tuple[plann
             "name": name, "model": demand.model, "precision": demand.precision, "max_model_len": demand.max_model_len,
             "profile": demand.profile, "memory": demand.memory_text, "partitions": partitions,
         })
-    except (pydantic.ValidationError, ValueError) as error:
-        first = str(error).splitlines()
-        return None, f"cannot be planned: {first[-1].strip() if first else 'invalid'}"[:300]
+    except pydantic.ValidationError as error:
+        errors = error.errors()
+        if not errors:
+            return None, "cannot be planned"
+        where = ".".join(str(part) for part in errors[0]["loc"]) or "pod"
+        return None, f"cannot be planned: {where}: {errors[0]['msg']}"[:300]
     return planning.Workload(name, spec), None
 
 

@@ -19,7 +19,7 @@ from kubernetes import client
 from extender.scheduler_config import API_V1BETA3, ExtenderEndpoint, second_scheduler_config
 from partitioner.controller import keys
 from sizing.contract import LABEL_COMPUTE_MODE, LABEL_COUNT, RESOURCE_NAME
-from tests.controlplane.gpu_cluster import bound_node, failed_scheduling, gpu_pod, submit
+from tests.controlplane.gpu_cluster import bound_node, gpu_pod, submit
 from tests.controlplane.harness import ControlPlane
 from tests.controlplane.processes import wait_until
 from tests.partitioner_controller.controller_process import RunningController, start_controller
@@ -81,7 +81,15 @@ class Cluster:
                                                   annotations=annotations))
 
     def pending_for_size(self, name: str) -> None:
-        failed_scheduling(self.core, self.namespace, name, contains="gpu partition too small for model")
+        """Wait until kube-scheduler has marked the pod unschedulable with the extender's reason
+        (its PodScheduled condition: what the controller reads)."""
+        def marked() -> bool:
+            pod = _pod(self, name)
+            return any(c.type == "PodScheduled" and c.status == "False"
+                       and "gpu partition too small for model" in (c.message or "")
+                       for c in (pod.status.conditions or []))
+
+        wait_until(marked, BIND_TIMEOUT, f"pod {name} to be unschedulable for partition size")
 
     def controller(self, name: str, *extra: str) -> RunningController:
         return start_controller(self.plane, name, namespace=self.namespace, configmap=f"dcm-{self.prefix}",
@@ -154,29 +162,29 @@ def test_pending_70b_on_all_cpx_makes_one_idle_node_spx_and_never_touches_opt_ou
     assert not cluster.dcm.errors
 
 
-@pytest.mark.parametrize(("behaviour", "reason"), [("fail", "PartitionFailure"), ("ignore", "DCMTimeout")],
-                         ids=["dcm-failure", "dcm-timeout"])
-def test_dcm_failure_or_timeout_undoes_taint_and_cordon_and_backs_off(
-        cluster: Cluster, behaviour: str, reason: str) -> None:
-    node = cluster.node("b", behaviour=behaviour)
-    cluster.pod("llama-70b", LLAMA_70B)
-    cluster.pending_for_size("llama-70b")
-    controller = cluster.controller(behaviour, "--dcm-timeout-seconds=3")
-    wait_until(lambda: cluster.condition(node).get("reason") == reason, BIND_TIMEOUT, f"condition {reason}")
-    assert cluster.is_clean(node), "taint or cordon left behind"
-    found = cluster.read(node)
-    assert found.metadata.labels[LABEL_COMPUTE_MODE] == "CPX"
-    assert keys.BACKOFF_UNTIL in found.metadata.annotations
-    assert cluster.condition(node)["status"] == "False"
-    events = cluster.core.list_namespaced_event("default", field_selector=f"involvedObject.name={node}").items
-    assert any(e.reason == reason and e.type == "Warning" for e in events)
-    wait_until(lambda: controller.metric('aim_partitioner_repartitions_total{result="failed"}') == 1, 5,
-               "the failure to be counted")
-    assert controller.metric('aim_partitioner_repartitions_total{result="started"}') == 1
-    assert controller.metric('aim_partitioner_nodes{state="backoff"}') == 1
-    # Backing off: the pod is still pending and the node is not tried again.
-    assert cluster.core.read_namespaced_pod("llama-70b", cluster.namespace).spec.node_name is None
-    assert len(cluster.dcm.requests(node)) == 1
+def test_dcm_failure_and_timeout_undo_taint_and_cordon_and_back_off(cluster: Cluster) -> None:
+    failing, silent = cluster.node("b-fail", behaviour="fail"), cluster.node("c-silent", behaviour="ignore")
+    for name in ("llama-70b-1", "llama-70b-2"):
+        cluster.pod(name, LLAMA_70B)
+        cluster.pending_for_size(name)
+    controller = cluster.controller("dcm", "--dcm-timeout-seconds=3", "--max-in-flight=2")
+    for node, reason in ((failing, "PartitionFailure"), (silent, "DCMTimeout")):
+        wait_until(lambda n=node, r=reason: cluster.condition(n).get("reason") == r, BIND_TIMEOUT,  # type: ignore[misc]
+                   f"condition {reason} on {node}")
+        assert cluster.is_clean(node), f"taint or cordon left behind on {node}"
+        found = cluster.read(node)
+        assert found.metadata.labels[LABEL_COMPUTE_MODE] == "CPX"
+        assert keys.BACKOFF_UNTIL in found.metadata.annotations
+        assert cluster.condition(node)["status"] == "False"
+        events = cluster.core.list_namespaced_event("default", field_selector=f"involvedObject.name={node}").items
+        assert any(e.reason == reason and e.type == "Warning" for e in events), [e.reason for e in events]
+    wait_until(lambda: controller.metric('aim_partitioner_repartitions_total{result="failed"}') == 2, 5,
+               "the failures to be counted")
+    assert controller.metric('aim_partitioner_repartitions_total{result="started"}') == 2
+    assert controller.metric('aim_partitioner_nodes{state="backoff"}') == 2
+    # Backing off: the pods are still pending and neither node is tried again.
+    assert all(_pod(cluster, name).spec.node_name is None for name in ("llama-70b-1", "llama-70b-2"))
+    assert len(cluster.dcm.requests(failing)) == 1 and len(cluster.dcm.requests(silent)) == 1
     cluster.plane.stop_process(controller.process)
 
 
@@ -216,12 +224,16 @@ def test_two_pending_sizes_change_each_node_once_and_settle(cluster: Cluster) ->
     settled = {n: cluster.dcm.requests(n) for n in (b, c)}
     # Some seconds of further passes (resync 0.3 s): nothing changes again.
     with pytest.raises(TimeoutError):
-        wait_until(lambda: controller.metric('aim_partitioner_repartitions_total{result="started"}') > 2, 3,
+        wait_until(lambda: controller.metric('aim_partitioner_repartitions_total{result="started"}') > 2, 2,
                    "another repartition")
     assert {n: cluster.dcm.requests(n) for n in (b, c)} == settled
     assert all(len(v) == 1 for v in settled.values()), settled
     assert controller.metric("aim_partitioner_planned_changes") == 0
     cluster.plane.stop_process(controller.process)
+
+
+def _pod(cluster: Cluster, name: str) -> Any:
+    return cluster.core.read_namespaced_pod(name, cluster.namespace)
 
 
 def _guarded_pod_on(cluster: Cluster, node: str) -> None:
@@ -245,12 +257,19 @@ def _guarded_pod_on(cluster: Cluster, node: str) -> None:
     wait_until(healthy, 15, "the disruption controller to count the guarded pod")
 
 
-def _once(cluster: Cluster, *extra: str) -> dict[str, Any]:
-    result = subprocess.run(
+def _plans(cluster: Cluster, *variants: tuple[str, ...]) -> list[dict[str, Any]]:
+    """``aim-partitioner controller --once`` (recommend mode) with each set of extra flags, run at
+    the same time; their JSON plans."""
+    runs = [subprocess.Popen(
         [sys.executable, "-m", "partitioner", "controller", "--once", f"--kubeconfig={cluster.plane.kubeconfig}",
          f"--dcm-namespace={cluster.namespace}", "--log-level=warning", *extra],
-        capture_output=True, text=True, timeout=60, check=True)
-    return dict(json.loads(result.stdout))
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for extra in variants]
+    plans = []
+    for run in runs:
+        out, err = run.communicate(timeout=60)
+        assert run.returncode == 0, err
+        plans.append(dict(json.loads(out)))
+    return plans
 
 
 def test_busy_node_moves_only_with_allow_eviction_and_only_as_its_pdb_allows(cluster: Cluster) -> None:
@@ -260,20 +279,19 @@ def test_busy_node_moves_only_with_allow_eviction_and_only_as_its_pdb_allows(clu
     cluster.pod("llama-70b", LLAMA_70B)
     cluster.pending_for_size("llama-70b")
     # Recommend mode (the default), once: without --allow-eviction the busy node is not a choice.
-    plan = _once(cluster)
-    mine = [c for c in plan["changes"] if c["node"] in (busy, spare)]
-    assert mine == [] and f"{cluster.namespace}/llama-70b" in [h["pod"] for h in plan["helpless"]], plan
-    plan = _once(cluster, "--allow-eviction")
-    assert [(c["node"], c["target"], c["evicts"]) for c in plan["changes"] if c["node"] in (busy, spare)] == [
-        (busy, "SPX/NPS1", [f"{cluster.namespace}/guarded"])], plan
+    plain, evicting = _plans(cluster, (), ("--allow-eviction",))
+    mine = [c for c in plain["changes"] if c["node"] in (busy, spare)]
+    assert mine == [] and f"{cluster.namespace}/llama-70b" in [h["pod"] for h in plain["helpless"]], plain
+    assert [(c["node"], c["target"], c["evicts"]) for c in evicting["changes"] if c["node"] in (busy, spare)] == [
+        (busy, "SPX/NPS1", [f"{cluster.namespace}/guarded"])], evicting
     assert not cluster.read(busy).spec.unschedulable, "--mode recommend changed a node"
 
     controller = cluster.controller("pdb", "--allow-eviction")
     wait_until(lambda: cluster.annotations(busy).get(keys.STATE) == "draining", BIND_TIMEOUT, "draining")
     # The PDB answers the Eviction API with 429 on every pass: the pod stays, nothing else happens.
     with pytest.raises(TimeoutError):
-        wait_until(lambda: cluster.annotations(busy).get(keys.STATE) != "draining", 2, "the drain to go on")
-    assert cluster.core.read_namespaced_pod("guarded", cluster.namespace).metadata.deletion_timestamp is None
+        wait_until(lambda: cluster.annotations(busy).get(keys.STATE) != "draining", 1.5, "the drain to go on")
+    assert _pod(cluster, "guarded").metadata.deletion_timestamp is None
     assert cluster.dcm.requests(busy) == []
     assert keys.DCM_TAINT_KEY not in [t.key for t in cluster.read(busy).spec.taints or []]
     client.PolicyV1Api(cluster.core.api_client).patch_namespaced_pod_disruption_budget(

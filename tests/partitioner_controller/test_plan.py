@@ -1,0 +1,157 @@
+"""Which changes the controller plans, as a pure function of nodes, pods, states and the clock:
+only changes that let pending pods run, idle nodes first, busy ones only with eviction and only
+when their pods can run elsewhere, opt-in, cooldown and backoff respected, and hysteresis."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from partitioner.controller import keys
+from partitioner.controller.clock import format_time
+from partitioner.controller.machine import read_state
+from partitioner.controller.observe import NodeView, PodView, read_node, read_pod
+from partitioner.controller.plan import Candidacy, Change, Plan, dcm_profiles, make_plan, stabilize
+from partitioner.controller.settings import Settings
+from partitioner.modes import Mode
+from tests.partitioner_controller import objects
+
+NOW = 1_800_000_000.0
+
+
+def _plan(nodes: Sequence[dict[str, Any]], pods: Sequence[dict[str, Any]], settings: Settings | None = None,
+          now: float = NOW) -> Plan:
+    views: list[NodeView] = [v for v in map(read_node, nodes) if v is not None]
+    pod_views: list[PodView] = [v for v in map(read_pod, pods) if v is not None]
+    states = {v.name: read_state(v.annotations) for v in views}
+    return make_plan(views, pod_views, states, now, settings or Settings())
+
+
+def _changes(plan: Plan) -> list[tuple[str, str]]:
+    return [(c.node, str(c.target)) for c in plan.changes]
+
+
+def test_nothing_pending_plans_nothing() -> None:
+    assert _plan([objects.node("a")], [objects.pod("small", objects.LLAMA_8B, node_name="a")]).changes == ()
+
+
+def test_a_70b_pod_turns_one_idle_cpx_node_into_spx_and_never_an_opted_out_one() -> None:
+    plan = _plan([objects.node("a", opted_in=False), objects.node("b"), objects.node("c")],
+                 [objects.pod("big", objects.LLAMA_70B)])
+    assert _changes(plan) == [("b", "SPX/NPS1")]
+    assert plan.changes[0].unblocks == ("ns/big",) and plan.changes[0].profile == "spx_nps1_1gpu"
+    assert plan.helpless == ()
+
+
+def test_no_opted_in_node_means_no_change_and_says_why() -> None:
+    plan = _plan([objects.node("a", opted_in=False)], [objects.pod("big", objects.LLAMA_70B)])
+    assert plan.changes == () and plan.helpless == (("ns/big", "no node is opted in "
+                                                     f"({keys.OPT_IN_LABEL}={keys.OPT_IN_VALUE})"),)
+
+
+def test_idle_nodes_come_before_busy_ones_and_busy_ones_need_eviction() -> None:
+    nodes = [objects.node("a-busy"), objects.node("z-idle")]
+    running = objects.pod("small", objects.LLAMA_8B, node_name="a-busy")
+    big = objects.pod("big", objects.LLAMA_70B)
+    assert _changes(_plan(nodes, [running, big])) == [("z-idle", "SPX/NPS1")]
+    only_busy = [objects.node("a-busy"), objects.node("spare", opted_in=False)]
+    assert _plan(only_busy, [running, big]).changes == ()
+    evicting = _plan(only_busy, [running, big], Settings(allow_eviction=True))
+    assert _changes(evicting) == [("a-busy", "SPX/NPS1")] and evicting.changes[0].evicts == ("ns/small",)
+
+
+def test_a_busy_node_whose_pods_cannot_run_elsewhere_is_not_changed() -> None:
+    nodes = [objects.node("a-busy")]
+    pods = [objects.pod("small", objects.LLAMA_8B, node_name="a-busy"), objects.pod("big", objects.LLAMA_70B)]
+    # SPX would hold the 70B, but the 8B pod would have nowhere to go (one GPU, one partition).
+    assert _plan(nodes, pods, Settings(allow_eviction=True)).changes == ()
+
+
+def test_two_sizes_are_planned_on_two_nodes_each_judged_after_the_other() -> None:
+    plan = _plan([objects.node("b"), objects.node("c")],
+                 [objects.pod("big", objects.LLAMA_70B), objects.pod("mid", objects.QWEN_14B,
+                                                                     created="2026-11-30T07:00:01Z")])
+    assert {c.node for c in plan.changes} == {"b", "c"}
+    targets = {c.unblocks: str(c.target) for c in plan.changes}
+    assert targets[("ns/big",)] == "SPX/NPS1" and targets[("ns/mid",)] != "CPX/NPS4"
+
+
+def test_a_node_in_a_repartition_counts_in_its_target_mode() -> None:
+    in_flight = {keys.STATE: "configuring", keys.TARGET_PROFILE: "spx_nps1_1gpu", keys.TARGET_MODE: "SPX/NPS1",
+                 keys.EXPECTED_PARTITIONS: "1", keys.WAS_CORDONED: "false", keys.SINCE: format_time(NOW)}
+    nodes = [objects.node("b", annotations=in_flight, unschedulable=True), objects.node("c")]
+    plan = _plan(nodes, [objects.pod("big", objects.LLAMA_70B)])
+    assert plan.changes == () and plan.helpless == (), "the pod waits for b; c is not changed too"
+
+
+def test_cooldown_and_backoff_keep_a_node_out() -> None:
+    recent = {keys.LAST_CHANGE: format_time(NOW - 60)}
+    failed = {keys.BACKOFF_UNTIL: format_time(NOW + 60)}
+    pods = [objects.pod("big", objects.LLAMA_70B)]
+    assert _plan([objects.node("b", annotations=recent)], pods).changes == ()
+    assert _plan([objects.node("b", annotations=failed)], pods).changes == ()
+    assert _changes(_plan([objects.node("b", annotations=recent)], pods, now=NOW + 1800)) == [("b", "SPX/NPS1")]
+    plan = _plan([objects.node("b", annotations=recent)], pods)
+    assert any("cooldown" in note for note in plan.notes)
+
+
+def test_a_node_selector_for_another_pool_is_respected() -> None:
+    nodes = [objects.node("b", labels={"pool": "one"}), objects.node("c", labels={"pool": "two"})]
+    plan = _plan(nodes, [objects.pod("big", objects.LLAMA_70B, selector={"pool": "two"})])
+    assert _changes(plan) == [("c", "SPX/NPS1")]
+
+
+def test_cordoned_tainted_or_unreadable_nodes_are_not_changed() -> None:
+    pods = [objects.pod("big", objects.LLAMA_70B)]
+    assert _plan([objects.node("b", unschedulable=True)], pods).changes == ()
+    assert _plan([objects.node("b", taints=[{"key": "x", "effect": "NoSchedule"}])], pods).changes == ()
+    assert _plan([objects.node("b", allocatable="7")], pods).changes == (), "allocatable disagrees with labels"
+
+
+def test_pods_that_fit_already_or_cannot_be_sized_plan_nothing() -> None:
+    nodes = [objects.node("b"), objects.node("s", "SPX", "NPS1", opted_in=False)]
+    assert _plan(nodes, [objects.pod("big", objects.LLAMA_70B)]).changes == (), "s holds it already"
+    plan = _plan([objects.node("b")], [objects.pod("odd", {"aim.amd.com/model": "acme/nothing",
+                                                           "aim.amd.com/precision": "fp16"})])
+    assert plan.changes == () and "odd" in plan.helpless[0][0]
+
+
+def _change(node: str, profile: str) -> Change:
+    return Change(node, Mode("CPX", "NPS4"), Mode("SPX", "NPS1"), profile, 1, 1, ("ns/p",), (), True)
+
+
+def test_stabilize_acts_only_on_a_choice_that_held_for_the_stable_time() -> None:
+    settings = Settings(stable_seconds=60)
+    memory: dict[str, Candidacy] = {}
+    for at, profile in enumerate(["spx_nps1_1gpu", "qpx_nps1_1gpu"] * 50):  # flapping every second
+        ready, memory = stabilize([_change("b", profile)], memory, NOW + at, settings)
+        assert ready == ()
+    ready, memory = stabilize([_change("b", "spx_nps1_1gpu")], {}, NOW, settings)
+    assert ready == ()
+    ready, memory = stabilize([_change("b", "spx_nps1_1gpu")], memory, NOW + 59, settings)
+    assert ready == ()
+    ready, memory = stabilize([_change("b", "spx_nps1_1gpu"), _change("c", "x")], memory, NOW + 60, settings)
+    assert [c.node for c in ready] == ["b"], "c has only just been chosen"
+    ready, _ = stabilize([_change("c", "x")], memory, NOW + 61, settings)
+    assert ready == (), "b no longer chosen: forgotten; c still settling"
+
+
+def test_dcm_profiles_cover_every_mode_an_opted_in_node_may_take() -> None:
+    views = [v for v in (read_node(objects.node("b", gpus=8)), read_node(objects.node("o", opted_in=False)))
+             if v is not None]
+    profiles = dcm_profiles(views, {}, Settings())["gpu-config-profiles"]
+    assert set(profiles) == {"spx_nps1_8gpu", "dpx_nps2_8gpu", "qpx_nps1_8gpu", "cpx_nps4_8gpu"}
+    assert profiles["spx_nps1_8gpu"]["profiles"] == [
+        {"computePartition": "SPX", "memoryPartition": "NPS1", "numGPUsAssigned": 8}]
+
+
+def test_planning_a_larger_cluster_is_quick() -> None:
+    nodes = [objects.node(f"n{i:03}", gpus=8) for i in range(50)]
+    pods = [objects.pod(f"small-{i}", objects.LLAMA_8B, node_name=f"n{i % 25:03}") for i in range(200)]
+    pods += [objects.pod(f"big-{i}", objects.LLAMA_70B) for i in range(20)]
+    began = time.perf_counter()
+    plan = _plan(nodes, pods)
+    took = time.perf_counter() - began
+    assert len(plan.changes) == 3 and sum(len(c.unblocks) for c in plan.changes) == 20, plan.changes
+    assert took < 5.0, f"planning took {took:.1f} s"  # about 0.8 s on one shared core
