@@ -125,3 +125,27 @@ def test_hostile_reviews_always_get_a_well_formed_answer_and_a_patch_that_applie
     assert slowest < 1.0, f"slowest review took {slowest:.3f} s"
     # The fuzz reached every kind of answer (it is not stuck on one path).
     assert {"patched", "unchanged", "denied", "bad_request"} <= set(outcomes), outcomes
+
+
+def test_a_patched_object_reviewed_again_gets_an_empty_patch() -> None:
+    """reinvocationPolicy: IfNeeded calls the webhook again with its own result: nothing may change."""
+    rng = random.Random(SEED + 1)
+    inventory = demo_inventory()
+    options = Options(resolve_model=models_directory_catalogue().get_model)
+    originals = {name: json.loads((FIXTURES / name).read_text()) for name in CASES}
+    patched = 0
+    for _ in range(ROUNDS // 3):
+        body = mutate(rng, copy.deepcopy(originals[rng.choice(CASES)]))
+        try:
+            raw = orjson.dumps(body)
+        except (TypeError, orjson.JSONEncodeError):
+            continue
+        response = json.loads(review(raw, inventory.offers, options).body).get("response") or {}
+        if "patch" not in response:
+            continue
+        patched += 1
+        body["request"]["object"] = jsonpatch.apply_patch(body["request"]["object"],
+                                                          json.loads(base64.b64decode(response["patch"])))
+        again = json.loads(review(orjson.dumps(body), inventory.offers, options).body)["response"]
+        assert "patch" not in again, (body["request"]["object"], json.loads(base64.b64decode(again["patch"])))
+    assert patched > ROUNDS // 10
