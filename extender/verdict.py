@@ -10,15 +10,16 @@ MaxNodeScore/MaxExtenderPriority and does not clamp them, so we stay in range). 
 node that does not fit; fitting nodes score 1..10. best-fit prefers the smallest partition that
 holds the model (least idle memory), then the node with the fewest partitions left free; spread
 prefers the opposite, like kube-scheduler's default LeastAllocated. Ten levels cannot give each of
-the 14 partition sizes that exist (21.3 to 288 GiB) a level of its own, so order is kept in three
-steps, the first that fits:
+the 14 partition sizes that exist (21.3 to 288 GiB) a level of its own, so the levels go where the
+candidates of one call differ:
 
-1. each distinct (partition size, free partitions) among the candidates of one call gets its own
-   level, best 10, next 9, ... (a cluster usually has a few node shapes);
-2. otherwise each distinct partition size gets its own level (packing no longer separates nodes);
-3. otherwise the level is a log-scale bucket of the partition size over 21.3-288 GiB: ten buckets
-   of a factor ~1.3 each, monotone in size, so a larger partition never scores above a smaller
-   one under best-fit, and only sizes closer than that factor may share a level.
+1. with at most ten distinct partition sizes among them (a cluster usually has a few node shapes),
+   each size gets a level of its own, best 10, next lower, ...; the levels left over separate
+   nodes of one size by how full they are, best sizes first (the top scores are the ones that
+   decide), and the remaining fullness ranks of a size share its last level;
+2. with more sizes than that, the level is a log-scale bucket of the partition size over
+   21.3-288 GiB: ten buckets of a factor ~1.3 each, monotone in size, so a larger partition never
+   scores above a smaller one under best-fit, and only sizes closer than that factor share a level.
 
 The order of the candidates is never inverted and a fitting node never scores 0.
 """
@@ -97,12 +98,6 @@ def size_bucket(partition_bytes: int) -> int:
     return position * levels // span
 
 
-def _levels(values: Iterable[tuple[int, ...]], *, prefer_low: bool) -> dict[tuple[int, ...], int]:
-    """MAX_SCORE for the preferred value, one less for each next distinct value."""
-    order = sorted(set(values), reverse=not prefer_low)
-    return {value: MAX_SCORE - rank for rank, value in enumerate(order)}
-
-
 def score_capacities(requirement: Requirement, capacities: Iterable[Capacity], policy: Policy) -> dict[Capacity, int]:
     """Score each distinct capacity of the feasible nodes of one call (1..10; see the module doc).
     Nodes with equal capacities get equal scores, so scoring the distinct capacities of a
@@ -120,14 +115,26 @@ def score_capacities(requirement: Requirement, capacities: Iterable[Capacity], p
     def free(capacity: Capacity) -> int:
         return capacity[0] - capacity[2]
 
-    both = _levels(((size(c), free(c)) for c in distinct), prefer_low=prefer_low)
-    if len(both) <= MAX_SCORE - MIN_FIT_SCORE + 1:
-        return {c: both[(size(c), free(c))] for c in distinct}
-    sizes = _levels(((size(c),) for c in distinct), prefer_low=prefer_low)
-    if len(sizes) <= MAX_SCORE - MIN_FIT_SCORE + 1:
-        return {c: sizes[(size(c),)] for c in distinct}
-    if prefer_low:
-        return {c: MAX_SCORE - size_bucket(size(c)) for c in distinct}
-    return {c: MIN_FIT_SCORE + size_bucket(size(c)) for c in distinct}
-
-
+    # Distinct (size, free) pairs, best first, grouped by size.
+    pairs = sorted({(size(c), free(c)) for c in distinct}, reverse=not prefer_low)
+    groups: list[list[tuple[int, int]]] = []
+    for pair in pairs:
+        if groups and groups[-1][0][0] == pair[0]:
+            groups[-1].append(pair)
+        else:
+            groups.append([pair])
+    levels = MAX_SCORE - MIN_FIT_SCORE + 1
+    if len(groups) > levels:  # more sizes than levels: log-scale buckets of the size
+        if prefer_low:
+            return {c: MAX_SCORE - size_bucket(size(c)) for c in distinct}
+        return {c: MIN_FIT_SCORE + size_bucket(size(c)) for c in distinct}
+    # One level per size; the levels left over separate the fullness of nodes, best sizes first.
+    spare = levels - len(groups)
+    level, score_of = MAX_SCORE, {}
+    for group in groups:
+        extra = min(len(group) - 1, spare)
+        spare -= extra
+        for rank, pair in enumerate(group):
+            score_of[pair] = level - min(rank, extra)
+        level -= extra + 1
+    return {c: score_of[(size(c), free(c))] for c in distinct}

@@ -86,3 +86,12 @@ def test_scores_stay_in_range_and_fitting_nodes_above_zero_with_many_shapes() ->
         result = scores(SIZED, nodes, policy)
         assert all(0 <= s <= MAX_SCORE for s in result.values())
         assert all(s >= 1 for name, s in result.items() if name not in ("n0",))  # n0: 20 GiB, exactly fits
+
+
+def test_spare_levels_separate_fullness_for_the_best_sizes_first() -> None:
+    nodes = {f"{gib}-{used}": capacity(gib, 8, used) for gib in (24, 48, 192) for used in range(4)}
+    result = scores(SIZED, nodes, Policy.BEST_FIT)
+    by_size = {gib: [result[f"{gib}-{used}"] for used in (3, 2, 1, 0)] for gib in (24, 48, 192)}  # fullest first
+    assert by_size[24] == [10, 9, 8, 7]  # every fullness rank of the best size is told apart
+    assert min(by_size[24]) > max(by_size[48]) and min(by_size[48]) > max(by_size[192]) >= 1
+    assert by_size[48] == sorted(by_size[48], reverse=True) and by_size[192] == sorted(by_size[192], reverse=True)
