@@ -2,7 +2,8 @@
 
 One source for every copy: the shipped manifests (``kubescheduler.config.k8s.io/v1``, checked equal
 to this module's output by tests/deploy) and the configurations the control-plane tests run
-(``v1beta3``, which kube-scheduler 1.25 takes and 1.26+ still accept until its removal in 1.29).
+(``v1beta3``: Kubernetes 1.23 to 1.28; the pre-release 1.25 build the tests run takes only
+this one; ``v1`` is GA from 1.25, KEP-785).
 The extender fields are the same in both versions. Pure: builds dicts, no I/O.
 Why each value: the comments in manifests/scheduler/kube-scheduler-config.yaml and
 docs/deployment.md ("The scheduler configuration", "Why weight 150").
@@ -128,8 +129,9 @@ def default_scheduler_config(
     kubeconfig: str = KUBEADM_SCHEDULER_KUBECONFIG,
 ) -> dict[str, Any]:
     """The DEFAULT scheduler with the extender and an ``aim-gpu-scheduler`` profile
-    (manifests/scheduler/kube-scheduler-config.default-scheduler.yaml). Only ``v1``: the
-    per-profile percentageOfNodesToScore it needs does not exist in v1beta3."""
+    (manifests/scheduler/kube-scheduler-config.default-scheduler.yaml). Only ``v1``: it needs the
+    per-profile percentageOfNodesToScore, which arrived in 1.26 (kubernetes/kubernetes#112521),
+    after the releases that take only v1beta3 (1.23, 1.24)."""
     _check_version(api_version)
     if api_version != API_V1:
         raise ValueError(f"api_version {api_version!r}: the default-scheduler variant needs {API_V1}"

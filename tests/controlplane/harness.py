@@ -99,7 +99,9 @@ class ControlPlane:
         self._apiserver: ManagedProcess | None = None
 
     # --- lifecycle ---------------------------------------------------------------------------
-    def start(self) -> ControlPlane:
+    def start(self, *, default_scheduler: bool = True) -> ControlPlane:
+        """Start everything (``default_scheduler=False``: no kube-scheduler for default-scheduler
+        pods, as a benchmark wants); stopped again if any part fails to start."""
         atexit.register(self.stop)
         try:
             self._start_etcd()
@@ -108,7 +110,8 @@ class ControlPlane:
                                                             self.logs / "kube-apiserver.log"))
             self.start_apiserver()
             self._start_controller_manager()
-            self.start_scheduler(self.scheduler_base_config(), name="kube-scheduler")
+            if default_scheduler:
+                self.start_scheduler(self.scheduler_base_config(), name="kube-scheduler")
             wait_until(lambda: self.core.read_namespaced_service_account("default", "default"),
                        START_TIMEOUT_SECONDS, "kube-controller-manager to create ServiceAccount default/default")
         except BaseException:
@@ -231,9 +234,10 @@ class ControlPlane:
                 "leaderElection": {"leaderElect": False},
                 "profiles": [{"schedulerName": "default-scheduler"}]}
 
-    def start_scheduler(self, configuration: Mapping[str, Any], name: str | None = None) -> ManagedProcess:
+    def start_scheduler(self, configuration: Mapping[str, Any], name: str | None = None,
+                        extra_args: Sequence[str] = ()) -> ManagedProcess:
         """Run a kube-scheduler with ``configuration`` (clientConnection and leader election are
-        filled in when absent); returns once its /healthz answers."""
+        filled in when absent) and ``extra_args``; returns once its /healthz answers."""
         config = dict(configuration)
         config.setdefault("clientConnection", {"kubeconfig": str(self.kubeconfig)})
         config.setdefault("leaderElection", {"leaderElect": False})
@@ -242,7 +246,8 @@ class ControlPlane:
         path.write_text(yaml.safe_dump(config, sort_keys=False))
         port = free_port()
         process = self.start_process(label, [str(self.binaries.path("kube-scheduler")), f"--config={path}",
-                                             f"--secure-port={port}", f"--bind-address={LOOPBACK}"])
+                                             f"--secure-port={port}", f"--bind-address={LOOPBACK}",
+                                             *extra_args])
 
         def healthy() -> bool:
             process.check_alive()
