@@ -9,11 +9,13 @@ import json
 import subprocess
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, cast
 from urllib.parse import urlsplit
 
 import pytest
+import yaml
 from kubernetes import client
 
 from extender.scheduler_config import API_V1BETA3, ExtenderEndpoint, second_scheduler_config
@@ -26,6 +28,7 @@ from tests.partitioner_controller.controller_process import RunningController, s
 from tests.partitioner_controller.dcm_standin import DcmStandIn
 from tests.partitioner_controller.objects import LLAMA_8B, LLAMA_70B, QWEN_14B, partition_labels
 
+RBAC = Path(__file__).resolve().parents[2] / "manifests" / "partitioner" / "rbac.yaml"
 SCHEDULER = "aim-controller-test-scheduler"
 POOL_LABEL = "aim.test/pool"
 # Binding after a repartition: the scheduler retries the pod on the node update (backoff 1 s in
@@ -60,6 +63,7 @@ class Cluster:
     prefix: str
     dcm: DcmStandIn
     nodes: list[str]
+    cluster_scoped: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def core(self) -> client.CoreV1Api:
@@ -91,9 +95,32 @@ class Cluster:
 
         wait_until(marked, BIND_TIMEOUT, f"pod {name} to be unschedulable for partition size")
 
-    def controller(self, name: str, *extra: str) -> RunningController:
+    def controller(self, name: str, *extra: str, kubeconfig: str | None = None) -> RunningController:
         return start_controller(self.plane, name, namespace=self.namespace, configmap=f"dcm-{self.prefix}",
-                                extra=("--mode=apply", *extra))
+                                extra=("--mode=apply", *extra), kubeconfig=kubeconfig)
+
+    def least_privilege(self, lease: str) -> str:
+        """A kubeconfig of the controller's ServiceAccount bound to manifests/partitioner/rbac.yaml,
+        its namespaces and names moved to this test's (so the rules themselves are tested)."""
+        docs = list(yaml.safe_load_all(RBAC.read_text()))
+        renamed = {"aim-partitioner-controller": f"{self.prefix}-controller"}
+        names = {"aim-partitioner-controller": lease, "config-manager-config": f"dcm-{self.prefix}"}
+        for doc in docs:
+            meta = doc["metadata"]
+            if doc["kind"].startswith("Cluster"):
+                meta["name"] = renamed.get(meta["name"], meta["name"])
+                self.cluster_scoped.append((doc["kind"], meta["name"]))
+            if "namespace" in meta:
+                meta["namespace"] = self.namespace
+            if doc["kind"] == "ClusterRoleBinding":
+                doc["roleRef"]["name"] = renamed[doc["roleRef"]["name"]]
+            for subject in doc.get("subjects", []):
+                subject["namespace"] = self.namespace
+            for rule in doc.get("rules", []):
+                if "resourceNames" in rule:
+                    rule["resourceNames"] = [names[n] for n in rule["resourceNames"]]
+        self.plane.kubectl("apply", "-f", "-", stdin=yaml.safe_dump_all(docs))
+        return str(self.plane.service_account_kubeconfig(self.namespace, "aim-partitioner-controller", create=True))
 
     def read(self, node: str) -> Any:
         return self.core.read_node(node)
@@ -120,6 +147,8 @@ def cluster(request: pytest.FixtureRequest, scheduling: Scheduling, namespace: s
     made = Cluster(plane, namespace, prefix, dcm, [])
     yield made
     dcm.stop()
+    for kind, name in made.cluster_scoped:
+        plane.kubectl("delete", kind.lower(), name, "--ignore-not-found")
     for name in made.nodes:
         try:
             plane.core.delete_node(name)
@@ -134,7 +163,8 @@ def test_pending_70b_on_all_cpx_makes_one_idle_node_spx_and_never_touches_opt_ou
     before = cluster.read(out).metadata
     cluster.pod("llama-70b", LLAMA_70B)
     cluster.pending_for_size("llama-70b")
-    controller = cluster.controller("spx")
+    # As its ServiceAccount with exactly the manifests' RBAC: the rules are enough (and tested).
+    controller = cluster.controller("spx", kubeconfig=cluster.least_privilege("ctl-spx"))
     node = bound_node(cluster.core, cluster.namespace, "llama-70b", timeout=BIND_TIMEOUT)
     assert node in (b, c)
     found = cluster.read(node)
