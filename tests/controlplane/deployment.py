@@ -77,6 +77,20 @@ def apply_rbac(plane: ControlPlane, documents: Iterable[Mapping[str, Any]]) -> N
         apply(plane, yaml.safe_dump_all(wanted), dry_run=False)
 
 
+def create_referenced_namespaces(plane: ControlPlane, documents: Iterable[Mapping[str, Any]]) -> list[str]:
+    """Create every namespace the documents put objects in that they do not define themselves
+    (e.g. ``kube-amd-gpu``, the AMD GPU Operator's, where the partitioner's Role lives); the
+    ones created. Defined namespaces (``aim-gpu-sharing``) are applied from their manifest."""
+    docs = list(documents)
+    defined = {d["metadata"]["name"] for d in docs if d.get("kind") == "Namespace"}
+    wanted = {(d.get("metadata") or {}).get("namespace") for d in docs} - defined - {None}
+    existing = {ns.metadata.name for ns in plane.core.list_namespace().items if ns.metadata}
+    created = sorted(str(ns) for ns in wanted - existing)
+    for name in created:
+        plane.core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
+    return created
+
+
 def install_kserve_crds(plane: ControlPlane) -> None:
     """KServe's own CRDs (``$AIM_K8S_BIN/../crds``), applied and Established (idempotent)."""
     crds = plane.binaries.crds_dir

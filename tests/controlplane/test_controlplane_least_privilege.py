@@ -19,7 +19,7 @@ from extender.scheduler_config import (
 )
 from sizing.contract import LABEL_COUNT
 from tests.controlplane.access import Access, assert_least_privilege, broad_denials, can_i, service_account
-from tests.controlplane.deployment import apply_rbac, deploy_base
+from tests.controlplane.deployment import apply_rbac, create_referenced_namespaces, deploy_base
 from tests.controlplane.gpu_cluster import (
     bound_node,
     create_pool,
@@ -34,6 +34,8 @@ from tests.deploy.deploy_support import all_docs
 
 OTHER = "default"  # a namespace that is not the project's
 LEASES = "leases.coordination.k8s.io"
+DCM_NAMESPACE = "kube-amd-gpu"  # AMD GPU Operator's namespace; its Device Config Manager reads profiles there
+DCM_CONFIGMAP = "config-manager-config"
 
 
 def read_only(resource: str, namespace: str | None = None) -> list[Access]:
@@ -95,6 +97,21 @@ NEEDS: dict[str, tuple[list[Access], list[Access]]] = {
          Access("create", "mutatingwebhookconfigurations.admissionregistration.k8s.io"),
          Access("list", "pods")],
     ),
+    "aim-partitioner-controller": (  # partitioner controller (manifests/partitioner/rbac.yaml)
+        [*read_only("nodes"), Access("patch", "nodes"), *list_watch("pods"),
+         Access("create", "pods", namespace=OTHER, subresource="eviction"),
+         Access("create", "events", namespace=OTHER),
+         Access("create", LEASES, namespace=NAMESPACE),
+         Access("get", LEASES, namespace=NAMESPACE, name="aim-partitioner-controller"),
+         Access("update", LEASES, namespace=NAMESPACE, name="aim-partitioner-controller"),
+         Access("get", "configmaps", namespace=DCM_NAMESPACE, name=DCM_CONFIGMAP),
+         Access("patch", "configmaps", namespace=DCM_NAMESPACE, name=DCM_CONFIGMAP),
+         Access("create", "configmaps", namespace=DCM_NAMESPACE)],
+        [Access("delete", "pods", namespace=OTHER), Access("update", "nodes"),
+         Access("patch", "configmaps", namespace=DCM_NAMESPACE, name="someone-elses"),
+         Access("get", "configmaps", namespace=NAMESPACE, name=DCM_CONFIGMAP),
+         Access("update", LEASES, namespace=NAMESPACE, name=SCHEDULER_NAME)],
+    ),
 }
 
 
@@ -108,6 +125,7 @@ def deployed(control_plane: ControlPlane) -> ControlPlane:
     (components included)."""
     control_plane.kubectl("apply", "--server-side", "-f", "-", stdin=_namespace_yaml())
     deploy_base(control_plane)
+    create_referenced_namespaces(control_plane, (d.body for d in all_docs()))
     apply_rbac(control_plane, (d.body for d in all_docs()))
     return control_plane
 

@@ -18,6 +18,7 @@ from tests.controlplane.deployment import (
     MANIFESTS,
     NAMESPACE,
     apply,
+    create_referenced_namespaces,
     deploy_base,
     install_kserve_crds,
     kustomize,
@@ -62,8 +63,10 @@ def in_namespace(body: dict[str, Any], namespace: str) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def prepared(control_plane: ControlPlane) -> ControlPlane:
-    """The project namespace exists and KServe's CRDs are installed."""
+    """The project namespace exists, so do namespaces of other installations the manifests put
+    objects in (the GPU Operator's), and KServe's CRDs are installed."""
     control_plane.kubectl("apply", "--server-side", "-f", str(MANIFESTS / "namespace.yaml"))
+    create_referenced_namespaces(control_plane, (d.body for d in all_docs()))
     install_kserve_crds(control_plane)
     return control_plane
 

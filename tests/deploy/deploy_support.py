@@ -27,6 +27,10 @@ NON_KUBERNETES_KINDS = {
     ("kubescheduler.config.k8s.io/v1", "KubeSchedulerConfiguration"),
     ("serving.kserve.io/v1beta1", "InferenceService"),
     ("serving.kserve.io/v1alpha1", "ClusterServingRuntime"),
+    # cert-manager (optional component manifests/webhook/cert-manager): its CRDs are not vendored,
+    # so these two are neither schema-validated here nor applied in tests/controlplane.
+    ("cert-manager.io/v1", "Issuer"),
+    ("cert-manager.io/v1", "Certificate"),
 }
 
 
@@ -147,3 +151,23 @@ def parse_flags(args: list[str]) -> dict[str, str | None]:
 
 def flag_names(args: list[str]) -> list[str]:
     return [m.group(1) for a in args if (m := _FLAG.match(a))]
+
+
+def component_container_ports(workload: Doc) -> list[dict[str, Any]]:
+    """Container ports that kustomize Components add to ``workload`` with inline JSON patches
+    (``op: add`` on ``/spec/template/spec/containers/N/ports/-``), e.g. the webhook's port."""
+    added: list[dict[str, Any]] = []
+    for path in manifest_files():
+        if path.name != "kustomization.yaml":
+            continue
+        spec = yaml.safe_load(path.read_text()) or {}
+        if spec.get("kind") != "Component":
+            continue
+        for patch in spec.get("patches", []):
+            target = patch.get("target") or {}
+            if (target.get("kind"), target.get("name")) != (workload.kind, workload.name) or "patch" not in patch:
+                continue
+            for op in yaml.safe_load(patch["patch"]) or []:
+                if op.get("op") == "add" and re.fullmatch(r"/spec/template/spec/containers/\d+/ports/-", op["path"]):
+                    added.append(op["value"])
+    return added

@@ -210,7 +210,7 @@ def test_extender_runs_as_numeric_non_root_user() -> None:
 
 
 def test_extender_user_matches_the_deployment_security_context() -> None:
-    from deploy_support import one, pod_spec
+    from tests.deploy.deploy_support import one, pod_spec
 
     user = int(final_user("extender").partition(":")[0])
     assert pod_spec(one("Deployment", "aim-gpu-extender"))["securityContext"]["runAsUser"] == user
