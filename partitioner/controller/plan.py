@@ -181,20 +181,22 @@ def make_plan(nodes: Sequence[NodeView], pods: Sequence[PodView], states: Mappin
     sim: list[_SimNode] = []
     allowed: set[str] = set()
     by_name = {n.name: n for n in nodes}
+    holders: dict[str, list[PodView]] = {}
+    for pod in pods:
+        if pod.holds_gpus and pod.node is not None:
+            holders.setdefault(pod.node, []).append(pod)
     for node in nodes:
         state = states.get(node.name, RepartitionState())
         entry = _sim_node(node, state)
         if entry is not None:
             sim.append(entry)
         why = changeable(node, state, now, settings)
+        if why is None and holders.get(node.name) and not settings.allow_eviction:
+            why = "has GPU pods (--allow-eviction is off)"
         if why is None and entry is not None:
             allowed.add(node.name)
         elif node.opted_in and why is not None:
             notes.append(f"{node.name}: {why}")
-    holders: dict[str, list[PodView]] = {}
-    for pod in pods:
-        if pod.holds_gpus and pod.node is not None:
-            holders.setdefault(pod.node, []).append(pod)
     used = {name: sum(p.partitions for p in held) for name, held in holders.items()}
     advised, problem = _advised(sim, allowed, pods, pending, settings) if allowed else ({}, None)
     if problem:
