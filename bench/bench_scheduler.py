@@ -13,10 +13,12 @@ second call per node). For each node count, in the same run:
 N pods requesting amd.com/gpu-partition with model annotations are created first (Pending: no
 scheduler of their name runs yet); then the scheduler starts, and the time from its first to its
 last binding gives pods/s (scheduler_perf's SchedulingThroughput). Where the time goes: the
-extender's own server time per filter/prioritize call (its /metrics), and kube-scheduler's
-scheduling-algorithm time per pod (its /metrics).
+extender's own server time per filter/prioritize call (its /metrics), kube-scheduler's
+scheduling-algorithm time per pod (its /metrics; it includes the extender calls), and the round
+trip of a filter + prioritize pair sent directly from Python with every node name.
 
-    .venv/bin/python bench/bench_scheduler.py [--nodes 500,5000] [--pods 500] [--threads 8]
+    .venv/bin/python bench/bench_scheduler.py [--nodes 500,5000] [--pods 500] [--threads 8] [--repeat 1]
+        [--direct-calls 50]
 
 Not a test: it prints numbers. Needs the binaries (AIM_K8S_BIN, see tests/controlplane/README.md).
 """
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
 import tempfile
 import threading
@@ -192,6 +195,35 @@ def one_run(plane: ControlPlane, nodes: int, mode: str, pods: int, extender: Run
     return Run(nodes, mode, pods, times[0], times[-1], times[-1] - started, ext, sched)
 
 
+def direct_round_trip(extender: RunningExtender, node_names: list[str], calls: int) -> tuple[float, int]:
+    """Mean client-side time (ms) of one filter + prioritize pair with every node name, sent the
+    way kube-scheduler sends them (nodeCacheCapable: Pod + NodeNames), and the request size."""
+    body = {"Pod": {**pod("direct", "bench-direct", 0), "apiVersion": "v1", "kind": "Pod"},
+            "Nodes": None, "NodeNames": node_names}
+    body["Pod"]["metadata"] |= {"namespace": "default", "uid": "00000000-0000-0000-0000-00000000d1ec"}
+    payload = json.dumps(body).encode()
+    with httpx.Client(base_url=extender.url, timeout=30.0) as http:
+        headers = {"Content-Type": "application/json"}
+        http.post("/filter", content=payload, headers=headers)  # warm-up
+        started = time.perf_counter()
+        for _ in range(calls):
+            http.post("/filter", content=payload, headers=headers).raise_for_status()
+            http.post("/prioritize", content=payload, headers=headers).raise_for_status()
+        return 1000 * (time.perf_counter() - started) / calls, len(payload)
+
+
+def extender_ms_per_pod(run: Run) -> float:
+    """Extender server time (filter + prioritize) per scheduled pod, in ms."""
+    total = sum(run.extender.get(f'aim_extender_request_duration_seconds_sum{{verb="{v}"}}', 0.0)
+                for v in ("filter", "prioritize"))
+    return 1000 * total / run.pods
+
+
+def algorithm_ms_per_pod(run: Run) -> float:
+    n = run.scheduler.get("scheduler_scheduling_algorithm_duration_seconds_count", 0.0)
+    return 1000 * run.scheduler.get("scheduler_scheduling_algorithm_duration_seconds_sum", 0.0) / n if n else 0.0
+
+
 def describe(run: Run) -> str:
     line = (f"{run.nodes:>6} nodes  {run.mode:<8} {run.pods} pods: {run.pods_per_second:7.1f} pods/s"
             f" (first->last binding {run.last_bound - run.first_bound:6.2f} s; scheduler start->all bound"
@@ -215,13 +247,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--nodes", default="500,5000", help="comma-separated node counts (ascending)")
     parser.add_argument("--pods", type=int, default=500, help="pods per run")
     parser.add_argument("--threads", type=int, default=8, help="client threads creating nodes and pods")
+    parser.add_argument("--repeat", type=int, default=1, help="alternated without/with runs per node count")
+    parser.add_argument("--direct-calls", type=int, default=50, help="filter+prioritize pairs timed directly")
     args = parser.parse_args(argv)
     counts = sorted(int(n) for n in args.nodes.split(","))
     binaries = find_binaries()
     if isinstance(binaries, str):
         print(binaries, file=sys.stderr)
         return 2
-    runs: list[Run] = []
     with tempfile.TemporaryDirectory(prefix="aim-bench-scheduler-") as workdir:
         plane = ControlPlane(binaries, Path(workdir))
         try:
@@ -235,13 +268,24 @@ def main(argv: list[str] | None = None) -> int:
                 wait_until(lambda c=count: extender.metrics().get("aim_extender_cache_nodes") == c, 300.0,
                            f"the extender's cache to hold {count} nodes")
                 print(f"{count} nodes ready in {time.monotonic() - t:.1f} s", flush=True)
-                for mode in ("without", "with"):
+                here: list[Run] = []
+                for mode in ("without", "with") * args.repeat:  # alternated: load drifts hit both
                     run = one_run(plane, count, mode, args.pods, extender, args.threads)
-                    runs.append(run)
+                    here.append(run)
                     print(describe(run), flush=True)
-                without, with_ = runs[-2], runs[-1]
-                print(f"{count:>6} nodes  with/without throughput ratio: "
-                      f"{with_.pods_per_second / without.pods_per_second:.2f}", flush=True)
+                names = [n.metadata.name for n in plane.core.list_node().items if n.metadata]
+                ms, size = direct_round_trip(extender, names, args.direct_calls)
+                print(f"{count:>6} nodes  direct filter+prioritize round trip from Python: {ms:.2f} ms"
+                      f" ({size / 1024:.0f} KiB request)", flush=True)
+                without = statistics.median(r.pods_per_second for r in here if r.mode == "without")
+                with_ = statistics.median(r.pods_per_second for r in here if r.mode == "with")
+                ext_ms = statistics.median(extender_ms_per_pod(r) for r in here if r.mode == "with")
+                algo = {mode: statistics.median(algorithm_ms_per_pod(r) for r in here if r.mode == mode)
+                        for mode in ("without", "with")}
+                print(f"{count:>6} nodes  median pods/s without {without:.1f}, with {with_:.1f}, ratio"
+                      f" {with_ / without:.2f}; per pod: kube-scheduler algorithm {algo['without']:.1f} ms"
+                      f" without, {algo['with']:.1f} ms with; extender server time {ext_ms:.2f} ms"
+                      f" ({100 * ext_ms / algo['with']:.1f}% of the algorithm time with it)", flush=True)
         finally:
             plane.stop()
     return 0
