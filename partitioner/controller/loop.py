@@ -86,13 +86,16 @@ class Controller:
             if state.phase is Phase.IDLE:
                 continue
             if apply:
-                self._run(node, step(node, state, holders.get(node.name, []), now, self._settings))
+                transition = step(node, state, holders.get(node.name, []), now, self._settings)
+                if self._run(node, transition):
+                    states[node.name] = transition.state
             else:
                 if self._first(("node", node.name, "recommend-in-flight")):
                     logger.warning("node %s is in a repartition (%s) that --mode recommend does not continue; run"
                                    " --mode apply, or remove its %s annotation, taint and cordon by hand", node.name,
                                    state.phase, keys.STATE)
         self._tracked = {n.name: n for n in nodes if states[n.name].phase is not Phase.IDLE}
+        # From here on ``states`` holds each node's state after this pass's step.
         self._follow_pods(pods, {n.name: n for n in nodes}, states)
         plan = make_plan(nodes, pods, states, now, self._settings)
         ready, self._memory = stabilize(plan.changes, self._memory, now, self._settings)

@@ -10,9 +10,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import httpx
-from prometheus_client.parser import text_string_to_metric_families
 
-from tests.controlplane.harness import ControlPlane
+from tests.controlplane.harness import ControlPlane, RunningExtender
 from tests.controlplane.processes import ManagedProcess, free_port
 
 # Test-sized timings: a change starts as soon as it is planned, and every wait is seconds long.
@@ -29,13 +28,8 @@ class RunningController:
     metrics_port: int
 
     def metrics(self) -> dict[str, float]:
-        text = httpx.get(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5.0).text
-        out: dict[str, float] = {}
-        for family in text_string_to_metric_families(text):
-            for sample in family.samples:
-                labels = ",".join(f'{k}="{v}"' for k, v in sorted(sample.labels.items()))
-                out[f"{sample.name}{{{labels}}}" if labels else sample.name] = sample.value
-        return out
+        """Every sample of /metrics as ``name{label="v",...}`` (the harness's own parser)."""
+        return RunningExtender(f"http://127.0.0.1:{self.metrics_port}", self.process).metrics()
 
     def metric(self, name: str) -> float:
         try:

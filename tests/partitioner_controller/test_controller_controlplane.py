@@ -21,6 +21,7 @@ from kubernetes import client
 from extender.scheduler_config import API_V1BETA3, ExtenderEndpoint, second_scheduler_config
 from partitioner.controller import keys
 from sizing.contract import LABEL_COMPUTE_MODE, LABEL_COUNT, RESOURCE_NAME
+from tests.controlplane.access import Access, assert_least_privilege, broad_denials, service_account
 from tests.controlplane.gpu_cluster import bound_node, gpu_pod, submit
 from tests.controlplane.harness import ControlPlane
 from tests.controlplane.processes import wait_until
@@ -122,6 +123,13 @@ class Cluster:
         self.plane.kubectl("apply", "-f", "-", stdin=yaml.safe_dump_all(docs))
         return str(self.plane.service_account_kubeconfig(self.namespace, "aim-partitioner-controller", create=True))
 
+    def bound(self, pod: str, controller: RunningController) -> str:
+        """The node the pod is bound to, waiting; on a timeout the controller's log is quoted."""
+        try:
+            return bound_node(self.core, self.namespace, pod, timeout=BIND_TIMEOUT)
+        except TimeoutError as error:
+            raise AssertionError(f"{error}; controller log:\n{controller.process.log_tail(40)}") from None
+
     def read(self, node: str) -> Any:
         return self.core.read_node(node)
 
@@ -165,7 +173,7 @@ def test_pending_70b_on_all_cpx_makes_one_idle_node_spx_and_never_touches_opt_ou
     cluster.pending_for_size("llama-70b")
     # As its ServiceAccount with exactly the manifests' RBAC: the rules are enough (and tested).
     controller = cluster.controller("spx", kubeconfig=cluster.least_privilege("ctl-spx"))
-    node = bound_node(cluster.core, cluster.namespace, "llama-70b", timeout=BIND_TIMEOUT)
+    node = cluster.bound("llama-70b", controller)
     assert node in (b, c)
     found = cluster.read(node)
     assert found.metadata.labels[LABEL_COMPUTE_MODE] == "SPX"
@@ -190,6 +198,17 @@ def test_pending_70b_on_all_cpx_makes_one_idle_node_spx_and_never_touches_opt_ou
     assert {"RepartitionStarted", "Repartitioned"} <= {e.reason for e in events}
     cluster.plane.stop_process(controller.process)
     assert not cluster.dcm.errors
+    ns = cluster.namespace
+    assert_least_privilege(cluster.plane, service_account(ns, "aim-partitioner-controller"), allowed=[
+        Access("patch", "nodes"), Access("watch", "pods"), Access("create", "pods", subresource="eviction"),
+        Access("create", "events"), Access("update", "leases.coordination.k8s.io", ns, "ctl-spx"),
+        Access("patch", "configmaps", ns, f"dcm-{cluster.prefix}"),
+    ], denied=[
+        Access("delete", "pods", ns), Access("patch", "pods", ns), Access("update", "nodes"),
+        Access("patch", "configmaps", ns, "other"), Access("get", "configmaps", "kube-system"),
+        Access("update", "leases.coordination.k8s.io", ns, "kube-scheduler"),
+        *broad_denials(ns, "kube-system"),
+    ])
 
 
 def test_dcm_failure_and_timeout_undo_taint_and_cordon_and_back_off(cluster: Cluster) -> None:
@@ -230,7 +249,7 @@ def test_controller_killed_mid_way_resumes_from_the_node_annotations(cluster: Cl
     assert found.spec.unschedulable and keys.DCM_TAINT_KEY in [t.key for t in found.spec.taints]
     second = cluster.controller("resume")  # same Lease: takes over once the dead holder's lease expires
     cluster.dcm.release(node)
-    assert bound_node(cluster.core, cluster.namespace, "llama-70b", timeout=BIND_TIMEOUT) == node
+    assert cluster.bound("llama-70b", second) == node
     assert cluster.is_clean(node)
     wait_until(lambda: second.metric('aim_partitioner_repartitions_total{result="succeeded"}') == 1, 5,
                "the resumed repartition to be counted")
@@ -246,8 +265,7 @@ def test_two_pending_sizes_change_each_node_once_and_settle(cluster: Cluster) ->
     cluster.pending_for_size("llama-70b")
     cluster.pending_for_size("qwen-14b")
     controller = cluster.controller("two")
-    big = bound_node(cluster.core, cluster.namespace, "llama-70b", timeout=BIND_TIMEOUT)
-    small = bound_node(cluster.core, cluster.namespace, "qwen-14b", timeout=BIND_TIMEOUT)
+    big, small = cluster.bound("llama-70b", controller), cluster.bound("qwen-14b", controller)
     assert {big, small} == {b, c}
     wait_until(lambda: controller.metric('aim_partitioner_repartitions_total{result="succeeded"}') == 2, 5,
                "both repartitions to finish")
@@ -326,7 +344,7 @@ def test_busy_node_moves_only_with_allow_eviction_and_only_as_its_pdb_allows(clu
     assert keys.DCM_TAINT_KEY not in [t.key for t in cluster.read(busy).spec.taints or []]
     client.PolicyV1Api(cluster.core.api_client).patch_namespaced_pod_disruption_budget(
         "guarded", cluster.namespace, {"spec": {"minAvailable": 0}})
-    assert bound_node(cluster.core, cluster.namespace, "llama-70b", timeout=BIND_TIMEOUT) == busy
+    assert cluster.bound("llama-70b", controller) == busy
     with pytest.raises(client.ApiException) as gone:
         cluster.core.read_namespaced_pod("guarded", cluster.namespace)
     assert gone.value.status == 404
