@@ -19,12 +19,19 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from tests.controlplane.binaries import kube_bin_dir
 from tests.deploy.deploy_support import MANIFESTS, parse_flags
 
-KUSTOMIZE = (
-    [shutil.which("kustomize"), "build"] if shutil.which("kustomize") else [shutil.which("kubectl"), "kustomize"]
-)
-pytestmark = pytest.mark.skipif(KUSTOMIZE[0] is None, reason="neither kustomize nor kubectl is installed")
+
+def _kubectl() -> str | None:
+    """kubectl on PATH, else the one of the control-plane tests (AIM_K8S_BIN)."""
+    bin_dir = kube_bin_dir()
+    return shutil.which("kubectl") or (str(bin_dir / "kubectl") if bin_dir else None)
+
+
+KUSTOMIZE = [shutil.which("kustomize"), "build"] if shutil.which("kustomize") else [_kubectl(), "kustomize"]
+pytestmark = pytest.mark.skipif(
+    KUSTOMIZE[0] is None, reason="neither kustomize nor kubectl found (PATH, AIM_K8S_BIN)")
 
 
 def build(directory: Path) -> list[dict]:
