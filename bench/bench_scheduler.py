@@ -26,6 +26,7 @@ Not a test: it prints numbers. Needs the binaries (AIM_K8S_BIN, see tests/contro
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import statistics
 import sys
@@ -35,7 +36,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 import httpx
@@ -91,7 +92,7 @@ def create_nodes(plane: ControlPlane, start: int, stop: int, threads: int) -> No
         name = f"bench-{i:05d}-{spec.suffix}"
         labels = {**kubelet_labels(name), POOL_LABEL: "bench",
                   **{k: v for k, v in spec.labels().items() if v is not None}}
-        core.create_node({"metadata": {"name": name, "labels": labels}, "status": node_status(spec.count)})
+        core.create_node(cast(Any, {"metadata": {"name": name, "labels": labels}, "status": node_status(spec.count)}))
 
     with ThreadPoolExecutor(threads) as pool:
         list(pool.map(one, range(start, stop)))
@@ -120,12 +121,12 @@ class BindingClock:
         self._core, self._namespace, self._expected = core, namespace, expected
         self._done = threading.Event()
         listing = core.list_namespaced_pod(namespace, limit=1)
-        self._version = listing.metadata.resource_version
+        self._version = listing.metadata.resource_version if listing.metadata else None
         self._thread = threading.Thread(target=self._watch, daemon=True)
         self._thread.start()
 
     def _watch(self) -> None:
-        response = self._core.list_namespaced_pod(
+        response: Any = self._core.list_namespaced_pod(  # raw urllib3 response (_preload_content=False)
             self._namespace, watch=True, resource_version=self._version, _preload_content=False,
             timeout_seconds=int(RUN_TIMEOUT_SECONDS), allow_watch_bookmarks=False)
         for line in response:
@@ -172,7 +173,7 @@ def one_run(plane: ControlPlane, nodes: int, mode: str, pods: int, extender: Run
     namespace = plane.create_namespace(f"bench-{mode}-{nodes}")
     core = plane.core
     with ThreadPoolExecutor(threads) as pool:
-        list(pool.map(lambda i: core.create_namespaced_pod(namespace, pod(f"p-{i:05d}", scheduler_name, i)),
+        list(pool.map(lambda i: core.create_namespaced_pod(namespace, cast(Any, pod(f"p-{i:05d}", scheduler_name, i))),
                       range(pods)))
     config = second_scheduler_config(
         API_V1BETA3, endpoint=ExtenderEndpoint(host="127.0.0.1", port=urlsplit(extender.url).port or 0),
@@ -198,9 +199,9 @@ def one_run(plane: ControlPlane, nodes: int, mode: str, pods: int, extender: Run
 def direct_round_trip(extender: RunningExtender, node_names: list[str], calls: int) -> tuple[float, int]:
     """Mean client-side time (ms) of one filter + prioritize pair with every node name, sent the
     way kube-scheduler sends them (nodeCacheCapable: Pod + NodeNames), and the request size."""
-    body = {"Pod": {**pod("direct", "bench-direct", 0), "apiVersion": "v1", "kind": "Pod"},
-            "Nodes": None, "NodeNames": node_names}
-    body["Pod"]["metadata"] |= {"namespace": "default", "uid": "00000000-0000-0000-0000-00000000d1ec"}
+    manifest = pod("direct", "bench-direct", 0)
+    manifest["metadata"] |= {"namespace": "default", "uid": "00000000-0000-0000-0000-00000000d1ec"}
+    body = {"Pod": {**manifest, "apiVersion": "v1", "kind": "Pod"}, "Nodes": None, "NodeNames": node_names}
     payload = json.dumps(body).encode()
     with httpx.Client(base_url=extender.url, timeout=30.0) as http:
         headers = {"Content-Type": "application/json"}
@@ -222,6 +223,10 @@ def extender_ms_per_pod(run: Run) -> float:
 def algorithm_ms_per_pod(run: Run) -> float:
     n = run.scheduler.get("scheduler_scheduling_algorithm_duration_seconds_count", 0.0)
     return 1000 * run.scheduler.get("scheduler_scheduling_algorithm_duration_seconds_sum", 0.0) / n if n else 0.0
+
+
+def cache_holds(extender: RunningExtender, nodes: int) -> bool:
+    return extender.metrics().get("aim_extender_cache_nodes") == nodes
 
 
 def describe(run: Run) -> str:
@@ -265,7 +270,7 @@ def main(argv: list[str] | None = None) -> int:
                 t = time.monotonic()
                 create_nodes(plane, created, count, args.threads)
                 created = count
-                wait_until(lambda c=count: extender.metrics().get("aim_extender_cache_nodes") == c, 300.0,
+                wait_until(functools.partial(cache_holds, extender, count), 300.0,
                            f"the extender's cache to hold {count} nodes")
                 print(f"{count} nodes ready in {time.monotonic() - t:.1f} s", flush=True)
                 here: list[Run] = []
@@ -273,7 +278,7 @@ def main(argv: list[str] | None = None) -> int:
                     run = one_run(plane, count, mode, args.pods, extender, args.threads)
                     here.append(run)
                     print(describe(run), flush=True)
-                names = [n.metadata.name for n in plane.core.list_node().items if n.metadata]
+                names = [str(n.metadata.name) for n in plane.core.list_node().items if n.metadata]
                 ms, size = direct_round_trip(extender, names, args.direct_calls)
                 print(f"{count:>6} nodes  direct filter+prioritize round trip from Python: {ms:.2f} ms"
                       f" ({size / 1024:.0f} KiB request)", flush=True)

@@ -1,6 +1,7 @@
 """`kubectl apply -k manifests/` renders what the tests of the individual files checked.
 
-Needs a kustomize: `kustomize` or `kubectl` (built-in kustomize) on PATH; skipped otherwise.
+Needs a kustomize: `kustomize` or `kubectl` (built-in kustomize) on PATH, or the kubectl in AIM_K8S_BIN;
+skipped otherwise.
 Covered:
 - the base renders, every rendered object validates against the Kubernetes schema, and carries
   the part-of label;
