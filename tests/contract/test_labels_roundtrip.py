@@ -15,7 +15,7 @@ from dataclasses import replace
 import pytest
 
 from deviceplugin.discovery import discover
-from deviceplugin.inventory import Partition, partition_id
+from deviceplugin.inventory import Partition
 from deviceplugin.labels import desired_labels
 from sizing import GEOMETRY, PartitionMode
 from sizing.bounded import shown
@@ -36,27 +36,22 @@ from sizing.contract import (
     node_labels,
     read_node_labels,
 )
+from tests.deviceplugin.dp_support import make_partition
 from tests.fixtures import FIXTURES
 
 GPUS_PER_NODE = 8  # an MI300-class platform (OAM baseboard) carries 8 GPUs
 
 
 def _node_partitions(mode: PartitionMode, gpus: int = GPUS_PER_NODE) -> list[Partition]:
-    """The partitions discovery reports for a node of ``gpus`` GPUs of one product in one mode."""
-    product = GEOMETRY.product(mode.product)
-    parts = []
-    for g in range(gpus):
-        gpu = f"0000:{0x05 + 0x20 * g:02x}:00.0"
-        for index in range(mode.partitions):
-            parts.append(Partition(
-                id=partition_id(gpu, index), gpu=gpu, index=index, kfd_node=2 + g * mode.partitions + index,
-                render_minor=128 + g * 8 + index, card_minor=None, memory_bytes=mode.memory_bytes,
-                memory_source="geometry", compute_units=mode.compute_units, numa_node=g // 4, numa_source="sysfs",
-                hive_id=1, compute_mode=mode.compute_mode, compute_mode_source="sysfs",
-                memory_mode=mode.memory_mode, memory_mode_source="sysfs", product=mode.product,
-                device_id=product.pci_device_ids[0], partitionable=True,
-            ))
-    return parts
+    """The partitions discovery reports for a node of ``gpus`` GPUs of one product in one mode
+    (the device plugin tests' partition, given this product's and mode's geometry)."""
+    device_id = GEOMETRY.product(mode.product).pci_device_ids[0]
+    return [
+        replace(make_partition(f"0000:{0x05 + 0x20 * g:02x}:00.0", index, numa=g // 4),
+                memory_bytes=mode.memory_bytes, compute_units=mode.compute_units, compute_mode=mode.compute_mode,
+                memory_mode=mode.memory_mode, product=mode.product, device_id=device_id)
+        for g in range(gpus) for index in range(mode.partitions)
+    ]
 
 
 def _written(labels: dict[str, str | None]) -> dict[str, str]:
