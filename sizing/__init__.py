@@ -1,7 +1,9 @@
 """sizing: how much memory an LLM needs on an MI300-class GPU partition, and which partition fits.
 
-Pure library (no I/O beyond its packaged data files, no logging) shared by the device plugin and
-the scheduler extender. See docs/sizing-api.md for the contract.
+A library without logging and without I/O beyond reading its own packaged data files (models.json
+and gpus.json, validated against their schemas when this package is imported), shared by the device
+plugin, the scheduler extender and the partitioner; ``sizing.cli`` is the command shell around it.
+See docs/sizing-api.md for the API and sizing.contract for the contract between the packages.
 """
 
 from __future__ import annotations
