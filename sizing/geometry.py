@@ -1,4 +1,7 @@
-"""Partition geometry of MI300-class GPUs, loaded from ``data/gpus.json`` (the one file this module reads).
+"""Partition geometry of MI300-class GPUs, from ``data/gpus.json``.
+
+``load_geometry`` validates a parsed document (schema ``data/gpus.schema.json``, then the kernel's
+rules); only ``_packaged_geometry`` reads a file, the packaged gpus.json, once at import of ``sizing``.
 
 Per-partition memory is total HBM / number of compute partitions in every valid combination
 (kernel ``amdgpu_amdkfd_xcp_memory_size``); the memory mode (NPS) changes locality, not size.
