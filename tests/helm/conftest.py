@@ -66,7 +66,13 @@ V1 = Combination("v", {
     "deviceplugin": {"enabled": False},
     "scheduler": {"image": {"pullPolicy": "Always"}},
 })
-COMBINATIONS = (DEFAULTS, FULL, SNIPPET, V1)
+# HTTPS from the second scheduler to the extender, its certificate from cert-manager.
+TLS = Combination("t", {
+    "extender": {"tls": {"enabled": True, "certManager": True}},
+    "webhook": {"enabled": False},
+    "monitoring": {"dashboards": {"enabled": False}},
+})
+COMBINATIONS = (DEFAULTS, FULL, SNIPPET, V1, TLS)
 DCM_NAMESPACE = "kube-amd-gpu"  # values.yaml partitioner.dcm.namespace
 
 

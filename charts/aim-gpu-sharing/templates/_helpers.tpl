@@ -81,13 +81,21 @@ The extenders: entry, field for field extender/scheduler_config.py extender_entr
 the chart and compares it with that function's output).
 */}}
 {{- define "aim.extenderEntry" -}}
-- urlPrefix: {{ printf "http://%s:%d" (include "aim.extenderHost" .) (int .Values.extender.port) }}
+{{- $tls := .Values.extender.tls.enabled -}}
+- urlPrefix: {{ printf "%s://%s:%d" (ternary "https" "http" $tls) (include "aim.extenderHost" .) (int .Values.extender.port) }}
   filterVerb: filter
   prioritizeVerb: prioritize
   # One step of the best-fit score (10 x 150) outranks every default in-tree score plugin (1,200);
   # docs/deployment.md "Why weight 150".
   weight: 150
-  enableHTTPS: false
+  enableHTTPS: {{ $tls }}
+  {{- if $tls }}
+  tlsConfig:
+    # Always a CA: without one kube-scheduler skips verification (extender.go makeTransport).
+    insecure: false
+    caFile: {{ include "aim.schedulerCaDir" . }}/ca.crt
+    serverName: {{ include "aim.extenderHost" . }}
+  {{- end }}
   nodeCacheCapable: {{ eq .Values.extender.cacheMode "watch" }}
   managedResources:
     - name: {{ .Values.resourceName }}
@@ -140,4 +148,18 @@ spec:
         readOnlyRootFilesystem: true
         capabilities:
           drop: ["ALL"]
+{{- end -}}
+
+{{/* The extender's serving Secret (scheduler TLS) and where the second scheduler mounts its CA. */}}
+{{- define "aim.extenderTlsSecret" -}}
+{{- .Values.extender.tls.secretName | default (printf "%s-tls" (include "aim.name" (dict "root" . "component" "extender"))) -}}
+{{- end -}}
+
+{{- define "aim.schedulerCaDir" -}}
+/etc/aim-gpu-scheduler-extender-ca
+{{- end -}}
+
+{{/* The self-signed cert-manager Issuer (the name manifests/webhook/cert-manager uses). */}}
+{{- define "aim.issuer" -}}
+{{- printf "%s-selfsigned" (include "aim.name" (dict "root" . "component" "webhook")) -}}
 {{- end -}}
