@@ -10,9 +10,7 @@ how the chart is rendered, with ``.Capabilities.KubeVersion`` taken from the rea
 from __future__ import annotations
 
 import asyncio
-import json
 import subprocess
-import sys
 import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -24,8 +22,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.controlplane.harness import ControlPlane
-from tests.controlplane.processes import wait_until
+from tests.controlplane.harness import ControlPlane, extender_command
 
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "charts" / "aim-gpu-sharing"
@@ -134,7 +131,7 @@ class HookRunner:
         spec = job.spec.template.spec
         container = spec.containers[0]
         kubeconfig = self.plane.service_account_kubeconfig(self.namespace, spec.service_account_name)
-        argv = [sys.executable, "-m", "extender", *container.args, f"--kubeconfig={kubeconfig}"]
+        argv = [*extender_command(), *container.args, f"--kubeconfig={kubeconfig}"]
         self.ran.append(argv)
         done = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
         succeeded = done.returncode == 0
@@ -159,10 +156,3 @@ class HookRunner:
             self._stop.set()
             self._thread.join(timeout=70)
 
-
-def to_json(obj: Any) -> str:
-    return json.dumps(obj, sort_keys=True)
-
-
-def wait_for(plane: ControlPlane, condition: Any, what: str) -> None:
-    wait_until(condition, 30, what)
