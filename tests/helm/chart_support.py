@@ -155,4 +155,3 @@ class HookRunner:
         finally:
             self._stop.set()
             self._thread.join(timeout=70)
-
