@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import functools
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -77,6 +78,9 @@ class Run:
     since_start: float
     extender: dict[str, float]
     scheduler: dict[str, float]
+    load: float  # 1-minute load average at the end of the run: this machine may be shared
+    scheduler_cpu: float  # CPU seconds kube-scheduler used in the run (from its start)
+    extender_cpu: float  # CPU seconds the extender process used during the run
 
     @property
     def pods_per_second(self) -> float:
@@ -163,6 +167,15 @@ def scheduler_metrics(port: int) -> dict[str, float]:
     return prometheus(text)
 
 
+def cpu_seconds(pid: int | None) -> float:
+    """User + system CPU time of a process so far (/proc/PID/stat): unlike wall time, hardly
+    affected by other work on a shared machine."""
+    if pid is None:
+        return 0.0
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+
+
 def delta(after: dict[str, float], before: dict[str, float]) -> dict[str, float]:
     return {k: v - before.get(k, 0.0) for k, v in after.items()}
 
@@ -182,18 +195,22 @@ def one_run(plane: ControlPlane, nodes: int, mode: str, pods: int, extender: Run
         del config["extenders"]
     clock = BindingClock(core, namespace, pods)
     before_ext = extender.metrics()
+    extender_cpu = cpu_seconds(extender.process.pid)
     started = time.monotonic()
     process = plane.start_scheduler(config, name=scheduler_name, extra_args=[
         "--authorization-always-allow-paths=/healthz,/readyz,/livez,/metrics"])
     port = int(next(a for a in process.argv if a.startswith("--secure-port=")).split("=", 1)[1])
     clock.wait(RUN_TIMEOUT_SECONDS)
+    scheduler_cpu = cpu_seconds(process.pid)
+    extender_cpu = cpu_seconds(extender.process.pid) - extender_cpu
     sched = scheduler_metrics(port)
     ext = delta(extender.metrics(), before_ext)
     plane.stop_process(process)
     plane.delete_namespace(namespace)
     wait_until(lambda: not core.list_namespaced_pod(namespace, limit=1).items, 120.0, "bench pods to be deleted")
     times = sorted(clock.bound.values())
-    return Run(nodes, mode, pods, times[0], times[-1], times[-1] - started, ext, sched)
+    return Run(nodes, mode, pods, times[0], times[-1], times[-1] - started, ext, sched, os.getloadavg()[0],
+               scheduler_cpu, extender_cpu)
 
 
 def direct_round_trip(extender: RunningExtender, node_names: list[str], calls: int) -> tuple[float, int]:
@@ -232,13 +249,15 @@ def cache_holds(extender: RunningExtender, nodes: int) -> bool:
 def describe(run: Run) -> str:
     line = (f"{run.nodes:>6} nodes  {run.mode:<8} {run.pods} pods: {run.pods_per_second:7.1f} pods/s"
             f" (first->last binding {run.last_bound - run.first_bound:6.2f} s; scheduler start->all bound"
-            f" {run.since_start:6.2f} s)")
+            f" {run.since_start:6.2f} s; load average {run.load:.1f})")
     algo_sum = run.scheduler.get("scheduler_scheduling_algorithm_duration_seconds_sum", 0.0)
     algo_n = run.scheduler.get("scheduler_scheduling_algorithm_duration_seconds_count", 0.0)
     if algo_n:
         per_pod = 1000 * algo_sum / algo_n
         line += f"\n        kube-scheduler algorithm time per pod: {per_pod:7.2f} ms ({algo_n:.0f} attempts)"
+    line += f"\n        CPU per pod: kube-scheduler {1000 * run.scheduler_cpu / run.pods:6.2f} ms"
     if run.mode == "with":
+        line += f", extender process {1000 * run.extender_cpu / run.pods:6.2f} ms"
         for verb in ("filter", "prioritize"):
             n = run.extender.get(f'aim_extender_request_duration_seconds_count{{verb="{verb}"}}', 0.0)
             s = run.extender.get(f'aim_extender_request_duration_seconds_sum{{verb="{verb}"}}', 0.0)
@@ -287,6 +306,11 @@ def main(argv: list[str] | None = None) -> int:
                 ext_ms = statistics.median(extender_ms_per_pod(r) for r in here if r.mode == "with")
                 algo = {mode: statistics.median(algorithm_ms_per_pod(r) for r in here if r.mode == mode)
                         for mode in ("without", "with")}
+                cpu = {mode: statistics.median(1000 * r.scheduler_cpu / r.pods for r in here if r.mode == mode)
+                       for mode in ("without", "with")}
+                ext_cpu = statistics.median(1000 * r.extender_cpu / r.pods for r in here if r.mode == "with")
+                print(f"{count:>6} nodes  median CPU per pod: kube-scheduler {cpu['without']:.2f} ms without,"
+                      f" {cpu['with']:.2f} ms with; extender process {ext_cpu:.2f} ms", flush=True)
                 print(f"{count:>6} nodes  median pods/s without {without:.1f}, with {with_:.1f}, ratio"
                       f" {with_ / without:.2f}; per pod: kube-scheduler algorithm {algo['without']:.1f} ms"
                       f" without, {algo['with']:.1f} ms with; extender server time {ext_ms:.2f} ms"
