@@ -214,8 +214,9 @@ class Controller:
                 logger.info("plan (%s): %s", self._settings.mode, "; ".join(c.describe() for c in plan.changes))
             elif plan.helpless:
                 logger.info("plan: %d pod(s) pending for a partition layout that no change of an opted-in node lets"
-                            " run now (%s)", len(plan.helpless),
-                            "; ".join(f"{p}: {why}" for p, why in plan.helpless[:3]))
+                            " run now (%s)%s", len(plan.helpless),
+                            "; ".join(f"{p}: {why}" for p, why in plan.helpless[:3]),
+                            f"; nodes left out: {'; '.join(plan.notes[:5])}" if plan.notes else "")
             elif plan.pending:
                 logger.info("plan: %d pod(s) pending for a partition layout fit the layout as it is or will be after"
                             " the repartitions in progress; waiting for the scheduler", len(plan.pending))
