@@ -211,12 +211,17 @@ def test_pending_70b_on_all_cpx_makes_one_idle_node_spx_and_never_touches_opt_ou
     ])
 
 
-def test_dcm_failure_and_timeout_undo_taint_and_cordon_and_back_off(cluster: Cluster) -> None:
+def test_dcm_failure_timeout_and_a_vanished_node_undo_cleanly_and_back_off(cluster: Cluster) -> None:
     failing, silent = cluster.node("b-fail", behaviour="fail"), cluster.node("c-silent", behaviour="ignore")
-    for name in ("llama-70b-1", "llama-70b-2"):
+    vanishing = cluster.node("d-vanish", behaviour="hold")
+    for name in ("llama-70b-1", "llama-70b-2", "llama-70b-3"):
         cluster.pod(name, LLAMA_70B)
         cluster.pending_for_size(name)
-    controller = cluster.controller("dcm", "--dcm-timeout-seconds=3", "--max-in-flight=2")
+    controller = cluster.controller("dcm", "--dcm-timeout-seconds=3", "--max-in-flight=3")
+    wait_until(lambda: cluster.dcm.requests(vanishing), BIND_TIMEOUT, f"the DCM request for {vanishing}")
+    cluster.core.delete_node(vanishing)  # e.g. the machine was removed while DCM worked
+    wait_until(lambda: any(e.reason == "NodeVanished" for e in cluster.core.list_namespaced_event(
+        "default", field_selector=f"involvedObject.name={vanishing}").items), 10, "a NodeVanished Event")
     for node, reason in ((failing, "PartitionFailure"), (silent, "DCMTimeout")):
         wait_until(lambda n=node, r=reason: cluster.condition(n).get("reason") == r, BIND_TIMEOUT,  # type: ignore[misc]
                    f"condition {reason} on {node}")
@@ -228,12 +233,12 @@ def test_dcm_failure_and_timeout_undo_taint_and_cordon_and_back_off(cluster: Clu
         wait_until(lambda n=node, r=reason: any(  # type: ignore[misc]
             e.reason == r and e.type == "Warning" for e in cluster.core.list_namespaced_event(
                 "default", field_selector=f"involvedObject.name={n}").items), 5, f"a Warning Event {reason}")
-    wait_until(lambda: controller.metric('aim_partitioner_repartitions_total{result="failed"}') == 2, 5,
+    wait_until(lambda: controller.metric('aim_partitioner_repartitions_total{result="failed"}') == 3, 5,
                "the failures to be counted")
-    assert controller.metric('aim_partitioner_repartitions_total{result="started"}') == 2
-    assert controller.metric('aim_partitioner_nodes{state="backoff"}') == 2
+    assert controller.metric('aim_partitioner_repartitions_total{result="started"}') == 3
+    wait_until(lambda: controller.metric('aim_partitioner_nodes{state="backoff"}') == 2, 5, "two nodes backing off")
     # Backing off: the pods are still pending and neither node is tried again.
-    assert all(_pod(cluster, name).spec.node_name is None for name in ("llama-70b-1", "llama-70b-2"))
+    assert all(_pod(cluster, f"llama-70b-{i}").spec.node_name is None for i in (1, 2, 3))
     assert len(cluster.dcm.requests(failing)) == 1 and len(cluster.dcm.requests(silent)) == 1
     cluster.plane.stop_process(controller.process)
 
