@@ -75,8 +75,10 @@ def install(plane: ControlPlane, release: str, namespace: str, values: Mapping[s
 
 
 def uninstall(plane: ControlPlane, release: str, namespace: str) -> None:
+    """``helm uninstall``, then delete the release's namespace (each test release has its own)."""
     h = helm()
     asyncio.run(h.Uninstall(configuration(plane, namespace)).run(release, wait=False, timeout=60))
+    plane.kubectl("delete", "namespace", namespace, "--wait=false", "--ignore-not-found", check=False)
 
 
 def install_error(plane: ControlPlane, release: str, namespace: str, values: Mapping[str, Any]) -> str:

@@ -1,7 +1,9 @@
-"""Releases of the chart installed once per session into the real control plane, one per values
-combination the tests look at; each in its own namespace and with its own name prefix, so
-cluster-scoped objects (ClusterRoles, the webhook) never collide with another release or with the
-kustomize manifests other tests apply."""
+"""Releases of the chart installed once into the real control plane, one per values combination
+the tests look at; each in its own namespace and with its own name prefix, so cluster-scoped
+objects (ClusterRoles, the webhook) never collide with another release or with the kustomize
+manifests other tests apply. Package scope: they are uninstalled (their namespaces deleted)
+when the last test of tests/helm is done, so their webhooks (fail closed, with no pod behind them
+on a control plane without kubelets) never see another package's opted-in objects."""
 
 from __future__ import annotations
 
@@ -87,12 +89,12 @@ def _values(combination: Combination) -> dict[str, Any]:
     return {"namePrefix": combination.prefix, **combination.values}
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def releases(control_plane: ControlPlane) -> Iterator[dict[str, Installed]]:
     helm()
     apply_standin_crds(control_plane)
     # The partition controller's Role lives in the DCM namespace (the AMD GPU Operator's).
-    control_plane.kubectl("create", "namespace", DCM_NAMESPACE, check=False)
+    created_dcm = control_plane.kubectl("create", "namespace", DCM_NAMESPACE, check=False).returncode == 0
     installed: dict[str, Installed] = {}
     try:
         for combination in COMBINATIONS:
@@ -111,3 +113,5 @@ def releases(control_plane: ControlPlane) -> Iterator[dict[str, Installed]]:
     finally:
         for entry in installed.values():
             uninstall(control_plane, entry.combination.release, entry.combination.namespace)
+        if created_dcm:
+            control_plane.kubectl("delete", "namespace", DCM_NAMESPACE, "--wait=false", check=False)
