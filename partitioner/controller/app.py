@@ -17,7 +17,7 @@ from prometheus_client import start_http_server
 
 from partitioner.controller.cache import Cache
 from partitioner.controller.kube import Kube
-from partitioner.controller.leader import LeaseSettings, run_elected
+from partitioner.controller.leader import LeaseSettings, release, run_elected
 from partitioner.controller.loop import Controller, DcmConfig
 from partitioner.controller.metrics import Metrics
 from partitioner.controller.settings import RunMode, Settings
@@ -27,6 +27,9 @@ from partitioner.modes import Trust
 logger = logging.getLogger("partitioner.controller")
 kube_config: Any = kube_config_module
 
+# On SIGTERM the Lease is released after the current pass ends; a pass makes a few API calls of
+# at most 30 s each (kube.TIMEOUT), normally milliseconds. Longer: the Lease simply expires.
+RELEASE_WAIT_SECONDS: Final = 10.0
 # --once waits this long for the first node and pod lists.
 ONCE_WAIT_SECONDS: Final = 30.0
 
@@ -98,9 +101,14 @@ def run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
 
+    loop_done = threading.Event()
+
     def lead() -> None:
         logger.info("leading: this replica now acts on the cluster")
-        controller.run(stop, cache.changed, args.resync_seconds, args.min_interval_seconds)
+        try:
+            controller.run(stop, cache.changed, args.resync_seconds, args.min_interval_seconds)
+        finally:
+            loop_done.set()
 
     def on_lost() -> None:
         logger.error("lost the Lease %s/%s; stopping so that this replica restarts as a follower",
@@ -109,13 +117,14 @@ def run(args: argparse.Namespace) -> int:
         stop.set()
         cache.changed.set()
 
-    if args.leader_elect:
-        run_elected(lease, lead, on_lost)
-    else:
+    campaign = run_elected(lease, lead, on_lost) if args.leader_elect else None
+    if campaign is None:
         threading.Thread(target=lead, name="controller", daemon=True).start()
     stop.wait()
     watcher.stop()
-    time.sleep(0.1)
+    # Release the Lease only once the current pass has finished its API calls (each is bounded).
+    if campaign is not None and not lost.is_set() and loop_done.wait(RELEASE_WAIT_SECONDS):
+        release(lease, campaign)
     return 1 if lost.is_set() else 0
 
 

@@ -290,7 +290,12 @@ def test_two_pending_sizes_change_each_node_once_and_settle(cluster: Cluster) ->
     assert {n: cluster.dcm.requests(n) for n in (b, c)} == settled
     assert all(len(v) == 1 for v in settled.values()), settled
     assert controller.metric("aim_partitioner_planned_changes") == 0
+    # A clean stop (SIGTERM) hands the Lease over at once: its holder is emptied.
+    coordination: Any = client.CoordinationV1Api(cluster.core.api_client)
+    holder = coordination.read_namespaced_lease("ctl-two", cluster.namespace).spec.holder_identity
     cluster.plane.stop_process(controller.process)
+    assert coordination.read_namespaced_lease("ctl-two", cluster.namespace).spec.holder_identity != holder
+    wait_until(lambda: standby.metric('aim_partitioner_nodes{state="cooldown"}') == 2, 10, "the standby to lead")
     cluster.plane.stop_process(standby.process)
 
 
