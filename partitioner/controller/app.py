@@ -123,7 +123,8 @@ def run(args: argparse.Namespace) -> int:
     stop.wait()
     watcher.stop()
     # Release the Lease only once the current pass has finished its API calls (each is bounded).
-    if campaign is not None and not lost.is_set() and loop_done.wait(RELEASE_WAIT_SECONDS):
+    if campaign is not None and campaign.leading.is_set() and not lost.is_set() \
+            and loop_done.wait(RELEASE_WAIT_SECONDS):
         release(lease, campaign)
     return 1 if lost.is_set() else 0
 
