@@ -35,7 +35,7 @@ EXPECTED_PARTITIONS: Final = _PREFIX + "partitions"  # partitions the device plu
 STARTED: Final = _PREFIX + "started"  # when this repartition began
 SINCE: Final = _PREFIX + "since"  # when the current phase began (timeouts count from here)
 WAS_CORDONED: Final = _PREFIX + "was-cordoned"  # "true": someone else had cordoned it; leave it so
-LAST_CHANGE: Final = _PREFIX + "last-change"  # when the last repartition ended (cooldown counts from here)
+LAST_CHANGE: Final = _PREFIX + "last-change"  # when the last repartition succeeded (cooldown counts from here)
 BACKOFF_UNTIL: Final = _PREFIX + "backoff-until"  # after a failure: no new attempt before this
 CONDITION: Final = _PREFIX + "condition"  # JSON, like a status condition: type, status, reason, message, time
 

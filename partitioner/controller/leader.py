@@ -20,9 +20,6 @@ from kubernetes.leaderelection.resourcelock import leaselock
 
 logger = logging.getLogger(__name__)
 
-# The client's leader election logs every retry at INFO ("yet to finish lease_duration"); its
-# warnings are enough for a person on call.
-logging.getLogger("leaderelection").setLevel(logging.WARNING)
 
 LeaderElection: Any = leaderelection.LeaderElection  # the client has no type hints
 ElectionConfig: Any = electionconfig.Config
@@ -83,6 +80,9 @@ def release(lease: LeaseSettings, campaign: Campaign) -> None:
 def run_elected(lease: LeaseSettings, lead: Callable[[], None], lost: Callable[[], None]) -> Campaign:
     """Start campaigning in a daemon thread: ``lead`` runs (in its own thread) once this replica
     holds the Lease; ``lost`` is called when it cannot renew it."""
+    # The client's leader election logs every retry at INFO ("yet to finish lease_duration"); its
+    # warnings are enough for a person on call.
+    logging.getLogger("leaderelection").setLevel(logging.WARNING)
     me = identity()
     leading = threading.Event()
 

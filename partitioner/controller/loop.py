@@ -178,6 +178,7 @@ class Controller:
             elif pod.node is not None and pod.uid in self._pending:
                 created = self._pending.pop(pod.uid)
                 state = states.get(pod.node)
+                # the node changed after the pod was created (annotation times are whole seconds)
                 if state is not None and state.last_change is not None and state.last_change >= created - 1:
                     self._metrics.pods_unblocked.inc()
                     self._metrics.unblock_seconds.observe(max(0.0, self._clock() - created))

@@ -22,7 +22,8 @@ from partitioner.controller.settings import Settings
 from partitioner.modes import Mode
 from sizing.bounded import BoundedValueError, parse_count, shown
 
-# Longest message kept in the condition annotation.
+# Longest message kept in the condition annotation: a few readable sentences (a node's annotations
+# share 256 KiB with everyone else's).
 MAX_MESSAGE: Final = 512
 
 
@@ -207,7 +208,7 @@ def fail(node: NodeView, state: RepartitionState, reason: str, message: str, now
     what = f"repartition to {target.mode} failed" if target else "repartition failed"
     text = f"{what}: {message}; taint and cordon removed, no new attempt before" \
            f" {format_time(now + settings.backoff_seconds)}"
-    after = RepartitionState(last_change=now, backoff_until=now + settings.backoff_seconds)
+    after = RepartitionState(backoff_until=now + settings.backoff_seconds)  # last-change: successes only
     cordon = False if uncordon and not state.was_cordoned else None
     patch = NodePatch(unschedulable=cordon, dcm_taint=False, annotations={
         **after.annotations(), keys.CONDITION: condition("False", reason, text, now)})
@@ -313,7 +314,7 @@ def bad_state(node: NodeView, error: StateError, now: float, settings: Settings)
     replaced by a backoff. In a repartition: remove our taint, leave the cordon (we do not know
     whether someone else set it), record why and back off."""
     if keys.STATE not in node.annotations:
-        after = RepartitionState(last_change=now, backoff_until=now + settings.backoff_seconds)
+        after = RepartitionState(backoff_until=now + settings.backoff_seconds)
         text = f"unreadable repartition annotation ({error}); replaced, no attempt before " \
                f"{format_time(now + settings.backoff_seconds)}"
         return Transition(after, NodePatch(annotations=after.annotations()),
