@@ -18,8 +18,8 @@ from partitioner.controller import keys
 from partitioner.controller.clock import parse_time
 from partitioner.errors import AdvisorInputError
 from partitioner.modes import Mode, existing_option
-from sizing.bounded import BoundedValueError, parse_count
-from sizing.contract import RESOURCE_NAME, NodeLabels, read_node_labels
+from sizing.bounded import BoundedValueError, parse_count, parse_int
+from sizing.contract import LABEL_PREFIX, RESOURCE_NAME, NodeLabels, read_node_labels
 
 # Labels and annotations read per object: far above what real nodes carry (a few dozen), low
 # enough that a hostile object cannot make a tick slow.
@@ -38,6 +38,9 @@ LAYOUT_REASONS: Final = (
     reasons.partition_too_small(0, 0).message.partition(" (")[0],
     reasons.too_few_partitions(0, 0).message.partition(" (")[0],
 )
+# nodeSelectorTerms, expressions per term and values per expression read: far above what anyone
+# writes, low enough to bound the work per pod.
+MAX_AFFINITY_TERMS: Final = 32
 # Partitions one planner workload may ask for (extender.planning's WorkloadSpec bound: 8 GPUs x CPX).
 MAX_WORKLOAD_PARTITIONS: Final = 64
 _FINISHED: Final = frozenset({"Succeeded", "Failed"})
@@ -196,6 +199,62 @@ def read_node(obj: object) -> NodeView | None:
 
 
 @dataclass(frozen=True, slots=True)
+class Requirement:
+    """One nodeAffinity matchExpression (required terms only)."""
+
+    key: str
+    operator: str  # In, NotIn, Exists, DoesNotExist, Gt, Lt
+    values: tuple[str, ...]
+
+    def matches(self, labels: Mapping[str, str]) -> bool:
+        value = labels.get(self.key)
+        if self.operator == "In":
+            return value in self.values
+        if self.operator == "NotIn":
+            return value not in self.values
+        if self.operator == "Exists":
+            return value is not None
+        if self.operator == "DoesNotExist":
+            return value is None
+        if self.operator in ("Gt", "Lt") and value is not None and len(self.values) == 1:
+            try:
+                have = parse_int(f"label {self.key}", value, minimum=-(1 << 62), maximum=1 << 62)
+                want = parse_int(f"nodeAffinity {self.key}", self.values[0], minimum=-(1 << 62), maximum=1 << 62)
+            except BoundedValueError:
+                return False
+            return have > want if self.operator == "Gt" else have < want
+        return False
+
+
+# A pod's required node affinity: terms ORed, each a tuple of requirements ANDed.
+Affinity = tuple[tuple[Requirement, ...], ...]
+
+
+def affinity_matches(affinity: Affinity, labels: Mapping[str, str]) -> bool:
+    return not affinity or any(all(r.matches(labels) for r in term) for term in affinity)
+
+
+def _affinity(spec: Mapping[str, Any]) -> Affinity:
+    """spec.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution, bounded."""
+    required = _mapping(_mapping(_mapping(spec.get("affinity")).get("nodeAffinity")).get(
+        "requiredDuringSchedulingIgnoredDuringExecution"))
+    terms = required.get("nodeSelectorTerms")
+    out = []
+    for term in (terms if isinstance(terms, list) else [])[:MAX_AFFINITY_TERMS]:
+        expressions = _mapping(term).get("matchExpressions")
+        requirements = []
+        for expression in (expressions if isinstance(expressions, list) else [])[:MAX_AFFINITY_TERMS]:
+            expression = _mapping(expression)
+            key, operator, values = expression.get("key"), expression.get("operator"), expression.get("values") or []
+            if not isinstance(key, str) or not isinstance(operator, str) or not isinstance(values, list):
+                continue
+            requirements.append(Requirement(key[:MAX_NAME], operator[:16], tuple(
+                str(v)[:MAX_NAME] for v in values[:MAX_AFFINITY_TERMS] if isinstance(v, (str, int)))))
+        out.append(tuple(requirements))
+    return tuple(out)
+
+
+@dataclass(frozen=True, slots=True)
 class PodView:
     """One pod as the controller reads it."""
 
@@ -208,6 +267,7 @@ class PodView:
     deleting: bool  # metadata.deletionTimestamp set
     created: float | None  # metadata.creationTimestamp
     node_selector: Mapping[str, str] = field(default_factory=dict)
+    affinity: Affinity = ()  # required node affinity
     layout_blocked: str | None = None  # the extender's layout reason, when the pod is unschedulable for it
     workload: planning.Workload | None = None  # the pod as the planner's workload
     problem: str | None = None  # why it has no workload
@@ -226,17 +286,22 @@ class PodView:
         return self.node is None and not self.finished and not self.deleting and self.layout_blocked is not None
 
 
-def _layout_blocked(status: Mapping[str, Any]) -> str | None:
+def _layout_blocked(status: Mapping[str, Any], affinity: Affinity) -> str | None:
+    """The layout reason a pod is unschedulable for: one of the extender's, or a required node
+    affinity on our partition labels (the admission webhook writes ``memory-mib Gt``), which
+    kube-scheduler's own NodeAffinity filter applies before the extender is asked."""
     conditions = status.get("conditions")
     for condition in (conditions if isinstance(conditions, list) else [])[:MAX_ENTRIES]:
         condition = _mapping(condition)
         if condition.get("type") != "PodScheduled" or condition.get("status") != "False":
             continue
         message = condition.get("message")
-        if not isinstance(message, str):
-            return None
-        text = message[:MAX_MESSAGE]
-        return next((reason for reason in LAYOUT_REASONS if reason in text), None)
+        text = message[:MAX_MESSAGE] if isinstance(message, str) else ""
+        found = next((reason for reason in LAYOUT_REASONS if reason in text), None)
+        if found is None and condition.get("reason") == "Unschedulable":
+            keys_ = sorted({r.key for term in affinity for r in term if r.key.startswith(LABEL_PREFIX)})
+            found = f"node affinity on {keys_[0]}" if keys_ else None
+        return found
     return None
 
 
@@ -278,7 +343,8 @@ def read_pod(obj: object) -> PodView | None:
             created = parse_time("metadata.creationTimestamp", raw_created)
         except BoundedValueError:
             created = None
-    blocked = _layout_blocked(status)
+    affinity = _affinity(spec)
+    blocked = _layout_blocked(status, affinity)
     workload = None
     node = _name(spec.get("nodeName"))
     if problem is None and partitions > 0:
@@ -291,6 +357,6 @@ def read_pod(obj: object) -> PodView | None:
         namespace=namespace, name=name, uid=_uid(uid) or f"{namespace}/{name}",
         node=node, partitions=partitions, finished=status.get("phase") in _FINISHED,
         deleting=metadata.get("deletionTimestamp") is not None, created=created,
-        node_selector=_strings(spec.get("nodeSelector")), layout_blocked=blocked, workload=workload,
+        node_selector=_strings(spec.get("nodeSelector")), affinity=affinity, layout_blocked=blocked, workload=workload,
         problem=problem,
     )

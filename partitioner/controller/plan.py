@@ -7,7 +7,8 @@ sees (nodes, pods, the nodes' repartition states) and the clock.
    not change (not opted in, busy, cooling down, in a repartition) held in its mode.
 3. A change is made only where it pays: the pending pods are placed, in order, with the planner's
    own ``place_one`` (the extender's filter and best-fit score) on the cluster as it is (bound pods
-   where they are, nodeSelectors respected), with and without the change. A change pays when it
+   where they are, nodeSelectors and required node affinity respected, against the labels a node
+   would have after the change), with and without the change. A change pays when it
    lets pending pods run that cannot now. Idle nodes come first; a node with GPU pods only with
    ``--allow-eviction`` and only when its pods can be placed elsewhere too. Among equals the
    advisor's choice wins, then the mode with more (smaller) partitions.
@@ -27,7 +28,7 @@ from partitioner import dcm
 from partitioner.advisor import AdvisorNode, AdvisorOptions, advise
 from partitioner.controller import keys
 from partitioner.controller.machine import Phase, RepartitionState, Target
-from partitioner.controller.observe import NodeView, PodView
+from partitioner.controller.observe import NodeView, PodView, affinity_matches
 from partitioner.controller.settings import Settings
 from partitioner.errors import AdvisorInputError
 from partitioner.modes import Mode, candidate_options, existing_option
@@ -113,7 +114,8 @@ def _simulate(nodes: Sequence[_SimNode], modes: Mapping[str, Mode], used: Mappin
     for pod in queue:
         if pod.workload is None:
             continue
-        eligible = [s for s, labels in states if all(labels.get(k) == v for k, v in pod.node_selector.items())]
+        eligible = [s for s, labels in states if all(labels.get(k) == v for k, v in pod.node_selector.items())
+                    and affinity_matches(pod.affinity, labels)]
         if eligible and isinstance(planning.place_one(eligible, pod.workload, policy=planning.Policy.BEST_FIT),
                                    planning.Placement):
             placed.add(pod.key)
@@ -209,7 +211,8 @@ def make_plan(nodes: Sequence[NodeView], pods: Sequence[PodView], states: Mappin
     while open_nodes and len(changes) < MAX_CHANGES and len(placed) < len(pending):
         best: tuple[tuple[Any, ...], Change] | None = None
         seen_classes: set[tuple[Any, ...]] = set()
-        selectors = {k for p in pending for k in p.node_selector}
+        selectors = {k for p in pending for k in p.node_selector} | {
+            r.key for p in pending for term in p.affinity for r in term}
         for name in sorted(open_nodes, key=lambda n: (n not in advised, n)):
             node_ = open_nodes[name]
             busy = holders.get(name, [])

@@ -8,7 +8,14 @@ from typing import Any
 
 from extender import planning
 from partitioner.controller import keys
-from sizing.contract import ANNOTATION_MODEL, ANNOTATION_PRECISION, RESOURCE_NAME, PartitionShape, node_labels
+from sizing.contract import (
+    ANNOTATION_MODEL,
+    ANNOTATION_PRECISION,
+    LABEL_MEMORY_MIB,
+    RESOURCE_NAME,
+    PartitionShape,
+    node_labels,
+)
 
 LLAMA_70B = {ANNOTATION_MODEL: "meta-llama/Llama-3.3-70B-Instruct", ANNOTATION_PRECISION: "fp16"}  # ~151 GiB
 QWEN_14B = {ANNOTATION_MODEL: "Qwen/Qwen3-14B", ANNOTATION_PRECISION: "fp16"}  # ~34 GiB
@@ -49,7 +56,8 @@ def node(name: str, compute: str = "CPX", memory: str = "NPS4", *, gpus: int = 1
 
 def pod(name: str, annotations: Mapping[str, str] | None = None, *, node_name: str | None = None,
         partitions: int = 1, blocked: str | None = TOO_SMALL, created: str = "2026-11-30T07:00:00Z",
-        namespace: str = "ns", selector: Mapping[str, str] | None = None, deleting: bool = False) -> dict[str, Any]:
+        namespace: str = "ns", selector: Mapping[str, str] | None = None, deleting: bool = False,
+        memory_mib_above: int | None = None) -> dict[str, Any]:
     amount = {RESOURCE_NAME: str(partitions)}
     status: dict[str, Any] = {"phase": "Pending" if node_name is None else "Running"}
     if node_name is None and blocked is not None:
@@ -64,4 +72,16 @@ def pod(name: str, annotations: Mapping[str, str] | None = None, *, node_name: s
         spec["nodeName"] = node_name
     if selector:
         spec["nodeSelector"] = dict(selector)
+    if memory_mib_above is not None:
+        spec["affinity"] = memory_affinity(memory_mib_above)
     return {"metadata": metadata, "spec": spec, "status": status}
+
+
+def memory_affinity(above_mib: int) -> dict[str, Any]:
+    """The required node affinity our admission webhook writes: partitions larger than ``above_mib``."""
+    expression = {"key": LABEL_MEMORY_MIB, "operator": "Gt", "values": [str(above_mib)]}
+    return {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+        "nodeSelectorTerms": [{"matchExpressions": [expression]}]}}}
+
+
+AFFINITY_MISMATCH = "0/3 nodes are available: 3 node(s) didn't match Pod's node affinity/selector."

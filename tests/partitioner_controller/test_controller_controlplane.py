@@ -26,7 +26,7 @@ from tests.controlplane.harness import ControlPlane
 from tests.controlplane.processes import wait_until
 from tests.partitioner_controller.controller_process import RunningController, start_controller
 from tests.partitioner_controller.dcm_standin import DcmStandIn
-from tests.partitioner_controller.objects import LLAMA_8B, LLAMA_70B, QWEN_14B, partition_labels
+from tests.partitioner_controller.objects import LLAMA_8B, LLAMA_70B, QWEN_14B, memory_affinity, partition_labels
 
 RBAC = Path(__file__).resolve().parents[2] / "manifests" / "partitioner" / "rbac.yaml"
 SCHEDULER = "aim-controller-test-scheduler"
@@ -80,17 +80,19 @@ class Cluster:
         self.dcm.manage(name, "MI300X", gpus, behaviour)
         return name
 
-    def pod(self, name: str, annotations: dict[str, str], partitions: int = 1) -> None:
-        submit(self.core, self.namespace, gpu_pod(name, scheduler=SCHEDULER, pool=self.prefix, partitions=partitions,
-                                                  annotations=annotations))
+    def pod(self, name: str, annotations: dict[str, str], partitions: int = 1,
+            memory_mib_above: int | None = None) -> None:
+        body = gpu_pod(name, scheduler=SCHEDULER, pool=self.prefix, partitions=partitions, annotations=annotations)
+        if memory_mib_above is not None:  # as our admission webhook sizes it
+            body["spec"]["affinity"] = memory_affinity(memory_mib_above)
+        submit(self.core, self.namespace, body)
 
-    def pending_for_size(self, name: str) -> None:
-        """Wait until kube-scheduler has marked the pod unschedulable with the extender's reason
-        (its PodScheduled condition: what the controller reads)."""
+    def pending_for_size(self, name: str, reason: str = "gpu partition too small for model") -> None:
+        """Wait until kube-scheduler has marked the pod unschedulable with ``reason`` (its
+        PodScheduled condition: what the controller reads)."""
         def marked() -> bool:
             pod = _pod(self, name)
-            return any(c.type == "PodScheduled" and c.status == "False"
-                       and "gpu partition too small for model" in (c.message or "")
+            return any(c.type == "PodScheduled" and c.status == "False" and reason in (c.message or "")
                        for c in (pod.status.conditions or []))
 
         wait_until(marked, BIND_TIMEOUT, f"pod {name} to be unschedulable for partition size")
@@ -256,9 +258,11 @@ def test_controller_killed_mid_way_resumes_from_the_node_annotations(cluster: Cl
 def test_two_pending_sizes_change_each_node_once_and_settle(cluster: Cluster) -> None:
     b, c = cluster.node("b"), cluster.node("c")
     cluster.pod("llama-70b", LLAMA_70B)
-    cluster.pod("qwen-14b", QWEN_14B)
+    # The 14B pod as the webhook writes it: kube-scheduler's NodeAffinity filter rejects the CPX
+    # nodes (24 GiB) before the extender is asked.
+    cluster.pod("qwen-14b", QWEN_14B, memory_mib_above=34815)
     cluster.pending_for_size("llama-70b")
-    cluster.pending_for_size("qwen-14b")
+    cluster.pending_for_size("qwen-14b", reason="node affinity")
     # Two replicas on one Lease, as the Deployment runs them: one acts, the other waits.
     controller, standby = cluster.controller("two"), cluster.controller("two")
     big, small = cluster.bound("llama-70b", controller), cluster.bound("qwen-14b", controller)

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from partitioner.controller.observe import LAYOUT_REASONS, read_node, read_pod
+from partitioner.controller.observe import LAYOUT_REASONS, affinity_matches, read_node, read_pod
 from sizing.contract import LABEL_COUNT, RESOURCE_NAME
 from tests.partitioner_controller import objects
 
@@ -86,3 +86,27 @@ def test_a_huge_partition_request_is_a_problem_not_a_crash() -> None:
     obj["spec"]["containers"][0]["resources"] = {"limits": {RESOURCE_NAME: "9" * 50}}
     view = read_pod(obj)
     assert view is not None and view.partitions == 0 and view.problem is not None and RESOURCE_NAME in view.problem
+
+
+def test_a_pod_held_back_by_the_webhooks_node_affinity_is_ours() -> None:
+    view = read_pod(objects.pod("mid", objects.QWEN_14B, blocked=objects.AFFINITY_MISMATCH, memory_mib_above=34815))
+    assert view is not None and view.pending_for_layout
+    assert view.layout_blocked == "node affinity on amd.com/gpu-partition.memory-mib"
+    plain = read_pod(objects.pod("other", objects.QWEN_14B, blocked=objects.AFFINITY_MISMATCH))
+    assert plain is not None and not plain.pending_for_layout, "an affinity on other labels is not ours"
+
+
+@pytest.mark.parametrize(("operator", "values", "label", "expected"), [
+    ("Gt", ["24575"], "24576", True), ("Gt", ["24576"], "24576", False), ("Lt", ["100"], "99", True),
+    ("Gt", ["9" * 100], "1", False), ("Gt", ["x"], "1", False), ("Gt", ["1"], None, False),
+    ("In", ["a", "b"], "b", True), ("NotIn", ["a"], None, True), ("Exists", [], "", True),
+    ("DoesNotExist", [], None, True), ("Weird", [], "a", False),
+])
+def test_affinity_requirements_match_like_the_scheduler(operator: str, values: list[str], label: str | None,
+                                                        expected: bool) -> None:
+    pod = objects.pod("p", {})
+    pod["spec"]["affinity"] = {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+        "nodeSelectorTerms": [{"matchExpressions": [{"key": "k", "operator": operator, "values": values}]}]}}}
+    view = read_pod(pod)
+    assert view is not None
+    assert affinity_matches(view.affinity, {} if label is None else {"k": label}) is expected

@@ -117,6 +117,15 @@ def test_pods_that_fit_already_or_cannot_be_sized_plan_nothing() -> None:
     assert plan.changes == () and "odd" in plan.helpless[0][0]
 
 
+def test_the_webhooks_node_affinity_is_met_by_the_labels_after_the_change() -> None:
+    mid = objects.pod("mid", objects.QWEN_14B, blocked=objects.AFFINITY_MISMATCH, memory_mib_above=34815)
+    plan = _plan([objects.node("b")], [mid])
+    assert len(plan.changes) == 1 and plan.changes[0].target.compute_mode in ("QPX", "DPX", "SPX")
+    # An affinity no mode of this node meets (more than a whole MI300X) plans nothing.
+    huge = objects.pod("huge", objects.QWEN_14B, blocked=objects.AFFINITY_MISMATCH, memory_mib_above=200_000)
+    assert _plan([objects.node("b")], [huge]).changes == ()
+
+
 def _change(node: str, profile: str) -> Change:
     return Change(node, Mode("CPX", "NPS4"), Mode("SPX", "NPS1"), profile, 1, 1, ("ns/p",), (), True)
 
