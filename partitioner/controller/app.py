@@ -63,10 +63,18 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as error:
         print(f"aim-partitioner controller: error: {error}", file=sys.stderr)
         return 2
+    if args.once and settings.mode is RunMode.APPLY:
+        print("aim-partitioner controller: error: --once only plans (--mode recommend): without the Lease a"
+              " one-off apply could race the running controller", file=sys.stderr)
+        return 2
     lease = LeaseSettings(args.lease_name, args.lease_namespace, args.lease_duration_seconds,
                           args.renew_deadline_seconds, args.retry_period_seconds)
     if args.leader_elect and not args.once and (problem := lease.problem()):
         print(f"aim-partitioner controller: error: {problem}", file=sys.stderr)
+        return 2
+    if not 0 <= args.metrics_port <= 65535:
+        print(f"aim-partitioner controller: error: --metrics-port={args.metrics_port}: must be 0..65535",
+              file=sys.stderr)
         return 2
     for name in ("resync_seconds", "min_interval_seconds"):
         if not 0 < getattr(args, name) <= 3600:

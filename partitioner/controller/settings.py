@@ -41,6 +41,10 @@ RESYNC_SECONDS = 10.0
 CONFIGMAP_SETTLE_SECONDS = 120.0
 # Shortest time between two evaluations: watch events come in bursts (a drain moves many pods).
 MIN_INTERVAL_SECONDS = 1.0
+# Most nodes in flight at once: 64 is a large pool drained together; more is a mistake.
+MAX_IN_FLIGHT_LIMIT = 64
+# Longest time any setting may be: a week (a longer cooldown or timeout is a typo for a shorter one).
+MAX_SECONDS = 7 * 86400.0
 # Leader election, client-go's defaults (leaderelection.LeaderElectionConfig docs): 15/10/2 s.
 LEASE_DURATION_SECONDS = 15
 RENEW_DEADLINE_SECONDS = 10
@@ -62,10 +66,11 @@ class Settings:
     trust: Trust = Trust.DRIVER
 
     def __post_init__(self) -> None:
-        if not 1 <= self.max_in_flight <= 64:
-            raise ValueError(f"max_in_flight={self.max_in_flight}: must be 1..64")
+        # Messages name the command-line flag of each field.
+        if not 1 <= self.max_in_flight <= MAX_IN_FLIGHT_LIMIT:
+            raise ValueError(f"--max-in-flight={self.max_in_flight}: must be 1..{MAX_IN_FLIGHT_LIMIT}")
         for name in ("cooldown_seconds", "stable_seconds", "drain_timeout_seconds", "dcm_timeout_seconds",
                      "advertise_timeout_seconds", "backoff_seconds", "configmap_settle_seconds"):
             value = getattr(self, name)
-            if not 0 <= value <= 7 * 86400:
-                raise ValueError(f"{name}={value}: must be 0..604800 seconds")
+            if not 0 <= value <= MAX_SECONDS:  # also refuses NaN
+                raise ValueError(f"--{name.replace('_', '-')}={value}: must be 0..{MAX_SECONDS:.0f} seconds")
