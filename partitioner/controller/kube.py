@@ -65,8 +65,8 @@ class Kube:
             self.core.patch_node(node.name, patch_body(node, patch), _request_timeout=TIMEOUT)
             return True
         except ApiException as error:
-            if error.status == 409:
-                logger.info("node %s changed while being updated; will redo this step on the next pass", node.name)
+            if error.status == 409:  # our view was older than the node (the watch lags our own writes)
+                logger.debug("node %s changed since it was read; will redo this step on the next pass", node.name)
             else:
                 logger.warning("node %s: update failed (%s); will retry on the next pass", node.name, short(error))
         except Exception as error:  # noqa: BLE001 - any transport failure: retried on the next tick

@@ -276,6 +276,7 @@ class Controller:
             node = by_name[change.node]
             if self._run(node, start(node, change.target_spec, now, change.describe())):
                 self._memory.pop(change.node, None)
+                self._tracked[node.name] = node
                 for key in change.unblocks:
                     self._pod_event(by_key.get(key), "Normal", "RepartitionStarted",
                                     f"node {change.node} is being repartitioned {change.current} -> {change.target}"

@@ -16,7 +16,7 @@ from tests.controlplane.processes import ManagedProcess, free_port
 
 # Test-sized timings: a change starts as soon as it is planned, and every wait is seconds long.
 FAST_FLAGS = ("--stable-seconds=0", "--cooldown-seconds=600", "--configmap-settle-seconds=0",
-              "--resync-seconds=0.3", "--min-interval-seconds=0.05", "--drain-timeout-seconds=20",
+              "--resync-seconds=0.3", "--min-interval-seconds=0.1", "--drain-timeout-seconds=20",
               "--dcm-timeout-seconds=20", "--advertise-timeout-seconds=20", "--backoff-seconds=600",
               "--lease-duration-seconds=3", "--renew-deadline-seconds=2", "--retry-period-seconds=1",
               "--log-level=info")
