@@ -87,6 +87,28 @@ class _SimNode:
     labels: Mapping[str, str]  # the node's labels other than our partition labels
 
 
+class _Counted(planning.NodeState):
+    """A planner node that keeps its used-partition count instead of summing its slots on every
+    decision (the same device as ``partitioner.replay``'s node); decisions are ``place_one``'s."""
+
+    def __init__(self, name: str, gpus: list[planning.GpuState], labels: dict[str, str]) -> None:
+        super().__init__(name, gpus)
+        self._used = sum(gpu.used for gpu in gpus)
+        self._labels = labels
+
+    def labels(self) -> dict[str, str]:
+        return self._labels  # the device plugin's labels for this partitioning, computed once per layout
+
+    @property
+    def used(self) -> int:
+        return self._used
+
+    def take(self, workload: str, requirement: Any) -> list[tuple[int, int]]:
+        taken = super().take(workload, requirement)
+        self._used += len(taken)
+        return taken
+
+
 def _occupy(state: planning.NodeState, partitions: int) -> None:
     """Mark ``partitions`` partitions used, GPU by GPU (bound pods hold them; which ones does not
     matter to the extender, which judges a node by its counts)."""
@@ -100,16 +122,24 @@ def _occupy(state: planning.NodeState, partitions: int) -> None:
                 left -= 1
 
 
+# The device plugin's labels of one partitioning (product, mode, GPUs), computed once per plan.
+_LabelCache = dict[tuple[str, Mode, int], dict[str, str]]
+
+
 def _simulate(nodes: Sequence[_SimNode], modes: Mapping[str, Mode], used: Mapping[str, int],
-              queue: Sequence[PodView]) -> set[str]:
+              queue: Sequence[PodView], cache: _LabelCache) -> set[str]:
     """The pods of ``queue`` the planner places, in order, on ``nodes`` (modes overridden by ``modes``)."""
     states: list[tuple[planning.NodeState, dict[str, str]]] = []
     for node in nodes:
         mode = modes.get(node.name, node.mode)
         option = existing_option(node.product, mode)
-        state = planning.NodeState.from_plan(planning.PlanNode(node.name, (option.geometry,) * node.gpus))
-        _occupy(state, used.get(node.name, 0))
-        states.append((state, {**node.labels, **state.labels()}))
+        fresh = planning.NodeState.from_plan(planning.PlanNode(node.name, (option.geometry,) * node.gpus))
+        _occupy(fresh, used.get(node.name, 0))
+        key = (node.product, mode, node.gpus)
+        if key not in cache:
+            cache[key] = fresh.labels()
+        state = _Counted(fresh.name, fresh.gpus, cache[key])
+        states.append((state, {**node.labels, **cache[key]}))
     placed: set[str] = set()
     for pod in queue:
         if pod.workload is None:
@@ -205,7 +235,8 @@ def make_plan(nodes: Sequence[NodeView], pods: Sequence[PodView], states: Mappin
         notes.append(problem)
 
     modes: dict[str, Mode] = {}
-    placed = _simulate(sim, modes, used, pending)
+    labels: _LabelCache = {}
+    placed = _simulate(sim, modes, used, pending, labels)
     changes: list[Change] = []
     open_nodes = {n.name: n for n in sim if n.name in allowed}
     while open_nodes and len(changes) < MAX_CHANGES and len(placed) < len(pending):
@@ -230,11 +261,11 @@ def make_plan(nodes: Sequence[NodeView], pods: Sequence[PodView], states: Mappin
                 trial = {**modes, name: option.mode}
                 if busy:
                     trial_used = {**used, name: 0}
-                    result = _simulate(sim, trial, trial_used, [*busy, *pending])
+                    result = _simulate(sim, trial, trial_used, [*busy, *pending], labels)
                     if not all(p.key in result for p in busy):
                         continue  # its pods could not all run elsewhere
                 else:
-                    result = _simulate(sim, trial, used, pending)
+                    result = _simulate(sim, trial, used, pending, labels)
                 gained = tuple(p.key for p in pending if p.key in result and p.key not in placed)
                 if not gained or not {p.key for p in pending if p.key in placed} <= result:
                     continue  # helps nobody, or would leave out a pod the layout already places
@@ -251,9 +282,10 @@ def make_plan(nodes: Sequence[NodeView], pods: Sequence[PodView], states: Mappin
         modes[change.node] = change.target
         if change.evicts:
             used = {**used, change.node: 0}
-            placed = _simulate(sim, modes, used, [*holders.get(change.node, []), *pending]) & {p.key for p in pending}
+            moved = [*holders.get(change.node, []), *pending]
+            placed = _simulate(sim, modes, used, moved, labels) & {p.key for p in pending}
         else:
-            placed = _simulate(sim, modes, used, pending)
+            placed = _simulate(sim, modes, used, pending, labels)
         del open_nodes[change.node]
     helpless = tuple((p.key, _why_not(p, by_name)) for p in pending if p.key not in placed)
     return Plan(tuple(changes), tuple(p.key for p in pending), helpless, tuple(notes))
