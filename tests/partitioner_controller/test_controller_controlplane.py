@@ -19,7 +19,9 @@ import yaml
 from kubernetes import client
 
 from extender.scheduler_config import API_V1BETA3, ExtenderEndpoint, second_scheduler_config
+from partitioner import dcm
 from partitioner.controller import keys
+from partitioner.modes import Mode
 from sizing.contract import LABEL_COMPUTE_MODE, LABEL_COUNT, RESOURCE_NAME
 from tests.controlplane.gpu_cluster import bound_node, gpu_pod, submit
 from tests.controlplane.harness import ControlPlane
@@ -169,6 +171,12 @@ def cluster(request: pytest.FixtureRequest, scheduling: Scheduling, namespace: s
 def test_pending_70b_on_all_cpx_makes_one_idle_node_spx_and_never_touches_opt_out(cluster: Cluster) -> None:
     out = cluster.node("a-optout", opted_in=False)  # first by name: it would be chosen if it were allowed
     b, c = cluster.node("b"), cluster.node("c")
+    # The GPU Operator's own entries in the DCM ConfigMap must survive the controller's writes.
+    theirs: dict[str, Any] = {"gpu-config-profiles": {"default": {"skippedGPUs": {"ids": []}, "profiles": [
+        {"computePartition": "SPX", "memoryPartition": "NPS1"}]}},
+        "gpuClientSystemdServices": {"names": ["amd-metrics-exporter", "gpuagent"]}}
+    cluster.core.create_namespaced_config_map(cluster.namespace, cast(Any, dcm.configmap(
+        theirs, name=f"dcm-{cluster.prefix}", namespace=cluster.namespace)))
     before = cluster.read(out).metadata
     cluster.pod("llama-70b", LLAMA_70B)
     cluster.pending_for_size("llama-70b")
@@ -185,6 +193,10 @@ def test_pending_70b_on_all_cpx_makes_one_idle_node_spx_and_never_touches_opt_ou
     assert cluster.condition(node)["status"] == "True"
     other = c if node == b else b
     assert cluster.dcm.requests(node) == ["spx_nps1_1gpu"] and cluster.dcm.requests(other) == []
+    written = json.loads(_configmap(cluster).data[dcm.CONFIG_KEY])
+    assert written["gpuClientSystemdServices"] == theirs["gpuClientSystemdServices"]
+    assert {"default", "spx_nps1_1gpu", "cpx_nps4_1gpu"} <= set(written["gpu-config-profiles"])
+    assert written["gpu-config-profiles"]["default"] == theirs["gpu-config-profiles"]["default"]
     wait_until(lambda: controller.metric("aim_partitioner_pods_unblocked_total") == 1, 10, "the unblocked count")
     metrics = controller.metrics()
     assert metrics['aim_partitioner_repartitions_total{result="started"}'] == 1
@@ -263,8 +275,13 @@ def test_two_pending_sizes_change_each_node_once_and_settle(cluster: Cluster) ->
     cluster.pod("qwen-14b", QWEN_14B, memory_mib_above=34815)
     cluster.pending_for_size("llama-70b")
     cluster.pending_for_size("qwen-14b", reason="node affinity")
+    # Profiles someone else keeps (--dcm-configmap-existing): read, never written.
+    profiles = dcm.config((Mode(c, m), 1) for c, m in (("SPX", "NPS1"), ("DPX", "NPS2"), ("QPX", "NPS1")))
+    cluster.core.create_namespaced_config_map(cluster.namespace, cast(Any, dcm.configmap(
+        profiles, name=f"dcm-{cluster.prefix}", namespace=cluster.namespace)))
+    version = _configmap(cluster).metadata
     # Two replicas on one Lease, as the Deployment runs them: one acts, the other waits.
-    controller, standby = cluster.controller("two"), cluster.controller("two")
+    controller, standby = (cluster.controller("two", "--dcm-configmap-existing") for _ in range(2))
     big, small = cluster.bound("llama-70b", controller), cluster.bound("qwen-14b", controller)
     assert {big, small} == {b, c}
     def succeeded() -> float:
@@ -282,6 +299,8 @@ def test_two_pending_sizes_change_each_node_once_and_settle(cluster: Cluster) ->
                    "another repartition")
     assert {n: cluster.dcm.requests(n) for n in (b, c)} == settled
     assert all(len(v) == 1 for v in settled.values()), settled
+    after = _configmap(cluster).metadata
+    assert after.resource_version == version.resource_version, "--dcm-configmap-existing wrote the ConfigMap"
     assert controller.metric("aim_partitioner_planned_changes") == 0
     # A clean stop (SIGTERM) hands the Lease over at once: its holder is emptied.
     coordination: Any = client.CoordinationV1Api(cluster.core.api_client)
@@ -290,6 +309,10 @@ def test_two_pending_sizes_change_each_node_once_and_settle(cluster: Cluster) ->
     assert coordination.read_namespaced_lease("ctl-two", cluster.namespace).spec.holder_identity != holder
     wait_until(lambda: standby.metric('aim_partitioner_nodes{state="cooldown"}') == 2, 10, "the standby to lead")
     cluster.plane.stop_process(standby.process)
+
+
+def _configmap(cluster: Cluster) -> Any:
+    return cluster.core.read_namespaced_config_map(f"dcm-{cluster.prefix}", cluster.namespace)
 
 
 def _pod(cluster: Cluster, name: str) -> Any:
