@@ -10,8 +10,8 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Final
+from dataclasses import dataclass, replace
+from typing import Any, Final
 
 from partitioner.controller import keys
 from partitioner.controller.kube import EvictionResult, Kube
@@ -27,7 +27,15 @@ from partitioner.controller.machine import (
 )
 from partitioner.controller.metrics import Metrics
 from partitioner.controller.observe import NodeView, PodView
-from partitioner.controller.plan import Candidacy, Change, Plan, dcm_profiles, make_plan, stabilize
+from partitioner.controller.plan import (
+    Candidacy,
+    Change,
+    Plan,
+    dcm_profiles,
+    make_plan,
+    matching_profile,
+    stabilize,
+)
 from partitioner.controller.settings import RunMode, Settings
 from partitioner.controller.watch import short
 
@@ -267,8 +275,11 @@ class Controller:
         usable = self._usable_profiles(nodes, states, now)
         by_name = {n.name: n for n in nodes}
         for change in ready[:slots]:
+            if self._dcm.existing and change.profile not in usable:
+                found = matching_profile(usable, change.target, change.gpus)
+                change = replace(change, profile=found) if found else change
             if change.profile not in usable:
-                if self._first(("configmap", change.profile, ",".join(sorted(usable)))):
+                if self._first(("configmap", change.profile, ",".join(sorted(map(str, usable))))):
                     logger.info("node %s waits for DCM profile %s to be in ConfigMap %s/%s (and settled for %.0f s)",
                                 change.node, change.profile, self._dcm.namespace, self._dcm.name,
                                 self._settings.configmap_settle_seconds)
@@ -283,7 +294,7 @@ class Controller:
                                     " so that this pod can run")
 
     def _usable_profiles(self, nodes: Sequence[NodeView], states: Mapping[str, RepartitionState],
-                         now: float) -> set[str]:
+                         now: float) -> dict[str, Any]:
         """DCM profiles that exist in the ConfigMap and have been there long enough for DCM to see
         them; writes the missing ones first (unless the ConfigMap is someone else's)."""
         found = self._kube.read_profiles(self._dcm.namespace, self._dcm.name)
@@ -291,12 +302,12 @@ class Controller:
         if found.problem is not None:
             if self._first(("configmap", "problem", found.problem)):
                 logger.warning("%s; no repartition starts until it is fixed", found.problem)
-            return set()
+            return {}
         current = dict(found.profiles())
         if self._dcm.existing:
             if not found.exists and self._first(("configmap", "missing", where)):
                 logger.warning("%s does not exist (--dcm-configmap-existing); no repartition starts", where)
-            return set(current)
+            return current
         wanted = dcm_profiles(nodes, states, self._settings)["gpu-config-profiles"]
         missing = {name: body for name, body in wanted.items() if current.get(name) != body}
         if missing or not found.exists:
@@ -305,7 +316,7 @@ class Controller:
             if self._kube.write_profiles(self._dcm.namespace, self._dcm.name, document, now, found.exists):
                 logger.info("wrote DCM profiles %s to %s; they are used after %.0f s, when DCM has seen them",
                             ", ".join(sorted(missing)) or "(none)", where, self._settings.configmap_settle_seconds)
-            return set()
+            return {}
         if found.updated is not None and now - found.updated < self._settings.configmap_settle_seconds:
-            return set()
-        return set(current)
+            return {}
+        return current

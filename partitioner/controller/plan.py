@@ -33,6 +33,8 @@ from partitioner.controller.settings import Settings
 from partitioner.errors import AdvisorInputError
 from partitioner.modes import Mode, candidate_options, existing_option
 
+# Profiles looked at in someone else's DCM ConfigMap: far more than anyone defines.
+MAX_PROFILES: Final = 1024
 # Changes planned at most per evaluation: far more than max-in-flight ever allows at once.
 MAX_CHANGES: Final = 16
 # Taint effects that keep new pods off a node (a node with one is left out of the simulation).
@@ -342,3 +344,26 @@ def dcm_profiles(nodes: Sequence[NodeView], states: Mapping[str, RepartitionStat
         if node.mode is not None:
             layouts.append((node.mode, node.gpus))
     return dcm.config(layouts)
+
+
+def matching_profile(profiles: Mapping[str, Any], mode: Mode, gpus: int) -> str | None:
+    """The name of a profile in someone else's DCM ConfigMap that puts all ``gpus`` GPUs of a node in
+    ``mode``: one entry with that compute and memory partition, ``numGPUsAssigned`` equal to the
+    GPU count or left out (the GPU Operator's built-ins: "all"), no skipped GPUs. Our own name
+    first; else the first such profile by name (e.g. the operator's ``cpx_nps4_all``)."""
+    own = dcm.profile_name(mode, gpus)
+    candidates = sorted(profiles, key=lambda name: (name != own, name))
+    for name in candidates[:MAX_PROFILES]:
+        body = profiles[name]
+        if not isinstance(name, str) or not isinstance(body, Mapping):
+            continue
+        entries, skipped = body.get("profiles"), body.get("skippedGPUs")
+        skipped_ids = skipped.get("ids") if isinstance(skipped, Mapping) else None
+        if skipped_ids or not isinstance(entries, list) or len(entries) != 1 or not isinstance(entries[0], Mapping):
+            continue
+        entry = entries[0]
+        count = entry.get("numGPUsAssigned")
+        if (entry.get("computePartition") == mode.compute_mode and entry.get("memoryPartition") == mode.memory_mode
+                and (count is None or (type(count) is int and count == gpus))):
+            return name
+    return None

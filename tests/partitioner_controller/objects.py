@@ -85,3 +85,18 @@ def memory_affinity(above_mib: int) -> dict[str, Any]:
 
 
 AFFINITY_MISMATCH = "0/3 nodes are available: 3 node(s) didn't match Pod's node affinity/selector."
+
+
+def _entry(compute: str, memory: str) -> dict[str, Any]:
+    return {"skippedGPUs": {"ids": []}, "profiles": [{"computePartition": compute, "memoryPartition": memory}]}
+
+
+# The shape of the GPU Operator's built-in DCM profiles (default-dcm-config, ROCm/gpu-operator
+# internal/configmanager/default_dcm_config.json): numGPUsAssigned left out means every GPU.
+OPERATOR_PROFILES: dict[str, Any] = {"gpu-config-profiles": {
+    "default": _entry("SPX", "NPS1"), "cpx_nps1_all": _entry("CPX", "NPS1"), "cpx_nps4_all": _entry("CPX", "NPS4"),
+    "dpx_nps2_all": _entry("DPX", "NPS2"), "qpx_nps1_all": _entry("QPX", "NPS1"),
+    "heterogeneous_example": {"skippedGPUs": {"ids": []}, "profiles": [
+        {"computePartition": "CPX", "memoryPartition": "NPS4", "numGPUsAssigned": 4},
+        {"computePartition": "SPX", "memoryPartition": "NPS4", "numGPUsAssigned": 4}]},
+}}

@@ -21,14 +21,20 @@ from kubernetes import client
 from extender.scheduler_config import API_V1BETA3, ExtenderEndpoint, second_scheduler_config
 from partitioner import dcm
 from partitioner.controller import keys
-from partitioner.modes import Mode
 from sizing.contract import LABEL_COMPUTE_MODE, LABEL_COUNT, RESOURCE_NAME
 from tests.controlplane.gpu_cluster import bound_node, gpu_pod, submit
 from tests.controlplane.harness import ControlPlane
 from tests.controlplane.processes import wait_until
 from tests.partitioner_controller.controller_process import RunningController, start_controller
 from tests.partitioner_controller.dcm_standin import DcmStandIn
-from tests.partitioner_controller.objects import LLAMA_8B, LLAMA_70B, QWEN_14B, memory_affinity, partition_labels
+from tests.partitioner_controller.objects import (
+    LLAMA_8B,
+    LLAMA_70B,
+    OPERATOR_PROFILES,
+    QWEN_14B,
+    memory_affinity,
+    partition_labels,
+)
 
 RBAC = Path(__file__).resolve().parents[2] / "manifests" / "partitioner" / "rbac.yaml"
 SCHEDULER = "aim-controller-test-scheduler"
@@ -275,10 +281,9 @@ def test_two_pending_sizes_change_each_node_once_and_settle(cluster: Cluster) ->
     cluster.pod("qwen-14b", QWEN_14B, memory_mib_above=34815)
     cluster.pending_for_size("llama-70b")
     cluster.pending_for_size("qwen-14b", reason="node affinity")
-    # Profiles someone else keeps (--dcm-configmap-existing): read, never written.
-    profiles = dcm.config((Mode(c, m), 1) for c, m in (("SPX", "NPS1"), ("DPX", "NPS2"), ("QPX", "NPS1")))
+    # The GPU Operator's own profiles (--dcm-configmap-existing): used by content, never written.
     cluster.core.create_namespaced_config_map(cluster.namespace, cast(Any, dcm.configmap(
-        profiles, name=f"dcm-{cluster.prefix}", namespace=cluster.namespace)))
+        OPERATOR_PROFILES, name=f"dcm-{cluster.prefix}", namespace=cluster.namespace)))
     version = _configmap(cluster).metadata
     # Two replicas on one Lease, as the Deployment runs them: one acts, the other waits.
     controller, standby = (cluster.controller("two", "--dcm-configmap-existing") for _ in range(2))
@@ -299,6 +304,8 @@ def test_two_pending_sizes_change_each_node_once_and_settle(cluster: Cluster) ->
                    "another repartition")
     assert {n: cluster.dcm.requests(n) for n in (b, c)} == settled
     assert all(len(v) == 1 for v in settled.values()), settled
+    # Asked for by the operator's names, matched by content (ours, e.g. spx_nps1_1gpu, do not exist).
+    assert settled[big] == ["default"] and settled[small][0] in OPERATOR_PROFILES["gpu-config-profiles"], settled
     after = _configmap(cluster).metadata
     assert after.resource_version == version.resource_version, "--dcm-configmap-existing wrote the ConfigMap"
     assert controller.metric("aim_partitioner_planned_changes") == 0

@@ -12,7 +12,7 @@ from partitioner.controller import keys
 from partitioner.controller.clock import format_time
 from partitioner.controller.machine import read_state
 from partitioner.controller.observe import NodeView, PodView, read_node, read_pod
-from partitioner.controller.plan import Candidacy, Change, Plan, dcm_profiles, make_plan, stabilize
+from partitioner.controller.plan import Candidacy, Change, Plan, dcm_profiles, make_plan, matching_profile, stabilize
 from partitioner.controller.settings import Settings
 from partitioner.modes import Mode
 from tests.partitioner_controller import objects
@@ -164,3 +164,21 @@ def test_planning_a_larger_cluster_is_quick() -> None:
     took = time.perf_counter() - began
     assert len(plan.changes) == 3 and sum(len(c.unblocks) for c in plan.changes) == 20, plan.changes
     assert took < 5.0, f"planning took {took:.1f} s"  # about 0.8 s on one shared core
+
+
+def test_someone_elses_profiles_are_matched_by_content() -> None:
+    profiles = objects.OPERATOR_PROFILES["gpu-config-profiles"]
+    assert matching_profile(profiles, Mode("SPX", "NPS1"), 8) == "default"
+    assert matching_profile(profiles, Mode("CPX", "NPS4"), 1) == "cpx_nps4_all"
+    assert matching_profile(profiles, Mode("DPX", "NPS1"), 8) is None
+    ours = {**profiles, "spx_nps1_8gpu": {"skippedGPUs": {"ids": []}, "profiles": [
+        {"computePartition": "SPX", "memoryPartition": "NPS1", "numGPUsAssigned": 8}]}}
+    assert matching_profile(ours, Mode("SPX", "NPS1"), 8) == "spx_nps1_8gpu", "our own name first"
+    wrong_count = {"x": {"profiles": [{"computePartition": "SPX", "memoryPartition": "NPS1", "numGPUsAssigned": 4}]}}
+    skipping = {"y": {"skippedGPUs": {"ids": [3]},
+                      "profiles": [{"computePartition": "SPX", "memoryPartition": "NPS1"}]}}
+    garbage: dict[str, Any] = {"z": "text", "w": {"profiles": "no"}, "v": {"profiles": [7]},
+                               "u": {"profiles": [{"computePartition": "SPX", "memoryPartition": "NPS1",
+                                                   "numGPUsAssigned": "8"}]}}
+    for profiles_ in (wrong_count, skipping, garbage):
+        assert matching_profile(profiles_, Mode("SPX", "NPS1"), 8) is None
