@@ -238,6 +238,7 @@ def make_plan(nodes: Sequence[NodeView], pods: Sequence[PodView], states: Mappin
 
     modes: dict[str, Mode] = {}
     labels: _LabelCache = {}
+    moved: list[PodView] = []  # pods of the changes chosen so far that must run elsewhere, placed first
     placed = _simulate(sim, modes, used, pending, labels)
     changes: list[Change] = []
     open_nodes = {n.name: n for n in sim if n.name in allowed}
@@ -261,13 +262,10 @@ def make_plan(nodes: Sequence[NodeView], pods: Sequence[PodView], states: Mappin
                 if option.mode == node_.mode:
                     continue
                 trial = {**modes, name: option.mode}
-                if busy:
-                    trial_used = {**used, name: 0}
-                    result = _simulate(sim, trial, trial_used, [*busy, *pending], labels)
-                    if not all(p.key in result for p in busy):
-                        continue  # its pods could not all run elsewhere
-                else:
-                    result = _simulate(sim, trial, used, pending, labels)
+                leaving = [*moved, *busy]
+                result = _simulate(sim, trial, {**used, name: 0} if busy else used, [*leaving, *pending], labels)
+                if not all(p.key in result for p in leaving):
+                    continue  # the pods that must leave their nodes could not all run elsewhere
                 gained = tuple(p.key for p in pending if p.key in result and p.key not in placed)
                 if not gained or not {p.key for p in pending if p.key in placed} <= result:
                     continue  # helps nobody, or would leave out a pod the layout already places
@@ -284,10 +282,8 @@ def make_plan(nodes: Sequence[NodeView], pods: Sequence[PodView], states: Mappin
         modes[change.node] = change.target
         if change.evicts:
             used = {**used, change.node: 0}
-            moved = [*holders.get(change.node, []), *pending]
-            placed = _simulate(sim, modes, used, moved, labels) & {p.key for p in pending}
-        else:
-            placed = _simulate(sim, modes, used, pending, labels)
+            moved = [*moved, *holders.get(change.node, [])]
+        placed = _simulate(sim, modes, used, [*moved, *pending], labels) & {p.key for p in pending}
         del open_nodes[change.node]
     helpless = tuple((p.key, _why_not(p, by_name)) for p in pending if p.key not in placed)
     return Plan(tuple(changes), tuple(p.key for p in pending), helpless, tuple(notes))

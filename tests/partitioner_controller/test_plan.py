@@ -68,6 +68,17 @@ def test_a_busy_node_whose_pods_cannot_run_elsewhere_is_not_changed() -> None:
     assert _plan(nodes, pods, Settings(allow_eviction=True)).changes == ()
 
 
+def test_pods_moved_by_one_change_take_room_the_next_change_cannot_count_on() -> None:
+    nodes = [objects.node("a-busy"), objects.node("b-busy"), objects.node("spare", opted_in=False)]
+    pods = [objects.pod("small-a", objects.LLAMA_8B, node_name="a-busy"),
+            objects.pod("small-b", objects.LLAMA_8B, node_name="b-busy")]
+    pods += [objects.pod(f"filler-{i}", objects.LLAMA_8B, node_name="spare") for i in range(7)]  # 1 of 8 free
+    pods += [objects.pod("big-1", objects.LLAMA_70B), objects.pod("big-2", objects.LLAMA_70B)]
+    plan = _plan(nodes, pods, Settings(allow_eviction=True))
+    assert len(plan.changes) == 1, "the second busy node's pod has nowhere left to go"
+    assert len(plan.helpless) == 1
+
+
 def test_two_sizes_are_planned_on_two_nodes_each_judged_after_the_other() -> None:
     plan = _plan([objects.node("b"), objects.node("c")],
                  [objects.pod("big", objects.LLAMA_70B), objects.pod("mid", objects.QWEN_14B,
