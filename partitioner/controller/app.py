@@ -57,7 +57,6 @@ def _api_client(kubeconfig: str | None) -> client.ApiClient:
 
 
 def run(args: argparse.Namespace) -> int:
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         settings = _settings(args)
     except ValueError as error:
@@ -81,6 +80,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"aim-partitioner controller: error: --{name.replace('_', '-')} must be in (0, 3600]",
                   file=sys.stderr)
             return 2
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         api = _api_client(args.kubeconfig)
     except Exception as error:  # noqa: BLE001 - a bad kubeconfig is a usage error, not a traceback
