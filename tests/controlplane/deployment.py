@@ -42,8 +42,9 @@ def tls_overlay(directory: Path) -> Path:
 
 def apply(plane: ControlPlane, documents: str, *, dry_run: bool, namespace: str | None = None,
           check: bool = True) -> subprocess.CompletedProcess[str]:
-    """``kubectl apply --server-side [--dry-run=server] -f -``."""
-    args = ["apply", "--server-side", f"--field-manager={FIELD_MANAGER}", "-f", "-"]
+    """``kubectl apply --server-side --force-conflicts [--dry-run=server] -f -``: the manifests win
+    over whatever other tests of the session applied to the same objects."""
+    args = ["apply", "--server-side", "--force-conflicts", f"--field-manager={FIELD_MANAGER}", "-f", "-"]
     if dry_run:
         args.append("--dry-run=server")
     if namespace:
@@ -97,7 +98,7 @@ def install_kserve_crds(plane: ControlPlane) -> None:
     if not crds.is_dir():
         raise ProcessError(f"KServe CRDs not found in {crds} (expected beside the binaries, see "
                            "tests/controlplane/README.md)")
-    plane.kubectl("apply", "--server-side", f"--field-manager={FIELD_MANAGER}", "-f", str(crds))
+    plane.kubectl("apply", "--server-side", "--force-conflicts", f"--field-manager={FIELD_MANAGER}", "-f", str(crds))
     api = client.ApiextensionsV1Api(plane.api)
 
     def established(name: str) -> bool:

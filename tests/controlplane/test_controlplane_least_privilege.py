@@ -123,7 +123,7 @@ def service_accounts() -> list[str]:
 def deployed(control_plane: ControlPlane) -> ControlPlane:
     """The kustomize build applied for real, and every ServiceAccount/RBAC object in manifests/
     (components included)."""
-    control_plane.kubectl("apply", "--server-side", "-f", "-", stdin=_namespace_yaml())
+    control_plane.kubectl("apply", "--server-side", "--force-conflicts", "-f", "-", stdin=_namespace_yaml())
     deploy_base(control_plane)
     create_referenced_namespaces(control_plane, (d.body for d in all_docs()))
     apply_rbac(control_plane, (d.body for d in all_docs()))
