@@ -42,7 +42,6 @@ from urllib.parse import urlsplit
 
 import httpx
 from kubernetes import client
-from prometheus_client.parser import text_string_to_metric_families
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -154,20 +153,6 @@ class BindingClock:
             raise TimeoutError(f"{len(self.bound)}/{self._expected} pods bound after {timeout:.0f} s")
 
 
-def prometheus(text: str) -> dict[str, float]:
-    out: dict[str, float] = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            labels = ",".join(f'{k}="{v}"' for k, v in sorted(sample.labels.items()))
-            out[f"{sample.name}{{{labels}}}" if labels else sample.name] = sample.value
-    return out
-
-
-def scheduler_metrics(port: int) -> dict[str, float]:
-    text = httpx.get(f"https://127.0.0.1:{port}/metrics", verify=False, timeout=10.0).text
-    return prometheus(text)
-
-
 def cpu_seconds(pid: int | None) -> float:
     """User + system CPU time of a process so far (/proc/PID/stat): unlike wall time, hardly
     affected by other work on a shared machine."""
@@ -201,13 +186,11 @@ def one_run(plane: ControlPlane, nodes: int, mode: str, pods: int, extender: Run
     before_ext = extender.metrics()
     extender_cpu = cpu_seconds(extender.process.pid)
     started = time.monotonic()
-    process = plane.start_scheduler(config, name=scheduler_name, extra_args=[
-        "--authorization-always-allow-paths=/healthz,/readyz,/livez,/metrics"])
-    port = int(next(a for a in process.argv if a.startswith("--secure-port=")).split("=", 1)[1])
+    process = plane.start_scheduler(config, name=scheduler_name)
     clock.wait(RUN_TIMEOUT_SECONDS)
     scheduler_cpu = cpu_seconds(process.pid)
     extender_cpu = cpu_seconds(extender.process.pid) - extender_cpu
-    sched = scheduler_metrics(port)
+    sched = plane.scheduler_metrics(process)
     ext = delta(extender.metrics(), before_ext)
     plane.stop_process(process)
     plane.delete_namespace(namespace)

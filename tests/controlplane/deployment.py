@@ -58,17 +58,30 @@ DRY_RUN_ONLY_KINDS = {"MutatingWebhookConfiguration", "ValidatingWebhookConfigur
 RBAC_KINDS = {"ServiceAccount", "Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding"}
 
 
-def deploy_base(plane: ControlPlane) -> str:
+WORKLOAD_KINDS = {"Deployment", "DaemonSet", "StatefulSet", "Job", "CronJob"}
+
+
+def deploy_base(plane: ControlPlane, *, workloads: bool = True) -> str:
     """Apply ``kubectl kustomize manifests/`` for real (idempotent; admission webhook
-    configurations only as a dry run); the rendered YAML."""
+    configurations only as a dry run; ``workloads=False`` leaves out Deployments, DaemonSets and
+    Jobs); the rendered YAML."""
     rendered = kustomize(plane, MANIFESTS)
     documents = [d for d in yaml.safe_load_all(rendered) if d]
-    real = [d for d in documents if d["kind"] not in DRY_RUN_ONLY_KINDS]
+    skipped = DRY_RUN_ONLY_KINDS | (set() if workloads else WORKLOAD_KINDS)
+    real = [d for d in documents if d["kind"] not in skipped]
     dry = [d for d in documents if d["kind"] in DRY_RUN_ONLY_KINDS]
     apply(plane, yaml.safe_dump_all(real), dry_run=False)
     if dry:
         apply(plane, yaml.safe_dump_all(dry), dry_run=True)
     return rendered
+
+
+def remove_workloads(plane: ControlPlane) -> None:
+    """Delete the project's Deployments, DaemonSets and Jobs and force-delete their pods: nothing
+    runs them here, and pods left bound to nodes other tests delete linger in kube-scheduler's
+    cache as nodes without a Node."""
+    plane.kubectl("-n", NAMESPACE, "delete", "deployments,daemonsets,jobs,cronjobs", "--all", "--wait=false")
+    plane.core.delete_collection_namespaced_pod(NAMESPACE, grace_period_seconds=0)
 
 
 def apply_rbac(plane: ControlPlane, documents: Iterable[Mapping[str, Any]]) -> None:

@@ -49,6 +49,16 @@ CONTROLLERS = "*,-nodeipam,-nodelifecycle,-cloud-node-lifecycle,-service,-route"
 TOKEN_SECONDS = 3600
 
 
+def prometheus_samples(text: str) -> dict[str, float]:
+    """Prometheus text exposition as ``name{label="v",...}`` -> value (labels sorted)."""
+    out: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            labels = ",".join(f'{k}="{v}"' for k, v in sorted(sample.labels.items()))
+            out[f"{sample.name}{{{labels}}}" if labels else sample.name] = sample.value
+    return out
+
+
 @dataclass
 class RunningExtender:
     """An ``aim-extender serve`` child process."""
@@ -65,12 +75,7 @@ class RunningExtender:
 
     def metrics(self) -> dict[str, float]:
         """Every sample of /metrics as ``name{label="v",...}`` -> value (labels sorted)."""
-        out: dict[str, float] = {}
-        for family in text_string_to_metric_families(self.get("/metrics").text):
-            for sample in family.samples:
-                labels = ",".join(f'{k}="{v}"' for k, v in sorted(sample.labels.items()))
-                out[f"{sample.name}{{{labels}}}" if labels else sample.name] = sample.value
-        return out
+        return prometheus_samples(self.get("/metrics").text)
 
     def ready(self) -> bool:
         try:
@@ -247,6 +252,8 @@ class ControlPlane:
         port = free_port()
         process = self.start_process(label, [str(self.binaries.path("kube-scheduler")), f"--config={path}",
                                              f"--secure-port={port}", f"--bind-address={LOOPBACK}",
+                                             # /metrics readable without a token (scheduler_metrics)
+                                             "--authorization-always-allow-paths=/healthz,/readyz,/livez,/metrics",
                                              *extra_args])
 
         def healthy() -> bool:
@@ -255,6 +262,13 @@ class ControlPlane:
 
         wait_until(healthy, START_TIMEOUT_SECONDS, f"{label} /healthz")
         return process
+
+    @staticmethod
+    def scheduler_metrics(process: ManagedProcess) -> dict[str, float]:
+        """/metrics of a kube-scheduler started by ``start_scheduler``, as ``name{labels}`` -> value
+        (e.g. ``scheduler_scheduler_cache_size{type="nodes"}``, refreshed by it every second)."""
+        port = next(a.split("=", 1)[1] for a in process.argv if a.startswith("--secure-port="))
+        return prometheus_samples(httpx.get(f"https://{LOOPBACK}:{port}/metrics", verify=False, timeout=5.0).text)
 
     # --- extra processes ---------------------------------------------------------------------
     def start_process(self, name: str, argv: Sequence[str], env: Mapping[str, str] | None = None) -> ManagedProcess:

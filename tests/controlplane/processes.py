@@ -5,10 +5,12 @@ readiness with short intervals (never fixed sleeps)."""
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -20,6 +22,19 @@ STOP_GRACE_SECONDS = 5.0
 POLL_SECONDS = 0.05
 # Lines of a process log quoted in a failure message.
 LOG_TAIL_LINES = 30
+
+
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+# Looked up once in the parent: the child between fork and exec only calls it (no dlopen there).
+_PRCTL = ctypes.CDLL(None, use_errno=True).prctl if sys.platform.startswith("linux") else None
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: SIGKILL it when the process that started it dies, so a test run
+    killed outright (no finalizers, no atexit) leaves no control plane behind. Linux only; the
+    signal follows the starting *thread*, so start processes from the main thread."""
+    if _PRCTL is not None:
+        _PRCTL(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 class ProcessError(RuntimeError):
@@ -68,7 +83,7 @@ class ManagedProcess:
         with self.log_path.open("ab") as log:
             self._proc = subprocess.Popen(
                 self.argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                env=self.env, start_new_session=True,
+                env=self.env, start_new_session=True, preexec_fn=_die_with_parent,
             )
 
     @property

@@ -34,8 +34,11 @@ NOTICE_SECONDS = 20.0
 SCHEDULER = "aim-gpu-scheduler-restart"
 LLAMA_8B = model_annotations("meta-llama/Llama-3.1-8B-Instruct", "fp16")  # fits 24 GiB partitions
 SPECS = (NodeSpec("cpx8", "MI300X", "CPX", "NPS4", 38, 24, 8), NodeSpec("qpx", "MI300X", "QPX", "NPS1", 76, 48, 4))
-# Added during the test: 24 GiB partitions like cpx8 but fewer free, so best fit prefers it.
-LATE = NodeSpec("late-cpx4", "MI300X", "CPX", "NPS4", 38, 24, 4)
+# Added during the test: the only node whose partition holds a 70B model in fp16. A pod needing
+# it stays Pending until kube-scheduler (which lost the API server too, and relists with its own
+# backoff) and the extender both know the node, and then must land there.
+LATE = NodeSpec("late-spx", "MI300X", "SPX", "NPS1", 304, 192, 1)
+LLAMA_70B = model_annotations("meta-llama/Llama-3.3-70B-Instruct", "fp16")  # ~151 GiB
 PREFIX = "restart"
 
 
@@ -102,7 +105,7 @@ def test_extender_serves_from_cache_through_an_apiserver_restart_and_relists(
     wait_until(lambda: late in verdict(extender, [*names, late])[0], NOTICE_SECONDS,
                "the node added after the restart to pass the filter")
 
-    # kube-scheduler (which lost the API server too) and the extender place a pod on it.
+    # kube-scheduler and the extender place a pod that only the new node holds.
     submit(control_plane.core, namespace, gpu_pod("after-restart", scheduler=SCHEDULER, pool=PREFIX,
-                                                  annotations=LLAMA_8B))
+                                                  annotations=LLAMA_70B))
     assert bound_node(control_plane.core, namespace, "after-restart") == late

@@ -121,10 +121,10 @@ def service_accounts() -> list[str]:
 
 @pytest.fixture(scope="module")
 def deployed(control_plane: ControlPlane) -> ControlPlane:
-    """The kustomize build applied for real, and every ServiceAccount/RBAC object in manifests/
-    (components included)."""
+    """The kustomize build applied for real (without workloads: nothing runs them here), and every
+    ServiceAccount/RBAC object in manifests/ (components included)."""
     control_plane.kubectl("apply", "--server-side", "--force-conflicts", "-f", "-", stdin=_namespace_yaml())
-    deploy_base(control_plane)
+    deploy_base(control_plane, workloads=False)
     create_referenced_namespaces(control_plane, (d.body for d in all_docs()))
     apply_rbac(control_plane, (d.body for d in all_docs()))
     return control_plane

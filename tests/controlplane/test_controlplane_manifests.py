@@ -22,6 +22,7 @@ from tests.controlplane.deployment import (
     deploy_base,
     install_kserve_crds,
     kustomize,
+    remove_workloads,
     tls_overlay,
 )
 from tests.controlplane.harness import ControlPlane
@@ -117,6 +118,7 @@ def test_kustomize_build_applies_for_real(prepared: ControlPlane) -> None:
     # Applying again changes nothing (server-side apply is idempotent for our manager).
     again = apply(prepared, rendered, dry_run=True)
     assert "serverside-applied" in again.stdout
+    remove_workloads(prepared)
 
 
 def test_kustomize_build_with_tls_component_passes_dry_run(

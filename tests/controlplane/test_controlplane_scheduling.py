@@ -27,7 +27,7 @@ from tests.controlplane.gpu_cluster import (
     submit,
 )
 from tests.controlplane.harness import ControlPlane, RunningExtender
-from tests.controlplane.processes import wait_until
+from tests.controlplane.processes import ManagedProcess, wait_until
 
 LLAMA_8B = model_annotations("meta-llama/Llama-3.1-8B-Instruct", "fp16")  # ~20 GiB: fits 24 GiB and up
 QWEN_14B = model_annotations("Qwen/Qwen3-14B", "fp16")  # ~34 GiB: fits 48 GiB and up
@@ -44,6 +44,7 @@ class Scheduling:
     mode: str
     extender: RunningExtender
     scheduler_name: str
+    scheduler: ManagedProcess
 
     def metric(self, name: str) -> float:
         return self.extender.metrics().get(name, 0.0)
@@ -61,9 +62,14 @@ def scheduling(request: pytest.FixtureRequest, control_plane: ControlPlane) -> I
         scheduler_name=name, leader_election=False,
     )
     scheduler = control_plane.start_scheduler(config, name=name)
-    yield Scheduling(control_plane, mode, extender, name)
+    yield Scheduling(control_plane, mode, extender, name, scheduler)
     control_plane.stop_process(scheduler)
     control_plane.stop_process(extender.process)
+
+
+def scheduler_nodes(scheduling: Scheduling) -> float:
+    return scheduling.plane.scheduler_metrics(scheduling.scheduler).get(
+        'scheduler_scheduler_cache_size{type="nodes"}', -1.0)
 
 
 @pytest.fixture
@@ -72,8 +78,11 @@ def pool(request: pytest.FixtureRequest, scheduling: Scheduling) -> Iterator[Poo
     prefix = f"{scheduling.mode}-{request.node.name.split('[')[0].removeprefix('test_')[:20]}".replace("_", "-")
     specs: tuple[NodeSpec, ...] = getattr(request, "param", POOL)
     created = create_pool(scheduling.plane, prefix.rstrip("-"), specs)
+    total = len(scheduling.plane.core.list_node().items)
+    # Both must know every node before a pod arrives, or best fit is judged among fewer nodes.
+    # (>=: a node deleted while pods were bound to it stays in its cache until they are gone)
+    wait_until(lambda: scheduler_nodes(scheduling) >= total, 10.0, "kube-scheduler's cache to hold every node")
     if scheduling.mode == "watch":
-        total = len(scheduling.plane.core.list_node().items)
         wait_until(lambda: scheduling.metric("aim_extender_cache_nodes") == total, 10.0,
                    "the extender's node cache to hold every node")
     yield created
