@@ -2,7 +2,8 @@
 parses the grammar Prometheus documents (binary operators with precedence and vector matching,
 aggregations with by/without, function calls, selectors with label matchers, range selectors,
 subqueries, offset), checks function names, argument counts and range-vector arguments, and
-returns every vector selector. No PyPI package parses PromQL and promtool is a Go binary.
+returns every vector selector and the syntax tree (evaluated by promql_eval.py). No PyPI package
+parses PromQL and promtool is a Go binary.
 """
 
 from __future__ import annotations
@@ -61,9 +62,66 @@ class Selector:
     range: str | None = None
 
 
+# The syntax tree (what tests/helm/promql_eval.py evaluates).
+@dataclass(frozen=True)
+class Num:
+    value: float
+
+
+@dataclass(frozen=True)
+class Str:
+    value: str
+
+
+@dataclass(frozen=True)
+class VectorSelector:
+    selector: Selector
+
+
+@dataclass(frozen=True)
+class Subquery:
+    expr: Node
+    range: str
+
+
+@dataclass(frozen=True)
+class Call:
+    name: str
+    args: tuple[Node, ...]
+
+
+@dataclass(frozen=True)
+class Aggregation:
+    op: str
+    labels: tuple[str, ...] | None  # None: no grouping clause
+    without: bool
+    param: Node | None
+    expr: Node
+
+
+@dataclass(frozen=True)
+class Binary:
+    op: str
+    lhs: Node
+    rhs: Node
+    return_bool: bool = False
+    on: tuple[str, ...] | None = None  # on(...) labels
+    ignoring: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True)
+class Negative:
+    expr: Node
+
+
+Node = Num | Str | VectorSelector | Subquery | Call | Aggregation | Binary | Negative
+Typed = tuple[str, Node]  # ("v" instant vector | "m" range vector | "s" scalar | "str" string, node)
+
+
 @dataclass
 class Parsed:
     selectors: list[Selector] = field(default_factory=list)
+    ast: Node | None = None
 
     @property
     def metrics(self) -> set[str]:
@@ -111,64 +169,71 @@ class _Parser:
     def fail(self, what: str) -> PromQLError:
         return PromQLError(f"{what} at token {self.pos} ({self.peek()[1] or 'end'!r}) in {self.text!r}")
 
-    # -- grammar; each returns the expression's type: "v", "m", "s" or "str"
+    # -- grammar; each returns (type, node): "v", "m", "s" or "str"
     def parse(self) -> Parsed:
-        self.expression(0)
+        self.result.ast = self.expression(0)[1]
         if self.peek()[0] != "eof":
             raise self.fail("unexpected trailing input")
         return self.result
 
-    def expression(self, level: int) -> str:
+    def expression(self, level: int) -> Typed:
         if level == len(PRECEDENCE):
             return self.unary()
-        left = self.expression(level + 1)
+        left, left_node = self.expression(level + 1)
         while self.peek()[1] in PRECEDENCE[level]:
             op = self.take()[1]
             returns_bool = False
+            on = ignoring = None
             if self.peek()[1] == "bool":
                 if op not in COMPARISONS:
                     raise self.fail(f"bool after non-comparison {op}")
                 self.take()
                 returns_bool = True
             if self.peek()[1] in ("on", "ignoring"):
-                self.take()
-                self.label_list()
+                which = self.take()[1]
+                labels = tuple(self.label_list())
+                on, ignoring = (labels, None) if which == "on" else (None, labels)
                 if self.peek()[1] in ("group_left", "group_right"):
                     self.take()
                     if self.peek()[1] == "(":
                         self.label_list()
-            right = self.expression(level + 1 if op != "^" else level)
+            right, right_node = self.expression(level + 1 if op != "^" else level)
             if op in ("and", "or", "unless") and (left != "v" or right != "v"):
                 raise self.fail(f"set operator {op} needs instant vectors on both sides")
             if "m" in (left, right) or "str" in (left, right):
                 raise self.fail(f"operator {op} on a range vector or string")
             left = "s" if left == right == "s" else "v"
-            del returns_bool  # the result type is the same with or without bool
-        return left
+            left_node = Binary(op, left_node, right_node, returns_bool, on, ignoring)
+        return left, left_node
 
-    def unary(self) -> str:
+    def unary(self) -> Typed:
         if self.peek()[1] in ("-", "+"):
-            self.take()
-            kind = self.unary()
+            sign = self.take()[1]
+            kind, node = self.unary()
             if kind not in ("v", "s"):
                 raise self.fail("unary sign on a non-number")
-            return kind
+            return kind, (Negative(node) if sign == "-" else node)
         return self.postfix(self.primary())
 
-    def postfix(self, kind: str) -> str:
+    def postfix(self, typed: Typed) -> Typed:
+        kind, node = typed
         while True:
             if self.peek()[1] == "[":
                 if kind != "v":
                     raise self.fail("range or subquery on a non-instant vector")
                 self.take()
-                self.duration()
+                window = self.duration()
                 if self.peek()[1] == ":":  # subquery [range:resolution]
                     self.take()
                     if self.peek()[0] == "duration":
                         self.duration()
-                elif self.result.selectors and self._last_was_selector:
-                    last = self.result.selectors[-1]
-                    self.result.selectors[-1] = Selector(last.metric, last.matchers, self._last_duration)
+                    node = Subquery(node, window)
+                elif isinstance(node, VectorSelector) and node.selector.range is None:
+                    ranged = Selector(node.selector.metric, node.selector.matchers, window)
+                    self.result.selectors[self.result.selectors.index(node.selector)] = ranged
+                    node = VectorSelector(ranged)
+                else:
+                    raise self.fail("a range needs a selector (or a subquery with ':')")
                 self.expect("]")
                 kind = "m"
             elif self.peek()[1] == "offset":
@@ -180,52 +245,41 @@ class _Parser:
                 self.take()
                 self.take()
             else:
-                return kind
+                return kind, node
 
-    _last_was_selector = False
-    _last_duration: str | None = None
-
-    def duration(self) -> None:
+    def duration(self) -> str:
         kind, value = self.take()
         if kind != "duration":
             raise PromQLError(f"expected a duration like 5m, got {value!r} in {self.text!r}")
-        self._last_duration = value
+        return value
 
-    def primary(self) -> str:
-        self._last_was_selector = False
+    def primary(self) -> Typed:
         kind, value = self.peek()
         if kind == "number":
             self.take()
-            return "s"
+            return "s", Num(float(value))
         if kind == "string":
             self.take()
-            return "str"
+            return "str", Str(value[1:-1])
         if value == "(":
             self.take()
             inner = self.expression(0)
             self.expect(")")
-            self._last_was_selector = False
             return inner
         if value == "{":
-            self.selector(None)
-            return "v"
+            return "v", VectorSelector(self.selector(None))
         if kind == "ident":
             if value in AGGREGATIONS and (self.peek(1)[1] in ("(", "by", "without")):
-                result = self.aggregation()
-                self._last_was_selector = False
-                return result
+                return self.aggregation()
             if self.peek(1)[1] == "(":
-                result = self.call()
-                self._last_was_selector = False
-                return result
+                return self.call()
             if value in KEYWORDS or value in ("and", "or", "unless", "atan2"):
                 raise self.fail(f"keyword {value!r} where a value was expected")
             self.take()
-            self.selector(value)
-            return "v"
+            return "v", VectorSelector(self.selector(value))
         raise self.fail("expected a number, string, selector, function or '('")
 
-    def selector(self, metric: str | None) -> None:
+    def selector(self, metric: str | None) -> Selector:
         matchers: list[Matcher] = []
         if self.peek()[1] == "{":
             self.take()
@@ -253,8 +307,9 @@ class _Parser:
             self.take()
         if metric is None and not any(m.op in ("=", "=~") and m.value for m in matchers):
             raise self.fail("a selector without a metric name needs a non-empty matcher")
-        self.result.selectors.append(Selector(metric, tuple(matchers)))
-        self._last_was_selector = True
+        selector = Selector(metric, tuple(matchers))
+        self.result.selectors.append(selector)
+        return selector
 
     def label_list(self) -> list[str]:
         self.expect("(")
@@ -269,33 +324,37 @@ class _Parser:
         self.take()
         return labels
 
-    def aggregation(self) -> str:
-        name = self.take()[1]
+    def grouping(self) -> tuple[tuple[str, ...] | None, bool]:
         if self.peek()[1] in ("by", "without"):
-            self.take()
-            self.label_list()
+            without = self.take()[1] == "without"
+            return tuple(self.label_list()), without
+        return None, False
+
+    def aggregation(self) -> Typed:
+        name = self.take()[1]
+        labels, without = self.grouping()
         self.expect("(")
+        param: Node | None = None
         if name in PARAMETRIC:
-            param = self.expression(0)
-            if param not in ("s", "str"):
+            param_kind, param = self.expression(0)
+            if param_kind not in ("s", "str"):
                 raise self.fail(f"{name} needs a scalar or string parameter first")
             self.expect(",")
-        argument = self.expression(0)
+        argument, node = self.expression(0)
         if argument != "v":
             raise self.fail(f"{name} aggregates an instant vector")
         self.expect(")")
-        if self.peek()[1] in ("by", "without"):
-            self.take()
-            self.label_list()
-        return "v"
+        if labels is None:
+            labels, without = self.grouping()
+        return "v", Aggregation(name, labels, without, param, node)
 
-    def call(self) -> str:
+    def call(self) -> Typed:
         name = self.take()[1]
         if name not in FUNCTIONS:
             raise PromQLError(f"unknown function {name!r} in {self.text!r}")
         expected = FUNCTIONS[name]
         self.expect("(")
-        got: list[str] = []
+        got: list[Typed] = []
         while self.peek()[1] != ")":
             got.append(self.expression(0))
             if self.peek()[1] == ",":
@@ -306,11 +365,11 @@ class _Parser:
         required = [t for t in expected if not t.endswith("?")]
         if not len(required) <= len(got) <= len(expected):
             raise PromQLError(f"{name}() takes {len(expected)} argument(s), got {len(got)} in {self.text!r}")
-        for index, (want, have) in enumerate(zip(expected, got, strict=False)):
+        for index, (want, (have, _node)) in enumerate(zip(expected, got, strict=False)):
             if want.rstrip("?") != have:
                 raise PromQLError(f"{name}() argument {index + 1} must be {_TYPE_NAMES[want.rstrip('?')]},"
                                   f" got {_TYPE_NAMES[have]} in {self.text!r}")
-        return "s" if name in ("time", "scalar") else "v"
+        return ("s" if name in ("time", "scalar") else "v"), Call(name, tuple(node for _kind, node in got))
 
 
 _TYPE_NAMES = {"v": "an instant vector", "m": "a range vector", "s": "a scalar", "str": "a string"}

@@ -1,11 +1,13 @@
 """The PromQL checker itself (tests/helm/promql.py) accepts what Prometheus accepts in our rules
-and dashboards and refuses the mistakes that make a panel empty or a rule fail to load."""
+and dashboards and refuses the mistakes that make a panel empty or a rule fail to load; its
+evaluator (promql_eval.py) computes what Prometheus computes for the operations the rules use."""
 
 from __future__ import annotations
 
 import pytest
 
 from tests.helm.promql import PromQLError, parse
+from tests.helm.promql_eval import Series, evaluate
 
 
 @pytest.mark.parametrize(("query", "metrics"), [
@@ -49,3 +51,30 @@ def test_range_is_recorded() -> None:
 def test_refuses(query: str, problem: str) -> None:
     with pytest.raises(PromQLError, match=problem):
         parse(query)
+
+
+def _series(name: str, labels: dict[str, str], values: list[float]) -> Series:
+    return Series({"__name__": name, **labels}, [(i * 15.0, v) for i, v in enumerate(values)])
+
+
+def test_evaluator_rate_handles_counter_resets() -> None:
+    counter = _series("c", {"pod": "a"}, [10, 20, 30, 5, 15])  # reset after 30: +10 +10 +5 +10 = 35
+    assert evaluate("increase(c[5m])", [counter], 60.0) == {frozenset({("pod", "a")}): 35.0}
+    # the 1m window (0, 60] leaves out the sample at 0: 20 -> 30 -> 5 -> 15 is +10 +5 +10
+    assert evaluate("rate(c[1m])", [counter], 60.0) == {frozenset({("pod", "a")}): 25.0 / 60}
+
+
+def test_evaluator_matching_and_set_operators() -> None:
+    a = _series("a", {"node": "n1"}, [8])
+    b = [_series("b", {"node": "n1"}, [6]), _series("b", {"node": "n2"}, [1])]
+    assert evaluate("a - b > 0", [a, *b], 0.0) == {frozenset({("node", "n1")}): 2.0}
+    assert evaluate("b and a", [a, *b], 0.0) == {frozenset({("__name__", "b"), ("node", "n1")}): 6.0}
+    assert evaluate("sum(a) or vector(0)", [], 0.0) == {frozenset(): 0.0}
+    assert evaluate('absent(up{job="x"})', [], 0.0) == {frozenset({("job", "x")}): 1.0}
+    assert evaluate('absent(up{job="x"})', [_series("up", {"job": "x"}, [0])], 0.0) == {}
+    assert evaluate("max by (node) (b) == 1", b, 0.0) == {frozenset({("node", "n2")}): 1.0}
+
+
+def test_evaluator_lookback_drops_stale_series() -> None:
+    old = Series({"__name__": "g"}, [(0.0, 1.0)])
+    assert evaluate("g", [old], 299.0) and evaluate("g", [old], 301.0) == {}
