@@ -14,6 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Final
 
+import yaml
+
 from sizing.contract import RESOURCE_NAME
 
 API_V1: Final = "kubescheduler.config.k8s.io/v1"
@@ -146,3 +148,8 @@ def default_scheduler_config(
         ],
         "extenders": [extender_entry(endpoint or ExtenderEndpoint())],
     }
+
+
+def to_yaml(config: dict[str, Any]) -> str:
+    """The document as YAML, keys in the order built (what ``aim-extender scheduler-config`` prints)."""
+    return yaml.safe_dump(config, sort_keys=False)

@@ -279,3 +279,12 @@ def test_generator_refuses_what_kube_scheduler_would_reject_or_not_verify() -> N
         gen.ExtenderTLS(ca_file=None)
     off = gen.second_scheduler_config(endpoint=gen.ExtenderEndpoint(node_cache_capable=False))
     assert off["extenders"][0]["nodeCacheCapable"] is False
+
+
+def test_rendered_yaml_reads_back_as_the_generated_document() -> None:
+    from extender import scheduler_config as gen
+
+    for config in (gen.second_scheduler_config(gen.API_V1BETA3), gen.default_scheduler_config()):
+        text = gen.to_yaml(config)
+        assert yaml.safe_load(text) == config
+        assert text.startswith("apiVersion: kubescheduler.config.k8s.io/")
