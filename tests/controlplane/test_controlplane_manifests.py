@@ -78,13 +78,14 @@ def prepared(control_plane: ControlPlane) -> ControlPlane:
 
 
 def test_every_manifest_passes_server_side_dry_run(prepared: ControlPlane, namespace: str) -> None:
-    """One ``kubectl create --dry-run=server`` per file (in parallel): every object validated as
-    a new object (renamed ``<name>-dry``, so objects other tests of the session created under the
-    real names cannot merge into it); every failing file is reported with the API server's message."""
+    """One ``kubectl apply --server-side --dry-run=server`` per file (in parallel), every object
+    renamed ``<name>-dry`` so that it is validated as a new object (objects other tests of the
+    session made under the real names cannot merge into it); every failing file is reported with
+    the API server's message."""
     def dry_run(path: Path) -> str | None:
         text = yaml.safe_dump_all([renamed(in_namespace(doc.body, namespace)) for doc in FILES[path]])
-        result = prepared.kubectl("create", "--dry-run=server", "-f", "-", stdin=text, check=False)
-        created = result.stdout.count("created (server dry run)")
+        result = apply(prepared, text, dry_run=True, check=False)
+        created = result.stdout.count("serverside-applied (server dry run)")
         if result.returncode != 0 or created != len(FILES[path]):
             return f"{path.relative_to(MANIFESTS)}: {created}/{len(FILES[path])} accepted; {result.stderr.strip()}"
         return None
@@ -160,3 +161,12 @@ def test_cluster_serving_runtime_is_validated_by_kserve_schema(prepared: Control
     broken["spec"]["supportedModelFormats"] = "vllm"
     result = apply(prepared, yaml.safe_dump(broken), dry_run=True, check=False)
     assert result.returncode != 0 and "supportedModelFormats" in result.stderr, result.stderr
+
+
+def test_dry_run_rejects_an_unknown_field_of_a_core_object(prepared: ControlPlane, namespace: str) -> None:
+    """The dry run above can fail: the API server checks fields strictly (a typo is an error)."""
+    deployment = next(d for d in all_docs() if d.kind == "Deployment").body
+    broken = copy.deepcopy(renamed(in_namespace(deployment, namespace)))
+    broken["spec"]["replica"] = 2
+    result = apply(prepared, yaml.safe_dump(broken), dry_run=True, check=False)
+    assert result.returncode != 0 and "replica" in result.stderr, result.stderr
