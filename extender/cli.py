@@ -48,7 +48,7 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
         prog="aim-extender",
         description="kube-scheduler extender for AMD Instinct GPU partitions, and an offline placement planner.",
     )
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{serve,plan}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{serve,plan,scheduler-config}")
 
     serve = sub.add_parser("serve", help="run the extender HTTP service (filter, prioritize, health, metrics)")
     serve.add_argument("--host", default=_env(environ, "HOST", DEFAULT_HOST),
@@ -81,6 +81,18 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
     serve.add_argument("--log-format", choices=("text", "json"), default=_env(environ, "LOG_FORMAT", "text"),
                        help=f"(env {ENV_PREFIX}LOG_FORMAT, default text)")
 
+    sched = sub.add_parser("scheduler-config", help="print the KubeSchedulerConfiguration that registers the extender"
+                           " (what manifests/scheduler ships, or v1beta3 for Kubernetes 1.23/1.24)")
+    sched.add_argument("--api-version", choices=["v1", "v1beta3"], default="v1",
+                       help="kubescheduler.config.k8s.io version: v1 (Kubernetes 1.25+, default)"
+                            " or v1beta3 (1.23-1.28)")
+    sched.add_argument("--variant", choices=["second-scheduler", "default-scheduler"], default="second-scheduler",
+                       help="second scheduler aim-gpu-scheduler (default) or the default scheduler with an"
+                            " extra profile")
+    sched.add_argument("--tls", action="store_true",
+                       help="HTTPS to the extender, verified with the CA the TLS component mounts")
+    sched.add_argument("--node-cache", choices=["watch", "off"], default="watch",
+                       help="watch: nodeCacheCapable true (default); off: full Node objects in each call")
     plan = sub.add_parser("plan", help="place workloads on a described cluster with the extender's own verdicts")
     plan.add_argument("--cluster", metavar="FILE", help="cluster YAML (default: built-in demo cluster)")
     plan.add_argument("--workloads", metavar="FILE", help="workloads YAML (default: built-in demo workloads)")
@@ -228,6 +240,25 @@ def plan(args: argparse.Namespace) -> int:
     return 0
 
 
+def scheduler_config(args: argparse.Namespace) -> int:
+    """Print a KubeSchedulerConfiguration from extender.scheduler_config (the shipped files' source)."""
+    from extender import scheduler_config as generator
+
+    endpoint = generator.ExtenderEndpoint(node_cache_capable=args.node_cache == "watch",
+                                          tls=generator.ExtenderTLS() if args.tls else None)
+    api_version = {"v1": generator.API_V1, "v1beta3": generator.API_V1BETA3}[args.api_version]
+    try:
+        if args.variant == "default-scheduler":
+            config = generator.default_scheduler_config(api_version, endpoint=endpoint)
+        else:
+            config = generator.second_scheduler_config(api_version, endpoint=endpoint)
+    except ValueError as error:
+        print(f"aim-extender scheduler-config: error: {error}", file=sys.stderr)
+        return 2
+    sys.stdout.write(generator.to_yaml(config))
+    return 0
+
+
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
     environ = os.environ if environ is None else environ
     parser = build_parser(environ)
@@ -235,6 +266,8 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     _check_env_choices(parser, args)
     if args.command == "plan":
         return plan(args)
+    if args.command == "scheduler-config":
+        return scheduler_config(args)
     config = ExtenderConfig(
         host=args.host, port=args.port, node_cache=NodeCacheMode(args.node_cache), policy=Policy(args.policy),
         kubeconfig=args.kubeconfig, tls_cert_file=args.tls_cert_file, tls_key_file=args.tls_key_file,

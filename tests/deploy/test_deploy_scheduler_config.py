@@ -288,3 +288,25 @@ def test_rendered_yaml_reads_back_as_the_generated_document() -> None:
         text = gen.to_yaml(config)
         assert yaml.safe_load(text) == config
         assert text.startswith("apiVersion: kubescheduler.config.k8s.io/")
+
+
+@pytest.mark.parametrize(("argv", "shipped"), [
+    ([], STANDALONE),
+    (["--tls"], TLS),
+    (["--variant", "default-scheduler"], DEFAULT_SCHEDULER),
+], ids=["second-scheduler", "tls", "default-scheduler"])
+def test_cli_prints_the_shipped_configuration(
+    argv: list[str], shipped: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from extender.cli import main
+
+    assert main(["scheduler-config", *argv], environ={}) == 0
+    assert yaml.safe_load(capsys.readouterr().out) == load_config(shipped)
+
+
+def test_cli_refuses_the_default_scheduler_variant_in_v1beta3(capsys: pytest.CaptureFixture[str]) -> None:
+    from extender.cli import main
+
+    assert main(["scheduler-config", "--api-version", "v1beta3", "--variant", "default-scheduler"], environ={}) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and "percentageOfNodesToScore per profile" in captured.err
