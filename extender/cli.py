@@ -22,7 +22,7 @@ from extender.cache import DEFAULT_STALE_AFTER_SECONDS
 from extender.config import DEFAULT_HOST, DEFAULT_PORT, ExtenderConfig, NodeCacheMode
 from extender.errors import ConfigError, PlanInputError
 from extender.verdict import Policy
-from sizing import Catalogue
+from sizing import Catalogue, SizingError
 from sizing.bounded import BoundedValueError, parse_int, shown
 
 logger = logging.getLogger("extender")
@@ -99,6 +99,7 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
     plan.add_argument("--policy", choices=["best-fit", "spread", "both"], default="both",
                       help="scoring policy; both compares best-fit with spread (default both)")
     plan.add_argument("--format", choices=["table", "json"], default="table", help="output format (default table)")
+    plan.add_argument("--models-dir", metavar="DIR", help="models directory adding entries to the catalogue")
     return parser
 
 
@@ -226,8 +227,18 @@ def plan(args: argparse.Namespace) -> int:
     except PlanInputError as error:
         print(f"aim-extender plan: error: {error}", file=sys.stderr)
         return 2
+    sizer = None
+    if args.models_dir:
+        from extender.models_source import read_catalogue
+        from extender.requirement import Sizer
+
+        try:
+            sizer = Sizer(read_catalogue(Path(args.models_dir)))
+        except SizingError as error:
+            print(f"aim-extender plan: error: {error}", file=sys.stderr)
+            return 2
     policies = [Policy.BEST_FIT, Policy.SPREAD] if args.policy == "both" else [Policy(args.policy)]
-    results = [planning.place_all(cluster, workloads, policy=policy) for policy in policies]
+    results = [planning.place_all(cluster, workloads, policy=policy, sizer=sizer) for policy in policies]
     if args.format == "json":
         text = json.dumps(planning.as_json(results), indent=2) + "\n"
     else:

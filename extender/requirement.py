@@ -48,6 +48,15 @@ class Requirement:
         return self.required_bytes is not None
 
 
+def _declared_precision(catalogue: sizing.Catalogue, model: str) -> str | None:
+    """The precision a pre-quantized model of the catalogue declares (None: 16-bit or unknown)."""
+    try:
+        arch = catalogue.get_model(model)
+    except sizing.SizingError:
+        return None
+    return arch.quantization.scheme.precision.value if arch.quantization is not None else None
+
+
 def _invalid(message: str) -> Rejection:
     return Rejection(ReasonCode.INVALID_ANNOTATION, message, unresolvable=True)
 
@@ -127,6 +136,9 @@ class Sizer:
         if isinstance(chosen, Rejection):
             return Requirement(partitions, rejection=chosen)
         model, precision = chosen
+        if demand.precision is None and demand.profile is None:  # a pre-quantized checkpoint sets its own
+            declared = _declared_precision(catalogue, model)
+            precision = declared or precision
         max_model_len = demand.max_model_len
         try:
             estimate = size_requirement(

@@ -108,3 +108,35 @@ def test_fifo_and_link_loop_entries_are_reported_not_waited_on(tmp_path: Path,
     assert source.catalogue.get_model("acme/mistral-awq").family == "mistral"
     with pytest.raises(SizingError, match=r"fifo\.json cannot be read"):
         read_catalogue(tmp_path)
+
+
+def test_extender_sizes_a_models_dir_pod_with_its_declared_precision(tmp_path: Path) -> None:
+    from extender.pod_demand import read_pod_demand
+    from extender.requirement import Sizer
+
+    (tmp_path / "a.json").write_text(_entry("acme/mistral-awq"))
+    pod = {"metadata": {"annotations": {"aim.amd.com/model": "acme/mistral-awq"}},
+           "spec": {"containers": [{"resources": {"limits": {"amd.com/gpu-partition": "1"}}}]}}
+    unknown = Sizer().requirement(read_pod_demand(pod))
+    assert unknown.rejection is not None and "aim-sizing models add" in unknown.rejection.message
+    sized = Sizer(read_catalogue(tmp_path)).requirement(read_pod_demand(pod))
+    assert sized.rejection is None and sized.subject == "acme/mistral-awq int4"  # no precision annotation
+    arch = read_catalogue(tmp_path).get_model("acme/mistral-awq")
+    assert sized.model_bytes == sizing.estimate(arch, "int4").total_bytes
+
+
+def test_plan_reads_a_models_dir(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from extender.cli import main as extender_main
+
+    models = tmp_path / "models"
+    models.mkdir()
+    (models / "a.json").write_text(_entry("acme/mistral-awq"))
+    workloads = tmp_path / "w.yaml"
+    workloads.write_text("workloads:\n  - {name: awq, model: acme/mistral-awq}\n")
+    assert extender_main(["plan", "--workloads", str(workloads), "--policy", "best-fit", "--format", "json",
+                          "--models-dir", str(models)], environ={}) == 0
+    placed = json.loads(capsys.readouterr().out)
+    assert "acme/mistral-awq int4" in json.dumps(placed) and "unknown model" not in json.dumps(placed)
+    (models / "b.json").write_text("{}")
+    assert extender_main(["plan", "--workloads", str(workloads), "--models-dir", str(models)], environ={}) == 2
+    assert "b.json: field 'schema'" in capsys.readouterr().err
