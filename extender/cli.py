@@ -18,11 +18,18 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import FrameType
 
+from extender.admission.certs_command import add_parser as add_certs_parser
+from extender.admission.flags import (
+    WebhookConfig,
+    WebhookConfigError,
+    add_serve_flags as add_webhook_flags,
+    webhook_config,
+)
 from extender.cache import DEFAULT_STALE_AFTER_SECONDS
 from extender.config import DEFAULT_HOST, DEFAULT_PORT, ExtenderConfig, NodeCacheMode
 from extender.errors import ConfigError, PlanInputError
 from extender.verdict import Policy
-from sizing import Catalogue, SizingError
+from sizing import Catalogue, ModelArch, SizingError
 from sizing.bounded import BoundedValueError, parse_int, shown
 
 logger = logging.getLogger("extender")
@@ -48,7 +55,7 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
         prog="aim-extender",
         description="kube-scheduler extender for AMD Instinct GPU partitions, and an offline placement planner.",
     )
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{serve,plan,scheduler-config}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{serve,plan,scheduler-config,certs}")
 
     serve = sub.add_parser("serve", help="run the extender HTTP service (filter, prioritize, health, metrics)")
     serve.add_argument("--host", default=_env(environ, "HOST", DEFAULT_HOST),
@@ -80,6 +87,7 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
                        help=f"(env {ENV_PREFIX}LOG_LEVEL, default info)")
     serve.add_argument("--log-format", choices=("text", "json"), default=_env(environ, "LOG_FORMAT", "text"),
                        help=f"(env {ENV_PREFIX}LOG_FORMAT, default text)")
+    add_webhook_flags(serve, environ)  # the admission webhook served beside the extender (docs/webhook.md)
 
     sched = sub.add_parser("scheduler-config", help="print the KubeSchedulerConfiguration that registers the extender"
                            " (what manifests/scheduler ships, or v1beta3 for Kubernetes 1.23/1.24)")
@@ -100,6 +108,7 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
                       help="scoring policy; both compares best-fit with spread (default both)")
     plan.add_argument("--format", choices=["table", "json"], default="table", help="output format (default table)")
     plan.add_argument("--models-dir", metavar="DIR", help="models directory adding entries to the catalogue")
+    add_certs_parser(sub)
     return parser
 
 
@@ -161,31 +170,45 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def serve(config: ExtenderConfig) -> int:
+def serve(config: ExtenderConfig, webhook: WebhookConfig | None = None) -> int:
     signal.signal(signal.SIGTERM, _exit_cleanly)
     try:
         sock = _bind(config.host, config.port)  # first: a port in use fails before any slow import
     except OSError as error:
         logger.error("cannot listen on %s:%d: %s; exiting", config.host, config.port, error.strerror or error)
         return 1
+    webhook_sock = None
+    if webhook is not None:
+        try:
+            webhook_sock = _bind(webhook.host, webhook.port)
+        except OSError as error:
+            logger.error("cannot listen on %s:%d for the admission webhook: %s; exiting", webhook.host, webhook.port,
+                         error.strerror or error)
+            sock.close()
+            return 1
 
     import uvicorn
 
     from extender.app import create_app
     from extender.cache import ClusterCache
+    from extender.metrics import ExtenderMetrics
     from extender.requirement import Sizer
 
-    cache = watcher = None
-    if config.node_cache is NodeCacheMode.WATCH:
-        from extender.watch import ClusterWatcher, core_api  # the kubernetes client: only for watch
+    cache = watcher = api = None
+    if config.node_cache is NodeCacheMode.WATCH or webhook is not None:
+        from extender.watch import ClusterWatcher, core_api  # the kubernetes client: only for watch / webhook
 
         try:
             api = core_api(config.kubeconfig)
         except Exception as error:  # noqa: BLE001 - kubernetes raises several types for bad configs
-            logger.error("cannot configure the Kubernetes client for --node-cache watch: %s; exiting"
-                         " (run in a pod with a service account, or pass --kubeconfig)", str(error)[:300])
+            needs = "--node-cache watch" if config.node_cache is NodeCacheMode.WATCH else "the webhook's node watch"
+            logger.error("cannot configure the Kubernetes client for %s: %s; exiting"
+                         " (run in a pod with a service account, or pass --kubeconfig)", needs, str(error)[:300])
             sock.close()
+            if webhook_sock is not None:
+                webhook_sock.close()
             return 1
+    if config.node_cache is NodeCacheMode.WATCH and api is not None:
         cache = ClusterCache()
         watcher = ClusterWatcher(api, cache)
     sizer = Sizer()
@@ -196,21 +219,32 @@ def serve(config: ExtenderConfig) -> int:
             sizer.catalogue = catalogue
 
         ModelsSource(Path(config.models_dir), on_change=use).start()
-    app = create_app(policy=config.policy, cache=cache, background=watcher, sizer=sizer,
+    metrics = ExtenderMetrics()
+    app = create_app(policy=config.policy, cache=cache, background=watcher, sizer=sizer, metrics=metrics,
                      stale_after_seconds=config.stale_after_seconds)
-    logger.info("aim-extender listening on %s:%d with config %s", config.host, sock.getsockname()[1],
-                config.to_json())
+    logger.info("aim-extender listening on %s:%d with config %s%s", config.host, sock.getsockname()[1],
+                config.to_json(), f"; admission webhook on {json.dumps(webhook.to_log())}" if webhook else "")
     # Move the start-up objects (modules, sizing catalogue, the kubernetes client's thousands of
     # model classes) to the collector's permanent generation: full collections then scan only
     # what requests allocate. Halves prioritize time for 1 MiB Nodes bodies in bench_extender.py.
     gc.freeze()
-    server = uvicorn.Server(uvicorn.Config(
+    server_config = uvicorn.Config(
         app,
         ssl_certfile=config.tls_cert_file,
         ssl_keyfile=config.tls_key_file,
         log_config=None,  # keep our logging setup
         access_log=False,  # one line per scheduling call would drown the useful logs; metrics count them
-    ))
+    )
+    if webhook is not None and webhook_sock is not None:
+        from extender.admission.serving import ServerWithWebhook, webhook_beside_extender
+
+        def model(model_id: str) -> ModelArch:  # the sizer's catalogue: built-in + models directory
+            return sizer.catalogue.get_model(model_id)
+
+        server: uvicorn.Server = ServerWithWebhook(server_config, webhook_beside_extender(
+            webhook, webhook_sock, api, model, metrics.registry))
+    else:
+        server = uvicorn.Server(server_config)
     try:
         server.run(sockets=[sock])
     finally:
@@ -279,6 +313,11 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         return plan(args)
     if args.command == "scheduler-config":
         return scheduler_config(args)
+    if args.command == "certs":
+        from extender.admission.certs_command import run as run_certs
+
+        _configure_logging("info", "text")
+        return run_certs(args)
     config = ExtenderConfig(
         host=args.host, port=args.port, node_cache=NodeCacheMode(args.node_cache), policy=Policy(args.policy),
         kubeconfig=args.kubeconfig, tls_cert_file=args.tls_cert_file, tls_key_file=args.tls_key_file,
@@ -287,8 +326,9 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     )
     try:
         config.validate()
-    except ConfigError as error:
+        webhook = webhook_config(args)
+    except (ConfigError, WebhookConfigError) as error:
         print(f"aim-extender serve: error: {error}", file=sys.stderr)
         return 2
     _configure_logging(config.log_level, config.log_format)
-    return serve(config)
+    return serve(config, webhook)
