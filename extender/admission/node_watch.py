@@ -81,7 +81,8 @@ class NodeLabelWatcher:
                     logger.info("webhook node watch expired (HTTP 410 Gone); relisting now")
                     continue
                 wait = backoff.next()
-                reason = f"HTTP {error.status} {error.reason}" if isinstance(error, ApiException) else repr(error)[:200]
+                reason = (f"HTTP {error.status} {error.reason}" if isinstance(error, ApiException)
+                          else f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"[:160])
                 logger.warning("webhook node list/watch failed: %s; keeping the partition sizes of %d nodes,"
                                " will retry in %.1f s", reason, self._inventory.node_count, wait)
                 self._stopping.wait(wait)
