@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import ssl
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -13,6 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 import uvicorn
+import yaml
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 
@@ -20,6 +23,7 @@ import sizing
 from extender.admission.flags import WebhookConfig, WebhookConfigError, add_serve_flags, webhook_config
 from extender.admission.serving import ServerWithWebhook, Webhook, bind
 from tests.admission.support import FIXTURES, demo_inventory, free_socket, write_tls
+from tests.controlplane.harness import extender_command
 
 
 def parse(argv: list[str], environ: dict[str, str] | None = None) -> argparse.Namespace:
@@ -118,3 +122,46 @@ def test_the_webhook_serves_once_its_certificate_appears_and_stops_with_the_exte
     assert not thread.is_alive()
     with pytest.raises(httpx.HTTPError):
         httpx.get(f"https://localhost:{port}/healthz", verify=False, timeout=0.5)
+
+
+def test_the_serve_process_with_the_webhook_refuses_a_taken_port_and_exits_0_on_sigterm(tmp_path: Path) -> None:
+    """`aim-extender serve --webhook-port ...` as a process: one line and exit 1 when the webhook's
+    port is taken; otherwise both ports serve, and SIGTERM ends it with status 0."""
+    tls = write_tls(tmp_path)
+    kubeconfig = tmp_path / "kubeconfig"  # an API server that is not there: the node watch retries
+    kubeconfig.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "current-context": "c",
+        "clusters": [{"name": "c", "cluster": {"server": "https://127.0.0.1:1"}}],
+        "users": [{"name": "u", "user": {"token": "t"}}],
+        "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u"}}]}))
+    taken, free = free_socket(), free_socket()
+    taken.listen(1)
+    main_port, webhook_port = free.getsockname()[1], taken.getsockname()[1]
+    free.close()
+    argv = [*extender_command(), "serve", "--host=127.0.0.1", f"--port={main_port}", f"--kubeconfig={kubeconfig}",
+            f"--webhook-cert-file={tls.cert}", f"--webhook-key-file={tls.key}"]
+    refused = subprocess.run([*argv, f"--webhook-port={webhook_port}"], capture_output=True, text=True, timeout=60,
+                             check=False)
+    taken.close()
+    assert refused.returncode == 1
+    (line,) = [entry for entry in refused.stderr.splitlines() if "ERROR" in entry]
+    assert f"cannot listen on 127.0.0.1:{webhook_port} for the admission webhook" in line
+    process = subprocess.Popen([*argv, f"--webhook-port={webhook_port}"], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, text=True)
+    try:
+        context = ssl.create_default_context(cafile=str(tls.ca))
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                assert httpx.get(f"https://localhost:{webhook_port}/healthz", verify=context, timeout=1).text == "ok"
+                assert httpx.get(f"http://127.0.0.1:{main_port}/healthz", timeout=1).status_code == 200
+                break
+            except httpx.HTTPError:
+                assert process.poll() is None and time.monotonic() < deadline, "serve did not come up"
+                time.sleep(0.1)
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=20) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
