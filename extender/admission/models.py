@@ -10,18 +10,13 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import sizing
-from sizing import ModelArch, Precision
+from sizing import ModelArch
 
 ModelResolver = Callable[[str], ModelArch]
 
 
 def catalogue_model(model_id: str) -> ModelArch:
     return sizing.CATALOGUE.get_model(model_id)
-
-
-def declared_precision(model: ModelArch) -> Precision | None:
-    """The precision a pre-quantized checkpoint declares; None for a 16-bit checkpoint."""
-    return model.quantization.scheme.precision if model.quantization is not None else None
 
 
 def first_of(*resolvers: ModelResolver) -> ModelResolver:

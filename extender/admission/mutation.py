@@ -20,7 +20,7 @@ from extender.admission.choice import Choice, Target, decide, gib_text
 from extender.admission.engine_flags import FlagUse, flag_uses
 from extender.admission.flags import DEFAULT_MODEL_FORMAT, DEFAULT_RUNTIME
 from extender.admission.inventory import Offer
-from extender.admission.models import ModelResolver, catalogue_model, declared_precision
+from extender.admission.models import ModelResolver, catalogue_model
 from extender.admission.patching import PatchBuilder, Path, UnpatchableError, dotted, lookup
 from extender.admission.workload import KSERVE_ISVC_LABEL, Kind, NotMutableError, Workload, read_workload
 from sizing import ModelArch, Precision
@@ -35,6 +35,7 @@ from sizing.contract import (
     LABEL_MEMORY_MIB,
     RESOURCE_NAME,
 )
+from sizing.estimator import declared_precision
 
 # The one annotation that records what the webhook set (JSON: field -> value it set).
 ANNOTATION_RECORD: Final = ANNOTATION_PREFIX + "admission"
