@@ -87,9 +87,11 @@ class WatchCall:
     Iterating yields ``(event_type, object)`` for ADDED, MODIFIED and DELETED events whose object is
     a JSON object; everything else (bookmarks, non-dict events or objects) is skipped.
     ``resource_version`` is the last resourceVersion seen, ready for the next call. Once ``stopping``
-    is set the next event closes the connection and ends the iteration; ``stop()`` (from any thread)
-    closes it after the current event. An expired resourceVersion raises ``ApiException`` with status
-    ``HTTP_GONE``; other failures raise what the client raises.
+    is set, the next event the server sends (a bookmark included) closes the connection and ends the
+    iteration unreported; ``stop()`` (from any thread) ends the stream after the event in hand (when
+    idle, after the next one). The server's ``timeout_seconds`` bounds the wait for either. An
+    expired resourceVersion raises ``ApiException`` with status ``HTTP_GONE``; other failures raise
+    what the client raises.
     """
 
     def __init__(
