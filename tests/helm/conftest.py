@@ -71,7 +71,6 @@ V1 = Combination("v", {
 # HTTPS from the second scheduler to the extender, its certificate from cert-manager.
 TLS = Combination("t", {
     "extender": {"tls": {"enabled": True, "certManager": True}},
-    "webhook": {"enabled": False},
     "monitoring": {"dashboards": {"enabled": False}},
 })
 COMBINATIONS = (DEFAULTS, FULL, SNIPPET, V1, TLS)

@@ -1,0 +1,232 @@
+"""Every dashboard query and alert expression parses (tests/helm/promql.py) and names only series
+the components really export: the extender's /metrics (``aim-extender serve`` against the control
+plane, after a real /filter call), the device plugin's metrics server and the partition
+controller's, each scraped over HTTP. Label matchers use labels those series carry, with values
+the code can produce; ``up`` (made by Prometheus for every target) selects a job the chart's
+monitors create."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+from prometheus_client import start_http_server
+from prometheus_client.parser import text_string_to_metric_families
+
+from deviceplugin.metrics import PluginMetrics
+from extender.reasons import ReasonCode
+from partitioner.controller.machine import Outcome
+from partitioner.controller.metrics import NODE_STATES, Metrics as PartitionerMetrics
+from tests.controlplane.harness import ControlPlane
+from tests.helm.chart_support import CHART
+from tests.helm.conftest import FULL, Installed
+from tests.helm.promql import GRAFANA_LABEL_VALUES, PromQLError, Selector, parse
+
+# Labels Prometheus adds to every scraped series (target labels of the chart's monitors).
+TARGET_LABELS = {"job", "instance", "namespace", "pod", "container", "service", "endpoint"}
+# Label values the code writes (ExtenderMetrics.count_decisions, the controller's Outcome, NODE_STATES).
+KNOWN_VALUES: dict[tuple[str, str], set[str]] = {
+    ("aim_extender_filter_decisions_total", "reason"): {c.value for c in ReasonCode} | {""},
+    ("aim_extender_filter_decisions_total", "result"): {"pass", "fail", "unresolvable"},
+    ("aim_partitioner_repartitions_total", "result"): {o.value for o in Outcome},
+    ("aim_partitioner_nodes", "state"): set(NODE_STATES),
+}
+SIMPLE_ALTERNATIVES = re.compile(r"^[A-Za-z0-9_.\-]+(\|[A-Za-z0-9_.\-]+)*$")
+
+
+@dataclass(frozen=True)
+class Exported:
+    """Series names and the label names each carries."""
+
+    labels: dict[str, set[str]]
+
+    @classmethod
+    def scrape(cls, text: str) -> Exported:
+        labels: dict[str, set[str]] = {}
+        for family in text_string_to_metric_families(text):
+            names = {
+                "counter": [f"{family.name}_total"],
+                "histogram": [f"{family.name}_bucket", f"{family.name}_count", f"{family.name}_sum"],
+            }.get(family.type, [family.name])
+            for name in names:
+                labels.setdefault(name, set())
+            for sample in family.samples:
+                labels.setdefault(sample.name, set()).update(sample.labels)
+        return cls(labels)
+
+
+@pytest.fixture(scope="module")
+def exported(control_plane: ControlPlane) -> Iterator[dict[str, Exported]]:
+    extender = control_plane.start_extender(node_cache="watch")
+    plugin = PluginMetrics(node="gpu-1")
+    partitioner = PartitionerMetrics()
+    server, thread = start_http_server(0, addr="127.0.0.1", registry=partitioner.registry)
+    try:
+        # One real filter call, so the decision counter has samples with its labels.
+        pod = {"metadata": {"name": "p", "namespace": "default", "annotations": {
+            "aim.amd.com/model": "meta-llama/Llama-3.1-8B-Instruct", "aim.amd.com/precision": "fp16"}},
+            "spec": {"containers": [{"name": "c", "resources": {"limits": {"amd.com/gpu-partition": "1"}}}]}}
+        assert extender.post("/filter", {"Pod": pod, "NodeNames": ["no-such-node"]}).status_code == 200
+        plugin.set_partition_counts(advertised={"MI300X": 8}, healthy={"MI300X": 7}, allocated={"MI300X": 2}, lost=1)
+        plugin.set_registered(True)
+        plugin.allocate_seconds.observe(0.0002)
+        plugin.allocate_total.labels(result="ok").inc()
+        plugin_port = plugin.serve(0, addr="127.0.0.1")
+        partitioner.set_nodes({"idle": 3})
+        partitioner.pending.set(1)
+        partitioner.unblock_seconds.observe(42)
+        pages = {
+            "extender": extender.get("/metrics").text,
+            "deviceplugin": httpx.get(f"http://127.0.0.1:{plugin_port}/metrics", timeout=5).text,
+            "partitioner": httpx.get(f"http://127.0.0.1:{server.server_port}/metrics", timeout=5).text,
+        }
+        yield {component: Exported.scrape(text) for component, text in pages.items()}
+    finally:
+        plugin.stop()
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=2)
+        control_plane.stop_process(extender.process)
+
+
+def all_series(exported: dict[str, Exported]) -> dict[str, set[str]]:
+    merged: dict[str, set[str]] = {}
+    for component in exported.values():
+        for name, labels in component.labels.items():
+            merged.setdefault(name, set()).update(labels)
+    return merged
+
+
+def check_selector(selector: Selector, series: dict[str, set[str]], jobs: set[str]) -> list[str]:
+    problems: list[str] = []
+    name = selector.metric
+    if name == "up":
+        for matcher in selector.matchers:
+            if matcher.label == "job" and matcher.value not in jobs:
+                problems.append(f"up{{job={matcher.value!r}}}: no monitor of the chart makes that job ({sorted(jobs)})")
+        return problems
+    if name not in series:
+        return [f"{name}: not exported by any component"]
+    for matcher in selector.matchers:
+        if matcher.label not in series[name] | TARGET_LABELS:
+            problems.append(f"{name}: no label {matcher.label!r} (it has {sorted(series[name])})")
+        known = KNOWN_VALUES.get((name, matcher.label))
+        if known is not None and matcher.op in ("=", "=~"):
+            if matcher.op == "=~" and not SIMPLE_ALTERNATIVES.match(matcher.value):
+                problems.append(f"{name}{{{matcher.label}=~{matcher.value!r}}}: not a plain list of alternatives")
+                continue
+            unknown = set(matcher.value.split("|")) - known
+            if unknown:
+                problems.append(f"{name}{{{matcher.label}}}: values {sorted(unknown)} are never written")
+    return problems
+
+
+def dashboard_queries() -> Iterator[tuple[str, str]]:
+    for path in sorted((CHART / "dashboards").glob("*.json")):
+        board = json.loads(path.read_text())
+        for panel in board["panels"]:
+            for target in panel.get("targets", []):
+                yield f"{path.name}: {panel['title']}", target["expr"]
+
+
+def dashboard_variables() -> Iterator[tuple[str, str]]:
+    for path in sorted((CHART / "dashboards").glob("*.json")):
+        for variable in json.loads(path.read_text())["templating"]["list"]:
+            if variable["type"] == "query":
+                yield f"{path.name}: ${variable['name']}", variable["query"]["query"]
+
+
+def alert_rules(releases: dict[str, Installed]) -> list[dict[str, Any]]:
+    rule = releases[FULL.key].release.one("PrometheusRule", f"{FULL.prefix}-alerts")
+    return [r for group in rule["spec"]["groups"] for r in group["rules"]]
+
+
+def monitor_jobs(releases: dict[str, Installed]) -> set[str]:
+    """The job label values of the chart's monitors: their jobLabel's value on the scraped objects."""
+    objects = releases[FULL.key].release
+    jobs = set()
+    for monitor in objects.find("ServiceMonitor") + objects.find("PodMonitor"):
+        label = monitor["spec"]["jobLabel"]
+        if monitor["kind"] == "PodMonitor":
+            selected = monitor["spec"]["selector"]["matchLabels"]
+            pods = [o["spec"]["template"]["metadata"]["labels"] for o in objects.find("DaemonSet")]
+            jobs |= {p[label] for p in pods if selected.items() <= p.items()}
+        else:
+            values = set(monitor["spec"]["selector"]["matchExpressions"][0]["values"])
+            jobs |= {s["metadata"]["labels"][label] for s in objects.find("Service")
+                     if s["metadata"]["labels"]["app.kubernetes.io/name"] in values}
+    return jobs
+
+
+def test_every_dashboard_query_uses_exported_series(exported: dict[str, Exported],
+                                                    releases: dict[str, Installed]) -> None:
+    series, jobs = all_series(exported), monitor_jobs(releases)
+    problems, used = [], set()
+    for where, expr in dashboard_queries():
+        try:
+            parsed = parse(expr)
+        except PromQLError as error:
+            problems.append(f"{where}: {error}")
+            continue
+        assert parsed.selectors, f"{where}: a query without any series"
+        used |= parsed.metrics
+        problems += [f"{where}: {p}" for s in parsed.selectors for p in check_selector(s, series, jobs)]
+    for where, query in dashboard_variables():
+        match = GRAFANA_LABEL_VALUES.match(query)
+        if not match or match.group(1) not in series or match.group(2) not in series[match.group(1)]:
+            problems.append(f"{where}: {query!r} does not name an exported series and one of its labels")
+    assert not problems, "\n".join(problems)
+    # the panels the issue asks for have their series
+    for name in ("aim_deviceplugin_partitions_advertised", "aim_deviceplugin_partitions_healthy",
+                 "aim_deviceplugin_partitions_allocated", "aim_extender_request_duration_seconds_bucket",
+                 "aim_extender_filter_decisions_total", "aim_partitioner_pending_pods", "aim_partitioner_nodes",
+                 "aim_partitioner_repartitions_total"):
+        assert name in used, f"no panel shows {name}"
+
+
+def test_every_alert_parses_and_uses_exported_series(exported: dict[str, Exported],
+                                                     releases: dict[str, Installed]) -> None:
+    series, jobs = all_series(exported), monitor_jobs(releases)
+    rules = alert_rules(releases)
+    problems = []
+    for rule in rules:
+        try:
+            parsed = parse(rule["expr"])
+        except PromQLError as error:
+            problems.append(f"{rule['alert']}: {error}")
+            continue
+        problems += [f"{rule['alert']}: {p}" for s in parsed.selectors for p in check_selector(s, series, jobs)]
+        annotations = rule["annotations"]
+        assert len(annotations["description"]) > 150, f"{rule['alert']}: a runbook needs what to check"
+        assert "kubectl" in annotations["description"] or "check" in annotations["description"].lower()
+        assert rule["labels"]["severity"] in ("warning", "critical")
+        assert re.fullmatch(r"[0-9]+[smh]", rule.get("for", "0s")), rule["alert"]
+    assert not problems, "\n".join(problems)
+    names = {r["alert"] for r in rules}
+    assert {"AimGpuPartitionsUnhealthy", "AimGpuDevicePluginNotRegistered", "AimGpuDevicePluginDown",
+            "AimGpuExtenderErrors", "AimGpuExtenderLatencyHigh", "AimGpuExtenderCacheStale",
+            "AimGpuPodsUnschedulableForPartitionSize", "AimGpuRepartitionFailed"} <= names
+
+
+def test_alert_thresholds_come_from_values(releases: dict[str, Installed]) -> None:
+    rules = {r["alert"]: r for r in alert_rules(releases)}
+    assert rules["AimGpuExtenderLatencyHigh"]["expr"].endswith("> 0.25")
+    assert rules["AimGpuExtenderCacheStale"]["expr"].endswith("> 30")  # extender.staleAfterSeconds
+    assert rules["AimGpuPodsUnschedulableForPartitionSize"]["for"] == "15m"
+    assert "{{ $labels.node }}" in rules["AimGpuPartitionsUnhealthy"]["annotations"]["summary"]
+    assert f"-n {FULL.namespace}" in rules["AimGpuDevicePluginDown"]["annotations"]["description"]
+
+
+def test_the_checker_catches_a_made_up_metric(exported: dict[str, Exported]) -> None:
+    series = all_series(exported)
+    (selector,) = parse('rate(aim_extender_decisions_total{reason="x"}[5m])').selectors
+    assert check_selector(selector, series, set())
+    (selector,) = parse('aim_extender_filter_decisions_total{reason="too_small"}').selectors
+    assert check_selector(selector, series, set())
+    (selector,) = parse('aim_deviceplugin_partitions_healthy{gpu="0"}').selectors
+    assert check_selector(selector, series, set())
