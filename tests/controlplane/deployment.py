@@ -98,11 +98,23 @@ def create_referenced_namespaces(plane: ControlPlane, documents: Iterable[Mappin
     docs = list(documents)
     defined = {d["metadata"]["name"] for d in docs if d.get("kind") == "Namespace"}
     wanted = {(d.get("metadata") or {}).get("namespace") for d in docs} - defined - {None}
-    existing = {ns.metadata.name for ns in plane.core.list_namespace().items if ns.metadata}
+    namespaces = plane.core.list_namespace().items
+    existing = {ns.metadata.name for ns in namespaces if ns.metadata and not _terminating(ns)}
     created = sorted(str(ns) for ns in wanted - existing)
+    for name in created:  # one another test deleted is still going away: create it anew once gone
+        wait_until(lambda name=name: name not in _namespace_names(plane), timeout=60,
+                   what=f"namespace {name} to finish terminating")
     for name in created:
         plane.core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
     return created
+
+
+def _terminating(namespace: client.V1Namespace) -> bool:
+    return bool(namespace.status and namespace.status.phase == "Terminating")
+
+
+def _namespace_names(plane: ControlPlane) -> set[str]:
+    return {ns.metadata.name for ns in plane.core.list_namespace().items if ns.metadata}
 
 
 def install_kserve_crds(plane: ControlPlane) -> None:
