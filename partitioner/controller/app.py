@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import signal
 import sys
 import threading
@@ -94,7 +95,13 @@ def run(args: argparse.Namespace) -> int:
                             DcmConfig(args.dcm_namespace, args.dcm_configmap, args.dcm_configmap_existing))
     watcher.start()
     if args.once:
-        return _once(controller, cache)
+        code = _once(controller, cache)
+        watcher.stop()
+        # The watch threads may sit in a TLS read; letting the interpreter finalize around them
+        # aborted the process once (SIGABRT after the plan was printed). Nothing is left to clean up.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
     if args.metrics_port:
         start_http_server(args.metrics_port, addr=args.metrics_host, registry=metrics.registry)
         logger.info("metrics on http://%s:%d/metrics", args.metrics_host, args.metrics_port)
