@@ -13,6 +13,7 @@ from starlette.concurrency import run_in_threadpool
 
 from extender.cache import DEFAULT_STALE_AFTER_SECONDS, ClusterCache
 from extender.metrics import CONTENT_TYPE, ExtenderMetrics
+from extender.partition_memory import NodePartitionMemory, partition_memory
 from extender.requirement import Sizer
 from extender.service import ExtenderService, Reply
 from extender.verdict import Policy
@@ -61,12 +62,16 @@ def create_app(
     """Build the app. ``cache`` is the node cache (None = nodeCacheCapable: false only); ``sizer``
     sizes pods from its catalogue (default: the packaged one)."""
     metrics = metrics or ExtenderMetrics()
+    sizer = sizer or Sizer()
     if cache is not None:
+        def bound_partition_memory() -> dict[str, NodePartitionMemory]:
+            return partition_memory(*cache.bound_snapshot(), sizer.requirement)
+
         metrics.watch_cache(
             nodes=lambda: cache.node_count, pods=lambda: cache.pod_count, synced=lambda: float(cache.synced),
-            stale_seconds=lambda: cache.stale_seconds,
+            stale_seconds=lambda: cache.stale_seconds, partition_memory=bound_partition_memory,
         )
-    service = ExtenderService(policy=policy, cache=cache, metrics=metrics, sizer=sizer or Sizer())
+    service = ExtenderService(policy=policy, cache=cache, metrics=metrics, sizer=sizer)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

@@ -151,6 +151,12 @@ class ClusterCache:
         with self._lock:
             return self._nodes.get(name)
 
+    def bound_snapshot(self) -> tuple[list[BoundPodUsage], dict[str, int | None]]:
+        """The bound pods' usages and each node's partition bytes (None = unknown), copied under
+        the lock; for the metrics scrape, not for decisions."""
+        with self._lock:
+            return list(self._pods.values()), {name: offer.partition_bytes for name, offer in self._nodes.items()}
+
     @property
     def synced(self) -> bool:
         return self._nodes_synced and self._pods_synced

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 
 from prometheus_client import CollectorRegistry, Counter as PromCounter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
+from extender.partition_memory import NodePartitionMemory
 from extender.reasons import ReasonCode
 
 NAMESPACE = "aim_extender"
@@ -19,6 +21,43 @@ LATENCY_BUCKETS = (0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1
 NODE_BUCKETS = (1, 5, 10, 50, 100, 250, 500, 1000, 2500, 5000, 10000)
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
+
+
+class PartitionMemoryCollector:
+    """``partition_memory_bytes{node,state=used|idle}`` and ``partitions_bound_unsized{node}``,
+    computed once per scrape by ``compute`` (None: no node cache, the families have no samples)."""
+
+    def __init__(self) -> None:
+        self.compute: Callable[[], Mapping[str, NodePartitionMemory]] | None = None
+
+    def _families(self) -> tuple[GaugeMetricFamily, GaugeMetricFamily]:
+        return (
+            GaugeMetricFamily(
+                f"{NAMESPACE}_partition_memory_bytes",
+                "Memory inside partitions held by bound pods the extender can size, per node:"
+                " state=used (bytes each pod needs per partition x its partitions) or idle (the rest).",
+                labels=["node", "state"],
+            ),
+            GaugeMetricFamily(
+                f"{NAMESPACE}_partitions_bound_unsized",
+                "Partitions held by bound pods the extender cannot size (no or unsizable annotations,"
+                " or a node of unknown partition size), per node.",
+                labels=["node"],
+            ),
+        )
+
+    def describe(self) -> Iterator[Metric]:
+        return iter(self._families())
+
+    def collect(self) -> Iterator[Metric]:
+        memory, unsized = self._families()
+        if self.compute is not None:
+            for node, row in sorted(self.compute().items()):
+                memory.add_metric([node, "used"], row.used_bytes)
+                memory.add_metric([node, "idle"], row.idle_bytes)
+                unsized.add_metric([node], row.unsized_partitions)
+        yield memory
+        yield unsized
 
 
 class ExtenderMetrics:
@@ -64,6 +103,8 @@ class ExtenderMetrics:
             "stale_decisions", "Filter and prioritize calls answered from a node cache whose watch was broken.",
             ["verb"], namespace=NAMESPACE, registry=self.registry,
         )
+        self.partition_memory = PartitionMemoryCollector()
+        self.registry.register(self.partition_memory)
         for verb in ("filter", "prioritize"):  # export zeroes before the first call
             self.request_seconds.labels(verb)
             self.request_nodes.labels(verb)
@@ -73,8 +114,10 @@ class ExtenderMetrics:
     def watch_cache(
         self, *, nodes: Callable[[], float], pods: Callable[[], float], synced: Callable[[], float],
         stale_seconds: Callable[[], float],
+        partition_memory: Callable[[], Mapping[str, NodePartitionMemory]] | None = None,
     ) -> None:
         """Read cache state at scrape time."""
+        self.partition_memory.compute = partition_memory
         self.cache_nodes.set_function(nodes)
         self.cache_pods.set_function(pods)
         self.cache_synced.set_function(synced)

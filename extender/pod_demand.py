@@ -61,10 +61,12 @@ class PodDemand:
 
 @dataclass(frozen=True, slots=True)
 class BoundPodUsage:
-    """The partitions one bound, unfinished pod holds on its node."""
+    """The partitions one bound, unfinished pod holds on its node, and its AIM annotations when it
+    has any (None: unannotated or unreadable; sized only at metrics scrape time)."""
 
     node: str
     partitions: int
+    demand: PodDemand | None = None
 
 
 def _annotation_text(annotations: Mapping[str, Any], key: str) -> str | None:
@@ -177,7 +179,10 @@ def bound_pod_usage(pod: Any) -> BoundPodUsage | None:
         partitions = requested_partitions(spec)
     except BoundedValueError:
         return None
-    return BoundPodUsage(node, partitions) if partitions > 0 else None
+    if partitions <= 0:
+        return None
+    demand = read_pod_demand(pod)
+    return BoundPodUsage(node, partitions, demand if demand.is_sized and demand.problem is None else None)
 
 
 def pod_reference(pod: Any) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +24,8 @@ from extender.reasons import ReasonCode
 from partitioner.controller.machine import Outcome
 from partitioner.controller.metrics import NODE_STATES, Metrics as PartitionerMetrics
 from tests.controlplane.harness import ControlPlane
+from tests.controlplane.nodes import create_node, delete_nodes
+from tests.extender.support import partition_labels
 from tests.helm.chart_support import CHART
 from tests.helm.conftest import FULL, Installed
 from tests.helm.promql import GRAFANA_LABEL_VALUES, PromQLError, Selector, parse
@@ -35,6 +38,7 @@ KNOWN_VALUES: dict[tuple[str, str], set[str]] = {
     ("aim_extender_filter_decisions_total", "result"): {"pass", "fail", "unresolvable"},
     ("aim_partitioner_repartitions_total", "result"): {o.value for o in Outcome},
     ("aim_partitioner_nodes", "state"): set(NODE_STATES),
+    ("aim_extender_partition_memory_bytes", "state"): {"used", "idle"},
 }
 SIMPLE_ALTERNATIVES = re.compile(r"^[A-Za-z0-9_.\-]+(\|[A-Za-z0-9_.\-]+)*$")
 
@@ -62,6 +66,12 @@ class Exported:
 
 @pytest.fixture(scope="module")
 def exported(control_plane: ControlPlane) -> Iterator[dict[str, Exported]]:
+    # A node with a bound pod, so the extender's per-node partition-memory series have samples.
+    core, node = control_plane.core, "observability-gpu-1"
+    create_node(core, node, partitions=8, labels=partition_labels(memory_gib=24, count=8))
+    limits = {"amd.com/gpu-partition": "1"}
+    core.create_namespaced_pod("default", {"metadata": {"name": "observability-bound"}, "spec": {
+        "nodeName": node, "containers": [{"name": "c", "image": "none", "resources": {"limits": limits}}]}})
     extender = control_plane.start_extender(node_cache="watch")
     plugin = PluginMetrics(node="gpu-1")
     partitioner = PartitionerMetrics()
@@ -72,6 +82,10 @@ def exported(control_plane: ControlPlane) -> Iterator[dict[str, Exported]]:
             "aim.amd.com/model": "meta-llama/Llama-3.1-8B-Instruct", "aim.amd.com/precision": "fp16"}},
             "spec": {"containers": [{"name": "c", "resources": {"limits": {"amd.com/gpu-partition": "1"}}}]}}
         assert extender.post("/filter", {"Pod": pod, "NodeNames": ["no-such-node"]}).status_code == 200
+        deadline = time.monotonic() + 30  # the watch lists the node and pod within a second or two
+        while "aim_extender_partitions_bound_unsized{" not in extender.get("/metrics").text:
+            assert time.monotonic() < deadline, "the extender never saw the bound pod"
+            time.sleep(0.2)
         plugin.set_partition_counts(advertised={"MI300X": 8}, healthy={"MI300X": 7}, allocated={"MI300X": 2}, lost=1)
         plugin.set_registered(True)
         plugin.allocate_seconds.observe(0.0002)
@@ -92,6 +106,8 @@ def exported(control_plane: ControlPlane) -> Iterator[dict[str, Exported]]:
         server.server_close()
         thread.join(timeout=2)
         control_plane.stop_process(extender.process)
+        core.delete_namespaced_pod("observability-bound", "default", grace_period_seconds=0)
+        delete_nodes(core, [node])
 
 
 def all_series(exported: dict[str, Exported]) -> dict[str, set[str]]:
