@@ -110,15 +110,6 @@ class ClusterFile(_Strict):
         return nodes
 
 
-def _message(source: str, error: ValidationError) -> str:
-    problems = error.errors()
-    first = problems[0]
-    where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in first["loc"]).lstrip(".")
-    message = first["msg"].removeprefix("Value error, ")
-    more = f" (and {len(problems) - 1} more problem(s))" if len(problems) > 1 else ""
-    return f"{source}: {where or 'document'}: {message}{more}"
-
-
 def parse_cluster(source: str, text: str) -> list[AdvisorNode]:
     """Nodes from the text of a cluster file; AdvisorInputError naming ``source`` and the field."""
     try:
@@ -135,7 +126,7 @@ def parse_cluster(source: str, text: str) -> list[AdvisorNode]:
     try:
         parsed = ClusterFile.model_validate(data)
     except ValidationError as error:
-        raise AdvisorInputError(_message(source, error)) from None
+        raise AdvisorInputError(planning.validation_message(source, error)) from None
     return [node.to_node() for node in parsed.nodes]
 
 

@@ -29,6 +29,7 @@ from extender.planning.inputs import (
     demo_workloads,
     load_cluster,
     load_workloads,
+    validation_message,
     workloads_from_specs,
 )
 from extender.planning.output import (
@@ -78,5 +79,6 @@ __all__ = [
     "render_result",
     "render_tables",
     "stdout_supports_unicode",
+    "validation_message",
     "workloads_from_specs",
 ]

@@ -220,7 +220,8 @@ def _read_yaml(path: str | None, demo: str) -> tuple[str, Any]:
         raise PlanInputError(f"{source}: not valid YAML{where}: {problem}") from error
 
 
-def _validation_message(source: str, error: ValidationError) -> str:
+def validation_message(source: str, error: ValidationError) -> str:
+    """One line for a pydantic error in an input file: the file, the field's path, the first problem."""
     problems = error.errors()
     first = problems[0]
     where = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in first["loc"]).lstrip(".")
@@ -235,7 +236,7 @@ def _validate(model: type[_Strict], source: str, data: Any) -> Any:
     try:
         return model.model_validate(data)
     except ValidationError as error:
-        raise PlanInputError(_validation_message(source, error)) from error
+        raise PlanInputError(validation_message(source, error)) from error
 
 
 def load_cluster(path: str | None) -> Cluster:
