@@ -70,8 +70,9 @@ _cached_decision_fields = lru_cache(maxsize=OFFER_FIELDS_CACHE_SIZE, typed=True)
 _HASHABLE_SCALARS: Final = frozenset({str, int, float, bool, type(None)})
 
 
-def _parts(node: object) -> tuple[str, Mapping[str, Any] | None, Mapping[str, Any] | None] | None:
-    """(name, labels, allocatable) of a v1.Node JSON object; None if it has no usable name."""
+def _parts(node: object) -> tuple[str, Mapping[str, Any] | None, object, object] | None:
+    """(name, labels, raw memory-mib label, raw allocatable count) of a v1.Node JSON object;
+    None if it has no usable name."""
     if not isinstance(node, dict):
         return None
     metadata = node.get("metadata")
@@ -81,10 +82,12 @@ def _parts(node: object) -> tuple[str, Mapping[str, Any] | None, Mapping[str, An
     if not isinstance(name, str) or not name or len(name) > MAX_NODE_NAME:
         return None
     labels = metadata.get("labels")
+    labels = labels if isinstance(labels, dict) else None
     status = node.get("status")
     allocatable = status.get("allocatable") if isinstance(status, dict) else None
-    return (name, labels if isinstance(labels, dict) else None,
-            allocatable if isinstance(allocatable, dict) else None)
+    raw_memory = labels.get(LABEL_MEMORY_MIB) if labels is not None else None
+    raw_count = allocatable.get(RESOURCE_NAME) if isinstance(allocatable, dict) else None
+    return name, labels, raw_memory, raw_count
 
 
 def offer_fields(node: object) -> tuple[str, int, int | None, str | None] | None:
@@ -93,9 +96,7 @@ def offer_fields(node: object) -> tuple[str, int, int | None, str | None] | None
     parts = _parts(node)
     if parts is None:
         return None
-    name, labels, allocatable = parts
-    raw_memory = labels.get(LABEL_MEMORY_MIB) if labels is not None else None
-    raw_count = allocatable.get(RESOURCE_NAME) if allocatable is not None else None
+    name, _, raw_memory, raw_count = parts
     if type(raw_memory) in _HASHABLE_SCALARS and type(raw_count) in _HASHABLE_SCALARS:
         return name, *_cached_decision_fields(raw_memory, raw_count)
     return name, *decision_fields(raw_memory, raw_count)
@@ -106,8 +107,6 @@ def read_node_offer(node: object) -> NodeOffer | None:
     parts = _parts(node)
     if parts is None:
         return None
-    name, labels, allocatable = parts
-    raw_memory = labels.get(LABEL_MEMORY_MIB) if labels is not None else None
-    raw_count = allocatable.get(RESOURCE_NAME) if allocatable is not None else None
+    name, labels, raw_memory, raw_count = parts
     count, partition_bytes, defect = decision_fields(raw_memory, raw_count)
     return NodeOffer(name, count, partition_bytes, defect, read_node_labels(labels or {}))
