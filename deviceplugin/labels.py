@@ -1,7 +1,8 @@
 """Node labels from partitions (pure): each partition maps to a ``sizing.contract.PartitionShape``
 (``Partition.shape``) and ``sizing.contract.node_labels`` computes the labels, so the extender reads exactly what is
 written here. The caller passes only partitions that exist and are healthy now
-(``DeviceState.labelled_partitions``).
+(``DeviceState.labelled_partitions``), and the GPUs discovery found (``Inventory.gpus``): the
+``gpu-count`` label, from which the partition controller reads a node's GPUs.
 """
 
 from __future__ import annotations
@@ -12,9 +13,10 @@ from deviceplugin.inventory import Partition
 from sizing.contract import LABEL_PREFIX, node_labels
 
 
-def desired_labels(partitions: Iterable[Partition]) -> dict[str, str | None]:
-    """The value of every contract label key for these partitions (None = remove the key)."""
-    return node_labels(p.shape for p in partitions)
+def desired_labels(partitions: Iterable[Partition], gpus: Iterable[str]) -> dict[str, str | None]:
+    """The value of every contract label key for these partitions (None = remove the key);
+    ``gpus``: the PCI addresses of the GPUs discovery found (``Gpu.address``), healthy or not."""
+    return node_labels((p.shape for p in partitions), gpus=len(set(gpus)) or None)
 
 
 def build_label_patch(

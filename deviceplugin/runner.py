@@ -94,7 +94,8 @@ class PluginRunner:
                 label_patcher = NodeLabelPatcher(config.node_name)
             self._label_sync = LabelSync(
                 patcher=label_patcher,
-                desired_labels=lambda: labels.desired_labels(self.state.labelled_partitions()),
+                desired_labels=lambda: labels.desired_labels(
+                    self.state.labelled_partitions(), (gpu.address for gpu in self.state.inventory.gpus)),
                 metrics=self.metrics,
             )
         self.registered = threading.Event()

@@ -27,9 +27,10 @@ LABEL_MEMORY_MODE: Final = LABEL_PREFIX + "memory-mode"  # NPS1|NPS2|NPS4, none,
 LABEL_CU_COUNT: Final = LABEL_PREFIX + "cu-count"  # compute units of the smallest partition
 LABEL_PRODUCT: Final = LABEL_PREFIX + "product"  # MI300X, ..., mixed, unknown
 LABEL_HOMOGENEOUS: Final = LABEL_PREFIX + "homogeneous"  # "true" when every partition has one shape
+LABEL_GPU_COUNT: Final = LABEL_PREFIX + "gpu-count"  # physical GPUs the partitions belong to (discovery)
 LABEL_KEYS: Final = (
     LABEL_MEMORY_MIB, LABEL_COUNT, LABEL_COMPUTE_MODE, LABEL_MEMORY_MODE,
-    LABEL_CU_COUNT, LABEL_PRODUCT, LABEL_HOMOGENEOUS,
+    LABEL_CU_COUNT, LABEL_PRODUCT, LABEL_HOMOGENEOUS, LABEL_GPU_COUNT,
 )
 MIXED: Final = "mixed"
 UNKNOWN: Final = "unknown"
@@ -49,6 +50,9 @@ MIB: Final = 1 << 20
 MAX_MEMORY_MIB: Final = 1 << 30
 MAX_LABEL_COUNT: Final = 1024
 MAX_CU_COUNT: Final = 1 << 16  # an MI300X SPX partition has 304 CUs; 65,536 is far above any product
+# GPUs on one node: MI300-class platforms carry 8 (one OAM baseboard); 64 is far above any server
+# and keeps a hostile label from meaning thousands of GPUs to the partition controller.
+MAX_GPU_COUNT: Final = 64
 
 # Kubernetes label value: at most 63 characters, alphanumeric at both ends, [-_.A-Za-z0-9] inside
 # (apimachinery pkg/util/validation IsValidLabelValue).
@@ -100,13 +104,17 @@ def _mode(shape: PartitionShape, mode: str | None) -> str:
     return UNKNOWN if shape.partitionable else NONE
 
 
-def node_labels(shapes: Iterable[PartitionShape]) -> dict[str, str | None]:
+def node_labels(shapes: Iterable[PartitionShape], gpus: int | None = None) -> dict[str, str | None]:
     """The value of every key in LABEL_KEYS for the healthy partitions that exist now
-    (None = remove the key). Callers pass only partitions that exist and are healthy.
+    (None = remove the key). Callers pass only partitions that exist and are healthy, and
+    ``gpus``: the physical GPUs discovery found on the node, healthy or not (None: unknown). The
+    partition controller reads the GPU count from it rather than from the partition count, which
+    can lack a partition (63 of 64 MI300X CPX partitions, tests/fixtures/sysfs/README.md).
 
-    Every value written is one ``read_node_labels`` accepts: a memory size or CU count outside the
-    bounds the reader takes (at least 1 MiB / 1 CU, at most MAX_MEMORY_MIB / MAX_CU_COUNT) counts
-    as unknown, and a label with no known value is removed rather than written wrong.
+    Every value written is one ``read_node_labels`` accepts: a memory size, CU count or GPU count
+    outside the bounds the reader takes (at least 1 MiB / 1 CU / 1 GPU, at most MAX_MEMORY_MIB /
+    MAX_CU_COUNT / MAX_GPU_COUNT) counts as unknown, and a label with no known value is removed
+    rather than written wrong.
     """
     parts = list(shapes)
     if not parts:
@@ -122,6 +130,7 @@ def node_labels(shapes: Iterable[PartitionShape]) -> dict[str, str | None]:
         LABEL_CU_COUNT: str(min(cus)) if cus else None,
         LABEL_PRODUCT: _single(p.product for p in parts),
         LABEL_HOMOGENEOUS: "true" if len({p.kind for p in parts}) == 1 else "false",
+        LABEL_GPU_COUNT: str(gpus) if gpus is not None and 1 <= gpus <= MAX_GPU_COUNT else None,
     }
 
 
@@ -137,6 +146,7 @@ class NodeLabels:
     cu_count: int | None = None
     product: str | None = None
     homogeneous: bool | None = None
+    gpu_count: int | None = None
     defects: tuple[str, ...] = ()
 
 
@@ -187,5 +197,6 @@ def read_node_labels(labels: object) -> NodeLabels:
         cu_count=number(LABEL_CU_COUNT, MAX_CU_COUNT),
         product=_text(labels, LABEL_PRODUCT, defects),
         homogeneous=homogeneous,
+        gpu_count=number(LABEL_GPU_COUNT, MAX_GPU_COUNT),
         defects=tuple(defects),
     )

@@ -23,11 +23,13 @@ from sizing.contract import (
     LABEL_COMPUTE_MODE,
     LABEL_COUNT,
     LABEL_CU_COUNT,
+    LABEL_GPU_COUNT,
     LABEL_HOMOGENEOUS,
     LABEL_KEYS,
     LABEL_MEMORY_MIB,
     LABEL_MEMORY_MODE,
     LABEL_PRODUCT,
+    MAX_GPU_COUNT,
     MIB,
     MIXED,
     NodeLabels,
@@ -54,6 +56,11 @@ def _node_partitions(mode: PartitionMode, gpus: int = GPUS_PER_NODE) -> list[Par
     ]
 
 
+def _labels(partitions: list[Partition]) -> dict[str, str | None]:
+    """The device plugin's labels when every partition discovery found is healthy."""
+    return desired_labels(partitions, (p.gpu for p in partitions))
+
+
 def _written(labels: dict[str, str | None]) -> dict[str, str]:
     """What lands on the Node after the merge patch: keys with None are removed."""
     return {key: value for key, value in labels.items() if value is not None}
@@ -71,7 +78,7 @@ MODES = GEOMETRY.partition_modes()
 
 @pytest.mark.parametrize("mode", MODES, ids=[m.label.replace(" ", "-") for m in MODES])
 def test_every_product_and_mode_round_trips(mode: PartitionMode) -> None:
-    labels = desired_labels(_node_partitions(mode))
+    labels = _labels(_node_partitions(mode))
     _assert_writable(labels)
     read = read_node_labels(_written(labels))
     assert read == NodeLabels(
@@ -82,6 +89,7 @@ def test_every_product_and_mode_round_trips(mode: PartitionMode) -> None:
         cu_count=mode.compute_units,
         product=mode.product,
         homogeneous=True,
+        gpu_count=GPUS_PER_NODE,
         defects=(),
     )
 
@@ -96,7 +104,7 @@ def test_a_mixed_node_reads_back_its_smallest_partition_and_mixed() -> None:
     spx = GEOMETRY.product("MI325X").mode("SPX", "NPS1")
     assert cpx is not None and spx is not None
     parts = _node_partitions(cpx, gpus=1) + [replace(p, id=p.id + "-b") for p in _node_partitions(spx, gpus=1)]
-    labels = desired_labels(parts)
+    labels = _labels(parts)
     _assert_writable(labels)
     read = read_node_labels(_written(labels))
     assert read.memory_bytes == cpx.memory_bytes // MIB * MIB  # the smallest partition: what any pod gets
@@ -107,7 +115,7 @@ def test_a_mixed_node_reads_back_its_smallest_partition_and_mixed() -> None:
 
 
 def test_a_node_without_partitions_reads_back_zero_and_nothing_else() -> None:
-    labels = desired_labels([])
+    labels = desired_labels([], [])
     _assert_writable(labels)
     assert labels[LABEL_COUNT] == "0"
     assert read_node_labels(_written(labels)) == NodeLabels(count=0)
@@ -124,11 +132,12 @@ def test_a_node_without_partitions_reads_back_zero_and_nothing_else() -> None:
 def test_real_captures_round_trip(capture: str, count: int, memory_mib: int | None, cu_count: int,
                                   product: str, compute_mode: str) -> None:
     inventory = discover(FIXTURES / "sysfs" / capture)
-    labels = desired_labels(inventory.partitions)
+    labels = desired_labels(inventory.partitions, (gpu.address for gpu in inventory.gpus))
     _assert_writable(labels)
     read = read_node_labels(_written(labels))
     assert read.defects == ()
     assert read.count == count == len(inventory.partitions)
+    assert read.gpu_count == 8 == len(inventory.gpus)  # every capture is an 8-GPU server (63 CPX partitions too)
     assert read.memory_bytes == (None if memory_mib is None else memory_mib * MIB)
     assert (read.cu_count, read.product, read.compute_mode) == (cu_count, product, compute_mode)
     assert read.homogeneous is True
@@ -144,17 +153,20 @@ def test_writer_only_writes_what_the_reader_accepts() -> None:
     modes = ["CPX", "SPX", None, "weird mode", "cpx"]
     units = [38, 304, 1, 0, -1, 1 << 16, (1 << 16) + 1, 10**30]
     sizes = [24 << 30, 192 << 30, None, 0, -5, 1000, MIB, 1 << 50, (1 << 50) + MIB, 10**400]
+    gpu_counts = [None, 1, 8, 0, -1, MAX_GPU_COUNT, MAX_GPU_COUNT + 1, 10**30]
     for _ in range(3000):
         shapes = [PartitionShape(product=rng.choice(products), compute_mode=rng.choice(modes),
                                  memory_mode=rng.choice(["NPS1", "NPS4", None]),
                                  compute_units=rng.choice(units), memory_bytes=rng.choice(sizes),
                                  partitionable=rng.random() < 0.8)
                   for _ in range(rng.randint(1, 5))]
-        labels = node_labels(shapes)
+        gpus = rng.choice(gpu_counts)
+        labels = node_labels(shapes, gpus=gpus)
         _assert_writable(labels)
         read = read_node_labels(_written(labels))
         assert read.defects == (), (shapes, labels)
         assert read.count == len(shapes)
+        assert read.gpu_count == (gpus if gpus is not None and 1 <= gpus <= MAX_GPU_COUNT else None)
         sane = [s.memory_bytes for s in shapes if s.memory_bytes is not None and MIB <= s.memory_bytes <= 1 << 50]
         assert read.memory_bytes == (min(sane) // MIB * MIB if sane else None)
 
@@ -172,11 +184,12 @@ HOSTILE_NUMBERS = [
     "1e999999", "inf", "Infinity", "NaN", "1e4400", "1e400", "\u00b2", "\u0661", "1" * 5000, "-1", "0x10",
     "24Gi", "", " ", "1.5", True, False, 1.5, float("inf"), 10**5000, {"a": "1"}, ["1"], _deep(1000),
 ]
-NUMERIC_KEYS = {LABEL_MEMORY_MIB: "memory_bytes", LABEL_COUNT: "count", LABEL_CU_COUNT: "cu_count"}
+NUMERIC_KEYS = {LABEL_MEMORY_MIB: "memory_bytes", LABEL_COUNT: "count", LABEL_CU_COUNT: "cu_count",
+                LABEL_GPU_COUNT: "gpu_count"}
 TEXT_KEYS = {LABEL_COMPUTE_MODE: "compute_mode", LABEL_MEMORY_MODE: "memory_mode", LABEL_PRODUCT: "product"}
 MI300X_CPX = GEOMETRY.product("MI300X").mode("CPX", "NPS4")
 assert MI300X_CPX is not None
-GOOD = _written(desired_labels(_node_partitions(MI300X_CPX)))
+GOOD = _written(_labels(_node_partitions(MI300X_CPX)))
 
 
 @pytest.mark.parametrize("key", list(NUMERIC_KEYS))
@@ -188,7 +201,7 @@ def test_hostile_numeric_label_gives_a_defect_naming_it(key: str, raw: object) -
     assert len(read.defects) == 1 and read.defects[0].startswith(f"label {key}="), read.defects
     assert "\n" not in read.defects[0] and len(read.defects[0]) < 200
     good = read_node_labels(GOOD)
-    others = [f for f in ("memory_bytes", "count", "cu_count", "compute_mode", "product", "homogeneous")
+    others = [f for f in ("memory_bytes", "count", "cu_count", "compute_mode", "product", "homogeneous", "gpu_count")
               if f != NUMERIC_KEYS[key]]
     assert all(getattr(read, f) == getattr(good, f) for f in others)  # one bad label spoils only itself
 

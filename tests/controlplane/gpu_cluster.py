@@ -11,6 +11,7 @@ from typing import Any, cast
 
 from kubernetes import client
 
+from extender import planning
 from sizing.contract import ANNOTATION_MODEL, ANNOTATION_PRECISION, RESOURCE_NAME, PartitionShape, node_labels
 from tests.controlplane.harness import ControlPlane
 from tests.controlplane.processes import wait_until
@@ -41,7 +42,8 @@ class NodeSpec:
             return {}
         shape = PartitionShape(product=self.product, compute_mode=self.compute_mode, memory_mode=self.memory_mode,
                                compute_units=self.compute_units, memory_bytes=self.partition_gib * GIB)
-        return node_labels([shape] * self.count)
+        per_gpu = planning.partition_geometry(self.product, self.compute_mode, self.memory_mode).partitions
+        return node_labels([shape] * self.count, gpus=-(-self.count // per_gpu))
 
 
 # Seven nodes, six partition geometries of MI300X (192 GiB, 304 CUs) and MI325X (256 GiB) and one

@@ -17,6 +17,7 @@ from kubernetes import client
 from deviceplugin import labels
 from deviceplugin.discovery import discover
 from deviceplugin.errors import LabelPatchError
+from deviceplugin.inventory import Inventory
 from deviceplugin.k8s import NodeLabelPatcher
 from deviceplugin.labelsync import LabelSync
 from deviceplugin.metrics import PluginMetrics
@@ -24,8 +25,13 @@ from sizing import contract
 from tests.deviceplugin.dp_support import lay_capture, make_partition, wait_until
 
 
+def _found(inventory: Inventory) -> dict[str, str | None]:
+    """The labels of everything discovery found (every partition healthy)."""
+    return labels.desired_labels(inventory.partitions, (gpu.address for gpu in inventory.gpus))
+
+
 def test_mi300x_capture_labels(tmp_path: Path) -> None:
-    computed = labels.desired_labels(discover(lay_capture(tmp_path, "mi300x-cpx")).partitions)
+    computed = _found(discover(lay_capture(tmp_path, "mi300x-cpx")))
     assert computed == {
         "amd.com/gpu-partition.memory-mib": "24576",
         "amd.com/gpu-partition.count": "63",
@@ -34,25 +40,39 @@ def test_mi300x_capture_labels(tmp_path: Path) -> None:
         "amd.com/gpu-partition.cu-count": "38",
         "amd.com/gpu-partition.product": "MI300X",
         "amd.com/gpu-partition.homogeneous": "true",
+        # 8 GPUs although 63 partitions: the eighth GPU lacks one (tests/fixtures/sysfs/README.md)
+        "amd.com/gpu-partition.gpu-count": "8",
     }
 
 
 def test_mi308x_labels_use_the_smallest_partition(tmp_path: Path) -> None:
     root = lay_capture(tmp_path, "mi308x", compute_mode="CPX", memory_mode="NPS1")
-    computed = labels.desired_labels(discover(root).partitions)
+    computed = _found(discover(root))
     assert computed[contract.LABEL_MEMORY_MIB] == str(51_522_830_336 // 2**20)  # 49136, the last partition
     assert computed[contract.LABEL_COUNT] == "32"
+    assert computed[contract.LABEL_GPU_COUNT] == "8"
     assert computed[contract.LABEL_MEMORY_MODE] == "NPS1"
     # partition 3 of each GPU has 16 MiB less, but every GPU is in the same mode
     assert computed[contract.LABEL_HOMOGENEOUS] == "true"
 
 
 def test_mi210_labels_say_unpartitioned_and_drop_memory(tmp_path: Path) -> None:
-    computed = labels.desired_labels(discover(lay_capture(tmp_path, "mi210-xgmi")).partitions)
+    computed = _found(discover(lay_capture(tmp_path, "mi210-xgmi")))
     assert computed[contract.LABEL_MEMORY_MIB] is None
     assert computed[contract.LABEL_COMPUTE_MODE] == "none"
     assert computed[contract.LABEL_PRODUCT] == "MI210"
     assert computed[contract.LABEL_CU_COUNT] == "104"
+    assert computed[contract.LABEL_GPU_COUNT] == "8"
+
+
+def test_gpu_count_is_every_gpu_found_even_with_no_healthy_partition(tmp_path: Path) -> None:
+    """The partition controller writes DCM profiles for the node's GPU count: a GPU whose
+    partitions are all unhealthy (left out of the labels) is still on the node."""
+    inventory = discover(lay_capture(tmp_path, "mi300x-cpx"))
+    last_gpu = inventory.gpus[-1].address
+    healthy = [p for p in inventory.partitions if p.gpu != last_gpu]
+    computed = labels.desired_labels(healthy, (gpu.address for gpu in inventory.gpus))
+    assert (computed[contract.LABEL_COUNT], computed[contract.LABEL_GPU_COUNT]) == ("56", "8")
 
 
 def test_mixed_modes_label_smallest_memory_and_homogeneous_false() -> None:
@@ -64,7 +84,7 @@ def test_mixed_modes_label_smallest_memory_and_homogeneous_false() -> None:
         compute_mode="SPX",
         memory_mode="NPS1",
     )
-    computed = labels.desired_labels([big, small])
+    computed = labels.desired_labels([big, small], [big.gpu, small.gpu])
     assert computed[contract.LABEL_MEMORY_MIB] == "24576"
     assert computed[contract.LABEL_CU_COUNT] == "38"
     assert computed[contract.LABEL_COMPUTE_MODE] == "mixed"
@@ -74,8 +94,9 @@ def test_mixed_modes_label_smallest_memory_and_homogeneous_false() -> None:
 
 
 def test_no_partitions_removes_every_key_but_count() -> None:
-    computed = labels.desired_labels([])
+    computed = labels.desired_labels([], [])
     assert computed[contract.LABEL_COUNT] == "0"
+    assert computed[contract.LABEL_GPU_COUNT] is None
     assert [k for k, v in computed.items() if v is not None] == [contract.LABEL_COUNT]
 
 
@@ -98,7 +119,7 @@ def test_label_values_are_sanitized_to_valid_kubernetes_values(raw: str, expecte
 
 def test_every_computed_value_is_a_valid_label_value(tmp_path: Path) -> None:
     for capture in ("mi300x-cpx", "mi308x", "mi210-xgmi"):
-        computed = labels.desired_labels(discover(lay_capture(tmp_path / capture, capture)).partitions)
+        computed = _found(discover(lay_capture(tmp_path / capture, capture)))
         assert all(contract.is_valid_label_value(v) for v in computed.values() if v is not None)
 
 
@@ -207,7 +228,7 @@ def api_server() -> Iterator[FakeApiServer]:
 
 def test_patch_request_is_a_json_merge_patch_on_the_node(api_server: FakeApiServer) -> None:
     patcher = NodeLabelPatcher("node-a", api_server.api_client())
-    desired = labels.desired_labels([make_partition("0000:05:00.0", i) for i in range(8)])
+    desired = labels.desired_labels([make_partition("0000:05:00.0", i) for i in range(8)], ["0000:05:00.0"])
     patcher.apply(desired)
 
     assert [r["method"] for r in api_server.requests] == ["GET", "PATCH"]
@@ -220,6 +241,7 @@ def test_patch_request_is_a_json_merge_patch_on_the_node(api_server: FakeApiServ
                 "amd.com/gpu-partition.compute-mode": "CPX",
                 "amd.com/gpu-partition.count": "8",
                 "amd.com/gpu-partition.cu-count": "38",
+                "amd.com/gpu-partition.gpu-count": "1",
                 "amd.com/gpu-partition.homogeneous": "true",
                 "amd.com/gpu-partition.memory-mib": "24576",
                 "amd.com/gpu-partition.memory-mode": "NPS4",

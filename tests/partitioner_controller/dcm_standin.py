@@ -143,7 +143,7 @@ class DcmStandIn:
         count = geometry.partitions * node.gpus
         self._core.patch_node_status(name, {"status": {"capacity": {RESOURCE_NAME: str(count)},
                                                        "allocatable": {RESOURCE_NAME: str(count)}}})
-        self._label(name, node_labels([shape] * count))
+        self._label(name, node_labels([shape] * count, gpus=node.gpus))
         node.applied = None
 
     def _label(self, name: str, labels: dict[str, str | None]) -> None:

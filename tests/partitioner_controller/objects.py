@@ -29,7 +29,7 @@ def partition_labels(product: str, compute: str, memory: str, gpus: int) -> dict
     shape = PartitionShape(product=geometry.product, compute_mode=geometry.compute_mode,
                            memory_mode=geometry.memory_mode, compute_units=geometry.compute_units,
                            memory_bytes=geometry.memory_bytes)
-    labels = node_labels([shape] * (geometry.partitions * gpus))
+    labels = node_labels([shape] * (geometry.partitions * gpus), gpus=gpus)
     return {k: v for k, v in labels.items() if v is not None}
 
 
