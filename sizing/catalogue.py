@@ -17,6 +17,7 @@ from typing import Any
 from sizing.errors import DataFileError, UnknownModelError
 from sizing.hf_config import read_layout, text_config
 from sizing.quantization import WeightBreakdown, read_quantization, weight_breakdown
+from sizing.recurrent_state import RecurrentState
 from sizing.schema import check_document
 
 ATTENTION_KINDS = ("full", "sliding_mix", "mla")
@@ -67,6 +68,16 @@ class ModelArch:
     params_source: str = ""
     # A pre-quantized checkpoint's declared format and its resident byte layout (config.json only)
     quantization: WeightBreakdown | None = None
+    # Hybrid models: the layers with a KV cache (None = every layer) and the per-sequence state of the others
+    num_kv_layers: int | None = None
+    recurrent_state: RecurrentState | None = None
+    # Weight bytes read from the checkpoint's own safetensors (models-directory entries), over the computed ones
+    exact_weights_bytes: int | None = None
+
+    @property
+    def kv_layers(self) -> int:
+        """Layers that hold a KV cache: every layer, except in hybrid models."""
+        return self.num_layers if self.num_kv_layers is None else self.num_kv_layers
 
     @property
     def is_moe(self) -> bool:
@@ -210,7 +221,7 @@ def model_from_hf_config(config: Mapping[str, Any], model_id: str = "custom") ->
     if layout.mla is not None:
         attention = "mla"
     elif windows:  # one window size per family; the largest if a config mixes several (over-estimate)
-        attention, window, n_global = "sliding_mix", max(windows), layout.num_layers - len(windows)
+        attention, window, n_global = "sliding_mix", max(windows), len(layout.layer_windows) - len(windows)
     embedding = layout.embedding_params
     return ModelArch(
         id=model_id, family=layout.model_type, architecture=_architecture(config),
@@ -225,5 +236,6 @@ def model_from_hf_config(config: Mapping[str, Any], model_id: str = "custom") ->
         checkpoint_dtype=_dtype(config),
         float16_supported=layout.model_type not in FLOAT16_UNSUPPORTED_MODEL_TYPES,
         quantization=weight_breakdown(layout, scheme) if scheme is not None else None,
+        num_kv_layers=layout.kv_layers, recurrent_state=layout.state,
         source="config.json", params_source="computed from config.json shapes",
     )

@@ -79,10 +79,14 @@ class MemoryEstimate:
     gpu_memory_utilization: float = GPU_MEMORY_UTILIZATION
     dtype: str = "auto"  # vLLM --dtype: activations/16-bit weights (auto = the checkpoint's)
     checkpoint_quantization: str = ""  # vLLM --quantization of a pre-quantized checkpoint ("" = none)
+    state_bytes_per_sequence: int = 0  # hybrid models: the fixed state of one sequence (per rank)
+    state_cache_bytes: int = 0  # that state for every sized sequence (in vLLM's KV cache pool)
+    weights_source: str = "computed"  # "computed" from the config's shapes, or "checkpoint" (exact bytes)
 
     @property
     def total_bytes(self) -> int:
-        return self.weights_bytes + self.kv_cache_bytes + self.activation_bytes + self.overhead_bytes
+        return (self.weights_bytes + self.kv_cache_bytes + self.state_cache_bytes + self.activation_bytes
+                + self.overhead_bytes)
 
     @property
     def required_partition_bytes(self) -> int:
@@ -130,10 +134,26 @@ def _check_tensor_parallel(model: ModelArch, tp: int) -> None:
         )
 
 
+def uses_exact_weights(model: ModelArch, precision: Precision) -> bool:
+    """Whether the checkpoint's recorded bytes are what vLLM loads at ``precision``: the checkpoint's
+    own format (its declared quantization, or 16 bit for a 16-bit checkpoint). A 16-bit checkpoint
+    served at fp8/int8/int4 is quantized on load, and a float32 checkpoint is cast to 16 bit: there
+    the computed layout applies."""
+    if model.exact_weights_bytes is None:
+        return False
+    declared = declared_precision(model)
+    if declared is not None:
+        return declared == precision
+    return not precision.is_quantized and model.checkpoint_dtype in ("bfloat16", "float16")
+
+
 def weights_bytes(model: ModelArch, precision: Precision, tensor_parallel: int = 1) -> int:
     """Resident weight bytes per rank: MoE keeps every expert; quantized formats keep embeddings and
     lm_head in 16 bit (kserve-aim-sizing.md 4.2). A pre-quantized checkpoint holds its declared
-    format's own layout (``ModelArch.quantization``)."""
+    format's own layout (``ModelArch.quantization``). Exact bytes read from the checkpoint's
+    safetensors win where they apply (``uses_exact_weights``)."""
+    if model.exact_weights_bytes is not None and uses_exact_weights(model, precision):
+        return math.ceil(model.exact_weights_bytes / tensor_parallel)
     if model.quantization is not None:
         check_declared_precision(model, precision)
         return math.ceil(model.quantization.total_bytes / tensor_parallel)
@@ -169,8 +189,9 @@ def kv_bytes_per_token_per_layer(model: ModelArch, kv_cache_dtype: str, tensor_p
 
 
 def kv_bytes_per_token(model: ModelArch, kv_cache_dtype: str = "auto", tensor_parallel: int = 1) -> int:
-    """2 x layers x kv_heads x head_dim x bytes (per rank), counting every layer."""
-    return model.num_layers * kv_bytes_per_token_per_layer(model, kv_cache_dtype, tensor_parallel)
+    """2 x layers x kv_heads x head_dim x bytes (per rank), counting every layer with a KV cache
+    (all of them, except the state-holding layers of hybrid models)."""
+    return model.kv_layers * kv_bytes_per_token_per_layer(model, kv_cache_dtype, tensor_parallel)
 
 
 def kv_cache_bytes(model: ModelArch, tokens: int, sequences: int, kv_cache_dtype: str = "auto",
@@ -178,11 +199,25 @@ def kv_cache_bytes(model: ModelArch, tokens: int, sequences: int, kv_cache_dtype
     """KV for ``sequences`` sequences of ``tokens`` each; sliding-window layers hold only the window."""
     per_layer = kv_bytes_per_token_per_layer(model, kv_cache_dtype, tensor_parallel)
     if model.attention == "sliding_mix" and model.sliding_window and model.num_global_layers is not None:
-        local_layers = model.num_layers - model.num_global_layers
+        local_layers = model.kv_layers - model.num_global_layers
         per_sequence = per_layer * (model.num_global_layers * tokens + local_layers * min(tokens, model.sliding_window))
     else:
-        per_sequence = per_layer * model.num_layers * tokens
+        per_sequence = per_layer * model.kv_layers * tokens
     return per_sequence * sequences
+
+
+def state_bytes_per_sequence(model: ModelArch, tensor_parallel: int = 1) -> int:
+    """The fixed state one sequence holds in a hybrid model's Mamba / gated-delta-net / short-conv
+    layers, per rank (0 for a model without such layers). It does not grow with the context."""
+    state = model.recurrent_state
+    return 0 if state is None else state.bytes_per_sequence(tensor_parallel)
+
+
+def state_cache_bytes(model: ModelArch, sequences: int, tensor_parallel: int = 1) -> int:
+    """The state of ``sequences`` concurrent sequences. vLLM keeps one state page per running request
+    in each state-holding layer (V1 ``MambaSpec``, one block per request without prefix caching), in
+    the same pool as the KV cache, so every sized sequence holds one state beside its KV."""
+    return state_bytes_per_sequence(model, tensor_parallel) * sequences
 
 
 def activation_bytes(model: ModelArch, max_num_batched_tokens: int) -> int:
@@ -229,6 +264,9 @@ def estimate(model: ModelArch, precision: Precision | str, *, tensor_parallel: i
         activation_bytes=activation_bytes(model, batched),
         overhead_bytes=overhead_bytes(tensor_parallel),
         checkpoint_quantization=model.quantization.scheme.method if model.quantization is not None else "",
+        state_bytes_per_sequence=state_bytes_per_sequence(model, tensor_parallel),
+        state_cache_bytes=state_cache_bytes(model, concurrency, tensor_parallel),
+        weights_source="checkpoint" if uses_exact_weights(model, prec) else "computed",
     )
 
 

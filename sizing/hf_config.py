@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sizing.errors import SizingError
+from sizing.recurrent_state import RecurrentState
 
 # Bounds for config.json numbers: generous enough for every published model (DeepSeek-V3: hidden 7168,
 # vocab 129280, 256 experts; Llama-3.1-405B: 126 layers, 16384 hidden) and small enough that a
@@ -49,10 +50,34 @@ QK_NORM_FULL = frozenset({"olmo2", "olmo3", "olmoe"})
 NORMS_PER_LAYER = {"gemma2": 4, "gemma3": 4, "gemma3_text": 4}
 # Families whose q/k/v projections always carry a bias (o_proj does not).
 QKV_BIAS = frozenset({"qwen2", "qwen2_moe"})
-# Architectures whose layers are not attention + MLP (state-space, linear attention): refused.
+# Architectures whose layers are not attention + MLP and that no reader here knows (pure state-space
+# models, other recurrent hybrids): refused. Hybrid families with a reader: sizing.hybrid_layout.
 UNSUPPORTED_LAYER_TYPES = ("linear_attention", "mamba", "conv", "recurrent")
-UNSUPPORTED_MODEL_TYPES = frozenset({"mixformer-sequential", "mamba", "mamba2", "rwkv", "jamba", "qwen3_next",
-                                     "falcon_h1", "bamba", "zamba", "zamba2", "lfm2", "recurrent_gemma"})
+# Text model types that are another family's decoder under a new name (multimodal text_config types,
+# remote-code renames): the tables in this module are looked up by the family. Kimi-K2 ships
+# DeepseekV3ForCausalLM (its auto_map); Qwen2.5-VL / Qwen3-VL decoders are Qwen2 / Qwen3 (MoE) ones.
+FAMILY_OF = {"kimi_k2": "deepseek_v3", "qwen2_vl": "qwen2", "qwen2_vl_text": "qwen2", "qwen2_5_vl": "qwen2",
+             "qwen2_5_vl_text": "qwen2", "qwen3_vl_text": "qwen3", "qwen3_vl_moe_text": "qwen3_moe",
+             "llama4_text": "llama4", "mllama_text_model": "mllama", "glm4v_moe_text": "glm4_moe"}
+# Families whose layers < first_k_dense_replace are dense MLPs (DeepSeek-V2/V3/V3.2, Kimi-K2, GLM-4.5).
+FIRST_K_DENSE = frozenset({"deepseek", "deepseek_v2", "deepseek_v3", "deepseek_v32", "glm4_moe"})
+# Routers with a per-expert score-correction bias (e_score_correction_bias, fp32 in the checkpoint):
+# DeepSeek-V3-style when topk_method is "noaux_tc" (their config default), GLM-4.5 always.
+ROUTER_BIAS_NOAUX = frozenset({"deepseek_v3", "deepseek_v32"})
+ROUTER_BIAS_ALWAYS = frozenset({"glm4_moe"})
+# q/k/v carry attention_bias but o_proj never does (GLM-4.5: Glm4MoeAttention o_proj bias=False).
+QKV_BIAS_ONLY = frozenset({"glm4_moe"})
+# q_norm / k_norm over one head when the config says use_qk_norm (GLM-4.5; Llama 4's is weightless).
+QK_NORM_IF_USED = frozenset({"glm4_moe"})
+# tie_word_embeddings when the config does not say: transformers' default is True, these families' is False.
+UNTIED_BY_DEFAULT = frozenset({"llama4", "mllama"})
+# Extra embedding rows beyond vocab_size (mllama: 8 image-tile special tokens, MllamaTextModel embed_tokens).
+EXTRA_EMBEDDING_ROWS = {"mllama": 8}
+# DeepSeek-V3.2 indexer key cache per token and layer (vLLM DeepseekV32IndexerCache): an fp8 key of
+# index_head_dim bytes plus one fp32 scale per 128 values, whatever --kv-cache-dtype is.
+INDEX_QUANT_BLOCK = 128
+UNSUPPORTED_MODEL_TYPES = frozenset({"mixformer-sequential", "mamba", "mamba2", "rwkv", "bamba", "zamba", "zamba2",
+                                     "recurrent_gemma"})
 
 
 @dataclass(frozen=True)
@@ -93,6 +118,12 @@ class Layout:
     mla: tuple[int, int] | None = None  # (kv_lora_rank, qk_rope_head_dim)
     num_experts: int = 0
     experts_per_token: int = 0
+    index_key_bytes: int = 0  # per token and layer: DeepSeek-V3.2 indexer key cache (fixed fp8 layout)
+    cross_attention_layers: int = 0  # mllama: layers attending to image tokens (not in num_layers)
+    cross_attention_tokens: int = 0  # image tokens each cross-attention layer caches per sequence
+    vision_params: int = 0  # vision tower + projector parameters (included in the linears / other_params)
+    kv_layers: int | None = None  # layers with a KV cache when not every layer has one (hybrids)
+    state: RecurrentState | None = None  # hybrids: the fixed per-sequence state of the other layers
 
     @property
     def params_total(self) -> int:
@@ -114,6 +145,7 @@ class _Fields:
         self.text = text
         self.outer = outer
         self.model_type = model_type
+        self.family = FAMILY_OF.get(model_type, model_type)  # the key of this module's family tables
 
     def error(self, field: str, problem: str) -> SizingError:
         return SizingError(f"config.json (model_type {self.model_type!r}): field {field!r} {problem}")
@@ -162,7 +194,7 @@ class _Fields:
 
 
 def _norm(f: _Fields, width: int) -> int:
-    return width * (2 if f.model_type in LAYER_NORM else 1)
+    return width * (2 if f.family in LAYER_NORM else 1)
 
 
 def _mlp(prefix: str, hidden: int, inter: int, *, gated: bool, bias: bool = False, experts: int = 1,
@@ -202,14 +234,14 @@ def _layer_windows(f: _Fields, layers: int) -> tuple[int, ...]:
         return tuple(window if pattern[i % len(pattern)] == "L" else 0 for i in range(layers))
     if step:
         return tuple(0 if (i + 1) % step == 0 else window for i in range(layers))
-    if f.model_type in WINDOW_ALTERNATING:
+    if f.family in WINDOW_ALTERNATING:
         return tuple(window if (i + 1) % 2 else 0 for i in range(layers))
-    if f.model_type in WINDOW_QWEN:
+    if f.family in WINDOW_QWEN:
         if not f.bool_("use_sliding_window", False):
             return full
         first = f.int_("max_window_layers", maximum=MAX_LAYERS, minimum=0, default=layers)
         return tuple(window if i >= first else 0 for i in range(layers))
-    if f.model_type in WINDOW_EVERY_LAYER:
+    if f.family in WINDOW_EVERY_LAYER:
         return (window,) * layers
     # A family whose window semantics are not known here: size every layer as full attention
     # (an over-estimate; under-estimating the cache is the dangerous direction).
@@ -218,10 +250,12 @@ def _layer_windows(f: _Fields, layers: int) -> tuple[int, ...]:
 
 def _attention(f: _Fields, prefix: str, hidden: int, heads: int, kv: int, head_dim: int) -> tuple[list[Linear], int]:
     """q/k/v/o projections (or the family's fused form) and the attention's own norm params."""
-    mt = f.model_type
+    mt = f.family
     qkv_bias = o_bias = f.bool_("attention_bias", False)
     if mt in QKV_BIAS:
         qkv_bias, o_bias = True, False
+    if mt in QKV_BIAS_ONLY:
+        o_bias = False
     if mt == "starcoder2":
         qkv_bias = o_bias = f.bool_("use_bias", True)
     q_out, kv_out = heads * head_dim, kv * head_dim
@@ -233,7 +267,7 @@ def _attention(f: _Fields, prefix: str, hidden: int, heads: int, kv: int, head_d
                 Linear(f"{prefix}.v_proj", hidden, kv_out, qkv_bias)]
     lins.append(Linear(f"{prefix}.o_proj", q_out, hidden, o_bias))
     extra = 0
-    if mt in QK_NORM_PER_HEAD:
+    if mt in QK_NORM_PER_HEAD or (mt in QK_NORM_IF_USED and f.bool_("use_qk_norm", False)):
         extra = 2 * head_dim
     elif mt in QK_NORM_FULL:
         extra = q_out + kv_out
@@ -265,15 +299,40 @@ def _mla(f: _Fields, prefix: str, hidden: int, heads: int) -> tuple[list[Linear]
     return lins, norms, (kv_rank, rope)
 
 
+def _indexer(f: _Fields, prefix: str, hidden: int) -> tuple[list[Linear], int, int]:
+    """DeepSeek-V3.2 sparse-attention indexer of one layer: (linears, norm params, key cache bytes per
+    token). wq_b reads the q latent, wk and weights_proj the hidden state; k_norm is a LayerNorm."""
+    n_heads = f.int_("index_n_heads", maximum=MAX_HEADS)
+    head_dim = f.int_("index_head_dim")
+    if f.opt_int("q_lora_rank") is None:
+        raise f.error("q_lora_rank", "is missing; the sparse-attention indexer reads the q latent")
+    q_rank = f.int_("q_lora_rank")
+    f.int_("index_topk", maximum=MAX_CONTEXT, default=1)  # bounds only: top-k does not change the sizes
+    lins = [Linear(f"{prefix}.indexer.wq_b", q_rank, n_heads * head_dim),
+            Linear(f"{prefix}.indexer.wk", hidden, head_dim),
+            Linear(f"{prefix}.indexer.weights_proj", hidden, n_heads)]
+    key_bytes = head_dim + -(-head_dim // INDEX_QUANT_BLOCK) * 4  # fp8 key + fp32 scale per 128 values
+    return lins, 2 * head_dim, key_bytes
+
+
 def _moe_layer(f: _Fields, i: int, layers: int, experts: int) -> bool:
     """Whether decoder layer ``i`` is a mixture-of-experts layer (each family's own rule)."""
     if not experts:
         return False
-    if f.model_type in ("deepseek", "deepseek_v2", "deepseek_v3"):
+    if f.family in FIRST_K_DENSE:
         first = f.int_("first_k_dense_replace", maximum=MAX_LAYERS, minimum=0, default=0)
         freq = f.int_("moe_layer_freq", maximum=MAX_LAYERS, default=1)
         return i >= first and i % freq == 0
-    if f.model_type in ("qwen2_moe", "qwen3_moe"):
+    if f.family == "llama4":  # an explicit moe_layers list, else every interleave_moe_layer_step-th layer
+        listed = f.text.get("moe_layers")
+        if listed is not None:
+            if not isinstance(listed, list) or len(listed) > layers or not all(
+                    isinstance(x, int) and not isinstance(x, bool) for x in listed):
+                raise f.error("moe_layers", f"must be a list of at most {layers} layer indices")
+            return i in listed
+        step = f.int_("interleave_moe_layer_step", maximum=MAX_LAYERS, default=1)
+        return (i + 1) % step == 0
+    if f.family in ("qwen2_moe", "qwen3_moe"):
         only = f.text.get("mlp_only_layers") or []
         if not isinstance(only, list) or len(only) > layers or not all(
                 isinstance(x, int) and not isinstance(x, bool) for x in only):
@@ -283,16 +342,27 @@ def _moe_layer(f: _Fields, i: int, layers: int, experts: int) -> bool:
     return True
 
 
+def _head_dim(f: _Fields, hidden: int, heads: int, key: str = "head_dim") -> int:
+    """``head_dim`` when the config gives it, else hidden / heads, which must divide evenly."""
+    given = f.opt_int(key)
+    if given is not None:
+        return f.int_(key)
+    if hidden % heads:
+        raise f.error("hidden_size", f"({hidden}) must be divisible by num_attention_heads ({heads}) "
+                      f"when {key} is not given")
+    return hidden // heads
+
+
 def _decoder(f: _Fields) -> Layout:
     """Llama-style decoders and their relatives (Qwen, Mistral, Gemma, Phi-3, OLMo, DeepSeek, gpt-oss, ...)."""
-    mt = f.model_type
+    mt = f.family
     hidden = f.int_("hidden_size", "d_model", "n_embd")
     layers = f.int_("num_hidden_layers", "n_layer", "num_layers", maximum=MAX_LAYERS)
     heads = f.int_("num_attention_heads", "n_head", maximum=MAX_HEADS)
     kv = f.int_("num_key_value_heads", maximum=MAX_HEADS, default=heads)
     if heads % kv:
         raise f.error("num_key_value_heads", f"must be a positive divisor of num_attention_heads ({heads}), got {kv}")
-    head_dim = f.int_("head_dim", default=hidden // heads if hidden >= heads else None)
+    head_dim = _head_dim(f, hidden, heads)
     vocab = f.int_("vocab_size", maximum=MAX_VOCAB)
     inter = f.int_("intermediate_size", "ffn_dim", "moe_intermediate_size")
     experts = f.opt_int("n_routed_experts", "num_local_experts", "num_experts", maximum=MAX_EXPERTS) or 0
@@ -305,22 +375,31 @@ def _decoder(f: _Fields) -> Layout:
     gated = mt not in PLAIN_MLP
     mlp_bias = f.bool_("mlp_bias", False) or (mt == "starcoder2" and f.bool_("use_bias", True))
     is_mla = f.text.get("kv_lora_rank") is not None
+    has_indexer = is_mla and f.text.get("index_n_heads") is not None
+    cross = _cross_attention_layers(f, layers)
     mla: tuple[int, int] | None = None
+    index_key_bytes = 0
     linears: list[Linear] = []
     other = 0
     norms_per_layer = NORMS_PER_LAYER.get(mt, 2)
     for i in range(layers):
         p = f"model.layers.{i}"
-        if is_mla:
+        if i in cross:
+            attn, extra = _cross_attention(f, f"{p}.cross_attn", hidden, heads, kv, head_dim)
+        elif is_mla:
             attn, extra, mla = _mla(f, f"{p}.self_attn", hidden, heads)
+            if has_indexer:
+                index, index_norm, index_key_bytes = _indexer(f, f"{p}.self_attn", hidden)
+                attn, extra = attn + index, extra + index_norm
         else:
             attn, extra = _attention(f, f"{p}.self_attn", hidden, heads, kv, head_dim)
         linears += attn
         other += extra + norms_per_layer * _norm(f, hidden)
-        if _moe_layer(f, i, layers, experts):
+        if mt == "llama4":
+            linears += _llama4_feed_forward(f, p, hidden, inter, experts, moe=_moe_layer(f, i, layers, experts))
+        elif _moe_layer(f, i, layers, experts):
             linears += _moe_block(f, p, hidden, experts, expert_inter, shared_inter, n_shared)
-            if mt == "deepseek_v3" and f.str_("topk_method", "noaux_tc") == "noaux_tc":
-                other += experts  # e_score_correction_bias
+            other += _router_bias(f, experts)
         elif mt == "starcoder2":
             linears += _mlp(f"{p}.mlp", hidden, inter, gated=False, bias=mlp_bias, names=("", "c_fc", "c_proj"))
         elif mt == "phi3":
@@ -328,21 +407,83 @@ def _decoder(f: _Fields) -> Layout:
         else:
             linears += _mlp(f"{p}.mlp", hidden, inter, gated=gated, bias=mlp_bias)
     other += _norm(f, hidden)  # final norm
-    tied = f.bool_("tie_word_embeddings", True)
+    tied = f.bool_("tie_word_embeddings", mt not in UNTIED_BY_DEFAULT)
     if not tied:
         linears.append(Linear("lm_head", hidden, vocab, f.bool_("lm_head_bias", False)))
+    self_layers = layers - len(cross)  # the layers whose KV grows with every token
+    windows = _chunked_windows(f, layers) if mt == "llama4" else _layer_windows(f, layers)
     return Layout(
-        model_type=mt, linears=tuple(linears), embedding_params=vocab * hidden, other_params=other,
-        hidden_size=hidden, vocab_size=vocab, num_layers=layers, num_attention_heads=heads,
+        model_type=f.model_type, linears=tuple(linears),
+        embedding_params=(vocab + EXTRA_EMBEDDING_ROWS.get(mt, 0)) * hidden, other_params=other,
+        hidden_size=hidden, vocab_size=vocab, num_layers=self_layers, num_attention_heads=heads,
         num_kv_heads=kv, head_dim=head_dim, intermediate_size=inter, tied_embeddings=tied,
-        max_context=_max_context(f), layer_windows=_layer_windows(f, layers), mla=mla,
-        num_experts=experts, experts_per_token=top_k,
+        max_context=_max_context(f), layer_windows=tuple(w for i, w in enumerate(windows) if i not in cross),
+        mla=mla, num_experts=experts, experts_per_token=top_k, index_key_bytes=index_key_bytes,
+        cross_attention_layers=len(cross),
     )
+
+
+def _router_bias(f: _Fields, experts: int) -> int:
+    """Parameters of a MoE layer's e_score_correction_bias (one per expert), where the family has it."""
+    if f.family in ROUTER_BIAS_ALWAYS:
+        return experts
+    if f.family in ROUTER_BIAS_NOAUX and f.str_("topk_method", "noaux_tc") == "noaux_tc":
+        return experts
+    return 0
+
+
+def _llama4_feed_forward(f: _Fields, p: str, hidden: int, inter: int, experts: int, *, moe: bool) -> list[Linear]:
+    """Llama 4's feed-forward: a MoE layer has a router, ``experts`` fused SwiGLU experts of
+    intermediate_size and one shared expert of the same width; a dense layer (Maverick interleaves
+    them) is a SwiGLU MLP of intermediate_size_mlp (transformers Llama4TextMoe / Llama4TextMLP)."""
+    ff = f"{p}.feed_forward"
+    if not moe:
+        return _mlp(ff, hidden, f.int_("intermediate_size_mlp", default=inter), gated=True)
+    return [Linear(f"{ff}.router", hidden, experts),
+            Linear(f"{ff}.experts.gate_up_proj", hidden, 2 * inter, False, experts, True, True),
+            Linear(f"{ff}.experts.down_proj", inter, hidden, False, experts, True, True),
+            *_mlp(f"{ff}.shared_expert", hidden, inter, gated=True)]
+
+
+def _chunked_windows(f: _Fields, layers: int) -> tuple[int, ...]:
+    """Llama 4 (iRoPE): the RoPE layers attend within attention_chunk_size-token chunks, every
+    no_rope_layer_interval-th layer (NoPE) attends to everything. vLLM's chunked-local cache keeps one
+    chunk per sequence, so a chunked layer is sized like a sliding window of the chunk size."""
+    chunk = f.opt_int("attention_chunk_size", maximum=MAX_CONTEXT)
+    if not chunk:
+        return (0,) * layers
+    rope = f.text.get("no_rope_layers")
+    if not rope:  # transformers' default: NoPE every no_rope_layer_interval-th layer
+        step = f.int_("no_rope_layer_interval", maximum=MAX_LAYERS, default=4)
+        return tuple(0 if (i + 1) % step == 0 else chunk for i in range(layers))
+    if not isinstance(rope, list) or len(rope) != layers or any(x not in (0, 1) or isinstance(x, bool) for x in rope):
+        raise f.error("no_rope_layers", f"must list {layers} flags (1 = RoPE, chunked; 0 = NoPE, global)")
+    return tuple(chunk if x else 0 for x in rope)
+
+
+def _cross_attention_layers(f: _Fields, layers: int) -> frozenset[int]:
+    """mllama's cross_attention_layers: decoder layers attending to the image, not to earlier tokens."""
+    listed = f.text.get("cross_attention_layers")
+    if listed is None or f.family != "mllama":
+        return frozenset()
+    if not isinstance(listed, list) or len(listed) > layers or not all(
+            isinstance(x, int) and not isinstance(x, bool) and 0 <= x < layers for x in listed):
+        raise f.error("cross_attention_layers", f"must be a list of layer indices below {layers}")
+    return frozenset(listed)
+
+
+def _cross_attention(f: _Fields, prefix: str, hidden: int, heads: int, kv: int,
+                     head_dim: int) -> tuple[list[Linear], int]:
+    """One mllama cross-attention block: q/k/v/o without bias, per-head q/k RMSNorms and the two
+    tanh gates of its decoder layer (MllamaTextCrossAttention / MllamaCrossAttentionDecoderLayer)."""
+    lins = [Linear(f"{prefix}.q_proj", hidden, heads * head_dim), Linear(f"{prefix}.k_proj", hidden, kv * head_dim),
+            Linear(f"{prefix}.v_proj", hidden, kv * head_dim), Linear(f"{prefix}.o_proj", heads * head_dim, hidden)]
+    return lins, 2 * head_dim + 2
 
 
 def _moe_block(f: _Fields, p: str, hidden: int, experts: int, expert_inter: int, shared_inter: int,
                n_shared: int) -> list[Linear]:
-    mt = f.model_type
+    mt = f.family
     if mt == "gpt_oss":  # fused 3-D expert tensors with biases; router with bias
         return [Linear(f"{p}.mlp.router", hidden, experts, bias=True),
                 Linear(f"{p}.mlp.experts.gate_up_proj", hidden, 2 * expert_inter, True, experts, True, True),
@@ -479,6 +620,10 @@ def read_layout(config: Mapping[str, Any]) -> Layout:
     raw_type = text.get("model_type", config.get("model_type", "unspecified"))
     model_type = raw_type if isinstance(raw_type, str) and _SAFE_TYPE.fullmatch(raw_type) else "unknown"
     f = _Fields(text, config, model_type)
+    from sizing.hybrid_layout import HYBRID_READERS  # imports this module: bound at call time
+
+    if model_type in HYBRID_READERS:
+        return HYBRID_READERS[model_type](f)
     if model_type in UNSUPPORTED_MODEL_TYPES:
         raise f.error("model_type", "names a layout this sizing does not read (state-space, linear-attention "
                       "or pre-transformers format); it cannot be sized")
