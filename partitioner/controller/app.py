@@ -19,8 +19,9 @@ from prometheus_client import start_http_server
 from partitioner.controller.cache import Cache
 from partitioner.controller.kube import Kube
 from partitioner.controller.leader import LeaseSettings, release, run_elected
-from partitioner.controller.loop import Controller, DcmConfig
+from partitioner.controller.loop import Controller
 from partitioner.controller.metrics import Metrics
+from partitioner.controller.profiles import DcmConfig
 from partitioner.controller.settings import RunMode, Settings
 from partitioner.controller.watch import Watcher, short
 from partitioner.modes import Trust

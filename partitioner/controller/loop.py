@@ -10,10 +10,12 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
-from typing import Any, Final
+from dataclasses import replace
+from typing import Final
 
 from partitioner.controller import keys
+from partitioner.controller.clock import format_time
+from partitioner.controller.hysteresis import Candidacy, decide
 from partitioner.controller.kube import EvictionResult, Kube
 from partitioner.controller.machine import (
     Phase,
@@ -27,15 +29,8 @@ from partitioner.controller.machine import (
 )
 from partitioner.controller.metrics import Metrics
 from partitioner.controller.observe import NodeView, PodView
-from partitioner.controller.plan import (
-    Candidacy,
-    Change,
-    Plan,
-    dcm_profiles,
-    make_plan,
-    matching_profile,
-    stabilize,
-)
+from partitioner.controller.plan import Change, Plan, dcm_profiles, make_plan, matching_profile
+from partitioner.controller.profiles import DcmConfig, ProfileKeeper
 from partitioner.controller.settings import RunMode, Settings
 from partitioner.controller.watch import short
 
@@ -46,13 +41,6 @@ logger = logging.getLogger(__name__)
 MAX_REMEMBERED_EVENTS: Final = 4096
 # Pods followed from pending to bound (for the unblocked metrics).
 MAX_FOLLOWED_PODS: Final = 16384
-
-
-@dataclass(frozen=True, slots=True)
-class DcmConfig:
-    namespace: str
-    name: str
-    existing: bool  # read an existing ConfigMap, never write it
 
 
 class Controller:
@@ -68,6 +56,8 @@ class Controller:
         self._clock = clock
         self._memory: dict[str, Candidacy] = {}
         self._said: OrderedDict[tuple[str, str, str], None] = OrderedDict()
+        self._profiles = ProfileKeeper(kube, dcm, settings.configmap_settle_seconds, self._first)
+        self._due: float | None = None  # when a waiting change may be ready, by the clock alone
         self._tracked: dict[str, NodeView] = {}  # nodes in a repartition at the last pass
         self._pending: dict[str, float] = {}  # pod uid -> its creation time, while pending for layout
         self._last_plan = ""
@@ -84,6 +74,8 @@ class Controller:
         now = self._clock()
         apply = self._settings.mode is RunMode.APPLY
         states = self._states(nodes, now, apply)
+        if apply:  # ahead of any change: applying one is then only the node label
+            self._profiles.keep(dcm_profiles(nodes, states, self._settings)["gpu-config-profiles"], now)
         self._vanished({n.name for n in nodes}, now)
         holders: dict[str, list[PodView]] = {}
         for pod in pods:
@@ -106,17 +98,20 @@ class Controller:
         # From here on ``states`` holds each node's state after this pass's step.
         self._follow_pods(pods, {n.name: n for n in nodes}, states)
         plan = make_plan(nodes, pods, states, now, self._settings)
-        ready, self._memory = stabilize(plan.changes, self._memory, now, self._settings)
+        pending_since = {p.key: p.created for p in pods if p.pending_for_layout and p.created is not None}
+        decision = decide(plan.changes, self._memory, pending_since, now, self._settings.stable_seconds)
+        self._memory, self._due = decision.memory, decision.due
         self._record(nodes, states, plan, now)
         if apply:
-            self._apply(plan, ready, nodes, pods, states, now)
+            self._apply(plan, decision.ready, nodes, pods, states, now)
         else:
             self._recommend(plan, nodes, pods)
         return plan
 
     def run(self, stop: threading.Event, changed: threading.Event, resync_seconds: float,
             min_interval_seconds: float) -> None:
-        """Evaluate on every change (at most every ``min_interval_seconds``) and every ``resync_seconds``."""
+        """Evaluate on every change (at most every ``min_interval_seconds``), every ``resync_seconds``,
+        and when a waiting change becomes ready by the clock (hysteresis, ConfigMap settle)."""
         logger.info("controller running in --mode %s (max %d node(s) at a time%s)", self._settings.mode,
                     self._settings.max_in_flight, ", evictions allowed" if self._settings.allow_eviction else "")
         while not stop.is_set():
@@ -126,8 +121,16 @@ class Controller:
             except Exception as error:  # the loop outlives any one bad pass
                 logger.error("evaluation failed (%s); will retry in %.0f s", short(error), resync_seconds)
                 logger.debug("evaluation failure", exc_info=True)
-            changed.wait(resync_seconds)
+                self._due = None
+            changed.wait(self.wait_seconds(resync_seconds))
             stop.wait(min_interval_seconds)
+
+    def wait_seconds(self, resync_seconds: float) -> float:
+        """How long to wait for a watch event before the next pass: until the next resync, or
+        sooner when a waiting change is due."""
+        if self._due is None:
+            return resync_seconds
+        return min(resync_seconds, max(0.0, self._due - self._clock()))
 
     # --- state ---------------------------------------------------------------------------------
     def _states(self, nodes: Sequence[NodeView], now: float, apply: bool) -> dict[str, RepartitionState]:
@@ -272,17 +275,14 @@ class Controller:
         slots = self._settings.max_in_flight - in_flight
         if slots <= 0 or not ready:
             return
-        usable = self._usable_profiles(nodes, states, now)
+        usable = self._profiles.usable(now)
         by_name = {n.name: n for n in nodes}
         for change in ready[:slots]:
             if self._dcm.existing and change.profile not in usable:
                 found = matching_profile(usable, change.target, change.gpus)
                 change = replace(change, profile=found) if found else change
             if change.profile not in usable:
-                if self._first(("configmap", change.profile, ",".join(sorted(map(str, usable))))):
-                    logger.info("node %s waits for DCM profile %s to be in ConfigMap %s/%s (and settled for %.0f s)",
-                                change.node, change.profile, self._dcm.namespace, self._dcm.name,
-                                self._settings.configmap_settle_seconds)
+                self._wait_for_profile(change)
                 break
             node = by_name[change.node]
             if self._run(node, start(node, change.target_spec, now, change.describe())):
@@ -293,30 +293,16 @@ class Controller:
                                     f"node {change.node} is being repartitioned {change.current} -> {change.target}"
                                     " so that this pod can run")
 
-    def _usable_profiles(self, nodes: Sequence[NodeView], states: Mapping[str, RepartitionState],
-                         now: float) -> dict[str, Any]:
-        """DCM profiles that exist in the ConfigMap and have been there long enough for DCM to see
-        them; writes the missing ones first (unless the ConfigMap is someone else's)."""
-        found = self._kube.read_profiles(self._dcm.namespace, self._dcm.name)
+    def _wait_for_profile(self, change: Change) -> None:
         where = f"ConfigMap {self._dcm.namespace}/{self._dcm.name}"
-        if found.problem is not None:
-            if self._first(("configmap", "problem", found.problem)):
-                logger.warning("%s; no repartition starts until it is fixed", found.problem)
-            return {}
-        current = dict(found.profiles())
-        if self._dcm.existing:
-            if not found.exists and self._first(("configmap", "missing", where)):
-                logger.warning("%s does not exist (--dcm-configmap-existing); no repartition starts", where)
-            return current
-        wanted = dcm_profiles(nodes, states, self._settings)["gpu-config-profiles"]
-        missing = {name: body for name, body in wanted.items() if current.get(name) != body}
-        if missing or not found.exists:
-            document = dict(found.document or {})
-            document["gpu-config-profiles"] = dict(sorted({**current, **missing}.items()))
-            if self._kube.write_profiles(self._dcm.namespace, self._dcm.name, document, now, found.exists):
-                logger.info("wrote DCM profiles %s to %s; they are used after %.0f s, when DCM has seen them",
-                            ", ".join(sorted(missing)) or "(none)", where, self._settings.configmap_settle_seconds)
-            return {}
-        if found.updated is not None and now - found.updated < self._settings.configmap_settle_seconds:
-            return {}
-        return current
+        usable_from = None if self._dcm.existing else self._profiles.usable_from(change.profile)
+        if usable_from is not None:
+            self._due = usable_from if self._due is None else min(self._due, usable_from)
+        if not self._first(("configmap", change.profile, str(usable_from))):
+            return
+        if usable_from is None:
+            logger.info("node %s waits for DCM profile %s to be in %s", change.node, change.profile, where)
+        else:
+            logger.info("node %s waits until %s for DCM to see profile %s in %s (--configmap-settle-seconds=%.0f"
+                        " after it was written)", change.node, format_time(usable_from), change.profile, where,
+                        self._settings.configmap_settle_seconds)

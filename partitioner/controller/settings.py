@@ -21,9 +21,11 @@ MAX_IN_FLIGHT = 1
 # 30 min between two repartitions of one node: DCM itself retries for up to 30 min, and a node that
 # just changed is not changed back for at least that long (hysteresis).
 COOLDOWN_SECONDS = 1800.0
-# A change must be the plan's choice for 60 s in a row before it starts: pods arriving one by one
-# (a Deployment scaling up) settle the demand first, and a plan that alternates never acts.
-STABLE_SECONDS = 60.0
+# Demand counts as stable after 10 s: the change has been the plan's choice that long, or its pods
+# have been pending that long. That is kube-scheduler's longest retry backoff (podMaxBackoffSeconds
+# default 10, KubeSchedulerConfiguration v1beta3), so a pod a cluster event lets run on its own has
+# been retried by then; a ReplicaSet creates a scale-up's pods within a second (slowStartBatch).
+STABLE_SECONDS = 10.0
 # Draining: graceful termination defaults to 30 s; 10 min also covers PDB-paced evictions.
 DRAIN_TIMEOUT_SECONDS = 600.0
 # DCM retries every minute for up to 30 minutes (device-config-manager RetryPartition); 35 min.
@@ -35,9 +37,12 @@ ADVERTISE_TIMEOUT_SECONDS = 300.0
 BACKOFF_SECONDS = 3600.0
 # Full re-evaluation even without watch events: catches timeouts and clock-based steps.
 RESYNC_SECONDS = 10.0
-# kubelet syncs a mounted ConfigMap within its sync period (60 s) plus its cache TTL (60 s):
-# DCM may not see a profile added to the ConfigMap for up to ~2 min, so a new profile is used
-# only that long after it was written.
+# kubelet updates a mounted ConfigMap within its sync period (syncFrequency 60 s, jittered) plus
+# its cache's propagation delay (Kubernetes docs, ConfigMaps: "Mounted ConfigMaps are updated
+# automatically"); DCM fails a profile it cannot find without retrying (device-config-manager
+# PartitionGPU: NonExistentProfile), so a new profile is used only 2 min after it was written. The
+# controller writes the profiles ahead of time (start-up, a new kind of node), so this wait is
+# normally over before any demand.
 CONFIGMAP_SETTLE_SECONDS = 120.0
 # Shortest time between two evaluations: watch events come in bursts (a drain moves many pods).
 MIN_INTERVAL_SECONDS = 1.0
