@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import shutil
+import stat
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -21,6 +22,14 @@ from sizing.estimator import declared_precision
 from sizing.models_dir import ENTRY_SUFFIX, entry_document, entry_file_name, extend_catalogue, parse_entry
 from sizing.profiles import validate_document
 from sizing.rocm_support import support_line
+from sizing.safetensors_header import (
+    HEADER_LENGTH_BYTES,
+    MAX_INDEX_BYTES,
+    WeightsSummary,
+    header_length,
+    parse_header,
+    parse_index,
+)
 
 EXPECTED_PROFILES = len(sizing.CATALOGUE) * len(sizing.PROFILE_PRECISIONS)
 
@@ -121,12 +130,74 @@ def cmd_models(args: argparse.Namespace) -> None:
     print(f"\n{len(models)} models, catalogue {catalogue.data_version}")
 
 
+INDEX_FILE = "model.safetensors.index.json"
+MAX_SHARDS = 4096  # checkpoints ship at most a few hundred shards (DeepSeek-V3: 163)
+
+
+def _regular_size(path: Path) -> int:
+    """The size of a regular file; a FIFO, device or directory is refused before it is opened."""
+    try:
+        info = path.stat()
+    except OSError as exc:
+        _fail(f"cannot read {path}: {exc.strerror}")
+    if not stat.S_ISREG(info.st_mode):
+        _fail(f"{path} is not a regular file")
+    return info.st_size
+
+
+def _read_safetensors_header(path: Path) -> WeightsSummary:
+    """Read only the 8-byte length and the JSON header of one .safetensors file, never its tensors."""
+    size = _regular_size(path)
+    try:
+        with path.open("rb") as handle:
+            length = header_length(handle.read(HEADER_LENGTH_BYTES), size, path.name)
+            raw = handle.read(length)
+    except OSError as exc:
+        _fail(f"cannot read {path}: {exc.strerror}")
+    return parse_header(raw, path.name, size - HEADER_LENGTH_BYTES - length)
+
+
+def _read_index(path: Path) -> WeightsSummary:
+    if _regular_size(path) > MAX_INDEX_BYTES:
+        _fail(f"{path} is larger than {MAX_INDEX_BYTES} bytes")
+    try:
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_INDEX_BYTES + 1)
+    except OSError as exc:
+        _fail(f"cannot read {path}: {exc.strerror}")
+    return parse_index(raw, path.name)
+
+
+def read_checkpoint_weights(path: Path) -> WeightsSummary:
+    """Exact weight bytes of a checkpoint: its model.safetensors.index.json (metadata.total_size), or
+    the headers of its .safetensors files; ``path`` is one of those files or the checkpoint directory."""
+    if path.is_dir():
+        if (path / INDEX_FILE).exists():
+            return _read_index(path / INDEX_FILE)
+        shards = sorted(path.glob("*.safetensors"))
+        if not shards:
+            _fail(f"--weights {path} holds neither {INDEX_FILE} nor .safetensors files")
+        if len(shards) > MAX_SHARDS:
+            _fail(f"--weights {path} holds {len(shards)} .safetensors files, more than {MAX_SHARDS}")
+        total = _read_safetensors_header(shards[0])
+        for shard in shards[1:]:
+            total = total + _read_safetensors_header(shard)
+        return total
+    if path.name.endswith(".index.json"):
+        return _read_index(path)
+    if path.suffix == ".safetensors":
+        return _read_safetensors_header(path)
+    _fail(f"--weights {path} is not a .safetensors file, a {INDEX_FILE} or a checkpoint directory")
+
+
 def cmd_models_add(args: argparse.Namespace) -> None:
-    """Write a models-directory entry for a config.json (validated by sizing it) into --out."""
+    """Write a models-directory entry for a config.json (validated by sizing it) into --out, with the
+    checkpoint's exact weight bytes when --weights names its safetensors."""
     config = _read_json(Path(args.config))
     if not isinstance(config, dict):
         _fail(f"{args.config} must hold a JSON object")
-    doc = entry_document(config, args.id, args.source, args.max_context)
+    weights = read_checkpoint_weights(Path(args.weights)) if args.weights else None
+    doc = entry_document(config, args.id, args.source, args.max_context, weights=weights)
     model = sizing.models_dir.model_from_document(doc, entry_file_name(args.id))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -137,7 +208,10 @@ def cmd_models_add(args: argparse.Namespace) -> None:
     staging.write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     os.replace(staging, target)
     quant = f", {model.quantization.scheme.label}" if model.quantization else ""
-    print(f"wrote {target}: {model.id}, {model.params_total / 1e9:.2f}B params{quant}, max context {model.max_context}")
+    exact = (f", weights {weights.total_bytes} bytes from {weights.source} ({weights.files} file(s))"
+             if weights is not None else "")
+    print(f"wrote {target}: {model.id}, {model.params_total / 1e9:.2f}B params{quant}{exact}, "
+          f"max context {model.max_context}")
 
 
 def _estimate(args: argparse.Namespace, model: ModelArch) -> sizing.MemoryEstimate:
@@ -344,6 +418,9 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--id", required=True, metavar="ORG/NAME", help="the id pods name in aim.amd.com/model")
     a.add_argument("--source", required=True, metavar="URL", help="where the config.json came from")
     a.add_argument("--max-context", type=_positive, default=None, help="cap the model's context (tokens)")
+    a.add_argument("--weights", metavar="PATH", default=None,
+                   help="the checkpoint's model.safetensors.index.json, a .safetensors file or the checkpoint "
+                        "directory: records the exact weight bytes (only headers are read)")
     a.add_argument("--out", required=True, metavar="DIR", help="the models directory to write into")
     a.add_argument("--force", action="store_true", help="replace an existing entry")
 

@@ -20,6 +20,7 @@ from typing import Any
 
 from sizing.catalogue import Catalogue, ModelArch, model_from_hf_config
 from sizing.errors import SizingError
+from sizing.safetensors_header import WeightsSummary
 from sizing.schema import check_document
 
 ENTRY_SCHEMA = "aim-gpu-sharing/model-entry/v1"
@@ -33,13 +34,16 @@ def entry_file_name(model_id: str) -> str:
 
 
 def entry_document(config: Mapping[str, Any], model_id: str, source: str, max_context: int | None = None,
-                   aliases: Iterable[str] = ()) -> dict[str, Any]:
-    """The entry document for a config.json; SizingError if the config cannot be sized or a fact is bad."""
+                   aliases: Iterable[str] = (), weights: WeightsSummary | None = None) -> dict[str, Any]:
+    """The entry document for a config.json (and, when given, the exact weight bytes read from the
+    checkpoint's safetensors); SizingError if the config cannot be sized or a fact is bad."""
     doc: dict[str, Any] = {"schema": ENTRY_SCHEMA, "id": model_id, "source": source, "config": dict(config)}
     if max_context is not None:
         doc["max_context"] = max_context
     if aliases:
         doc["aliases"] = list(aliases)
+    if weights is not None:
+        doc["weights"] = {"total_bytes": weights.total_bytes, "from": weights.source}
     model_from_document(doc, "<new entry>")  # validates schema and sizes the config
     return doc
 
@@ -55,6 +59,8 @@ def model_from_document(doc: object, file_name: str) -> ModelArch:
     changes: dict[str, Any] = {"source": doc["source"], "aliases": tuple(doc.get("aliases", ()))}
     if "max_context" in doc:
         changes["max_context"] = min(model.max_context, doc["max_context"])
+    if "weights" in doc:  # exact bytes from the checkpoint's safetensors, used over the computed ones
+        changes["exact_weights_bytes"] = doc["weights"]["total_bytes"]
     return dataclasses.replace(model, **changes)
 
 
