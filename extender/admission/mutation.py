@@ -15,6 +15,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+import orjson
+
 import sizing
 from extender.admission.choice import Choice, Target, decide, gib_text
 from extender.admission.engine_flags import FlagUse, flag_uses
@@ -22,7 +24,14 @@ from extender.admission.flags import DEFAULT_MODEL_FORMAT, DEFAULT_RUNTIME
 from extender.admission.inventory import Offer
 from extender.admission.models import ModelResolver, catalogue_model
 from extender.admission.patching import PatchBuilder, Path, UnpatchableError, dotted, lookup
-from extender.admission.workload import KSERVE_ISVC_LABEL, Kind, NotMutableError, Workload, read_workload
+from extender.admission.workload import (
+    KSERVE_ISVC_LABEL,
+    Kind,
+    NotMutableError,
+    RefusedError,
+    Workload,
+    read_workload,
+)
 from sizing import ModelArch, Precision
 from sizing.bounded import MAX_CONTEXT_TOKENS, BoundedValueError, parse_count, parse_int, parse_memory_bytes, shown
 from sizing.contract import (
@@ -68,7 +77,7 @@ class Mutation:
     message: str = ""
 
 
-class AnnotationError(ValueError):
+class AnnotationError(RefusedError):
     """An annotation the webhook cannot read: the object is refused with this message."""
 
 
@@ -128,7 +137,8 @@ def _users(uses: Mapping[str, FlagUse], flag: str, record: _Record) -> FlagUse |
 
 def _user_count(container: Mapping[str, Any], base: Path, record: _Record) -> tuple[int | None, list[str]]:
     """The user's amd.com/gpu-partition count (limits win over requests, as the API server
-    defaults requests from limits), and a warning per unreadable or disagreeing value."""
+    defaults requests from limits), and a warning when they disagree. RefusedError naming the
+    field for a value that is not a count: the webhook would otherwise copy it into the patch."""
     resources = container.get("resources")
     resources = resources if isinstance(resources, Mapping) else {}
     counts: dict[str, int] = {}
@@ -143,7 +153,7 @@ def _user_count(container: Mapping[str, Any], base: Path, record: _Record) -> tu
         try:
             counts[kind] = parse_count(where, values[RESOURCE_NAME])
         except BoundedValueError as error:
-            warnings.append(f"{error}; the API server will refuse it")
+            raise RefusedError(f"{error}; give a whole number of partitions such as \"1\"") from None
     if len(counts) == 2 and counts["limits"] != counts["requests"]:
         warnings.append(f"{dotted(base)}: {RESOURCE_NAME} requests ({counts['requests']}) and limits"
                         f" ({counts['limits']}) differ; extended resources need them equal")
@@ -183,8 +193,8 @@ def _read_record(annotations: Mapping[str, object]) -> dict[str, str]:
     if not isinstance(raw, str) or len(raw) > 16384:
         return {}
     try:
-        data = json.loads(raw)
-    except ValueError:
+        data = orjson.loads(raw)  # depth-limited: a record of 10,000 '[' is a decode error, not a RecursionError
+    except orjson.JSONDecodeError:
         return {}
     found = data.get("set") if isinstance(data, dict) else None
     if not isinstance(found, dict):
@@ -271,11 +281,20 @@ def read_inputs(workload: Workload, root: Mapping[str, Any], options: Options, r
 
 
 def _text(value: object) -> str | None:
+    """A field's value as text, to compare with the recorded value the webhook set (always a short
+    string). An object or list is never one the webhook set: it is named by its type, never walked
+    or serialized (it may nest 1,000 levels deep or hold a million items)."""
     if value is None:
         return None
     if isinstance(value, bool):
         return str(value).lower()
-    return str(value) if isinstance(value, (str, int)) else json.dumps(value, sort_keys=True)
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int):
+        return str(value) if value.bit_length() <= 64 else f"<int of {value.bit_length()} bits>"
+    if isinstance(value, float):
+        return repr(value)
+    return f"<{type(value).__name__}>"
 
 
 class _Writer:
@@ -385,8 +404,8 @@ class _Writer:
             self.scalar("gpu-resource-types", path, desired)
             return
         try:
-            listed = json.loads(current) if isinstance(current, str) and len(current) < 4096 else None
-        except ValueError:
+            listed = orjson.loads(current) if isinstance(current, str) and len(current) < 4096 else None
+        except orjson.JSONDecodeError:  # depth-limited, unlike json.loads
             listed = None
         if not isinstance(listed, list) or RESOURCE_NAME not in listed:
             self.warnings.append(f"annotation {ANNOTATION_GPU_TYPES}={shown(current)} does not list {RESOURCE_NAME};"
@@ -476,7 +495,7 @@ def mutate(kind: Kind, operation: str, obj: dict[str, Any], offers: Sequence[Off
         workload = read_workload(kind, obj)
         record = _Record(_read_record(_mapping(annotations)))
         inputs = read_inputs(workload, obj, options, record)
-    except AnnotationError as denied:
+    except RefusedError as denied:
         return Mutation(False, message=str(denied))
     except NotMutableError as why:
         return Mutation(True, warnings=(f"not mutated by the aim-gpu-sharing webhook: {why}",))

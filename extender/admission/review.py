@@ -58,6 +58,11 @@ def _bad(message: str) -> Reply:
     return Reply(400, orjson.dumps({"error": message}), Result.BAD_REQUEST)
 
 
+def refused_body(message: str) -> Reply:
+    """HTTP 413 for a body over MAX_BODY_BYTES, refused before it was read."""
+    return Reply(413, orjson.dumps({"error": message}), Result.BAD_REQUEST)
+
+
 def _clip(text: str) -> str:
     text = " ".join(text.split())  # one line: warnings travel in an HTTP header
     return text if len(text) <= MAX_WARNING_LENGTH else text[: MAX_WARNING_LENGTH - 1] + "…"

@@ -19,10 +19,12 @@ import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import PlainTextResponse, Response
 from prometheus_client import CollectorRegistry, Counter, Histogram
+from starlette.concurrency import run_in_threadpool
 
 from extender.admission.inventory import Offer
 from extender.admission.mutation import Options
-from extender.admission.review import Reply, review
+from extender.admission.review import MAX_BODY_BYTES, Reply, refused_body, review
+from extender.request_body import BodyIncompleteError, BodyTooLargeError, read_body
 
 logger = logging.getLogger("extender.admission")
 
@@ -64,19 +66,30 @@ class WebhookMetrics:
 
 
 def create_webhook_app(offers: Callable[[], Sequence[Offer]], options: Options,
-                       metrics: WebhookMetrics | None = None) -> FastAPI:
-    """The webhook's app: ``POST /mutate`` (AdmissionReview) and ``GET /healthz``."""
+                       metrics: WebhookMetrics | None = None, *, max_body_bytes: int = MAX_BODY_BYTES) -> FastAPI:
+    """The webhook's app: ``POST /mutate`` (AdmissionReview) and ``GET /healthz``. A body over
+    ``max_body_bytes`` is refused with HTTP 413 before it is read; a review runs in a worker
+    thread, so /healthz and other reviews never wait behind it."""
     app = FastAPI(title="AIM GPU-partition admission webhook", docs_url=None, redoc_url=None, openapi_url=None)
 
     @app.post(MUTATE_PATH)
     async def mutate(request: Request) -> Response:
         started = time.perf_counter()
-        reply = review(await request.body(), offers, options)
+        try:
+            body = await read_body(request, max_body_bytes)
+        except BodyTooLargeError as error:
+            reply = refused_body(str(error))
+        except BodyIncompleteError:
+            return Response(status_code=400)  # the caller left: nobody reads this
+        else:
+            reply = await run_in_threadpool(review, body, offers, options)
         if metrics is not None:
             metrics.observe(reply, time.perf_counter() - started)
         if reply.status != 200:
             logger.warning("answered an admission request with HTTP %d: %s", reply.status, reply.body[:200].decode())
-        return Response(reply.body, status_code=reply.status, media_type="application/json")
+        # A refused body is not drained: Connection: close has uvicorn close the connection instead.
+        headers = {"Connection": "close"} if reply.status == 413 else None
+        return Response(reply.body, status_code=reply.status, media_type="application/json", headers=headers)
 
     @app.get("/healthz", response_class=PlainTextResponse)
     async def healthz() -> str:

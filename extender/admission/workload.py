@@ -9,15 +9,23 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any
+from typing import Any, Final
 
 from extender.admission.engine_flags import runs_vllm
-from extender.admission.patching import Path, lookup
+from extender.admission.patching import Path, dotted, lookup
 from sizing.contract import RESOURCE_NAME
 
 KSERVE_GROUP = "serving.kserve.io"
 KSERVE_CONTAINER = "kserve-container"  # the name KServe gives the serving container
 KSERVE_ISVC_LABEL = "serving.kserve.io/inferenceservice"  # KServe labels the predictor pods with it
+
+# Longest lists the webhook walks. The API server stores objects of at most 1.5 MiB, which still
+# holds 500,000 empty containers; each bound is far above any real workload and keeps a review
+# under a millisecond whatever the object holds (one million containers took 3 s before).
+MAX_CONTAINERS: Final = 256  # a serving pod runs vLLM plus a few sidecars
+MAX_TOKENS: Final = 1024  # command or args of the serving container; a vLLM command line has a few dozen
+MAX_SELECTOR_TERMS: Final = 256  # nodeSelectorTerms (ORed); real pods have one or two
+MAX_MATCH_EXPRESSIONS: Final = 256  # matchExpressions of one term; real terms have a handful
 
 
 class Kind(str, Enum):
@@ -27,6 +35,18 @@ class Kind(str, Enum):
 
 class NotMutableError(ValueError):
     """The object has no place the webhook can mutate; the message says why (a warning)."""
+
+
+class RefusedError(ValueError):
+    """The object is refused as it is; the message names the field (a denial)."""
+
+
+def _bounded(root: Mapping[str, Any], path: Path, limit: int) -> None:
+    """RefusedError naming ``path`` when the list there holds more than ``limit`` items."""
+    found = lookup(root, path)
+    if isinstance(found, list) and len(found) > limit:
+        raise RefusedError(f"{dotted(path)} has {len(found)} items, more than the {limit} the aim-gpu-sharing"
+                           " webhook reads")
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,10 +105,12 @@ def read_workload(kind: Kind, obj: Mapping[str, Any]) -> Workload:
         containers = _list(spec.get("containers"))
         if not containers:
             raise NotMutableError("spec.containers is empty or not a list")
+        _bounded(obj, ("spec", "containers"), MAX_CONTAINERS)
         index = _pick_container(containers)
         container = _mapping(containers[index])
         vllm = runs_vllm(container.get("image"), _list(container.get("command")), _list(container.get("args")))
-        return Workload(kind, annotations, ("spec", "containers", index), ("spec",), vllm, model_spec=False)
+        return _checked(obj, Workload(kind, annotations, ("spec", "containers", index), ("spec",), vllm,
+                                      model_spec=False))
     predictor = spec.get("predictor")
     if not isinstance(predictor, Mapping):
         raise NotMutableError("spec.predictor is missing or not an object")
@@ -96,10 +118,22 @@ def read_workload(kind: Kind, obj: Mapping[str, Any]) -> Workload:
     annotations.update(_mapping(predictor.get("annotations")))
     if isinstance(predictor.get("model"), Mapping):
         path: Path = ("spec", "predictor", "model")
-        return Workload(kind, annotations, path, ("spec", "predictor"), True, model_spec=True)
+        return _checked(obj, Workload(kind, annotations, path, ("spec", "predictor"), True, model_spec=True))
     containers = _list(predictor.get("containers"))
     if containers and isinstance(containers[0], Mapping):
-        return Workload(kind, annotations, ("spec", "predictor", "containers", 0), ("spec", "predictor"), True,
-                        model_spec=False)
+        return _checked(obj, Workload(kind, annotations, ("spec", "predictor", "containers", 0), ("spec", "predictor"),
+                                      True, model_spec=False))
     raise NotMutableError("spec.predictor has neither model nor containers (framework predictors such as"
                      " spec.predictor.huggingface are not mutated; use spec.predictor.model)")
+
+
+def _checked(obj: Mapping[str, Any], workload: Workload) -> Workload:
+    """``workload`` once the lists the webhook walks in it are within bounds; RefusedError otherwise."""
+    for field in ("command", "args"):
+        _bounded(obj, (*workload.container_path, field), MAX_TOKENS)
+    terms_path = (*workload.pod_spec_path, "affinity", "nodeAffinity", "requiredDuringSchedulingIgnoredDuringExecution",
+                  "nodeSelectorTerms")
+    _bounded(obj, terms_path, MAX_SELECTOR_TERMS)
+    for index in range(len(_list(lookup(obj, terms_path)))):
+        _bounded(obj, (*terms_path, index, "matchExpressions"), MAX_MATCH_EXPRESSIONS)
+    return workload
