@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+import logging
+from collections.abc import AsyncIterator, Callable
 from typing import Any, Protocol
 
 from fastapi import FastAPI, Request
@@ -14,12 +15,21 @@ from starlette.concurrency import run_in_threadpool
 from extender.cache import DEFAULT_STALE_AFTER_SECONDS, ClusterCache
 from extender.metrics import CONTENT_TYPE, ExtenderMetrics
 from extender.partition_memory import NodePartitionMemory, partition_memory
+from extender.request_body import BodyIncompleteError, BodyTooLargeError, read_body
 from extender.requirement import Sizer
 from extender.service import ExtenderService, Reply
 from extender.verdict import Policy
-from extender.wire import ErrorReply, ExtenderArgs, ExtenderFilterResult, HostPriority
+from extender.wire import (
+    ErrorReply,
+    ExtenderArgs,
+    ExtenderFilterResult,
+    HostPriority,
+    default_max_body_bytes,
+    encode,
+)
 
 API_VERSION = "0.1.0"
+logger = logging.getLogger(__name__)
 
 
 class Background(Protocol):
@@ -47,6 +57,7 @@ _REQUEST_BODY = {
 }
 _BAD_REQUEST: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorReply, "description": "Malformed JSON or not an ExtenderArgs"},
+    413: {"model": ErrorReply, "description": "Body over --max-body-bytes (refused before it is read)"},
 }
 
 
@@ -58,10 +69,13 @@ def create_app(
     metrics: ExtenderMetrics | None = None,
     sizer: Sizer | None = None,
     stale_after_seconds: float = DEFAULT_STALE_AFTER_SECONDS,
+    max_body_bytes: int | None = None,
 ) -> FastAPI:
     """Build the app. ``cache`` is the node cache (None = nodeCacheCapable: false only); ``sizer``
-    sizes pods from its catalogue (default: the packaged one)."""
+    sizes pods from its catalogue (default: the packaged one); a body over ``max_body_bytes``
+    (default: wire.default_max_body_bytes for the node cache mode) is refused with HTTP 413."""
     metrics = metrics or ExtenderMetrics()
+    body_limit = max_body_bytes or default_max_body_bytes(node_cache_capable=cache is not None)
     sizer = sizer or Sizer()
     if cache is not None:
         def bound_partition_memory() -> dict[str, NodePartitionMemory]:
@@ -92,15 +106,30 @@ def create_app(
     app.state.service = service
     app.state.metrics = metrics
 
+    async def decide(verb: str, request: Request, handle: Callable[[bytes], Reply]) -> Response:
+        """Read the body (awaiting each chunk, within the limit), then decide in a worker thread so
+        that /healthz and other calls never wait behind it."""
+        try:
+            body = await read_body(request, body_limit)
+        except BodyTooLargeError as error:
+            metrics.bad_requests.labels(verb).inc()
+            logger.warning("refused a %s request with HTTP 413: %s", verb, error)
+            # Connection: close: uvicorn then closes the connection instead of draining the rest of the body.
+            return Response(encode({"Error": str(error)}), status_code=413, media_type="application/json",
+                            headers={"Connection": "close"})
+        except BodyIncompleteError:
+            return Response(status_code=400)  # the caller left: nobody reads this
+        return _reply(await run_in_threadpool(handle, body))
+
     @app.post("/filter", response_model=ExtenderFilterResult, responses=_BAD_REQUEST, openapi_extra=_REQUEST_BODY)
     async def filter_nodes(request: Request) -> Response:
         """ExtenderArgs -> ExtenderFilterResult: keep nodes whose partitions hold the pod's model."""
-        return _reply(await run_in_threadpool(service.filter, await request.body()))
+        return await decide("filter", request, service.filter)
 
     @app.post("/prioritize", response_model=list[HostPriority], responses=_BAD_REQUEST, openapi_extra=_REQUEST_BODY)
     async def prioritize_nodes(request: Request) -> Response:
         """ExtenderArgs -> HostPriorityList: scores 0..10 by the configured policy."""
-        return _reply(await run_in_threadpool(service.prioritize, await request.body()))
+        return await decide("prioritize", request, service.prioritize)
 
     @app.get("/healthz", response_class=PlainTextResponse)
     async def healthz() -> str:

@@ -30,7 +30,7 @@ from extender.config import DEFAULT_HOST, DEFAULT_PORT, ExtenderConfig, NodeCach
 from extender.errors import ConfigError, PlanInputError
 from extender.verdict import Policy
 from sizing import Catalogue, ModelArch, SizingError
-from sizing.bounded import BoundedValueError, parse_int, shown
+from sizing.bounded import BoundedValueError, parse_int, parse_memory_bytes, shown
 
 logger = logging.getLogger("extender")
 
@@ -83,6 +83,10 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
     serve.add_argument("--models-dir", metavar="DIR", default=_env(environ, "MODELS_DIR", None),
                        help=f"models directory (a mounted ConfigMap of `aim-sizing models add` entries), re-read when"
                             f" its files change (env {ENV_PREFIX}MODELS_DIR)")
+    serve.add_argument("--max-body-bytes", metavar="BYTES", default=_env(environ, "MAX_BODY_BYTES", None),
+                       help="refuse a request body larger than this with HTTP 413, a quantity such as 16Mi (env"
+                            f" {ENV_PREFIX}MAX_BODY_BYTES; default 128Mi with --node-cache off, full Node objects of"
+                            " up to 5,000 nodes; 8Mi with --node-cache watch, node names only)")
     serve.add_argument("--log-level", choices=LOG_LEVELS, default=_env(environ, "LOG_LEVEL", "info"),
                        help=f"(env {ENV_PREFIX}LOG_LEVEL, default info)")
     serve.add_argument("--log-format", choices=("text", "json"), default=_env(environ, "LOG_FORMAT", "text"),
@@ -126,6 +130,11 @@ def _check_env_choices(parser: argparse.ArgumentParser, args: argparse.Namespace
             args.port = _port(args.port)
         except argparse.ArgumentTypeError as error:
             parser.error(f"{ENV_PREFIX}PORT: {error}")
+    if args.max_body_bytes is not None:
+        try:
+            args.max_body_bytes = parse_memory_bytes("--max-body-bytes", args.max_body_bytes)
+        except BoundedValueError as error:
+            parser.error(str(error))
     if isinstance(args.stale_after, str):
         try:
             args.stale_after = float(args.stale_after)
@@ -221,7 +230,7 @@ def serve(config: ExtenderConfig, webhook: WebhookConfig | None = None) -> int:
         ModelsSource(Path(config.models_dir), on_change=use).start()
     metrics = ExtenderMetrics()
     app = create_app(policy=config.policy, cache=cache, background=watcher, sizer=sizer, metrics=metrics,
-                     stale_after_seconds=config.stale_after_seconds)
+                     stale_after_seconds=config.stale_after_seconds, max_body_bytes=config.body_limit)
     logger.info("aim-extender listening on %s:%d with config %s%s", config.host, sock.getsockname()[1],
                 config.to_json(), f"; admission webhook on {json.dumps(webhook.to_log())}" if webhook else "")
     # Move the start-up objects (modules, sizing catalogue, the kubernetes client's thousands of
@@ -322,7 +331,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         host=args.host, port=args.port, node_cache=NodeCacheMode(args.node_cache), policy=Policy(args.policy),
         kubeconfig=args.kubeconfig, tls_cert_file=args.tls_cert_file, tls_key_file=args.tls_key_file,
         log_level=args.log_level, log_format=args.log_format, stale_after_seconds=args.stale_after,
-        models_dir=args.models_dir,
+        models_dir=args.models_dir, max_body_bytes=args.max_body_bytes,
     )
     try:
         config.validate()

@@ -11,6 +11,7 @@ from enum import Enum
 from extender.cache import DEFAULT_STALE_AFTER_SECONDS
 from extender.errors import ConfigError
 from extender.verdict import Policy
+from extender.wire import default_max_body_bytes
 
 CONFIG_VERSION = "v1"
 
@@ -18,6 +19,10 @@ CONFIG_VERSION = "v1"
 DEFAULT_HOST = "0.0.0.0"  # noqa: S104
 # The port of the registration example in extender-anchors.md section 2 (urlPrefix ...:8080).
 DEFAULT_PORT = 8080
+# Bounds of --max-body-bytes: a kube-scheduler call is never under 1 KiB of Pod, and 1 GiB is ten
+# times the largest legitimate Nodes body (extender.wire.MAX_BODY_BYTES_NODES).
+MIN_BODY_BYTES = 1 << 10
+MAX_BODY_BYTES = 1 << 30
 
 
 class NodeCacheMode(str, Enum):
@@ -42,6 +47,7 @@ class ExtenderConfig:
     log_format: str = "text"
     stale_after_seconds: float = DEFAULT_STALE_AFTER_SECONDS
     models_dir: str | None = None  # a models directory (ConfigMap mount) adding catalogue entries
+    max_body_bytes: int | None = None  # None: the default for the node cache mode (body_limit)
 
     def validate(self) -> None:
         if self.version != CONFIG_VERSION:
@@ -56,8 +62,18 @@ class ExtenderConfig:
                 raise ConfigError(f"{flag} {path}: file not found or not readable")
         if not 0 < self.stale_after_seconds <= 86400:
             raise ConfigError(f"--stale-after {self.stale_after_seconds:g}: must be more than 0 and at most 86400 s")
+        if self.max_body_bytes is not None and not MIN_BODY_BYTES <= self.max_body_bytes <= MAX_BODY_BYTES:
+            raise ConfigError(f"--max-body-bytes {self.max_body_bytes}: must be {MIN_BODY_BYTES} to {MAX_BODY_BYTES}"
+                              " bytes (1Ki to 1Gi)")
         if self.tls_cert_file and self.tls_key_file:
             check_tls_files(self.tls_cert_file, self.tls_key_file)
+
+    @property
+    def body_limit(self) -> int:
+        """Largest request body read: --max-body-bytes, else the default for the node cache mode."""
+        if self.max_body_bytes is not None:
+            return self.max_body_bytes
+        return default_max_body_bytes(node_cache_capable=self.node_cache is NodeCacheMode.WATCH)
 
     @property
     def tls(self) -> bool:

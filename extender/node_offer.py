@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Final
 
-from sizing.bounded import BoundedValueError, parse_count
+from sizing.bounded import MAX_TEXT_LENGTH, BoundedValueError, parse_count
 from sizing.contract import LABEL_MEMORY_MIB, RESOURCE_NAME, NodeLabels, read_memory_mib_label, read_node_labels
 
 # Distinct (memory-mib label, allocatable) raw pairs remembered by ``offer_fields``: a fleet has a
@@ -70,6 +70,17 @@ _cached_decision_fields = lru_cache(maxsize=OFFER_FIELDS_CACHE_SIZE, typed=True)
 _HASHABLE_SCALARS: Final = frozenset({str, int, float, bool, type(None)})
 
 
+def _cacheable(raw: object) -> bool:
+    """A raw value small enough to be a cache key. A longer string is refused by the parsers on its
+    length alone (a label value has at most 63 characters, a count a few digits), so it is parsed
+    uncached: as a key, a hostile multi-MB label value would stay in memory for good."""
+    if type(raw) is str:
+        return len(raw) <= MAX_TEXT_LENGTH
+    if type(raw) is int:
+        return raw.bit_length() <= 64
+    return type(raw) in _HASHABLE_SCALARS
+
+
 def _parts(node: object) -> tuple[str, Mapping[str, Any] | None, object, object] | None:
     """(name, labels, raw memory-mib label, raw allocatable count) of a v1.Node JSON object;
     None if it has no usable name."""
@@ -97,7 +108,7 @@ def offer_fields(node: object) -> tuple[str, int, int | None, str | None] | None
     if parts is None:
         return None
     name, _, raw_memory, raw_count = parts
-    if type(raw_memory) in _HASHABLE_SCALARS and type(raw_count) in _HASHABLE_SCALARS:
+    if _cacheable(raw_memory) and _cacheable(raw_count):
         return name, *_cached_decision_fields(raw_memory, raw_count)
     return name, *decision_fields(raw_memory, raw_count)
 

@@ -32,6 +32,23 @@ MAX_ERROR_TEXT: Final = 300
 # Nesting orjson writes back (its encoder stops at 255 levels while its decoder reads 1,024); a
 # Node nested deeper than this cannot be echoed in a filter reply and is answered 400 instead.
 MAX_ECHO_DEPTH: Final = 254
+# Most nodes in one request (Nodes.items or NodeNames). Kubernetes is tested up to 5,000 nodes per
+# cluster (kubernetes.io "Considerations for large clusters"); the largest managed clusters (GKE) hold
+# 65,000. Above this a body is hostile, and is refused before any per-node work.
+MAX_NODES: Final = 65536
+
+# Largest request body read (HTTP 413 above it; ``aim-extender serve --max-body-bytes``).
+# Nodes (nodeCacheCapable: false): full Node objects of ~20 KiB (50 images, labels, managed fields)
+# for up to 5,000 nodes make ~100 MiB; 128 MiB holds that with a margin.
+MAX_BODY_BYTES_NODES: Final = 128 << 20
+# NodeNames (nodeCacheCapable: true): 5,000 names are ~90 KiB and the Pod at most 1.5 MiB (etcd's
+# object limit); 8 MiB holds both with a wide margin and keeps a hostile body's decode under 0.5 s.
+MAX_BODY_BYTES_NAMES: Final = 8 << 20
+
+
+def default_max_body_bytes(node_cache_capable: bool) -> int:
+    """The body limit for the request kind kube-scheduler sends (NodeNames with a node cache, else Nodes)."""
+    return MAX_BODY_BYTES_NAMES if node_cache_capable else MAX_BODY_BYTES_NODES
 
 
 class BadRequestError(ValueError):
@@ -125,6 +142,15 @@ def _envelope_as_sent(normalized: dict[str, Any]) -> ExtenderRequest | None:
     return ExtenderRequest(pod, items, names)
 
 
+def _check_node_count(normalized: dict[str, Any]) -> None:
+    """BadRequestError naming the field when it lists more than MAX_NODES nodes (before any walk)."""
+    nodes = normalized.get("Nodes")
+    items = nodes.get("items") if isinstance(nodes, dict) else None
+    for where, values in (("Nodes.items", items), ("NodeNames", normalized.get("NodeNames"))):
+        if isinstance(values, list) and len(values) > MAX_NODES:
+            raise BadRequestError(f"{where} lists {len(values)} nodes, more than the {MAX_NODES} the extender reads")
+
+
 def _envelope_by_pydantic(normalized: dict[str, Any]) -> ExtenderRequest:
     try:
         args = ExtenderArgs.model_validate(normalized)
@@ -147,6 +173,7 @@ def read_extender_args(body: bytes) -> ExtenderRequest:
     normalized: dict[str, Any] = {_CANONICAL_FIELDS.get(name.lower()) or name: value for name, value in data.items()}
     if normalized.get("Pod") is None:
         raise BadRequestError("ExtenderArgs has no Pod")
+    _check_node_count(normalized)
     request = _envelope_as_sent(normalized) or _envelope_by_pydantic(normalized)
     if request.node_objects is None and request.node_names is None:
         raise BadRequestError("ExtenderArgs has neither Nodes nor NodeNames")
