@@ -4,14 +4,22 @@ extender under a real uvicorn on 127.0.0.1."""
 from __future__ import annotations
 
 import copy
+import ctypes
+import ctypes.util
+import http.client
 import json
+import os
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
+import httpx
 import uvicorn
 from fastapi import FastAPI
 
@@ -84,3 +92,121 @@ def serve_app(app: FastAPI, **uvicorn_options: Any) -> Iterator[str]:
         server.should_exit = True
         thread.join(timeout=10)
         sock.close()
+
+
+class HealthProbe:
+    """GETs /healthz in a loop from its own thread and keeps the slowest answer and any failure."""
+
+    def __init__(self, url: str, *, timeout: float = 2.0, verify: ssl.SSLContext | bool = True) -> None:
+        self.url = url
+        self.timeout = timeout
+        self.verify = verify
+        self.slowest = 0.0
+        self.probes = 0
+        self.failures: list[str] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        with httpx.Client(timeout=self.timeout, verify=self.verify) as client:
+            while not self._stop.is_set():
+                started = time.perf_counter()
+                try:
+                    reply = client.get(f"{self.url}/healthz")
+                    if reply.status_code != 200:
+                        self.failures.append(f"HTTP {reply.status_code}")
+                except httpx.HTTPError as error:
+                    self.failures.append(repr(error))
+                self.slowest = max(self.slowest, time.perf_counter() - started)
+                self.probes += 1
+                self._stop.wait(0.02)
+
+    def __enter__(self) -> HealthProbe:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+
+def _connect(url: str, tls: ssl.SSLContext | None, timeout: float) -> socket.socket:
+    parts = urlsplit(url)
+    host, port = parts.hostname or "127.0.0.1", parts.port or 80
+    sock = socket.create_connection((host, port), timeout=timeout)
+    return tls.wrap_socket(sock, server_hostname=host) if tls is not None else sock
+
+
+@dataclass(frozen=True)
+class RawReply:
+    status: int
+    body: bytes
+    seconds: float  # from the first byte sent to the reply read
+    sent: int  # body bytes the client had sent when the reply came
+
+
+def post_declaring(url: str, path: str, length: int, *, tls: ssl.SSLContext | None = None,
+                   timeout: float = 5.0) -> RawReply:
+    """POST headers declaring ``Content-Length: length`` and no body at all: only a server that
+    refuses by the declared length answers (any other waits for the body until ``timeout``)."""
+    with _connect(url, tls, timeout) as sock:
+        started = time.perf_counter()
+        sock.sendall(f"POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+                     f"Content-Length: {length}\r\n\r\n".encode())
+        reply = http.client.HTTPResponse(sock)
+        reply.begin()
+        return RawReply(reply.status, reply.read(), time.perf_counter() - started, 0)
+
+
+def post_chunked(url: str, path: str, total: int, *, chunk: int = 256 << 10, pause: float = 0.0,
+                 tls: ssl.SSLContext | None = None, timeout: float = 10.0) -> RawReply:
+    """POST a ``Transfer-Encoding: chunked`` body of up to ``total`` bytes (``pause`` seconds between
+    chunks), sent from another thread while this one waits for the reply; ``sent`` says how much of
+    the body had gone out when the reply came (the server may answer, and close, before the end)."""
+    with _connect(url, tls, timeout) as sock:
+        sent = [0]
+        done = threading.Event()
+
+        def send() -> None:
+            payload = b"[" + b" " * (chunk - 1)
+            try:
+                while sent[0] < total and not done.is_set():
+                    sock.sendall(b"%x\r\n" % len(payload) + payload + b"\r\n")
+                    sent[0] += len(payload)
+                    payload = b" " * chunk
+                    if pause:
+                        time.sleep(pause)
+                if not done.is_set():
+                    sock.sendall(b"0\r\n\r\n")
+            except OSError:
+                pass  # the server closed the connection after its reply
+
+        started = time.perf_counter()
+        sock.sendall(f"POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+                     "Transfer-Encoding: chunked\r\n\r\n".encode())
+        sender = threading.Thread(target=send, daemon=True)
+        sender.start()
+        try:
+            reply = http.client.HTTPResponse(sock)
+            reply.begin()
+            at = sent[0]
+            body = reply.read()
+        finally:
+            done.set()
+            sender.join(timeout=timeout)
+        return RawReply(reply.status, body, time.perf_counter() - started, at)
+
+
+def resident_bytes() -> int:
+    """This process's resident set after a full collection, with free heap memory handed back to
+    the system (glibc malloc_trim), so what remains is memory still referenced."""
+    import gc
+
+    gc.collect()
+    libc_name = ctypes.util.find_library("c")
+    if libc_name:
+        trim = getattr(ctypes.CDLL(libc_name), "malloc_trim", None)
+        if trim is not None:
+            trim(0)
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")

@@ -11,7 +11,6 @@ from __future__ import annotations
 import copy
 import json
 import random
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -35,7 +34,7 @@ from sizing.contract import (
     LABEL_MEMORY_MIB,
     RESOURCE_NAME,
 )
-from tests.extender.support import load_fixture, serve_app
+from tests.extender.support import HealthProbe, load_fixture, serve_app
 
 SEED = 20261130
 CASES = 300  # 2-6 s on 2 busy cores; every mutation kind is drawn dozens of times
@@ -236,40 +235,6 @@ def check_reply(verb: str, reply: httpx.Response) -> None:
         assert all(isinstance(message, str) and 0 < len(message) <= 600 for message in reasons.values())
 
 
-class HealthProbe:
-    """GETs /healthz in a loop from its own thread and keeps the slowest answer and any failure."""
-
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self.slowest = 0.0
-        self.probes = 0
-        self.failures: list[str] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        with httpx.Client(timeout=REPLY_DEADLINE_SECONDS * 2) as client:
-            while not self._stop.is_set():
-                started = time.perf_counter()
-                try:
-                    reply = client.get(f"{self.url}/healthz")
-                    if reply.status_code != 200:
-                        self.failures.append(f"HTTP {reply.status_code}")
-                except httpx.HTTPError as error:
-                    self.failures.append(repr(error))
-                self.slowest = max(self.slowest, time.perf_counter() - started)
-                self.probes += 1
-                self._stop.wait(0.02)
-
-    def __enter__(self) -> HealthProbe:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
-
-
 @pytest.fixture(scope="module")
 def fuzz_url() -> Iterator[str]:
     """The extender with a node cache holding the captured nodes, so NodeNames requests are decided too."""
@@ -285,7 +250,8 @@ def test_hostile_requests_get_200_or_400_within_a_second_and_health_stays_live(f
     rng = random.Random(SEED)
     fixtures = {name: load_fixture(name) for name in FIXTURE_NAMES}
     statuses: dict[int, int] = {}
-    with HealthProbe(fuzz_url) as probe, httpx.Client(timeout=REPLY_DEADLINE_SECONDS * 5) as client:
+    probe = HealthProbe(fuzz_url, timeout=REPLY_DEADLINE_SECONDS * 2)
+    with probe, httpx.Client(timeout=REPLY_DEADLINE_SECONDS * 5) as client:
         for case in range(CASES):
             mutator = Mutator(rng)
             request = mutator.mutate(copy.deepcopy(fixtures[rng.choice(FIXTURE_NAMES)]))
