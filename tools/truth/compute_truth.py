@@ -72,6 +72,33 @@ def _skip(name: str, q: dict) -> bool:
     return name.endswith("lm_head") or parts[-1] in ROUTERS or any(k in parts for k in ignore)
 
 
+def _hybrid_state(lm, cfg) -> dict:
+    """Hybrid models: the layers with a KV cache and the fixed state of one sequence in the others, from
+    the instantiated modules, in vLLM's shapes (MambaStateShapeCalculator): every Conv1d keeps
+    channels x (kernel - 1) values; a Mamba-1 mixer d_inner x d_state (its A_log), a Mamba-2 mixer
+    n_heads x head_dim x d_state, a gated delta net num_v_heads x head_k_dim x head_v_dim. bf16, the
+    recurrent state float32 where the config pins mamba_ssm_dtype. {} for a model without such layers."""
+    conv = ssm = 0
+    for mod in lm.modules():
+        if isinstance(mod, torch.nn.Conv1d):
+            conv += mod.weight.shape[0] * (mod.weight.shape[2] - 1)
+        a_log = getattr(mod, "A_log", None)
+        if a_log is None:
+            continue
+        if a_log.dim() == 2:  # Mamba-1: A is d_inner x d_state
+            ssm += a_log.numel()
+        elif hasattr(mod, "head_k_dim"):  # gated delta net
+            ssm += mod.num_v_heads * mod.head_k_dim * mod.head_v_dim
+        else:  # Mamba-2
+            ssm += a_log.numel() * mod.head_dim * mod.ssm_state_size
+    if not conv:
+        return {}
+    kv_layers = sum(1 for name, mod in lm.named_modules()
+                    if hasattr(mod, "k_proj") and hasattr(mod, "v_proj") and ".cross_attn" not in name)
+    ssm_bytes = 4 if getattr(cfg, "mamba_ssm_dtype", None) == "float32" else 2
+    return {"kv_layers": kv_layers, "state_bytes_per_sequence": conv * 2 + ssm * ssm_bytes}
+
+
 def truth(path: Path) -> dict:
     raw = json.loads(path.read_text())
     cfg = AutoConfig.for_model(**{k: v for k, v in raw.items() if k != "quantization_config"})
@@ -98,6 +125,7 @@ def truth(path: Path) -> dict:
             sliding = list(range(cfg.num_hidden_layers))
     out: dict = {"params": params, "kv_bytes_per_token": kv, "sliding_window": window if sliding else None,
                  "sliding_layers": len(sliding), "num_layers": cfg.num_hidden_layers}
+    out.update(_hybrid_state(model, cfg))
     q = raw.get("quantization_config")
     if q:
         quant = scale = unquant = 0
