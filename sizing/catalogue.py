@@ -73,6 +73,11 @@ class ModelArch:
     recurrent_state: RecurrentState | None = None
     # Weight bytes read from the checkpoint's own safetensors (models-directory entries), over the computed ones
     exact_weights_bytes: int | None = None
+    # DeepSeek-V3.2: the sparse-attention indexer's key cache per token and layer (fixed fp8 layout)
+    index_key_bytes: int = 0
+    # mllama: cross-attention layers cache the keys/values of the image tokens, a fixed amount per sequence
+    cross_attention_layers: int = 0
+    cross_attention_tokens: int = 0
 
     @property
     def kv_layers(self) -> int:
@@ -236,6 +241,7 @@ def model_from_hf_config(config: Mapping[str, Any], model_id: str = "custom") ->
         checkpoint_dtype=_dtype(config),
         float16_supported=layout.model_type not in FLOAT16_UNSUPPORTED_MODEL_TYPES,
         quantization=weight_breakdown(layout, scheme) if scheme is not None else None,
-        num_kv_layers=layout.kv_layers, recurrent_state=layout.state,
+        num_kv_layers=layout.kv_layers, recurrent_state=layout.state, index_key_bytes=layout.index_key_bytes,
+        cross_attention_layers=layout.cross_attention_layers, cross_attention_tokens=layout.cross_attention_tokens,
         source="config.json", params_source="computed from config.json shapes",
     )

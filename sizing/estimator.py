@@ -183,7 +183,8 @@ def check_declared_precision(model: ModelArch, precision: Precision) -> None:
 def kv_bytes_per_token_per_layer(model: ModelArch, kv_cache_dtype: str, tensor_parallel: int = 1) -> int:
     element = kv_element_bytes(kv_cache_dtype)
     if model.mla is not None:  # one compressed latent + rope key per layer, replicated on every rank
-        return (model.mla.kv_lora_rank + model.mla.qk_rope_head_dim) * element
+        # (+ DeepSeek-V3.2's indexer key, kept in its own fp8 layout whatever the KV dtype)
+        return (model.mla.kv_lora_rank + model.mla.qk_rope_head_dim) * element + model.index_key_bytes
     heads_per_rank = max(1, model.num_kv_heads // tensor_parallel)
     return 2 * heads_per_rank * model.head_dim * element
 
@@ -203,7 +204,17 @@ def kv_cache_bytes(model: ModelArch, tokens: int, sequences: int, kv_cache_dtype
         per_sequence = per_layer * (model.num_global_layers * tokens + local_layers * min(tokens, model.sliding_window))
     else:
         per_sequence = per_layer * model.kv_layers * tokens
-    return per_sequence * sequences
+    return (per_sequence + cross_attention_bytes(model, kv_cache_dtype, tensor_parallel)) * sequences
+
+
+def cross_attention_bytes(model: ModelArch, kv_cache_dtype: str = "auto", tensor_parallel: int = 1) -> int:
+    """The image keys/values one sequence's cross-attention layers cache (mllama), per rank: fixed by
+    the image tokens, whatever the text length (0 for a model without cross-attention layers)."""
+    if not model.cross_attention_layers:
+        return 0
+    heads_per_rank = max(1, model.num_kv_heads // tensor_parallel)
+    per_token = 2 * heads_per_rank * model.head_dim * kv_element_bytes(kv_cache_dtype)
+    return model.cross_attention_layers * model.cross_attention_tokens * per_token
 
 
 def state_bytes_per_sequence(model: ModelArch, tensor_parallel: int = 1) -> int:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sizing.errors import SizingError
@@ -119,7 +119,7 @@ class Layout:
     num_experts: int = 0
     experts_per_token: int = 0
     index_key_bytes: int = 0  # per token and layer: DeepSeek-V3.2 indexer key cache (fixed fp8 layout)
-    cross_attention_layers: int = 0  # mllama: layers attending to image tokens (not in num_layers)
+    cross_attention_layers: int = 0  # mllama: layers attending to image tokens (not in kv_layers)
     cross_attention_tokens: int = 0  # image tokens each cross-attention layer caches per sequence
     vision_params: int = 0  # vision tower + projector parameters (included in the linears / other_params)
     kv_layers: int | None = None  # layers with a KV cache when not every layer has one (hybrids)
@@ -410,16 +410,15 @@ def _decoder(f: _Fields) -> Layout:
     tied = f.bool_("tie_word_embeddings", mt not in UNTIED_BY_DEFAULT)
     if not tied:
         linears.append(Linear("lm_head", hidden, vocab, f.bool_("lm_head_bias", False)))
-    self_layers = layers - len(cross)  # the layers whose KV grows with every token
     windows = _chunked_windows(f, layers) if mt == "llama4" else _layer_windows(f, layers)
     return Layout(
         model_type=f.model_type, linears=tuple(linears),
         embedding_params=(vocab + EXTRA_EMBEDDING_ROWS.get(mt, 0)) * hidden, other_params=other,
-        hidden_size=hidden, vocab_size=vocab, num_layers=self_layers, num_attention_heads=heads,
+        hidden_size=hidden, vocab_size=vocab, num_layers=layers, num_attention_heads=heads,
         num_kv_heads=kv, head_dim=head_dim, intermediate_size=inter, tied_embeddings=tied,
         max_context=_max_context(f), layer_windows=tuple(w for i, w in enumerate(windows) if i not in cross),
         mla=mla, num_experts=experts, experts_per_token=top_k, index_key_bytes=index_key_bytes,
-        cross_attention_layers=len(cross),
+        cross_attention_layers=len(cross), kv_layers=layers - len(cross) if cross else None,
     )
 
 
@@ -613,7 +612,23 @@ def text_config(config: Mapping[str, Any]) -> Mapping[str, Any]:
 
 
 def read_layout(config: Mapping[str, Any]) -> Layout:
-    """The ``Layout`` of a parsed config.json; SizingError naming field and model type otherwise."""
+    """The ``Layout`` of a parsed config.json; SizingError naming field and model type otherwise.
+    A multimodal config's vision tower and projector (``sizing.vision_tower``) are part of it: vLLM
+    loads them beside the language model."""
+    layout = _text_layout(config)
+    from sizing.vision_tower import read_vision  # imports this module: bound at call time
+
+    outer_type = config.get("model_type")
+    tower = read_vision(config, outer_type if isinstance(outer_type, str) else "unknown", layout.hidden_size)
+    if tower is None:
+        return layout
+    return replace(layout, linears=layout.linears + tower.linears,
+                   other_params=layout.other_params + tower.other_params, vision_params=tower.params,
+                   cross_attention_tokens=tower.cross_attention_tokens)
+
+
+def _text_layout(config: Mapping[str, Any]) -> Layout:
+    """The language model's ``Layout`` (the whole model for a text-only config)."""
     if not isinstance(config, Mapping):
         raise SizingError("config.json must be a JSON object")
     text = text_config(config)

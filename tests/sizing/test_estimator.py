@@ -635,10 +635,29 @@ def test_model_from_gemma_config_keeps_sliding_windows() -> None:
     assert estimate(model, "bf16", max_model_len=8192).kv_cache_bytes == 1024 * (4 * 8192 + 22 * 512)
 
 
-def test_model_from_multimodal_config_reads_text_config() -> None:
-    wrapped = {"architectures": ["LlavaForConditionalGeneration"], "text_config": LLAMA_31_8B_CONFIG,
-               "vision_config": {"hidden_size": 1024}}
-    assert model_from_hf_config(wrapped).num_layers == 32
+# CLIP ViT-L/14 at 336 px, the tower of LLaVA-1.5 (openai/clip-vit-large-patch14-336 config.json)
+CLIP_VIT_L_336 = {"hidden_size": 1024, "intermediate_size": 4096, "num_hidden_layers": 24, "patch_size": 14,
+                  "image_size": 336, "num_channels": 3}
+
+
+def test_model_from_multimodal_config_reads_text_config_and_counts_the_vision_tower() -> None:
+    text_only = model_from_hf_config(LLAMA_31_8B_CONFIG)
+    wrapped = {"architectures": ["LlavaForConditionalGeneration"], "model_type": "llava",
+               "text_config": LLAMA_31_8B_CONFIG, "vision_config": CLIP_VIT_L_336}
+    model = model_from_hf_config(wrapped)
+    assert model.num_layers == 32
+    # CLIP ViT-L/14 is 303 M parameters; the projector maps 1024 -> 4096 -> 4096 (LLaVA-1.5's mlp2x_gelu)
+    vision = model.params_total - text_only.params_total
+    assert 303_000_000 + 4096 * 1024 + 4096 * 4096 < vision < 310_000_000 + 4096 * 1024 + 4096 * 4096
+    assert estimate(model, "bf16").weights_bytes > estimate(text_only, "bf16").weights_bytes
+
+
+def test_vision_config_without_its_layer_count_is_refused_naming_the_field() -> None:
+    wrapped = {"model_type": "llava", "text_config": LLAMA_31_8B_CONFIG, "vision_config": {"hidden_size": 1024}}
+    with pytest.raises(SizingError, match=r"vision_config.*num_hidden_layers"):
+        model_from_hf_config(wrapped)
+    with pytest.raises(SizingError, match=r"vision_config.*JSON object"):
+        model_from_hf_config({**wrapped, "vision_config": [1]})
 
 
 @pytest.mark.parametrize(("broken", "field"), [

@@ -29,11 +29,13 @@ from pathlib import Path
 
 import torch
 import transformers
-from transformers import AutoConfig, AutoModelForCausalLM
+from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForImageTextToText
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIGS = ROOT / "tests" / "fixtures" / "configs"
-ROUTERS = ("gate", "router", "shared_expert_gate")
+# Modules the checkpoints keep in 16 bit whatever the format: routers, and DeepSeek-V3.2's indexer
+# weights_proj (bf16 in the published FP8 checkpoint)
+ROUTERS = ("gate", "router", "shared_expert_gate", "weights_proj")
 
 
 def _packed(values: int, bits: int) -> int:
@@ -50,6 +52,9 @@ def _linear_layout(q: dict, i: int, o: int) -> tuple[int, int]:
         return i * _packed(o, bits), groups * o * 2 + groups * _packed(o, bits)
     if method == "gptq":  # qweight [in/8, out] int32, qzeros [in/g, out/8], scales [in/g, out] fp16, g_idx [in]
         return _packed(i, bits) * o, groups * o * 2 + groups * _packed(o, bits) + i * 4
+    if method == "fp8":  # e4m3 weight [out, in] + fp32 weight_scale_inv per weight_block_size block (or per tensor)
+        block = q.get("weight_block_size")
+        return i * o, (math.ceil(o / block[0]) * math.ceil(i / block[1]) * 4) if block else 4
     if method == "mxfp4":  # *_blocks uint8 [.., out, in/32, 16] + *_scales uint8 [.., out, in/32]
         return o * i // 2, o * math.ceil(i / 32)
     if method == "bitsandbytes":
@@ -70,6 +75,62 @@ def _skip(name: str, q: dict) -> bool:
     ignore = q.get("modules_to_not_convert") or q.get("llm_int8_skip_modules") or []
     parts = name.split(".")
     return name.endswith("lm_head") or parts[-1] in ROUTERS or any(k in parts for k in ignore)
+
+
+# model_type values whose checkpoints ship another family's modeling code (auto_map): built as that family
+ALIASES = {"kimi_k2": "deepseek_v3"}  # Kimi-K2: DeepseekV3ForCausalLM with configuration_deepseek.py
+# Per-token cache of one DeepSeek-V3.2 indexer key (vLLM DeepseekV32IndexerCache): fp8 key of
+# index_head_dim bytes plus one fp32 scale per 128-value block, whatever --kv-cache-dtype says.
+INDEX_QUANT_BLOCK = 128
+
+
+def _build(raw: dict) -> tuple:
+    """(config, model on the meta device, language model, multimodal?) of one raw config.json."""
+    kwargs = {k: v for k, v in raw.items() if k not in ("quantization_config", "auto_map")}
+    kwargs["model_type"] = ALIASES.get(raw.get("model_type"), raw.get("model_type"))
+    cfg = AutoConfig.for_model(**kwargs)
+    multimodal = "vision_config" in raw
+    with torch.device("meta"):
+        # vLLM loads the vision tower and projector of a multimodal checkpoint: build the whole model
+        model = (AutoModelForImageTextToText if multimodal else AutoModelForCausalLM).from_config(cfg)
+    inner = getattr(model, "model", model)  # Llama 4 keeps language_model on the outer module
+    return cfg, model, getattr(inner, "language_model", inner), multimodal
+
+
+def _params(model) -> int:
+    """numel of every parameter (tied weights once) plus the router-bias buffers the checkpoint holds
+    (e_score_correction_bias: an nn.Buffer in transformers, a loaded tensor in the checkpoint and vLLM)."""
+    total = sum(p.numel() for p in model.parameters())
+    return total + sum(b.numel() for n, b in model.named_buffers() if n.endswith("e_score_correction_bias"))
+
+
+def _vision_params(model, lm) -> int:
+    """Parameters outside the language model and lm_head: vision tower, projector/merger."""
+    inside = {id(p) for p in lm.parameters()} | {id(p) for p in model.get_output_embeddings().parameters()}
+    return sum(p.numel() for p in model.parameters() if id(p) not in inside)
+
+
+def _kv(lm, cfg) -> tuple[int, int, int]:
+    """(bf16 bytes per token of every self-attention layer, cross-attention layers, bytes per image token
+    of one cross-attention layer). Cross-attention layers (mllama) cache the image's keys and values, not
+    the text tokens': they are counted apart."""
+    kv = cross_layers = cross_width = 0
+    for name, mod in lm.named_modules():
+        if name.endswith("cross_attn") and hasattr(mod, "k_proj"):
+            cross_layers += 1
+            cross_width = (mod.k_proj.out_features + mod.v_proj.out_features) * 2
+        elif hasattr(mod, "kv_a_proj_with_mqa"):
+            # MLA: what is cached per token is the compressed latent plus the shared rope key, which is
+            # exactly this projection's output (kv_lora_rank + qk_rope_head_dim); vLLM's MLA cache
+            kv += mod.kv_a_proj_with_mqa.out_features * 2
+            if hasattr(mod, "indexer"):  # DeepSeek-V3.2 sparse attention: the indexer's key per token
+                width = mod.indexer.wk.out_features
+                kv += width + math.ceil(width / INDEX_QUANT_BLOCK) * 4
+        elif hasattr(mod, "k_proj") and hasattr(mod, "v_proj") and ".cross_attn" not in name:
+            kv += (mod.k_proj.out_features + mod.v_proj.out_features) * 2
+        elif name.endswith("self_attention") and hasattr(mod, "query_key_value"):
+            kv += (mod.query_key_value.out_features - cfg.hidden_size) * 2
+    return kv, cross_layers, cross_width
 
 
 def _hybrid_state(lm, cfg) -> dict:
@@ -101,31 +162,33 @@ def _hybrid_state(lm, cfg) -> dict:
 
 def truth(path: Path) -> dict:
     raw = json.loads(path.read_text())
-    cfg = AutoConfig.for_model(**{k: v for k, v in raw.items() if k != "quantization_config"})
-    with torch.device("meta"):
-        model = AutoModelForCausalLM.from_config(cfg)
-    params = sum(p.numel() for p in model.parameters())
-    kv = 0
-    for name, mod in model.named_modules():
-        if hasattr(mod, "kv_a_proj_with_mqa"):
-            # MLA: what is cached per token is the compressed latent plus the shared rope key, which is
-            # exactly this projection's output (kv_lora_rank + qk_rope_head_dim); vLLM's MLA cache
-            kv += mod.kv_a_proj_with_mqa.out_features * 2
-        elif hasattr(mod, "k_proj") and hasattr(mod, "v_proj"):
-            kv += (mod.k_proj.out_features + mod.v_proj.out_features) * 2
-        elif name.endswith("self_attention") and hasattr(mod, "query_key_value"):
-            kv += (mod.query_key_value.out_features - cfg.hidden_size) * 2
-    layer_types = getattr(cfg, "layer_types", None)
-    window = getattr(cfg, "sliding_window", None)
+    cfg, model, lm, multimodal = _build(raw)
+    text = cfg.get_text_config()
+    params = _params(model)
+    kv, cross_layers, cross_width = _kv(lm, text)
+    layer_types = getattr(text, "layer_types", None)
+    window = getattr(text, "sliding_window", None)
+    chunk = getattr(text, "attention_chunk_size", None)
     sliding = [i for i, t in enumerate(layer_types or []) if t == "sliding_attention"] if window else []
+    if chunk and layer_types and "chunked_attention" in layer_types:
+        # Llama 4: chunked layers attend within their 8192-token chunk; vLLM's chunked-local-attention
+        # cache holds at most one chunk per sequence, like a sliding window of that size
+        sliding, window = [i for i, t in enumerate(layer_types) if t == "chunked_attention"], chunk
     if window and layer_types is None:
         # no per-layer schedule: the model's forward builds one sliding-window mask for every layer
-        forward = inspect.getsource(type(model.model).forward)
+        forward = inspect.getsource(type(lm).forward)
         if "create_sliding_window_causal_mask" in forward:
-            sliding = list(range(cfg.num_hidden_layers))
+            sliding = list(range(text.num_hidden_layers))
     out: dict = {"params": params, "kv_bytes_per_token": kv, "sliding_window": window if sliding else None,
-                 "sliding_layers": len(sliding), "num_layers": cfg.num_hidden_layers}
-    out.update(_hybrid_state(model, cfg))
+                 "sliding_layers": len(sliding), "num_layers": text.num_hidden_layers - cross_layers}
+    if multimodal:
+        out["vision_params"] = _vision_params(model, lm)
+    if cross_layers:
+        vision = cfg.vision_config
+        tokens = vision.max_num_tiles * ((vision.image_size // vision.patch_size) ** 2 + 1)  # tiles x (patches + CLS)
+        out["cross_attention"] = {"layers": cross_layers, "bytes_per_image_token": cross_width,
+                                  "image_tokens": tokens, "bytes_per_sequence": cross_layers * cross_width * tokens}
+    out.update(_hybrid_state(lm, text))
     q = raw.get("quantization_config")
     if q:
         quant = scale = unquant = 0
