@@ -189,8 +189,11 @@ class Controller:
             elif pod.node is not None and pod.uid in self._pending:
                 created = self._pending.pop(pod.uid)
                 state = states.get(pod.node)
-                # the node changed after the pod was created (annotation times are whole seconds)
-                if state is not None and state.last_change is not None and state.last_change >= created - 1:
+                # bound while its node is verified (the device plugin's labels come before kubelet's
+                # allocatable), or the node changed after the pod was created (annotation times are
+                # whole seconds)
+                if state is not None and (state.phase is Phase.VERIFYING or (
+                        state.last_change is not None and state.last_change >= created - 1)):
                     self._metrics.pods_unblocked.inc()
                     self._metrics.unblock_seconds.observe(max(0.0, self._clock() - created))
                     logger.info("pod %s runs on %s after its repartition (%.0f s after it was created)", pod.key,
