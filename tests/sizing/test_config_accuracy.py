@@ -16,7 +16,7 @@ import pytest
 
 import sizing
 from sizing import SizingError, model_from_hf_config
-from sizing.estimator import kv_bytes_per_token, kv_cache_bytes
+from sizing.estimator import kv_bytes_per_token, kv_cache_bytes, state_bytes_per_sequence
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIGS = ROOT / "tests" / "fixtures" / "configs"
@@ -53,12 +53,32 @@ def test_kv_bytes_per_token_exact(name: str) -> None:
 def test_cache_honours_the_windows_transformers_applies(name: str) -> None:
     arch = model_from_hf_config(_config(name), model_id=name)
     t = TRUTH["configs"][name]
-    per_layer = t["kv_bytes_per_token"] // t["num_layers"]
+    kv_layers = t.get("kv_layers", t["num_layers"])  # hybrids: only their attention layers
+    per_layer = t["kv_bytes_per_token"] // kv_layers
     tokens = min(arch.max_context, 32768)
     window = t["sliding_window"] or tokens
-    full_layers = t["num_layers"] - t["sliding_layers"]
+    full_layers = kv_layers - t["sliding_layers"]
     expected = per_layer * (full_layers * tokens + t["sliding_layers"] * min(tokens, window))
     assert kv_cache_bytes(arch, tokens, 1) == expected
+
+
+@pytest.mark.parametrize("name", MEASURED)
+def test_fixed_state_per_sequence_exact(name: str) -> None:
+    """Hybrid models: one sequence's Mamba / gated-delta-net / short-conv state, as vLLM shapes it from
+    the instantiated modules; 0 for every model without such layers."""
+    arch = model_from_hf_config(_config(name), model_id=name)
+    assert state_bytes_per_sequence(arch) == TRUTH["configs"][name].get("state_bytes_per_sequence", 0)
+
+
+@pytest.mark.parametrize("name", [n for n in MEASURED if "state_bytes_per_sequence" in TRUTH["configs"][n]])
+def test_hybrid_state_counts_per_sequence_not_per_token(name: str) -> None:
+    arch = model_from_hf_config(_config(name), model_id=name)
+    state = TRUTH["configs"][name]["state_bytes_per_sequence"]
+    short = sizing.estimate(arch, "bf16", max_model_len=1024, concurrency=3)
+    long = sizing.estimate(arch, "bf16", max_model_len=4096, concurrency=3)
+    assert short.state_cache_bytes == long.state_cache_bytes == 3 * state
+    assert long.total_bytes - long.kv_cache_bytes - long.state_cache_bytes == (
+        long.weights_bytes + long.activation_bytes + long.overhead_bytes)
 
 
 @pytest.mark.parametrize("name", [n for n in MEASURED if "quantized" in TRUTH["configs"][n]])
