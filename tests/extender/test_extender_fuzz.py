@@ -21,8 +21,10 @@ import pytest
 
 from extender.app import create_app
 from extender.cache import ClusterCache
+from extender.config import ExtenderConfig, NodeCacheMode
 from extender.node_offer import read_node_offer
 from extender.verdict import MAX_SCORE
+from extender.wire import MAX_BODY_BYTES_NAMES, MAX_BODY_BYTES_NODES
 from sizing.contract import (
     ANNOTATION_MAX_MODEL_LEN,
     ANNOTATION_MEMORY,
@@ -34,7 +36,14 @@ from sizing.contract import (
     LABEL_MEMORY_MIB,
     RESOURCE_NAME,
 )
-from tests.extender.support import HealthProbe, load_fixture, serve_app
+from tests.extender.support import (
+    HealthProbe,
+    load_fixture,
+    post_chunked,
+    post_declaring,
+    resident_bytes,
+    serve_app,
+)
 
 SEED = 20261130
 CASES = 300  # 2-6 s on 2 busy cores; every mutation kind is drawn dozens of times
@@ -283,3 +292,78 @@ def test_a_node_nested_deeper_than_the_reply_can_hold_is_a_400_naming_it(fuzz_ur
     too_deep["Pod"]["spec"]["deep"] = DEEP.format(1100)
     reply = httpx.post(f"{fuzz_url}/filter", content=body_of(too_deep), timeout=5)
     assert reply.status_code == 400 and "nested more than 1,024 levels" in reply.json()["Error"]
+
+
+# --- issue 18: request bodies, node counts and label values a hostile caller controls ----------
+
+BODY_LIMIT = 1 << 20  # a small --max-body-bytes keeps these tests fast; the defaults are checked below
+
+
+@pytest.fixture(scope="module")
+def limited_url() -> Iterator[str]:
+    """The extender with a 1 MiB body limit and no node cache (full Nodes in each request)."""
+    with serve_app(create_app(max_body_bytes=BODY_LIMIT)) as url:
+        yield url
+
+
+def test_a_body_declared_over_the_limit_is_413_before_any_of_it_is_sent(limited_url: str) -> None:
+    reply = post_declaring(limited_url, "/filter", 94_000_000)  # the size of the body that blocked /healthz
+    assert reply.status == 413, reply
+    assert reply.seconds < REPLY_DEADLINE_SECONDS
+    error = json.loads(reply.body)["Error"]
+    assert "Content-Length 94000000" in error and f"limit of {BODY_LIMIT} bytes" in error
+
+
+def test_a_chunked_body_over_the_limit_is_413_while_it_streams_and_health_stays_live(limited_url: str) -> None:
+    total = 64 * BODY_LIMIT
+    with HealthProbe(limited_url) as probe:
+        reply = post_chunked(limited_url, "/prioritize", total)
+        slow = post_chunked(limited_url, "/filter", 4 * BODY_LIMIT, chunk=64 << 10, pause=0.02)
+    assert reply.status == 413 and "a chunked body is over the limit" in json.loads(reply.body)["Error"]
+    assert reply.sent < total // 4, f"the refusal came after {reply.sent} of {total} bytes"
+    assert slow.status == 413 and slow.seconds > 0.2  # a slow body is refused too, once it passes the limit
+    assert probe.failures == [] and probe.probes > 5
+    assert probe.slowest < REPLY_DEADLINE_SECONDS, f"/healthz took {probe.slowest:.2f} s"
+
+
+def test_the_default_body_limit_fits_the_request_kind_and_a_legitimate_body_passes() -> None:
+    assert ExtenderConfig().body_limit == MAX_BODY_BYTES_NODES == 128 << 20
+    assert ExtenderConfig(node_cache=NodeCacheMode.WATCH).body_limit == MAX_BODY_BYTES_NAMES == 8 << 20
+    assert ExtenderConfig(max_body_bytes=5 << 20).body_limit == 5 << 20
+    request = load_fixture("filter-request-nodes.json")  # a captured kube-scheduler body, ~1 MiB of Nodes
+    body = json.dumps(request).encode()
+    with serve_app(create_app()) as url:  # no node cache: the Nodes default
+        assert httpx.post(f"{url}/filter", content=body, timeout=10).status_code == 200
+        assert post_declaring(url, "/filter", MAX_BODY_BYTES_NODES + 1).status == 413
+    with serve_app(create_app(cache=ClusterCache())) as url:  # node cache: the NodeNames default
+        assert post_declaring(url, "/filter", MAX_BODY_BYTES_NAMES + 1).status == 413
+
+
+def test_more_nodes_than_any_cluster_has_is_a_400_naming_the_field(limited_url: str) -> None:
+    names = b'{"Pod":{"metadata":{"name":"p"}},"NodeNames":[' + b",".join([b'"n"'] * 70_000) + b"]}"
+    items = b'{"Pod":{"metadata":{"name":"p"}},"Nodes":{"items":[' + b",".join([b"{}"] * 70_000) + b"]}}"
+    for body, where in ((names, "NodeNames"), (items, "Nodes.items")):
+        reply = httpx.post(f"{limited_url}/filter", content=body, timeout=10)
+        assert reply.status_code == 400
+        assert reply.json()["Error"] == f"{where} lists 70000 nodes, more than the 65536 the extender reads"
+
+
+def test_multi_megabyte_label_values_are_not_kept_in_memory() -> None:
+    """A distinct 4 MiB memory label per request: before the fix each stayed in node_offer's cache
+    (240-400 MiB retained after the hostile sweep); now the process keeps none of them."""
+    request = load_fixture("filter-request-nodes.json")
+    node = request["Nodes"]["items"][0]
+    request["Nodes"]["items"] = [node]
+    with serve_app(create_app()) as url, httpx.Client(timeout=10) as client:
+        assert client.post(f"{url}/filter", json=request).status_code == 200  # warm: imports, caches
+        before = resident_bytes()
+        for index in range(24):
+            node["metadata"]["labels"][LABEL_MEMORY_MIB] = f"{index}" + "9" * (4 << 20)
+            reply = client.post(f"{url}/filter", content=json.dumps(request).encode())
+            assert reply.status_code == 200
+            (reason,) = reply.json()["FailedAndUnresolvableNodes"].values()
+            assert LABEL_MEMORY_MIB in reason and "longer than 64 characters" in reason
+        retained = resident_bytes() - before
+    # 112 MiB stayed before the fix (the cache kept every value); with it, 16-20 MiB stay, as after any
+    # 24 bodies of 4 MiB (allocator arenas of the server threads, not referenced memory)
+    assert retained < 48 << 20, f"{retained >> 20} MiB retained after 24 requests of 4 MiB labels"
