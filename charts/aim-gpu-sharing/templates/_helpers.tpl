@@ -163,3 +163,15 @@ spec:
 {{- define "aim.issuer" -}}
 {{- printf "%s-selfsigned" (include "aim.name" (dict "root" . "component" "webhook")) -}}
 {{- end -}}
+
+{{/*
+The schedulerName the webhook writes into sized objects (--webhook-scheduler-name), or nothing:
+webhook.setSchedulerName auto = only when this chart runs that scheduler (scheduler.mode
+second-scheduler); with default-scheduler the profile exists only once the user configured it.
+*/}}
+{{- define "aim.webhookSchedulerName" -}}
+{{- $set := .Values.webhook.setSchedulerName -}}
+{{- if or (eq (toString $set) "true") (and (eq (toString $set) "auto") (eq .Values.scheduler.mode "second-scheduler")) -}}
+{{- .Values.scheduler.name -}}
+{{- end -}}
+{{- end -}}
