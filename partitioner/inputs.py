@@ -19,10 +19,8 @@ mode per node). Errors are ``AdvisorInputError`` naming the file and the field.
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from extender import planning
@@ -32,8 +30,6 @@ from partitioner.modes import Mode, existing_option, product_name
 
 # RFC 1123 subdomain, what Kubernetes accepts as a node name (apimachinery IsDNS1123Subdomain).
 _NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
-# Input files are a few KiB; refuse anything far larger before parsing it.
-MAX_FILE_BYTES = 4 << 20
 
 
 class _Strict(BaseModel):
@@ -68,7 +64,7 @@ class GpuGroup(_Strict):
 class NodeEntry(_Strict):
     name: str
     repartition: bool = True
-    gpus: list[GpuGroup] = Field(min_length=1)
+    gpus: list[GpuGroup] = Field(min_length=1, max_length=MAX_GPUS_PER_NODE)
 
     @field_validator("name")
     @classmethod
@@ -97,7 +93,7 @@ class NodeEntry(_Strict):
 
 
 class ClusterFile(_Strict):
-    nodes: list[NodeEntry] = Field(min_length=1)
+    nodes: list[NodeEntry] = Field(min_length=1, max_length=planning.MAX_NODES)
 
     @field_validator("nodes")
     @classmethod
@@ -113,14 +109,22 @@ class ClusterFile(_Strict):
 def parse_cluster(source: str, text: str) -> list[AdvisorNode]:
     """Nodes from the text of a cluster file; AdvisorInputError naming ``source`` and the field."""
     try:
-        data: Any = yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-        raise AdvisorInputError(f"{source}: not valid YAML{where}: {getattr(error, 'problem', None) or 'syntax error'}"
-                                ) from None
-    except RecursionError:
-        raise AdvisorInputError(f"{source}: nested too deeply") from None
+        data: Any = planning.parse_yaml(source, text)
+    except planning.PlanInputError as error:
+        raise AdvisorInputError(str(error)) from None
+    return _nodes(source, data)
+
+
+def load_cluster(path: str) -> list[AdvisorNode]:
+    """Nodes from a cluster file, read with the planner's bounds (size, depth, aliases)."""
+    try:
+        data: Any = planning.load_yaml(path)
+    except planning.PlanInputError as error:
+        raise AdvisorInputError(str(error)) from None
+    return _nodes(path, data)
+
+
+def _nodes(source: str, data: Any) -> list[AdvisorNode]:
     if not isinstance(data, dict):
         raise AdvisorInputError(f"{source}: expected a YAML mapping at the top level, got {type(data).__name__}")
     try:
@@ -128,19 +132,6 @@ def parse_cluster(source: str, text: str) -> list[AdvisorNode]:
     except ValidationError as error:
         raise AdvisorInputError(planning.validation_message(source, error)) from None
     return [node.to_node() for node in parsed.nodes]
-
-
-def load_cluster(path: str) -> list[AdvisorNode]:
-    file = Path(path)
-    try:
-        if file.stat().st_size > MAX_FILE_BYTES:
-            raise AdvisorInputError(f"{path}: larger than {MAX_FILE_BYTES >> 20} MiB; not a cluster file")
-        text = file.read_text(encoding="utf-8")
-    except OSError as error:
-        raise AdvisorInputError(f"{path}: cannot read: {error.strerror or error}") from None
-    except UnicodeDecodeError:
-        raise AdvisorInputError(f"{path}: not UTF-8 text") from None
-    return parse_cluster(path, text)
 
 
 def demo_nodes() -> list[AdvisorNode]:

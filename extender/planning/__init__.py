@@ -9,8 +9,9 @@ This is the package's public API; other packages (the partition advisor) import 
     result = planning.place_all(cluster, workloads, policy=planning.Policy.BEST_FIT)
     print(planning.render_tables([result], unicode=True))
 
-Modules: ``geometry`` (partitionings and precisions from ``sizing``), ``inputs`` (cluster and
-workload files, validated), ``planner`` (placement), ``output`` (table and JSON rendering).
+Modules: ``geometry`` (partitionings and precisions from ``sizing``), ``yaml_file`` (a YAML file read
+with its size, depth and aliases bounded), ``inputs`` (cluster and workload files, validated),
+``planner`` (placement), ``output`` (table and JSON rendering).
 """
 
 from extender.errors import PlanInputError
@@ -20,6 +21,8 @@ from extender.planning.geometry import (
     partition_geometry,
 )
 from extender.planning.inputs import (
+    MAX_NODES,
+    MAX_PODS,
     Cluster,
     GpuGroupSpec,
     PlanNode,
@@ -49,9 +52,12 @@ from extender.planning.planner import (
     place_all,
     place_one,
 )
+from extender.planning.yaml_file import load_yaml, parse_yaml
 from extender.verdict import Policy
 
 __all__ = [
+    "MAX_NODES",
+    "MAX_PODS",
     "Assignment",
     "Cluster",
     "GpuGroupSpec",
@@ -72,6 +78,8 @@ __all__ = [
     "known_precision",
     "load_cluster",
     "load_workloads",
+    "load_yaml",
+    "parse_yaml",
     "partition_geometry",
     "place_all",
     "place_one",

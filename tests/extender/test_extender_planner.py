@@ -2,16 +2,28 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
 
 from extender import planning
+from extender.cli import main as cli_main
 from extender.decisions import filter_nodes
 from extender.pod_demand import read_pod_demand
 from extender.reasons import not_in_cache
 from extender.requirement import Sizer
 from extender.verdict import Policy
+from tests.extender.hostile_files import (
+    CLUSTER_FILES,
+    WORKLOAD_FILES,
+    fifo,
+    nodes,
+    release,
+    run_within,
+    workloads,
+    write as hostile_write,
+)
 
 SMALL_THEN_BIG = """
 workloads:
@@ -158,7 +170,7 @@ def test_files_with_explicit_paths_are_loaded(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("text", "fragment"),
     [
-        ("nodes: [", "not valid YAML at line 1"),
+        ("nodes: [", "not valid YAML at line "),
         ("- a\n- b\n", "expected a YAML mapping"),
         ("nodes: []", "nodes: List should have at least 1 item"),
         (
@@ -213,3 +225,70 @@ def test_unknown_model_in_a_workload_is_reported_as_not_placed(tmp_path: Path) -
     workloads = planning.load_workloads(write(tmp_path, "w.yaml", "workloads: [{name: a, model: nope/nope}]"))
     result = planning.place_all(planning.load_cluster(None), workloads, policy=Policy.BEST_FIT)
     assert result.placements == [] and "unknown model 'nope/nope'" in result.unplaced[0].reason
+
+
+# --- hostile files (issue 18): one line naming the file and the field, exit 2, fast -------------------
+
+
+def _plan(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str, float]:
+    started = time.perf_counter()
+    code = run_within(10, lambda: cli_main(["plan", "--policy", "best-fit", *args], environ={}))
+    elapsed = time.perf_counter() - started
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err, elapsed
+
+
+def _one_line_naming(err: str, path: str, fragment: str) -> None:
+    assert err.startswith(f"aim-extender plan: error: {path}: ") and err.count("\n") == 1, err[:500]
+    assert fragment in err and "Traceback" not in err, err[:500]
+
+
+@pytest.mark.parametrize(("name", "data", "fragment", "seconds"), WORKLOAD_FILES,
+                         ids=[case[0] for case in WORKLOAD_FILES])
+def test_hostile_workload_files_are_refused_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                        name: str, data: bytes, fragment: str,
+                                                        seconds: float) -> None:
+    path = hostile_write(tmp_path, "workloads.yaml", data)
+    code, out, err, elapsed = _plan(capsys, "--workloads", path)
+    assert (code, out) == (2, "")
+    _one_line_naming(err, path, fragment)
+    assert elapsed < seconds, f"{name}: refused after {elapsed:.2f} s"
+
+
+@pytest.mark.parametrize(("name", "data", "fragment", "seconds"), CLUSTER_FILES,
+                         ids=[case[0] for case in CLUSTER_FILES])
+def test_hostile_cluster_files_are_refused_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                       name: str, data: bytes, fragment: str,
+                                                       seconds: float) -> None:
+    path = hostile_write(tmp_path, "cluster.yaml", data)
+    code, out, err, elapsed = _plan(capsys, "--cluster", path)
+    assert (code, out) == (2, "")
+    _one_line_naming(err, path, fragment)
+    assert elapsed < seconds, f"{name}: refused after {elapsed:.2f} s"
+
+
+@pytest.mark.parametrize("flag", ["--cluster", "--workloads"])
+def test_a_fifo_a_device_and_a_directory_are_refused_without_reading(tmp_path: Path,
+                                                                     capsys: pytest.CaptureFixture[str],
+                                                                     flag: str) -> None:
+    pipe = fifo(tmp_path)
+    try:
+        for path, fragment in ((pipe, "not a regular file (a FIFO)"), ("/dev/zero", "not a regular file"),
+                               (str(tmp_path), "not a regular file (a directory)")):
+            code, out, err, elapsed = _plan(capsys, flag, path)
+            assert (code, out) == (2, "")
+            _one_line_naming(err, path, fragment)
+            assert elapsed < 1.0
+    finally:
+        release(pipe)
+
+
+def test_the_largest_files_within_the_bounds_still_load(tmp_path: Path) -> None:
+    """The bounds refuse only what no real file needs: 5,000 nodes and 10,000 pods load."""
+    started = time.perf_counter()
+    cluster = planning.load_cluster(hostile_write(tmp_path, "c.yaml", nodes(5000).encode()))
+    loaded = planning.load_workloads(hostile_write(tmp_path, "w.yaml", workloads(10, replicas=1000).encode()))
+    assert (len(cluster.nodes), len(loaded)) == (5000, 10_000)
+    assert time.perf_counter() - started < 10
+    anchored = b"nodes: [{name: a, gpus: &g [{product: MI300X, compute_mode: SPX}]}, {name: b, gpus: *g}]"
+    assert len(planning.load_cluster(hostile_write(tmp_path, "a.yaml", anchored)).nodes) == 2  # aliases are fine

@@ -79,7 +79,7 @@ def test_table_shows_current_and_target(tmp_path: Path, capsys: pytest.CaptureFi
 
 
 @pytest.mark.parametrize(("cluster", "message"), [
-    ("nodes: [", "not valid YAML at line 1"),
+    ("nodes: [", "not valid YAML at line "),
     ("- a list", "expected a YAML mapping at the top level, got list"),
     ("nodes:\n  - name: a\n    gpus: [{product: MI325X, compute_mode: DPX, memory_mode: NPS2}]\n",
      "nodes[0].gpus[0]: MI325X has no partition mode DPX/NPS2"),
@@ -88,7 +88,7 @@ def test_table_shows_current_and_target(tmp_path: Path, capsys: pytest.CaptureFi
     ("nodes:\n  - name: a\n    repartition: false\n    gpus: [{product: MI300X}]\n", "compute_mode is not given"),
     ("nodes:\n  - name: Bad_Name\n    gpus: [{product: MI300X}]\n", "not a Kubernetes node name"),
     ("nodes:\n  - name: a\n    gpus: [{product: MI300X, count: 17}]\n", "less than or equal to 16"),
-    ("[" * 1000, "cluster.yaml: nested too deeply"),
+    ("[" * 1000, "nested more than 32 levels deep"),
 ])
 def test_bad_cluster_files_exit_2_with_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str], cluster: str,
                                                 message: str) -> None:
