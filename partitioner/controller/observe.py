@@ -19,7 +19,7 @@ from partitioner.controller.clock import parse_time
 from partitioner.errors import AdvisorInputError
 from partitioner.modes import Mode, existing_option
 from sizing.bounded import BoundedValueError, parse_count, parse_int
-from sizing.contract import LABEL_PREFIX, RESOURCE_NAME, NodeLabels, read_node_labels
+from sizing.contract import LABEL_GPU_COUNT, LABEL_PREFIX, RESOURCE_NAME, NodeLabels, read_node_labels
 
 # Labels and annotations read per object: far above what real nodes carry (a few dozen), low
 # enough that a hostile object cannot make a tick slow.
@@ -38,6 +38,11 @@ LAYOUT_REASONS: Final = (
     reasons.partition_too_small(0, 0).message.partition(" (")[0],
     reasons.too_few_partitions(0, 0).message.partition(" (")[0],
 )
+# kube-scheduler's own NodeResourcesFit reason (``Insufficient <resource>``), which rejects a node
+# with fewer partitions than the pod requests before the extender is asked, so the extender's
+# "fewer gpu partitions than requested" never appears. It is layout demand (more, smaller
+# partitions) only where the node's partitions are big enough for the pod: ``plan`` checks that.
+INSUFFICIENT: Final = f"Insufficient {RESOURCE_NAME}"
 # nodeSelectorTerms, expressions per term and values per expression read: far above what anyone
 # writes, low enough to bound the work per pod.
 MAX_AFFINITY_TERMS: Final = 32
@@ -99,7 +104,7 @@ class NodeView:
     partition_labels: NodeLabels
     product: str | None = None
     mode: Mode | None = None  # the current mode when the node is homogeneous and readable
-    gpus: int | None = None  # GPUs, from the partition count and the partitions per GPU of its mode
+    gpus: int | None = None  # GPUs: the gpu-count label, else the fewest that hold the partitions (see _gpus)
     partitions_per_gpu: int | None = None
     problem: str | None = None  # why product/mode/gpus could not be read (then they are None)
 
@@ -123,11 +128,19 @@ class NodeView:
     def in_flight(self) -> bool:
         return keys.STATE in self.annotations
 
+    @property
+    def missing_partitions(self) -> int:
+        """Partitions its GPUs lack in the current mode (63 of 64 CPX: 1), or unhealthy ones."""
+        if self.gpus is None or self.partitions_per_gpu is None or self.partition_labels.count is None:
+            return 0
+        return max(0, self.gpus * self.partitions_per_gpu - self.partition_labels.count)
+
     def advertises(self, mode: Mode, partitions: int) -> bool:
-        """Whether the device plugin publishes ``partitions`` partitions of ``mode`` (labels and allocatable)."""
-        found = self.partition_labels
-        return (found.compute_mode == mode.compute_mode and found.memory_mode == mode.memory_mode
-                and found.count == partitions and self.allocatable == partitions and found.homogeneous is True)
+        """Whether the device plugin publishes ``mode`` on the GPUs that give ``partitions`` in it
+        (labels and allocatable agree, one shape): judged by GPUs, not by the partition count,
+        which can lack a partition per GPU (63 of 64 CPX partitions on the real capture)."""
+        return (self.mode == mode and self.gpus is not None and self.partitions_per_gpu is not None
+                and self.gpus * self.partitions_per_gpu == partitions)
 
 
 def _taints(raw: object) -> tuple[tuple[Taint, ...], tuple[Mapping[str, Any], ...]]:
@@ -158,13 +171,32 @@ def _layout(labels: NodeLabels, allocatable: int | None) -> tuple[str | None, Mo
     except AdvisorInputError as error:
         return labels.product, None, None, None, str(error)
     per_gpu = option.partitions
-    if labels.count == 0 or labels.count % per_gpu:
-        return option.geometry.product, option.mode, None, per_gpu, (
-            f"{labels.count} partitions is not a whole number of GPUs in {mode} ({per_gpu} per GPU)")
-    if allocatable != labels.count:
-        return option.geometry.product, option.mode, None, per_gpu, (
-            f"allocatable {RESOURCE_NAME}={allocatable} differs from the count label {labels.count}")
-    return option.geometry.product, option.mode, labels.count // per_gpu, per_gpu, None
+    gpus, problem = _gpus(labels.count, labels.gpu_count, per_gpu, option.mode)
+    if problem is None and allocatable != labels.count:
+        problem = f"allocatable {RESOURCE_NAME}={allocatable} differs from the count label {labels.count}"
+    return option.geometry.product, option.mode, None if problem else gpus, per_gpu, problem
+
+
+def _gpus(count: int, gpu_count: int | None, per_gpu: int, mode: Mode) -> tuple[int | None, str | None]:
+    """(GPUs, problem) of a node with ``count`` partitions of ``per_gpu`` per GPU.
+
+    The device plugin's ``gpu-count`` label says it; the partitions must fit on those GPUs (fewer
+    is fine: a GPU may lack one, or some may be unhealthy). Without the label (an older plugin):
+    the fewest GPUs that hold the partitions when each GPU lacks at most one, the known quirk
+    (63 of 64 MI300X CPX partitions, tests/fixtures/sysfs/README.md): 63 CPX partitions are 8 GPUs,
+    6 are none. (Ambiguous counts take the fewest GPUs: 63 could also be 9 GPUs lacking one each.)"""
+    if count == 0:
+        return None, "it advertises no partitions"
+    if gpu_count is not None:
+        if count > gpu_count * per_gpu:
+            return None, (f"{count} partitions do not fit on {gpu_count} GPUs (label {LABEL_GPU_COUNT}) in {mode}"
+                          f" ({per_gpu} per GPU)")
+        return gpu_count, None
+    gpus = -(-count // per_gpu)
+    if count < gpus * (per_gpu - 1):
+        return None, (f"{count} partitions is not a whole number of GPUs in {mode} ({per_gpu} per GPU, at most one"
+                      f" missing per GPU) and the label {LABEL_GPU_COUNT} is absent")
+    return gpus, None
 
 
 def read_node(obj: object) -> NodeView | None:
@@ -268,7 +300,7 @@ class PodView:
     created: float | None  # metadata.creationTimestamp
     node_selector: Mapping[str, str] = field(default_factory=dict)
     affinity: Affinity = ()  # required node affinity
-    layout_blocked: str | None = None  # the extender's layout reason, when the pod is unschedulable for it
+    layout_blocked: str | None = None  # the layout reason the pod is unschedulable for (see _layout_blocked)
     workload: planning.Workload | None = None  # the pod as the planner's workload
     problem: str | None = None  # why it has no workload
 
@@ -285,11 +317,18 @@ class PodView:
     def pending_for_layout(self) -> bool:
         return self.node is None and not self.finished and not self.deleting and self.layout_blocked is not None
 
+    @property
+    def wants_more_partitions(self) -> bool:
+        """Pending on kube-scheduler's ``Insufficient`` alone: layout demand only where some node's
+        partitions are big enough for it (``plan`` decides)."""
+        return self.layout_blocked == INSUFFICIENT
+
 
 def _layout_blocked(status: Mapping[str, Any], affinity: Affinity) -> str | None:
     """The layout reason a pod is unschedulable for: one of the extender's, or a required node
     affinity on our partition labels (the admission webhook writes ``memory-mib Gt``), which
-    kube-scheduler's own NodeAffinity filter applies before the extender is asked."""
+    kube-scheduler's own NodeAffinity filter applies before the extender is asked, or
+    kube-scheduler's ``Insufficient amd.com/gpu-partition`` (too few partitions, or too few free)."""
     conditions = status.get("conditions")
     for condition in (conditions if isinstance(conditions, list) else [])[:MAX_ENTRIES]:
         condition = _mapping(condition)
@@ -301,6 +340,8 @@ def _layout_blocked(status: Mapping[str, Any], affinity: Affinity) -> str | None
         if found is None and condition.get("reason") == "Unschedulable":
             keys_ = sorted({r.key for term in affinity for r in term if r.key.startswith(LABEL_PREFIX)})
             found = f"node affinity on {keys_[0]}" if keys_ else None
+        if found is None and INSUFFICIENT in text:
+            found = INSUFFICIENT
         return found
     return None
 

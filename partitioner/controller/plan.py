@@ -1,8 +1,10 @@
 """Which nodes to repartition now, and into which mode: a pure function of what the controller
 sees (nodes, pods, the nodes' repartition states) and the clock.
 
-1. The demand is the pods bound to GPU nodes plus the pods our extender left unschedulable for a
-   layout reason (partition too small, too few partitions).
+1. The demand is the pods bound to GPU nodes plus the pods left unschedulable for a layout
+   reason: our extender's (partition too small, too few partitions), a required node affinity on
+   our labels, or kube-scheduler's ``Insufficient amd.com/gpu-partition`` when some node's
+   partitions are big enough for the pod (then more, smaller partitions may let it run).
 2. The advisor (``partitioner.advise``) chooses a layout for that demand, with every node that may
    not change (not opted in, busy, cooling down, in a repartition) held in its mode.
 3. A change is made only where it pays: the pending pods are placed, in order, with the planner's
@@ -24,6 +26,8 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from extender import planning
+from extender.pod_demand import read_pod_demand
+from extender.requirement import Sizer
 from partitioner import dcm
 from partitioner.advisor import AdvisorNode, AdvisorOptions, advise
 from partitioner.controller import keys
@@ -52,7 +56,7 @@ class Change:
     target: Mode
     profile: str  # DCM profile name
     gpus: int
-    partitions: int  # partitions the device plugin will advertise afterwards
+    partitions: int  # GPUs x partitions per GPU in the target mode (the plugin may show one fewer per GPU)
     unblocks: tuple[str, ...]  # pending pods (namespace/name) that can run after this change
     evicts: tuple[str, ...]  # GPU pods that must leave the node first (only with --allow-eviction)
     advised: bool  # the advisor's layout has this node in this mode
@@ -91,6 +95,7 @@ class _SimNode:
     mode: Mode
     gpus: int
     labels: Mapping[str, str]  # the node's labels other than our partition labels
+    missing: int = 0  # partitions its GPUs lack in ``mode`` (63 of 64 CPX): never free
 
 
 class _Counted(planning.NodeState):
@@ -140,7 +145,7 @@ def _simulate(nodes: Sequence[_SimNode], modes: Mapping[str, Mode], used: Mappin
         mode = modes.get(node.name, node.mode)
         option = existing_option(node.product, mode)
         fresh = planning.NodeState.from_plan(planning.PlanNode(node.name, (option.geometry,) * node.gpus))
-        _occupy(fresh, used.get(node.name, 0))
+        _occupy(fresh, used.get(node.name, 0) + (node.missing if mode == node.mode else 0))
         key = (node.product, mode, node.gpus)
         if key not in cache:
             cache[key] = fresh.labels()
@@ -192,7 +197,40 @@ def _sim_node(node: NodeView, state: RepartitionState) -> _SimNode | None:
         return None
     if any(t.effect in _BLOCKING_EFFECTS for t in node.taints):
         return None
-    return _SimNode(node.name, node.product, node.mode, node.gpus, base)
+    return _SimNode(node.name, node.product, node.mode, node.gpus, base, node.missing_partitions)
+
+
+def _big_enough_somewhere(pod: PodView, nodes: Sequence[NodeView], sizer: Sizer) -> bool:
+    """Whether a node the pod may run on (nodeSelector, required node affinity) has partitions big
+    enough for it: then kube-scheduler's ``Insufficient`` is too few partitions, not too small ones."""
+    if pod.workload is None:
+        return False
+    requirement = sizer.requirement(read_pod_demand(pod.workload.to_pod()))
+    if requirement.rejection is not None:
+        return False
+    for node in nodes:
+        size = node.partition_labels.memory_bytes
+        if size is None or any(node.labels.get(k) != v for k, v in pod.node_selector.items()) \
+                or not affinity_matches(pod.affinity, node.labels):
+            continue
+        if requirement.required_bytes is None or size >= requirement.required_bytes:
+            return True
+    return False
+
+
+def layout_demand(nodes: Sequence[NodeView], pods: Sequence[PodView]) -> list[PodView]:
+    """The pods pending for a partition layout (see the module docstring, 1.)."""
+    sizer: Sizer | None = None
+    out = []
+    for pod in pods:
+        if not pod.pending_for_layout:
+            continue
+        if pod.wants_more_partitions:
+            sizer = sizer or Sizer()
+            if not _big_enough_somewhere(pod, nodes, sizer):
+                continue
+        out.append(pod)
+    return out
 
 
 def _advised(sim: Sequence[_SimNode], allowed: set[str], pods: Sequence[PodView], pending: Sequence[PodView],
@@ -211,7 +249,7 @@ def _advised(sim: Sequence[_SimNode], allowed: set[str], pods: Sequence[PodView]
 def make_plan(nodes: Sequence[NodeView], pods: Sequence[PodView], states: Mapping[str, RepartitionState],
               now: float, settings: Settings) -> Plan:
     """The changes that pay now, in the order they would be made (see the module docstring)."""
-    pending = sorted((p for p in pods if p.pending_for_layout),
+    pending = sorted(layout_demand(nodes, pods),
                      key=lambda p: (p.created if p.created is not None else now, p.key))[:MAX_PENDING]
     if not pending:
         return Plan((), (), ())
@@ -257,7 +295,7 @@ def make_plan(nodes: Sequence[NodeView], pods: Sequence[PodView], states: Mappin
             if busy and not settings.allow_eviction:
                 continue
             # Nodes alike for every pending pod give the same answer: try one of each kind.
-            kind = (node_.product, node_.mode, node_.gpus, used.get(name, 0),
+            kind = (node_.product, node_.mode, node_.gpus, used.get(name, 0), node_.missing,
                     tuple(sorted((k, node_.labels.get(k)) for k in selectors)), name in advised)
             if kind in seen_classes and not busy:
                 continue

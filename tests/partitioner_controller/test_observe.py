@@ -3,13 +3,20 @@ extender's reasons are recognised from its own message code."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from partitioner.controller.observe import LAYOUT_REASONS, affinity_matches, read_node, read_pod
-from sizing.contract import LABEL_COUNT, RESOURCE_NAME
+from deviceplugin.discovery import discover
+from deviceplugin.labels import desired_labels
+from partitioner.controller.observe import INSUFFICIENT, LAYOUT_REASONS, affinity_matches, read_node, read_pod
+from partitioner.modes import Mode
+from sizing.contract import LABEL_COUNT, LABEL_GPU_COUNT, RESOURCE_NAME
+from tests.deviceplugin.dp_support import lay_capture
 from tests.partitioner_controller import objects
+
+CPX, SPX = Mode("CPX", "NPS4"), Mode("SPX", "NPS1")
 
 
 def test_the_layout_reasons_are_the_extenders_words() -> None:
@@ -30,7 +37,12 @@ def test_objects_without_a_name_are_skipped(junk: Any) -> None:
 
 @pytest.mark.parametrize(("change", "problem"), [
     ({"status": {"allocatable": {RESOURCE_NAME: "1e400"}}}, "allocatable"),
-    ({"metadata": {"labels": {LABEL_COUNT: "7"}}}, "not a whole number of GPUs"),
+    ({"metadata": {"labels": {LABEL_COUNT: "9"}}}, "9 partitions do not fit on 1 GPUs"),
+    ({"metadata": {"labels": {LABEL_COUNT: "0"}}}, "no partitions"),
+    ({"metadata": {"labels": {LABEL_GPU_COUNT: "0"}}}, LABEL_GPU_COUNT),
+    ({"metadata": {"labels": {LABEL_GPU_COUNT: "65"}}}, LABEL_GPU_COUNT),
+    ({"metadata": {"labels": {LABEL_GPU_COUNT: "1e9"}}}, LABEL_GPU_COUNT),
+    ({"metadata": {"labels": {LABEL_COUNT: "7"}}}, "differs from the count label 7"),  # allocatable 8
     ({"metadata": {"labels": {LABEL_COUNT: "9" * 100}}}, LABEL_COUNT),
     ({"metadata": {"labels": {"amd.com/gpu-partition.product": "MI999"}}}, "MI999"),
     ({"metadata": {"labels": {"amd.com/gpu-partition.homogeneous": "false"}}}, "one shape"),
@@ -42,6 +54,51 @@ def test_unreadable_layouts_are_named(change: dict[str, Any], problem: str) -> N
             obj[part].setdefault(key, {}).update(value)
     view = read_node(obj)
     assert view is not None and view.gpus is None and view.problem is not None and problem in view.problem
+
+
+def _real_cpx(tmp_path: Path, *, gpu_count_label: bool = True, allocatable: str = "63") -> dict[str, Any]:
+    """A node with the device plugin's labels on the real MI300X CPX capture: 63 partitions on 8 GPUs."""
+    inventory = discover(lay_capture(tmp_path, "mi300x-cpx", compute_mode="CPX", memory_mode="NPS4"))
+    labels = {k: v for k, v in desired_labels(inventory.partitions, (g.address for g in inventory.gpus)).items()
+              if v is not None and (gpu_count_label or k != LABEL_GPU_COUNT)}
+    obj = objects.node("real", allocatable=allocatable)
+    obj["metadata"]["labels"] = {**{k: v for k, v in obj["metadata"]["labels"].items()
+                                    if not k.startswith("amd.com/gpu-partition.")}, **labels}
+    return obj
+
+
+@pytest.mark.parametrize("gpu_count_label", [True, False], ids=["gpu-count label", "older plugin"])
+def test_the_real_63_partition_cpx_capture_reads_as_8_gpus(tmp_path: Path, gpu_count_label: bool) -> None:
+    view = read_node(_real_cpx(tmp_path, gpu_count_label=gpu_count_label))
+    assert view is not None and view.problem is None, view.problem
+    assert (view.product, view.mode, view.gpus, view.partitions_per_gpu) == ("MI300X", CPX, 8, 8)
+    assert view.partition_labels.count == 63 and view.missing_partitions == 1
+    # Verifying a CPX target on 8 GPUs (64 expected) succeeds with the 63 the GPUs give.
+    assert view.advertises(CPX, 64) and not view.advertises(CPX, 56) and not view.advertises(SPX, 8)
+
+
+def test_the_real_capture_is_not_advertised_while_allocatable_is_stale(tmp_path: Path) -> None:
+    view = read_node(_real_cpx(tmp_path, allocatable="8"))  # kubelet still reports the SPX count
+    assert view is not None and view.gpus is None and not view.advertises(CPX, 64)
+    assert view.problem == f"allocatable {RESOURCE_NAME}=8 differs from the count label 63"
+
+
+@pytest.mark.parametrize(("compute", "memory", "count", "gpus"), [
+    ("CPX", "NPS4", 64, 8), ("CPX", "NPS4", 63, 8), ("CPX", "NPS4", 56, 7), ("CPX", "NPS4", 57, 8),
+    ("CPX", "NPS4", 7, 1), ("CPX", "NPS4", 6, None), ("CPX", "NPS4", 48, 6), ("CPX", "NPS4", 41, None),
+    ("SPX", "NPS1", 8, 8), ("SPX", "NPS1", 1, 1), ("DPX", "NPS2", 3, 2), ("QPX", "NPS1", 2, None),
+])
+def test_without_the_gpu_count_label_each_gpu_may_lack_one_partition(compute: str, memory: str, count: int,
+                                                                     gpus: int | None) -> None:
+    obj = objects.node("old", compute, memory, gpus=8, allocatable=str(count))
+    labels = obj["metadata"]["labels"]
+    del labels[LABEL_GPU_COUNT]
+    labels[LABEL_COUNT] = str(count)
+    view = read_node(obj)
+    assert view is not None and view.gpus == gpus, view.problem
+    if gpus is None:
+        assert view.problem is not None and "not a whole number of GPUs" in view.problem
+        assert LABEL_GPU_COUNT in view.problem
 
 
 def test_hostile_labels_taints_and_annotations_are_dropped_not_raised() -> None:
@@ -58,6 +115,20 @@ def test_a_pod_pending_for_partition_size_becomes_a_workload() -> None:
     view = read_pod(objects.pod("big", objects.LLAMA_70B))
     assert view is not None and view.pending_for_layout and view.workload is not None
     assert view.workload.spec.model == "meta-llama/Llama-3.3-70B-Instruct"
+
+
+def test_kube_schedulers_insufficient_partitions_is_layout_demand_to_check() -> None:
+    message = (f"0/4 nodes are available: 1 {INSUFFICIENT}, 3 node(s) didn't match Pod's node affinity/selector."
+               " preemption: 0/4 nodes are available: 1 No preemption victims found for incoming pod.")
+    view = read_pod(objects.pod("tp16", objects.LLAMA_8B, partitions=16, blocked=message))
+    assert view is not None and view.pending_for_layout and view.wants_more_partitions
+    assert view.layout_blocked == "Insufficient amd.com/gpu-partition"
+    # The extender's own reasons come first: they need no check.
+    both = read_pod(objects.pod("big", objects.LLAMA_70B, blocked=objects.TOO_SMALL + f" 1 {INSUFFICIENT}."))
+    assert both is not None and both.pending_for_layout and not both.wants_more_partitions
+    other = read_pod(objects.pod("gpu", objects.LLAMA_8B,
+                                 blocked="0/3 nodes are available: 3 Insufficient amd.com/gpu."))
+    assert other is not None and not other.pending_for_layout
 
 
 def test_a_pod_pending_for_other_reasons_is_not_ours() -> None:

@@ -15,6 +15,7 @@ from partitioner.controller.observe import NodeView, PodView, read_node, read_po
 from partitioner.controller.plan import Candidacy, Change, Plan, dcm_profiles, make_plan, matching_profile, stabilize
 from partitioner.controller.settings import Settings
 from partitioner.modes import Mode
+from sizing.contract import LABEL_COUNT
 from tests.partitioner_controller import objects
 
 NOW = 1_800_000_000.0
@@ -135,6 +136,51 @@ def test_the_webhooks_node_affinity_is_met_by_the_labels_after_the_change() -> N
     # An affinity no mode of this node meets (more than a whole MI300X) plans nothing.
     huge = objects.pod("huge", objects.QWEN_14B, blocked=objects.AFFINITY_MISMATCH, memory_mib_above=200_000)
     assert _plan([objects.node("b")], [huge]).changes == ()
+
+
+INSUFFICIENT = "0/2 nodes are available: 2 Insufficient amd.com/gpu-partition."
+
+
+def test_kube_schedulers_insufficient_on_big_enough_partitions_plans_more_smaller_ones() -> None:
+    # One SPX partition of 192 GiB each; an 8B pod at tensor-parallel 2 fits its partitions, not their number.
+    nodes = [objects.node("b", "SPX", "NPS1"), objects.node("c", "SPX", "NPS1", opted_in=False)]
+    tp2 = objects.pod("tp2", objects.LLAMA_8B, partitions=2, blocked=INSUFFICIENT)
+    plan = _plan(nodes, [tp2])
+    assert plan.pending == ("ns/tp2",) and len(plan.changes) == 1 and plan.changes[0].node == "b"
+    assert plan.changes[0].target.compute_mode != "SPX" and plan.changes[0].partitions >= 2
+
+
+def test_kube_schedulers_insufficient_is_not_layout_demand_where_no_partition_is_big_enough() -> None:
+    # A 70B at tensor-parallel 2 needs ~76 GiB per partition: more, smaller CPX partitions (24 GiB) never hold it,
+    # and the nodeSelector keeps the SPX node of another pool out of the question.
+    big = objects.pod("big", objects.LLAMA_70B, partitions=2, blocked=INSUFFICIENT, selector={"pool": "cpx"})
+    nodes = [objects.node("b", labels={"pool": "cpx"}), objects.node("s", "SPX", "NPS1", labels={"pool": "other"})]
+    plan = _plan(nodes, [big])
+    assert plan.pending == () and plan.changes == () and plan.helpless == ()
+    unsized = objects.pod("odd", {"aim.amd.com/model": "acme/nothing", "aim.amd.com/precision": "fp16"},
+                          blocked=INSUFFICIENT)
+    assert _plan(nodes, [unsized]).pending == (), "a pod that cannot be sized fits no partition"
+
+
+def _real_cpx(used: int = 0) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """An 8-GPU CPX node advertising 63 partitions (the real capture's quirk), ``used`` of them held."""
+    node = objects.node("real", gpus=8, allocatable="63")
+    node["metadata"]["labels"][LABEL_COUNT] = "63"
+    held = [objects.pod(f"held-{i}", objects.LLAMA_8B, node_name="real", partitions=8) for i in range(used // 8)]
+    return node, held
+
+
+def test_a_63_partition_cpx_node_is_planned_as_8_gpus() -> None:
+    node, _ = _real_cpx()
+    plan = _plan([node], [objects.pod("big", objects.LLAMA_70B)])
+    assert [(c.node, str(c.target), c.profile, c.gpus) for c in plan.changes] == [
+        ("real", "SPX/NPS1", "spx_nps1_8gpu", 8)]
+
+
+def test_the_partition_a_gpu_lacks_is_never_free_in_the_simulation() -> None:
+    node, held = _real_cpx(used=56)  # 7 of 63 free, though 8 GPUs x 8 would leave 8
+    plan = _plan([node], [*held, objects.pod("tp8", objects.LLAMA_8B, partitions=8, blocked=INSUFFICIENT)])
+    assert plan.pending == ("ns/tp8",) and [pod for pod, _ in plan.helpless] == ["ns/tp8"], plan
 
 
 def _change(node: str, profile: str) -> Change:
