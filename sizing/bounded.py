@@ -30,14 +30,15 @@ MAX_PARTITION_COUNT: Final = 1024
 MAX_CONTEXT_TOKENS: Final = 1 << 24
 
 # Kubernetes quantity grammar (apimachinery resource.Quantity), ASCII only:
-# <sign><digits>[.<digits>][<binarySI>|<decimalSI>|<e|E><sign><digits>]
+# <sign><digits>[.<digits>][<binarySI>|<decimalSI>|<e|E><sign><digits>]; decimalSI is
+# n u m "" k M G T P E (apimachinery resource/suffix.go: nano 10^-9, micro 10^-6, milli 10^-3, ...).
 _QUANTITY_RE: Final = re.compile(
     r"(?P<sign>[+-]?)(?P<int>[0-9]*)(?:\.(?P<frac>[0-9]*))?"
-    r"(?:(?P<suffix>Ki|Mi|Gi|Ti|Pi|Ei|m|k|M|G|T|P|E)|[eE](?P<exp>[+-]?[0-9]+))?",  # any exponent: text <= 64
+    r"(?:(?P<suffix>Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E)|[eE](?P<exp>[+-]?[0-9]+))?",  # any exponent: text <= 64
     re.ASCII,
 )
 _BINARY_SUFFIX: Final = {"Ki": 1 << 10, "Mi": 1 << 20, "Gi": 1 << 30, "Ti": 1 << 40, "Pi": 1 << 50, "Ei": 1 << 60}
-_DECIMAL_EXPONENT: Final = {"m": -3, "": 0, "k": 3, "M": 6, "G": 9, "T": 12, "P": 15, "E": 18}
+_DECIMAL_EXPONENT: Final = {"n": -9, "u": -6, "m": -3, "": 0, "k": 3, "M": 6, "G": 9, "T": 12, "P": 15, "E": 18}
 _ASCII_DIGITS: Final = re.compile(r"[0-9]+", re.ASCII)
 
 
@@ -110,8 +111,9 @@ def parse_count(field: str, raw: object, *, minimum: int = 0, maximum: int = MAX
 
 
 def parse_memory_bytes(field: str, raw: object, *, maximum: int = MAX_MEMORY_BYTES) -> int:
-    """A memory size as a Kubernetes quantity (``24Gi``, ``151.1Gi``, ``25769803776``): whole bytes,
-    rounded up, ``0 < bytes <= maximum`` (1 PiB by default)."""
+    """A memory size as a Kubernetes quantity (``24Gi``, ``151.1Gi``, ``25769803776``, ``1500m``,
+    ``25769803776000000u``): whole bytes, rounded up as apimachinery's ``Quantity.Value()`` rounds a
+    fraction up, ``0 < bytes <= maximum`` (1 PiB by default)."""
     text = _scalar_text(field, raw)
     numerator, denominator = _quantity_fraction(field, raw, text)
     value = -(-numerator // denominator)  # ceil: a fraction of a byte is a byte

@@ -52,6 +52,8 @@ HOSTILE: list[object] = [
     1.5, float("inf"), float("nan"), b"24Gi", {"value": "1"}, ["1"], ("1",), _deep(1000), _deep_dict(1000),
     "", "   ", "-1", "-1Gi", "+-1", "0x10", "1_000", "24 Gi", "24GiB", "24gi", ".", "+", "e3", "Gi", "1e", "--1",
     "1e1000", "1E+31", "\u200b24Gi", "24Gi\x00", "\u221e",
+    # nano and micro are "n" and "u" only (apimachinery suffix.go): not the micro sign, capitals or two suffixes
+    "1\u00b5", "1\u03bc", "1U", "1N", "1nu", "1un", "1mn", "1nGi", "1e3n",
 ]
 
 
@@ -81,7 +83,8 @@ def test_memory_rejects_hostile_values_fast(raw: object) -> None:
     _check(error, seconds, raw)
 
 
-@pytest.mark.parametrize("raw", [*HOSTILE, "0.5", "1500m", "1e-3", "2Ei", "1025", "1e4", "1E"], ids=shown)
+@pytest.mark.parametrize("raw", [*HOSTILE, "0.5", "1500m", "1e-3", "2Ei", "1025", "1e4", "1E", "1n", "1999999u",
+                                 "1025000000000n"], ids=shown)
 def test_count_rejects_hostile_values_fast(raw: object) -> None:
     error, seconds = _timed(lambda: parse_count(FIELD, raw))
     _check(error, seconds, raw)
@@ -99,6 +102,10 @@ def test_int_rejects_hostile_values_fast(raw: object) -> None:
     ("48G", 48 * 10**9), ("1.5e9", 1_500_000_000), ("1e+3", 1000), (".5Gi", GI // 2), (" 24Gi\n", 24 * GI),
     ("1e-3", 1), ("1e-999999", 1),  # a positive fraction of a byte is a byte
     ("1Pi", MAX_MEMORY_BYTES), ("1024Ti", MAX_MEMORY_BYTES),
+    # nano and micro (issue 18): exact, then a fraction of a byte rounds up as Quantity.Value() does
+    ("25769803776000000000n", 24 * GI), ("25769803776000000u", 24 * GI), ("1500000u", 2), ("1000000u", 1),
+    ("1n", 1), ("1u", 1), ("999999999n", 1), ("1000000001n", 2), ("0.5u", 1), (".000001u", 1),
+    ("1125899906842624000000u", MAX_MEMORY_BYTES),
 ])
 def test_memory_accepts_kubernetes_quantities(raw: object, expected: int) -> None:
     assert parse_memory_bytes(FIELD, raw) == expected
@@ -110,7 +117,8 @@ def test_memory_accepts_kubernetes_quantities(raw: object, expected: int) -> Non
     ("1e999999", "far too large"), ("inf", "not a Kubernetes quantity"),
     ("\u00b2", "not a Kubernetes quantity"), ("1" * 65, f"longer than {MAX_TEXT_LENGTH}"),
     (True, "must be a string, not bool"), (_deep(1000), "must be a string, not list"),
-    (10**5000, "far too large"),
+    (10**5000, "far too large"), ("0n", "more than 0"), ("0.0u", "more than 0"),
+    ("1125899906842624000001u", "more than"), ("1" * 40 + "n", "more than"),
 ], ids=shown)
 def test_memory_rejection_says_what_is_wrong(raw: object, problem: str) -> None:
     with pytest.raises(BoundedValueError, match=problem):
@@ -119,7 +127,7 @@ def test_memory_rejection_says_what_is_wrong(raw: object, problem: str) -> None:
 
 @pytest.mark.parametrize(("raw", "expected"), [
     ("0", 0), ("2", 2), (2, 2), ("2e0", 2), ("2000m", 2), ("+3", 3), ("0.0", 0), (str(MAX_PARTITION_COUNT), 1024),
-    ("0" * 64, 0), ("8 ", 8),
+    ("0" * 64, 0), ("8 ", 8), ("2000000000n", 2), ("2000000u", 2), ("0n", 0),
 ])
 def test_count_accepts_small_whole_numbers(raw: object, expected: int) -> None:
     assert parse_count(FIELD, raw) == expected
