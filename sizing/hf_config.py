@@ -59,12 +59,13 @@ UNSUPPORTED_LAYER_TYPES = ("linear_attention", "mamba", "conv", "recurrent")
 FAMILY_OF = {"kimi_k2": "deepseek_v3", "qwen2_vl": "qwen2", "qwen2_vl_text": "qwen2", "qwen2_5_vl": "qwen2",
              "qwen2_5_vl_text": "qwen2", "qwen3_vl_text": "qwen3", "qwen3_vl_moe_text": "qwen3_moe",
              "llama4_text": "llama4", "mllama_text_model": "mllama", "glm4v_moe_text": "glm4_moe"}
-# Families whose layers < first_k_dense_replace are dense MLPs (DeepSeek-V2/V3/V3.2, Kimi-K2, GLM-4.5).
-FIRST_K_DENSE = frozenset({"deepseek", "deepseek_v2", "deepseek_v3", "deepseek_v32", "glm4_moe"})
+# Families whose layers < first_k_dense_replace are dense MLPs (DeepSeek-V2/V3/V3.2, Kimi-K2, GLM-4.5,
+# GLM-4.7-Flash's glm4_moe_lite: DeepSeek-style MLA with GLM routing).
+FIRST_K_DENSE = frozenset({"deepseek", "deepseek_v2", "deepseek_v3", "deepseek_v32", "glm4_moe", "glm4_moe_lite"})
 # Routers with a per-expert score-correction bias (e_score_correction_bias, fp32 in the checkpoint):
-# DeepSeek-V3-style when topk_method is "noaux_tc" (their config default), GLM-4.5 always.
+# DeepSeek-V3-style when topk_method is "noaux_tc" (their config default), GLM-4.5 / 4.7-Flash always.
 ROUTER_BIAS_NOAUX = frozenset({"deepseek_v3", "deepseek_v32"})
-ROUTER_BIAS_ALWAYS = frozenset({"glm4_moe"})
+ROUTER_BIAS_ALWAYS = frozenset({"glm4_moe", "glm4_moe_lite"})
 # q/k/v carry attention_bias but o_proj never does (GLM-4.5: Glm4MoeAttention o_proj bias=False).
 QKV_BIAS_ONLY = frozenset({"glm4_moe"})
 # q_norm / k_norm over one head when the config says use_qk_norm (GLM-4.5; Llama 4's is weightless).
@@ -362,7 +363,9 @@ def _decoder(f: _Fields) -> Layout:
     kv = f.int_("num_key_value_heads", maximum=MAX_HEADS, default=heads)
     if heads % kv:
         raise f.error("num_key_value_heads", f"must be a positive divisor of num_attention_heads ({heads}), got {kv}")
-    head_dim = _head_dim(f, hidden, heads)
+    is_mla = f.text.get("kv_lora_rank") is not None
+    # MLA heads are qk_nope + qk_rope wide, whatever hidden / heads is (GLM-4.7-Flash: 2048 / 20)
+    head_dim = f.int_("qk_nope_head_dim") + f.int_("qk_rope_head_dim") if is_mla else _head_dim(f, hidden, heads)
     vocab = f.int_("vocab_size", maximum=MAX_VOCAB)
     inter = f.int_("intermediate_size", "ffn_dim", "moe_intermediate_size")
     experts = f.opt_int("n_routed_experts", "num_local_experts", "num_experts", maximum=MAX_EXPERTS) or 0
@@ -374,7 +377,6 @@ def _decoder(f: _Fields) -> Layout:
     n_shared = f.opt_int("n_shared_experts", maximum=MAX_EXPERTS) or 0
     gated = mt not in PLAIN_MLP
     mlp_bias = f.bool_("mlp_bias", False) or (mt == "starcoder2" and f.bool_("use_bias", True))
-    is_mla = f.text.get("kv_lora_rank") is not None
     has_indexer = is_mla and f.text.get("index_n_heads") is not None
     cross = _cross_attention_layers(f, layers)
     mla: tuple[int, int] | None = None

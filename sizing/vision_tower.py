@@ -14,7 +14,9 @@ layout as the transformers modeling code of its ``model_type`` builds it:
   patch merger (Qwen2_5_VisionTransformerPretrainedModel);
 - ``qwen3_vl`` / ``qwen3_vl_moe`` (and Qwen3.5's ``qwen3_5``): Conv3d patch embedding with bias,
   learned positions, LayerNorm blocks with a plain MLP, the patch merger and one deepstack merger per
-  deepstack index.
+  deepstack index;
+- ``glm4v_moe`` (GLM-4.5V): Conv3d patch embedding, learned positions, RMSNorm blocks with a fused
+  qkv and a gated MLP, a conv downsample and a gated merger (Glm4vMoeVisionModel).
 
 Any other family is sized as a plain ViT (biased q/k/v/o, fc1/fc2, two LayerNorms per layer, conv
 patch embedding, learned positions when image_size is given) with a two-layer projector into the
@@ -162,6 +164,32 @@ def _qwen3_vl(v: _Fields, text_hidden: int) -> VisionTower:
     return VisionTower(tuple(lins), other)
 
 
+def _glm4v(v: _Fields, text_hidden: int) -> VisionTower:
+    """GLM-4.5V (Glm4vMoeVisionModel): Conv3d patch embedding, learned positions, RMSNorm blocks with a
+    fused qkv and a gated MLP of out_hidden_size, a conv downsample and a gated merger MLP."""
+    h = v.int_("hidden_size")
+    inter = v.int_("intermediate_size")
+    depth = v.int_("depth", maximum=MAX_LAYERS)
+    patch, channels = _patch(v, "in_channels", "in_chans")
+    temporal = v.int_("temporal_patch_size", maximum=MAX_PATCH, default=2)
+    merge = v.int_("spatial_merge_size", maximum=MAX_PATCH, default=2)
+    out = v.int_("out_hidden_size", default=text_hidden)
+    positions = (v.int_("image_size", maximum=MAX_WIDTH) // patch) ** 2
+    bias = v.bool_("attention_bias", False)
+    lins = [Linear("model.visual.patch_embed.proj", channels * temporal * patch * patch, h, True)]
+    for i in range(depth):
+        p = f"model.visual.blocks.{i}"
+        lins += [Linear(f"{p}.attn.qkv", h, 3 * h, bias), Linear(f"{p}.attn.proj", h, h, bias),
+                 *(Linear(f"{p}.mlp.{n}", h, out) for n in ("gate_proj", "up_proj")),
+                 Linear(f"{p}.mlp.down_proj", out, h)]
+    lins += [Linear("model.visual.downsample", h * merge * merge, out, True),
+             Linear("model.visual.merger.proj", out, out),
+             Linear("model.visual.merger.gate_proj", out, inter), Linear("model.visual.merger.up_proj", out, inter),
+             Linear("model.visual.merger.down_proj", inter, out)]
+    other = positions * h + depth * 2 * h + 2 * h + 2 * out  # positions, block RMSNorms, post-conv/post norms, LN
+    return VisionTower(tuple(lins), other)
+
+
 def _plain_vit(v: _Fields, text_hidden: int) -> VisionTower:
     """A vision family without its own reader: a plain ViT and a two-layer projector (module doc)."""
     h = v.int_("hidden_size", "embed_dim", "width")
@@ -181,6 +209,7 @@ def _plain_vit(v: _Fields, text_hidden: int) -> VisionTower:
 _TOWERS: dict[str, Callable[[_Fields, int], VisionTower]] = {
     "llama4": _llama4, "mllama": _mllama, "qwen2_5_vl": _qwen2_5_vl, "qwen3_vl": _qwen3_vl, "qwen3_vl_moe": _qwen3_vl,
     "qwen3_5": _qwen3_vl, "qwen3_5_moe": _qwen3_vl,  # Qwen3.5: the Qwen3-VL tower (no deepstack mergers)
+    "glm4v_moe": _glm4v,
 }
 
 

@@ -180,10 +180,11 @@ def truth(path: Path) -> dict:
         if "create_sliding_window_causal_mask" in forward:
             sliding = list(range(text.num_hidden_layers))
     out: dict = {"params": params, "kv_bytes_per_token": kv, "sliding_window": window if sliding else None,
-                 "sliding_layers": len(sliding), "num_layers": text.num_hidden_layers - cross_layers}
+                 "sliding_layers": len(sliding), "num_layers": text.num_hidden_layers}
     if multimodal:
         out["vision_params"] = _vision_params(model, lm)
     if cross_layers:
+        out["kv_layers"] = text.num_hidden_layers - cross_layers  # the self-attention layers
         vision = cfg.vision_config
         tokens = vision.max_num_tiles * ((vision.image_size // vision.patch_size) ** 2 + 1)  # tiles x (patches + CLS)
         out["cross_attention"] = {"layers": cross_layers, "bytes_per_image_token": cross_width,
