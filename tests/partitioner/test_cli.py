@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from partitioner.cli import main
+from tests.extender.hostile_files import CLUSTER_FILES, WORKLOAD_FILES, fifo, release, run_within, write
 
 CLUSTER = """\
 nodes:
@@ -104,3 +106,33 @@ def test_bad_workload_file_and_missing_file_exit_2(tmp_path: Path, capsys: pytes
     assert "workloads[0].precision" in capsys.readouterr().err
     assert main(["advise", "--cluster", str(tmp_path / "absent.yaml")]) == 2
     assert "absent.yaml: cannot read" in capsys.readouterr().err
+
+
+def _advise_fails(capsys: pytest.CaptureFixture[str], flag: str, path: str, fragment: str, seconds: float) -> None:
+    started = time.perf_counter()
+    assert run_within(10, lambda: main(["advise", flag, path])) == 2
+    elapsed = time.perf_counter() - started
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.count("\n") == 1, captured.err[:500]
+    assert captured.err.startswith(f"aim-partitioner advise: error: {path}: "), captured.err[:500]
+    assert fragment in captured.err and "Traceback" not in captured.err, captured.err[:500]
+    assert elapsed < seconds, f"refused after {elapsed:.2f} s"
+
+
+@pytest.mark.parametrize(("name", "data", "fragment", "seconds"), CLUSTER_FILES, ids=[c[0] for c in CLUSTER_FILES])
+def test_hostile_cluster_files_exit_2_with_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str,
+                                                     data: bytes, fragment: str, seconds: float) -> None:
+    _advise_fails(capsys, "--cluster", write(tmp_path, "cluster.yaml", data), fragment, seconds)
+
+
+def test_hostile_workload_file_a_fifo_and_dev_zero_exit_2_promptly(tmp_path: Path,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    _, data, fragment, seconds = WORKLOAD_FILES[0]  # the alias bomb
+    _advise_fails(capsys, "--workloads", write(tmp_path, "workloads.yaml", data), fragment, seconds)
+    pipe = fifo(tmp_path)
+    try:
+        for flag in ("--cluster", "--workloads"):
+            _advise_fails(capsys, flag, pipe, "not a regular file (a FIFO)", 1.0)
+            _advise_fails(capsys, flag, "/dev/zero", "not a regular file", 1.0)
+    finally:
+        release(pipe)
