@@ -45,10 +45,12 @@ class RunningController:
 
 
 def start_controller(plane: ControlPlane, name: str, *, namespace: str, configmap: str,
-                     extra: Sequence[str] = (), kubeconfig: str | None = None) -> RunningController:
+                     extra: Sequence[str] = (), kubeconfig: str | None = None,
+                     timings: Sequence[str] = FAST_FLAGS) -> RunningController:
+    """``timings``: the test-sized ones by default; ``()`` runs with the controller's own defaults."""
     port = free_port()
     argv = [sys.executable, "-m", "partitioner", "controller", f"--kubeconfig={kubeconfig or plane.kubeconfig}",
             f"--dcm-namespace={namespace}", f"--dcm-configmap={configmap}", f"--lease-namespace={namespace}",
-            f"--lease-name=ctl-{name}", f"--metrics-port={port}", "--metrics-host=127.0.0.1", *FAST_FLAGS, *extra]
+            f"--lease-name=ctl-{name}", f"--metrics-port={port}", "--metrics-host=127.0.0.1", *timings, *extra]
     process = plane.start_process(f"controller-{name}", argv)
     return RunningController(process, port)
