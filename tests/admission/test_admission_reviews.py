@@ -8,10 +8,14 @@ again and must come back unchanged (reinvocationPolicy: IfNeeded).
 from __future__ import annotations
 
 import json
+import ssl
+import time
 from typing import Any
 
 import pytest
 
+from extender.admission.review import MAX_BODY_BYTES
+from extender.admission.workload import MAX_CONTAINERS, MAX_MATCH_EXPRESSIONS, MAX_SELECTOR_TERMS, MAX_TOKENS
 from sizing.contract import LABEL_MEMORY_MIB, RESOURCE_NAME
 from tests.admission.support import (
     FIXTURES,
@@ -23,6 +27,7 @@ from tests.admission.support import (
     validate_inference_service,
     validate_pod,
 )
+from tests.extender.support import HealthProbe, post_chunked, post_declaring
 
 RECORD = "aim.amd.com/admission"
 
@@ -240,3 +245,148 @@ def test_an_update_recomputes_the_webhooks_values_and_keeps_the_users(webhook: R
     assert flag_count(model, "--tensor-parallel-size") == 1
     (expression,) = memory_expressions(updated["spec"]["predictor"])
     assert json.loads(updated["metadata"]["annotations"][RECORD])["set"]["affinity"] == expression["values"][0]
+
+
+# --- issue 18: hostile objects and bodies -------------------------------------------------------
+
+PARTITIONS = f"resources.limits[{RESOURCE_NAME}]"
+
+
+def deep(levels: int) -> str:
+    """A stand-in string that ``spliced`` replaces with an array nested ``levels`` deep."""
+    return f"\x00deep:{levels}\x00"
+
+
+def spliced(body: dict[str, Any]) -> bytes:
+    """The review as JSON text with each ``deep`` stand-in spliced in (no encoder writes 1,000 levels)."""
+    text = json.dumps(body)
+    while '"\\u0000deep:' in text:
+        start = text.index('"\\u0000deep:')
+        end = text.index('\\u0000"', start) + len('\\u0000"')
+        levels = int(text[start + len('"\\u0000deep:'): end - len('\\u0000"')])
+        text = text[:start] + "[" * levels + '"1"' + "]" * levels + text[end:]
+    return text.encode()
+
+
+def post_raw(webhook: RunningWebhook, body: bytes) -> Any:
+    reply = webhook.client.post(webhook.url + "/mutate", content=body, headers={"Content-Type": "application/json"})
+    assert reply.status_code == 200, reply.text[:300]
+    from tests.admission.support import decode
+
+    return decode(reply.json())
+
+
+@pytest.mark.parametrize("kind", ["limits", "requests"])
+@pytest.mark.parametrize("value", ["2_0", True, "1.5", "", "-1", "2Gi", 1.0, {"n": 1}])
+def test_a_partition_count_that_is_no_count_is_denied_naming_the_field(
+        webhook: RunningWebhook, kind: str, value: object) -> None:
+    """Before, the value was copied into the patch as the other half ("2_0" -> requests "2_0")."""
+    body = fixture("review-pod-catalogue-model.json")
+    body["request"]["object"]["spec"]["containers"][0]["resources"] = {kind: {RESOURCE_NAME: value}}
+    answer = post_raw(webhook, json.dumps(body).encode())
+    assert not answer.allowed and answer.ops == []
+    message = answer.response["status"]["message"]
+    assert message.startswith(f"spec.containers[0].resources.{kind}[{RESOURCE_NAME}]="), message
+    assert 'give a whole number of partitions such as "1"' in message
+
+
+def test_a_partition_count_in_an_inference_service_is_denied_naming_its_field(webhook: RunningWebhook) -> None:
+    body = fixture("review-isvc-profile.json")
+    body["request"]["object"]["spec"]["predictor"]["model"]["resources"] = {"limits": {RESOURCE_NAME: "2_0"}}
+    answer = post_raw(webhook, json.dumps(body).encode())
+    assert not answer.allowed
+    assert answer.response["status"]["message"].startswith(f"spec.predictor.model.{PARTITIONS}='2_0'")
+
+
+@pytest.mark.parametrize("place", ["count", "affinity value", "runtime", "model format", "record", "gpu types"])
+def test_nesting_a_thousand_levels_deep_where_the_webhook_reads_is_never_a_500(
+        webhook: RunningWebhook, place: str) -> None:
+    """json.dumps/json.loads raised RecursionError (HTTP 500) on these; each now gets an answer."""
+    name = "review-isvc-profile.json" if place in ("runtime", "model format", "gpu types") else \
+        "review-pod-user-values.json"
+    body = fixture(name)
+    obj = body["request"]["object"]
+    notes = obj["metadata"]["annotations"]
+    if place == "count":
+        obj["spec"]["containers"][0]["resources"]["limits"][RESOURCE_NAME] = deep(1000)
+    elif place == "affinity value":
+        terms = obj["spec"]["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+        terms["nodeSelectorTerms"][0]["matchExpressions"].append(
+            {"key": LABEL_MEMORY_MIB, "operator": "Gt", "values": [deep(990)]})
+    elif place == "runtime":
+        obj["spec"]["predictor"]["model"]["runtime"] = deep(1000)
+    elif place == "model format":
+        obj["spec"]["predictor"]["model"]["modelFormat"] = {"name": deep(1000)}
+    elif place == "record":
+        notes[RECORD] = "[" * 10000
+    else:
+        notes["serving.kserve.io/gpu-resource-types"] = "[" * 4000
+    answer = post_raw(webhook, spliced(body))
+    if place == "count":
+        assert not answer.allowed
+        assert answer.response["status"]["message"].startswith(f"spec.containers[0].{PARTITIONS}=<list>")
+    else:
+        assert answer.allowed  # the nested value is the user's: kept, and the rest is sized
+        assert any(op["path"].endswith("aim.amd.com~1admission") for op in answer.ops)
+
+
+@pytest.mark.parametrize("where, count, field", [
+    ("containers", 1_000_000, "spec.containers"),
+    ("args", 5000, "spec.containers[0].args"),
+    ("terms", 5000, "spec.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms"),
+    ("expressions", 5000, "spec.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution"
+                          ".nodeSelectorTerms[1].matchExpressions"),
+])
+def test_a_list_over_its_bound_is_denied_naming_the_field_while_health_stays_live(
+        webhook: RunningWebhook, where: str, count: int, field: str) -> None:
+    """One million containers held the event loop 3-7 s (review() walked them on it)."""
+    body = fixture("review-pod-user-values.json")
+    spec = body["request"]["object"]["spec"]
+    terms = spec["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
+    if where == "containers":
+        spec["containers"] += [{}] * (count - 1)
+    elif where == "args":
+        spec["containers"][0]["args"] = ["-"] * count
+    elif where == "terms":
+        terms[:] = [{}] * count
+    else:
+        terms[1]["matchExpressions"] = [{}] * count
+    raw = json.dumps(body).encode()
+    context = ssl.create_default_context(cafile=str(webhook.tls.ca))
+    with HealthProbe(webhook.url, verify=context) as probe:
+        time.sleep(0.1)
+        started = time.perf_counter()
+        answer = post_raw(webhook, raw)
+        seconds = time.perf_counter() - started
+        time.sleep(0.1)
+    assert not answer.allowed and answer.ops == []
+    assert answer.response["status"]["message"] == (f"{field} has {count} items, more than the"
+                                                    f" {LIMITS[where]} the aim-gpu-sharing webhook reads")
+    assert seconds < 2.0, f"the review took {seconds:.2f} s"
+    assert probe.failures == [] and probe.probes >= 3
+    assert probe.slowest < 1.0, f"/healthz took {probe.slowest:.2f} s"
+
+
+LIMITS = {"containers": MAX_CONTAINERS, "args": MAX_TOKENS, "terms": MAX_SELECTOR_TERMS,
+          "expressions": MAX_MATCH_EXPRESSIONS}
+
+
+def test_lists_at_their_bound_are_still_sized(webhook: RunningWebhook) -> None:
+    body = fixture("review-pod-user-values.json")
+    spec = body["request"]["object"]["spec"]
+    spec["containers"] += [{"name": f"sidecar-{i}", "image": "busybox"} for i in range(MAX_CONTAINERS - 1)]
+    answer = post_raw(webhook, json.dumps(body).encode())
+    assert answer.allowed and answer.ops
+
+
+def test_a_body_over_the_limit_is_413_by_its_declared_length_or_while_it_streams(webhook: RunningWebhook) -> None:
+    context = ssl.create_default_context(cafile=str(webhook.tls.ca))
+    declared = post_declaring(webhook.url, "/mutate", 94_000_000, tls=context)
+    assert declared.status == 413 and declared.seconds < 1.0
+    assert "Content-Length 94000000 is over the limit" in json.loads(declared.body)["error"]
+    total = 8 * MAX_BODY_BYTES
+    with HealthProbe(webhook.url, verify=context) as probe:
+        streamed = post_chunked(webhook.url, "/mutate", total, tls=context)
+    assert streamed.status == 413 and "a chunked body is over the limit" in json.loads(streamed.body)["error"]
+    assert streamed.sent < total // 2, f"refused after {streamed.sent} of {total} bytes"
+    assert probe.failures == [] and probe.slowest < 1.0
