@@ -57,6 +57,12 @@ NON_TORCH_BYTES_TP1 = int(0.15 * GIB)
 NON_TORCH_BYTES_TP_MULTI = int(0.60 * GIB)
 GRAPH_BYTES = int(0.5 * GIB)
 
+# Hybrid models: vLLM sets the attention block to 16 x cdiv(state page, 16 x attention bytes per token)
+# so that one attention page holds one layer's state, and pads each state page to the attention page
+# (vllm/model_executor/models/config.py HybridAttentionMambaModelConfig; 16 is the block alignment the
+# attention kernels take). Startup logs agree: Qwen3.5-9B 528, Qwen3.5-0.8B 544 tokens.
+HYBRID_BLOCK_ALIGNMENT = 16
+
 CONTEXT_STEP = 256  # max_context answers are multiples of vLLM's usual block-aligned granularity
 
 
@@ -197,8 +203,12 @@ def kv_bytes_per_token(model: ModelArch, kv_cache_dtype: str = "auto", tensor_pa
 
 def kv_cache_bytes(model: ModelArch, tokens: int, sequences: int, kv_cache_dtype: str = "auto",
                    tensor_parallel: int = 1) -> int:
-    """KV for ``sequences`` sequences of ``tokens`` each; sliding-window layers hold only the window."""
+    """KV for ``sequences`` sequences of ``tokens`` each; sliding-window layers hold only the window.
+    A hybrid model's attention layers hold whole blocks of ``hybrid_block_tokens``."""
     per_layer = kv_bytes_per_token_per_layer(model, kv_cache_dtype, tensor_parallel)
+    block = hybrid_block_tokens(model, kv_cache_dtype, tensor_parallel)
+    if block:
+        tokens = math.ceil(tokens / block) * block
     if model.attention == "sliding_mix" and model.sliding_window and model.num_global_layers is not None:
         local_layers = model.kv_layers - model.num_global_layers
         per_sequence = per_layer * (model.num_global_layers * tokens + local_layers * min(tokens, model.sliding_window))
@@ -224,11 +234,35 @@ def state_bytes_per_sequence(model: ModelArch, tensor_parallel: int = 1) -> int:
     return 0 if state is None else state.bytes_per_sequence(tensor_parallel)
 
 
-def state_cache_bytes(model: ModelArch, sequences: int, tensor_parallel: int = 1) -> int:
+def state_page_bytes(model: ModelArch, tensor_parallel: int = 1) -> int:
+    """One state-holding layer's state for one sequence, per rank (vLLM's mamba page before padding)."""
+    state = model.recurrent_state
+    if state is None or not state.layers:
+        return 0
+    return math.ceil(state.bytes_per_sequence(tensor_parallel) / state.layers)
+
+
+def hybrid_block_tokens(model: ModelArch, kv_cache_dtype: str = "auto", tensor_parallel: int = 1) -> int:
+    """Tokens per attention block vLLM sets for a hybrid model so that one attention page holds one
+    layer's state (0 for a model without state or without attention layers)."""
+    page = state_page_bytes(model, tensor_parallel)
+    if not page or not model.kv_layers:
+        return 0
+    per_token = kv_bytes_per_token_per_layer(model, kv_cache_dtype, tensor_parallel)
+    return HYBRID_BLOCK_ALIGNMENT * math.ceil(page / (HYBRID_BLOCK_ALIGNMENT * per_token))
+
+
+def state_cache_bytes(model: ModelArch, sequences: int, kv_cache_dtype: str = "auto", tensor_parallel: int = 1) -> int:
     """The state of ``sequences`` concurrent sequences. vLLM keeps one state page per running request
     in each state-holding layer (V1 ``MambaSpec``, one block per request without prefix caching), in
-    the same pool as the KV cache, so every sized sequence holds one state beside its KV."""
-    return state_bytes_per_sequence(model, tensor_parallel) * sequences
+    the same pool as the KV cache, each page padded to the attention page (``hybrid_block_tokens``
+    tokens of one attention layer's KV): every sized sequence holds one state beside its KV."""
+    block = hybrid_block_tokens(model, kv_cache_dtype, tensor_parallel)
+    if not block:
+        return state_bytes_per_sequence(model, tensor_parallel) * sequences
+    page = block * kv_bytes_per_token_per_layer(model, kv_cache_dtype, tensor_parallel)
+    layers = model.recurrent_state.layers if model.recurrent_state is not None else 0
+    return page * layers * sequences
 
 
 def activation_bytes(model: ModelArch, max_num_batched_tokens: int) -> int:
@@ -276,7 +310,7 @@ def estimate(model: ModelArch, precision: Precision | str, *, tensor_parallel: i
         overhead_bytes=overhead_bytes(tensor_parallel),
         checkpoint_quantization=model.quantization.scheme.method if model.quantization is not None else "",
         state_bytes_per_sequence=state_bytes_per_sequence(model, tensor_parallel),
-        state_cache_bytes=state_cache_bytes(model, concurrency, tensor_parallel),
+        state_cache_bytes=state_cache_bytes(model, concurrency, kv_dtype, tensor_parallel),
         weights_source="checkpoint" if uses_exact_weights(model, prec) else "computed",
     )
 

@@ -9,6 +9,7 @@ bytes honouring the windows transformers applies, quantized weights within 3 % o
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -59,7 +60,19 @@ def test_cache_honours_the_windows_transformers_applies(name: str) -> None:
     window = t["sliding_window"] or tokens
     full_layers = kv_layers - t["sliding_layers"]
     expected = per_layer * (full_layers * tokens + t["sliding_layers"] * min(tokens, window))
+    block = _vllm_hybrid_block(t)
+    if block:  # a hybrid's attention layers hold whole blocks
+        expected = per_layer * kv_layers * math.ceil(tokens / block) * block
     assert kv_cache_bytes(arch, tokens, 1) == expected
+
+
+def _vllm_hybrid_block(t: dict[str, Any]) -> int:
+    """vLLM's attention block for a hybrid model: 16 x cdiv(one layer's state, 16 x KV bytes per token
+    of one attention layer), from the truth numbers (0 for a model without state)."""
+    if "state_layers" not in t:
+        return 0
+    page = math.ceil(t["state_bytes_per_sequence"] / t["state_layers"])
+    return 16 * math.ceil(page / (16 * (t["kv_bytes_per_token"] // t["kv_layers"])))
 
 
 @pytest.mark.parametrize("name", MEASURED)
@@ -73,10 +86,13 @@ def test_fixed_state_per_sequence_exact(name: str) -> None:
 @pytest.mark.parametrize("name", [n for n in MEASURED if "state_bytes_per_sequence" in TRUTH["configs"][n]])
 def test_hybrid_state_counts_per_sequence_not_per_token(name: str) -> None:
     arch = model_from_hf_config(_config(name), model_id=name)
-    state = TRUTH["configs"][name]["state_bytes_per_sequence"]
+    t = TRUTH["configs"][name]
     short = sizing.estimate(arch, "bf16", max_model_len=1024, concurrency=3)
     long = sizing.estimate(arch, "bf16", max_model_len=4096, concurrency=3)
-    assert short.state_cache_bytes == long.state_cache_bytes == 3 * state
+    # one state page per sequence and state layer, padded to one attention block's KV (vLLM)
+    page = _vllm_hybrid_block(t) * t["kv_bytes_per_token"] // t["kv_layers"]
+    assert short.state_cache_bytes == long.state_cache_bytes == 3 * t["state_layers"] * page
+    assert 3 * t["state_bytes_per_sequence"] <= long.state_cache_bytes
     assert long.total_bytes - long.kv_cache_bytes - long.state_cache_bytes == (
         long.weights_bytes + long.activation_bytes + long.overhead_bytes)
 

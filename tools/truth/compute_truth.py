@@ -139,10 +139,11 @@ def _hybrid_state(lm, cfg) -> dict:
     channels x (kernel - 1) values; a Mamba-1 mixer d_inner x d_state (its A_log), a Mamba-2 mixer
     n_heads x head_dim x d_state, a gated delta net num_v_heads x head_k_dim x head_v_dim. bf16, the
     recurrent state float32 where the config pins mamba_ssm_dtype. {} for a model without such layers."""
-    conv = ssm = 0
+    conv = ssm = state_layers = 0
     for mod in lm.modules():
-        if isinstance(mod, torch.nn.Conv1d):
+        if isinstance(mod, torch.nn.Conv1d):  # one per Mamba mixer, gated delta net or short conv
             conv += mod.weight.shape[0] * (mod.weight.shape[2] - 1)
+            state_layers += 1
         a_log = getattr(mod, "A_log", None)
         if a_log is None:
             continue
@@ -157,7 +158,8 @@ def _hybrid_state(lm, cfg) -> dict:
     kv_layers = sum(1 for name, mod in lm.named_modules()
                     if hasattr(mod, "k_proj") and hasattr(mod, "v_proj") and ".cross_attn" not in name)
     ssm_bytes = 4 if getattr(cfg, "mamba_ssm_dtype", None) == "float32" else 2
-    return {"kv_layers": kv_layers, "state_bytes_per_sequence": conv * 2 + ssm * ssm_bytes}
+    return {"kv_layers": kv_layers, "state_layers": state_layers,
+            "state_bytes_per_sequence": conv * 2 + ssm * ssm_bytes}
 
 
 def truth(path: Path) -> dict:
