@@ -1,9 +1,10 @@
 """Hostile AdmissionReviews: a seeded, bounded structure-aware fuzz over the case fixtures.
 
 Each round mutates one review (annotation values and types, resource quantities, args, affinity,
-nesting, whole subtrees replaced by other JSON types) and asserts: an answer within 1 s, HTTP 200
-with a well-formed AdmissionReview echoing the uid (or 400 for a body that is no review), and a
-patch that applies cleanly to the object it was computed for.
+nesting up to 1,000 levels, whole subtrees replaced by other JSON types) and asserts: an answer
+within 1 s, HTTP 200 with a well-formed AdmissionReview echoing the uid (or 400 for a body that is
+no review), a patch that applies cleanly to the object it was computed for, and never an unreadable
+partition count in the patch.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ import orjson
 
 from extender.admission.mutation import Options
 from extender.admission.review import review
+from sizing.bounded import parse_count
+from sizing.contract import RESOURCE_NAME
 from tests.admission.support import FIXTURES, demo_inventory, models_directory_catalogue
 
 SEED = 20261130
@@ -28,8 +31,33 @@ CASES = sorted(p.name for p in FIXTURES.glob("review-*.json"))
 HOSTILE_VALUES: list[Any] = [
     "", " ", "1e999999", "inf", "NaN", "-1", "0", "²", "١٢", "9" * 5000, "x" * 70000, "a/b/c/../../d",
     "Llama-3.1-8B-Instruct", "fp7", "int4", "8192k", "--max-model-len=1", "~1/~0", None, True, 0, -5, 10**400,
-    1.5, [], {}, ["--a"], {"nested": {"deeper": [1, 2, 3]}},
+    1.5, [], {}, ["--a"], {"nested": {"deeper": [1, 2, 3]}}, "2_0", "1.5", "2Gi", "\x00deep:1000\x00",
 ]
+DEEP_MARKER = b'"\\u0000deep:1000\\u0000"'  # spliced into the text as an array 1,000 levels deep
+
+
+def encoded(body: dict[str, Any]) -> bytes:
+    """The review as JSON text, each deep marker replaced by 1,000 nested arrays (orjson writes 255
+    levels at most; the API server sends whatever the user wrote, up to its own limits)."""
+    try:
+        raw = orjson.dumps(body)
+    except (TypeError, orjson.JSONEncodeError):  # 10**400 cannot be encoded: send it as text
+        raw = json.dumps(body).encode()
+    return raw.replace(DEEP_MARKER, b"[" * 1000 + b"1" + b"]" * 1000)
+
+
+def patched_counts(ops: list[dict[str, Any]]) -> list[object]:
+    """Every amd.com/gpu-partition value the patch writes."""
+    found: list[object] = []
+    for op in ops:
+        value = op.get("value")
+        if op["path"].endswith("/" + RESOURCE_NAME.replace("/", "~1")):
+            found.append(value)
+        elif isinstance(value, dict) and RESOURCE_NAME in value:
+            found.append(value[RESOURCE_NAME])
+        elif isinstance(value, dict):
+            found += [v[RESOURCE_NAME] for v in value.values() if isinstance(v, dict) and RESOURCE_NAME in v]
+    return found
 FLAGS = ["--max-model-len", "--tensor-parallel-size", "-tp", "--gpu-memory-utilization", "--quantization",
          "--max-num-batched-tokens", "--dtype", "--max_model_len"]
 
@@ -99,10 +127,7 @@ def test_hostile_reviews_always_get_a_well_formed_answer_and_a_patch_that_applie
     outcomes: dict[str, int] = {}
     for _ in range(ROUNDS):
         body = mutate(rng, copy.deepcopy(originals[rng.choice(CASES)]))
-        try:
-            raw = orjson.dumps(body)
-        except (TypeError, orjson.JSONEncodeError):  # 10**400 cannot be encoded: send it as text
-            raw = json.dumps(body).encode()
+        raw = encoded(body)
         started = time.perf_counter()
         reply = review(raw, inventory.offers, options)
         slowest = max(slowest, time.perf_counter() - started)
@@ -122,6 +147,8 @@ def test_hostile_reviews_always_get_a_well_formed_answer_and_a_patch_that_applie
         if "patch" in response:
             ops = json.loads(base64.b64decode(response["patch"]))
             jsonpatch.apply_patch(body["request"]["object"], ops)  # raises when it does not apply
+            for count in patched_counts(ops):
+                parse_count(RESOURCE_NAME, count)  # raises when the patch carries garbage on
     assert slowest < 1.0, f"slowest review took {slowest:.3f} s"
     # The fuzz reached every kind of answer (it is not stuck on one path).
     assert {"patched", "unchanged", "denied", "bad_request"} <= set(outcomes), outcomes
