@@ -240,7 +240,8 @@ def cmd_estimate(args: argparse.Namespace) -> None:
         return
     print(f"{model.id} at {need.precision.value}, tensor parallel {need.tensor_parallel}, "
           f"{need.concurrency} x {need.max_model_len} tokens, kv-cache {need.kv_cache_dtype}")
-    print(f"  weights     {_gib(need.weights_bytes):>12}")
+    print(f"  weights     {_gib(need.weights_bytes):>12}"
+          + ("   (exact, from the checkpoint's safetensors)" if need.weights_source == "checkpoint" else ""))
     if model.quantization is not None:
         q, tp = model.quantization, need.tensor_parallel
         print(f"    checkpoint quantization: {q.scheme.label} (declared in config.json)")
@@ -250,6 +251,9 @@ def cmd_estimate(args: argparse.Namespace) -> None:
               "embeddings, norms, biases, routers, ignored modules)")
         print(f"    {support_line(q.scheme.method)}")
     print(f"  kv cache    {_gib(need.kv_cache_bytes):>12}   ({need.kv_bytes_per_token} B/token)")
+    if need.state_cache_bytes:
+        print(f"  state       {_gib(need.state_cache_bytes):>12}   ({need.state_bytes_per_sequence} B/sequence: "
+              "Mamba / gated-delta-net / short-conv layers, fixed per sequence)")
     print(f"  activation  {_gib(need.activation_bytes):>12}   "
           f"(at max-num-batched-tokens {need.max_num_batched_tokens})")
     print(f"  overhead    {_gib(need.overhead_bytes):>12}   (HIP runtime + graphs)")
