@@ -122,15 +122,15 @@ class Controller:
                 logger.error("evaluation failed (%s); will retry in %.0f s", short(error), resync_seconds)
                 logger.debug("evaluation failure", exc_info=True)
                 self._due = None
-            changed.wait(self.wait_seconds(resync_seconds))
-            stop.wait(min_interval_seconds)
+            stop.wait(min_interval_seconds)  # the least time between two passes
+            changed.wait(self.wait_seconds(max(0.0, resync_seconds - min_interval_seconds)))
 
-    def wait_seconds(self, resync_seconds: float) -> float:
-        """How long to wait for a watch event before the next pass: until the next resync, or
-        sooner when a waiting change is due."""
+    def wait_seconds(self, longest: float) -> float:
+        """How long to wait for a watch event before the next pass: ``longest`` (until the next
+        resync), or less when a waiting change is due sooner."""
         if self._due is None:
-            return resync_seconds
-        return min(resync_seconds, max(0.0, self._due - self._clock()))
+            return longest
+        return min(longest, max(0.0, self._due - self._clock()))
 
     # --- state ---------------------------------------------------------------------------------
     def _states(self, nodes: Sequence[NodeView], now: float, apply: bool) -> dict[str, RepartitionState]:
