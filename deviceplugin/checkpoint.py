@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from deviceplugin.regular_file import read_regular_file
+
 CHECKPOINT_NAME = "kubelet_internal_checkpoint"
 # Our IDs are "<PCI address>-p<n>" (about 16 characters); anything much longer is not ours.
 MAX_DEVICE_ID_LENGTH = 256
@@ -41,8 +43,7 @@ def allocated_ids(checkpoint_text: str, resource_name: str) -> frozenset[str] | 
 
 def read_allocated_ids(kubelet_dir: Path, resource_name: str) -> frozenset[str] | None:
     try:
-        with (kubelet_dir / CHECKPOINT_NAME).open("rb") as handle:
-            raw = handle.read(MAX_CHECKPOINT_BYTES + 1)
+        raw = read_regular_file(kubelet_dir / CHECKPOINT_NAME, MAX_CHECKPOINT_BYTES)  # a FIFO must not block
     except OSError:
         return None
     if len(raw) > MAX_CHECKPOINT_BYTES:

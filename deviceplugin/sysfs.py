@@ -4,7 +4,8 @@ A missing or unreadable file is ``None``, never an exception: sysfs files can va
 listing and reading (hot-unplug, driver reload during repartitioning). A value that is there but
 garbled or out of bounds raises ``sizing.bounded.BoundedValueError`` naming the file and key
 (``Properties.number``, ``read_int``), or becomes a problem string (``Properties.optional``); the
-caller decides what to skip. Reads are bounded (MAX_FILE_BYTES).
+caller decides what to skip. Reads are bounded (MAX_FILE_BYTES) and never block: a FIFO or a device
+where an attribute should be is a file that cannot be read.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+from deviceplugin.regular_file import read_regular_file
 from sizing.bounded import BoundedValueError, parse_int
 
 # A sysfs attribute is at most one page (fs/sysfs/file.c); a larger "file" is not sysfs.
@@ -55,11 +57,11 @@ class Properties:
 def read_text(path: Path) -> str | None:
     """Return the file content (NUL bytes stripped) or None if it cannot be read.
 
-    At most MAX_FILE_BYTES are read: a sysfs attribute is one page at most.
+    At most MAX_FILE_BYTES are read: a sysfs attribute is one page at most. Anything but a regular
+    file (a FIFO would block discovery forever, a device never ends) cannot be read.
     """
     try:
-        with path.open("rb") as handle:
-            raw = handle.read(MAX_FILE_BYTES)
+        raw = read_regular_file(path, MAX_FILE_BYTES)[:MAX_FILE_BYTES]
     except OSError:
         return None
     return raw.replace(b"\x00", b"").decode("utf-8", errors="replace")

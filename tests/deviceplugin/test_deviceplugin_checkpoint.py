@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 from deviceplugin.checkpoint import MAX_CHECKPOINT_BYTES, CheckpointReader, allocated_ids, read_allocated_ids
+from tests.extender.hostile_files import release, run_within
 
 RESOURCE = "amd.com/gpu-partition"
 
@@ -45,3 +47,17 @@ def test_reader_rereads_only_when_the_file_changes(tmp_path: Path) -> None:
     assert reader.allocated() == {"a-p0"}
     path.write_text(json.dumps({"Data": {"PodDeviceEntries": []}}))
     assert reader.allocated() == frozenset()
+
+
+def test_a_fifo_or_a_device_as_the_checkpoint_does_not_block(tmp_path: Path) -> None:
+    """open() of a FIFO waits for a writer and /dev/zero never ends: both are unreadable at once."""
+    path = tmp_path / "kubelet_internal_checkpoint"
+    os.mkfifo(path)
+    try:
+        assert run_within(5, lambda: read_allocated_ids(tmp_path, RESOURCE)) is None
+        assert run_within(5, CheckpointReader(tmp_path, RESOURCE).allocated) is None
+    finally:
+        release(str(path))
+    path.unlink()
+    path.symlink_to("/dev/zero")
+    assert run_within(5, lambda: read_allocated_ids(tmp_path, RESOURCE)) is None

@@ -10,6 +10,7 @@ problem naming its node (a clash with a mutated node)."""
 
 from __future__ import annotations
 
+import os
 import random
 import shutil
 import time
@@ -17,7 +18,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from deviceplugin.discovery import discover
-from tests.deviceplugin.dp_support import gpu_nodes, lay_capture
+from tests.deviceplugin.dp_support import KFD_TOPOLOGY, gpu_nodes, lay_capture
+from tests.extender.hostile_files import release, run_within
 
 SEED = 20261130
 ROUNDS = 150  # about 2-4 s on 2 cores (a discovery of 34 nodes plus restoring 1-3 of them per round)
@@ -110,3 +112,30 @@ def test_discovery_survives_mutated_trees_and_keeps_untouched_partitions(tmp_pat
             shutil.copytree(pristine / node.relative_to(root), node, symlinks=True)
         shutil.copyfile(pristine / numa_file.relative_to(root), numa_file)
     assert rounds >= min(ROUNDS, 20), f"only {rounds} rounds in {BUDGET_S} s"
+
+
+def test_fifos_and_devices_in_sysfs_do_not_block_discovery(tmp_path: Path) -> None:
+    """A FIFO where a KFD properties file, generation_id or a PCI attribute should be (open() of a FIFO
+    waits for a writer) and /dev/zero behind a properties link (never ends) are unreadable files: the
+    node is skipped with a problem naming it, every other partition is advertised, nothing blocks."""
+    root = lay_capture(tmp_path / "sys", "mi308x", compute_mode="CPX", memory_mode="NPS1", numa=True)
+    baseline = {p.kfd_node: p for p in discover(root).partitions}
+    nodes = [node for node, _props in gpu_nodes(root)]
+    fifo_node, zero_node = nodes[0], nodes[1]
+    pipes = [fifo_node / "properties", root / KFD_TOPOLOGY / "generation_id",
+             next((root / "bus/pci/devices").iterdir()) / "numa_node"]
+    for pipe in pipes:
+        pipe.unlink(missing_ok=True)
+        os.mkfifo(pipe)
+    (zero_node / "properties").unlink()
+    (zero_node / "properties").symlink_to("/dev/zero")
+    try:
+        inventory = run_within(10, lambda: discover(root))
+    finally:
+        for pipe in pipes:
+            release(str(pipe))
+    found = {p.kfd_node for p in inventory.partitions}
+    for node in (fifo_node, zero_node):
+        assert int(node.name) not in found
+        assert any(f"KFD node {node.name}: " in problem and "unreadable" in problem for problem in inventory.problems)
+    assert found == set(baseline) - {int(fifo_node.name), int(zero_node.name)}
