@@ -15,8 +15,8 @@ sees (nodes, pods, the nodes' repartition states) and the clock.
    ``--allow-eviction`` and only when its pods can be placed elsewhere too. Among equals the
    advisor's choice wins, then the mode with more (smaller) partitions.
 4. Changes are chosen one after another, each judged on the layout the ones before it make.
-5. Hysteresis: a change starts only after it has been the plan's choice for ``stable_seconds``
-   (``stabilize``); a node is not changed again within ``cooldown_seconds`` of its last change.
+5. A node is not changed again within ``cooldown_seconds`` of its last change. When a planned
+   change may start (hysteresis) is ``hysteresis.decide``'s decision.
 """
 
 from __future__ import annotations
@@ -337,31 +337,6 @@ def _why_not(pod: PodView, nodes: Mapping[str, NodeView]) -> str:
     if not any(n.opted_in for n in nodes.values()):
         return f"no node is opted in ({keys.OPT_IN_LABEL}={keys.OPT_IN_VALUE})"
     return "no allowed change of an opted-in node lets it run now"
-
-
-@dataclass(frozen=True, slots=True)
-class Candidacy:
-    """Since when a change has been the plan's choice for a node."""
-
-    profile: str
-    since: float
-
-
-def stabilize(changes: Sequence[Change], memory: Mapping[str, Candidacy], now: float,
-              settings: Settings) -> tuple[tuple[Change, ...], dict[str, Candidacy]]:
-    """The leading changes that have been chosen for ``stable_seconds`` in a row, and the memory
-    for the next evaluation (a node whose choice changed starts counting again)."""
-    remembered: dict[str, Candidacy] = {}
-    for change in changes:
-        before = memory.get(change.node)
-        remembered[change.node] = before if before is not None and before.profile == change.profile \
-            else Candidacy(change.profile, now)
-    ready: list[Change] = []
-    for change in changes:
-        if now - remembered[change.node].since < settings.stable_seconds:
-            break
-        ready.append(change)
-    return tuple(ready), remembered
 
 
 def dcm_profiles(nodes: Sequence[NodeView], states: Mapping[str, RepartitionState],

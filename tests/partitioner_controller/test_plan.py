@@ -12,7 +12,7 @@ from partitioner.controller import keys
 from partitioner.controller.clock import format_time
 from partitioner.controller.machine import read_state
 from partitioner.controller.observe import NodeView, PodView, read_node, read_pod
-from partitioner.controller.plan import Candidacy, Change, Plan, dcm_profiles, make_plan, matching_profile, stabilize
+from partitioner.controller.plan import Plan, dcm_profiles, make_plan, matching_profile
 from partitioner.controller.settings import Settings
 from partitioner.modes import Mode
 from sizing.contract import LABEL_COUNT
@@ -181,26 +181,6 @@ def test_the_partition_a_gpu_lacks_is_never_free_in_the_simulation() -> None:
     node, held = _real_cpx(used=56)  # 7 of 63 free, though 8 GPUs x 8 would leave 8
     plan = _plan([node], [*held, objects.pod("tp8", objects.LLAMA_8B, partitions=8, blocked=INSUFFICIENT)])
     assert plan.pending == ("ns/tp8",) and [pod for pod, _ in plan.helpless] == ["ns/tp8"], plan
-
-
-def _change(node: str, profile: str) -> Change:
-    return Change(node, Mode("CPX", "NPS4"), Mode("SPX", "NPS1"), profile, 1, 1, ("ns/p",), (), True)
-
-
-def test_stabilize_acts_only_on_a_choice_that_held_for_the_stable_time() -> None:
-    settings = Settings(stable_seconds=60)
-    memory: dict[str, Candidacy] = {}
-    for at, profile in enumerate(["spx_nps1_1gpu", "qpx_nps1_1gpu"] * 50):  # flapping every second
-        ready, memory = stabilize([_change("b", profile)], memory, NOW + at, settings)
-        assert ready == ()
-    ready, memory = stabilize([_change("b", "spx_nps1_1gpu")], {}, NOW, settings)
-    assert ready == ()
-    ready, memory = stabilize([_change("b", "spx_nps1_1gpu")], memory, NOW + 59, settings)
-    assert ready == ()
-    ready, memory = stabilize([_change("b", "spx_nps1_1gpu"), _change("c", "x")], memory, NOW + 60, settings)
-    assert [c.node for c in ready] == ["b"], "c has only just been chosen"
-    ready, _ = stabilize([_change("c", "x")], memory, NOW + 61, settings)
-    assert ready == (), "b no longer chosen: forgotten; c still settling"
 
 
 def test_dcm_profiles_cover_every_mode_an_opted_in_node_may_take() -> None:
