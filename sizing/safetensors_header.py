@@ -141,7 +141,10 @@ def parse_index(raw: bytes, name: str) -> WeightsSummary:
     metadata = doc.get("metadata")
     if not isinstance(metadata, dict) or "total_size" not in metadata:
         raise _error(name, "metadata.total_size", "is missing")
-    total = _int(metadata["total_size"], name, "metadata.total_size")
+    raw_total = metadata["total_size"]
+    if isinstance(raw_total, float) and raw_total.is_integer() and 0 < raw_total <= MAX_TOTAL_BYTES:
+        raw_total = int(raw_total)  # some converters write the total as a JSON float (16060522496.0)
+    total = _int(raw_total, name, "metadata.total_size")
     if total == 0:
         raise _error(name, "metadata.total_size", "is 0: no weights")
     shards = doc.get("weight_map")

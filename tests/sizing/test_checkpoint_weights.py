@@ -172,6 +172,9 @@ def test_hostile_safetensors_is_one_line_naming_the_field(tmp_path: Path, capsys
     ({"metadata": {"total_size": 0}}, "metadata.total_size is 0: no weights"),
     ({"metadata": {"total_size": 10**300}}, "metadata.total_size must be between 0 and"),
     ({"metadata": {"total_size": 7}, "weight_map": {"a": ["x"]}}, None),  # odd weight_map: total still read
+    ({"metadata": {"total_size": 16060522496.0}}, None),  # a whole number written as a float
+    ({"metadata": {"total_size": 1.5}}, "metadata.total_size must be an integer, not float"),
+    ({"metadata": {"total_size": float("inf")}}, "metadata.total_size must be an integer, not float"),
 ])
 def test_hostile_index_names_the_field(tmp_path: Path, capsys: pytest.CaptureFixture[str], index: dict[str, Any],
                                        message: str | None) -> None:
