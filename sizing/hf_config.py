@@ -363,15 +363,15 @@ def _decoder(f: _Fields) -> Layout:
     kv = f.int_("num_key_value_heads", maximum=MAX_HEADS, default=heads)
     if heads % kv:
         raise f.error("num_key_value_heads", f"must be a positive divisor of num_attention_heads ({heads}), got {kv}")
-    is_mla = f.text.get("kv_lora_rank") is not None
-    # MLA heads are qk_nope + qk_rope wide, whatever hidden / heads is (GLM-4.7-Flash: 2048 / 20)
-    head_dim = f.int_("qk_nope_head_dim") + f.int_("qk_rope_head_dim") if is_mla else _head_dim(f, hidden, heads)
     vocab = f.int_("vocab_size", maximum=MAX_VOCAB)
     inter = f.int_("intermediate_size", "ffn_dim", "moe_intermediate_size")
     experts = f.opt_int("n_routed_experts", "num_local_experts", "num_experts", maximum=MAX_EXPERTS) or 0
     top_k = f.opt_int("num_experts_per_tok", "experts_per_token", maximum=MAX_EXPERTS) or 0
     if experts and not 0 < top_k <= experts:
         raise f.error("num_experts_per_tok", f"must be between 1 and the number of experts ({experts})")
+    is_mla = f.text.get("kv_lora_rank") is not None
+    # MLA heads are qk_nope + qk_rope wide, whatever hidden / heads is (GLM-4.7-Flash: 2048 / 20)
+    head_dim = f.int_("qk_nope_head_dim") + f.int_("qk_rope_head_dim") if is_mla else _head_dim(f, hidden, heads)
     expert_inter = f.opt_int("moe_intermediate_size") or inter
     shared_inter = f.opt_int("shared_expert_intermediate_size") or 0
     n_shared = f.opt_int("n_shared_experts", maximum=MAX_EXPERTS) or 0

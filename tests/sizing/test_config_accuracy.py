@@ -2,8 +2,10 @@
 
 tests/fixtures/configs/ holds the configs (SOURCES.md says where each came from);
 tests/sizing/data/config_truth.json holds the numbers tools/truth/compute_truth.py measured with
-transformers + PyTorch on the meta device. Parameters within 1 %, KV bytes per token exact, cache
-bytes honouring the windows transformers applies, quantized weights within 3 % of the format's layout.
+transformers + PyTorch on the meta device. Parameters within 1 % (multimodal configs with their vision
+tower and projector, which vLLM loads), KV bytes per token exact, cache bytes honouring the windows
+transformers applies (Llama 4's attention chunks among them) and mllama's per-sequence image KV, quantized
+weights within 3 % of the format's layout.
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ import pytest
 
 import sizing
 from sizing import SizingError, model_from_hf_config
-from sizing.estimator import kv_bytes_per_token, kv_cache_bytes, state_bytes_per_sequence
+from sizing.estimator import cross_attention_bytes, kv_bytes_per_token, kv_cache_bytes, state_bytes_per_sequence
+from sizing.hf_config import read_layout
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIGS = ROOT / "tests" / "fixtures" / "configs"
@@ -60,6 +63,7 @@ def test_cache_honours_the_windows_transformers_applies(name: str) -> None:
     window = t["sliding_window"] or tokens
     full_layers = kv_layers - t["sliding_layers"]
     expected = per_layer * (full_layers * tokens + t["sliding_layers"] * min(tokens, window))
+    expected += t.get("cross_attention", {}).get("bytes_per_sequence", 0)  # mllama: the image's keys/values
     block = _vllm_hybrid_block(t)
     if block:  # a hybrid's attention layers hold whole blocks
         expected = per_layer * kv_layers * math.ceil(tokens / block) * block
@@ -95,6 +99,27 @@ def test_hybrid_state_counts_per_sequence_not_per_token(name: str) -> None:
     assert 3 * t["state_bytes_per_sequence"] <= long.state_cache_bytes
     assert long.total_bytes - long.kv_cache_bytes - long.state_cache_bytes == (
         long.weights_bytes + long.activation_bytes + long.overhead_bytes)
+
+
+@pytest.mark.parametrize("name", [n for n in MEASURED if "vision_params" in TRUTH["configs"][n]])
+def test_vision_tower_within_one_percent(name: str) -> None:
+    """Multimodal configs: the vision tower and projector vLLM loads are in the weights (and in params,
+    checked above), within the same 1 % as the whole model."""
+    layout = read_layout(_config(name))
+    truth = TRUTH["configs"][name]["vision_params"]
+    assert abs(layout.vision_params - truth) <= truth // 100, (layout.vision_params, truth)
+
+
+@pytest.mark.parametrize("name", [n for n in MEASURED if "cross_attention" in TRUTH["configs"][n]])
+def test_cross_attention_caches_image_tokens_per_sequence(name: str) -> None:
+    """mllama: cross-attention layers hold the image's keys/values, a fixed amount per sequence that
+    does not grow with the text (and is not in the per-token KV)."""
+    arch = model_from_hf_config(_config(name), model_id=name)
+    cross = TRUTH["configs"][name]["cross_attention"]
+    assert cross_attention_bytes(arch) == cross["bytes_per_sequence"]
+    per_token = kv_bytes_per_token(arch)
+    assert kv_cache_bytes(arch, 2048, 3) - kv_cache_bytes(arch, 1024, 3) == 3 * 1024 * per_token
+    assert kv_cache_bytes(arch, 1024, 3) == 3 * (1024 * per_token + cross["bytes_per_sequence"])
 
 
 @pytest.mark.parametrize("name", [n for n in MEASURED if "quantized" in TRUTH["configs"][n]])

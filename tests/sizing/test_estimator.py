@@ -10,7 +10,9 @@ or a wrong formula makes a test fail.
 
 from __future__ import annotations
 
+import json
 import re
+from pathlib import Path
 
 import pytest
 
@@ -28,6 +30,7 @@ from sizing import (
     partition_requirement,
     suggest_fixes,
 )
+from sizing.estimator import kv_bytes_per_token, kv_cache_bytes
 from tests.sizing.published_facts import PUBLISHED_PARAMS, B
 
 KIB = 1024
@@ -717,3 +720,36 @@ def test_config_with_garbage_architectures_still_sizes() -> None:
     config = {"architectures": 7, "hidden_size": 2048, "num_hidden_layers": 16, "num_attention_heads": 32,
               "num_key_value_heads": 8, "vocab_size": 128256, "intermediate_size": 8192}
     assert model_from_hf_config(config).architecture == "unknown"
+
+
+def _fixture_config(name: str) -> dict:
+    path = Path(__file__).resolve().parents[1] / "fixtures" / "configs" / name
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def test_hidden_size_not_divisible_by_heads_is_refused_naming_the_field() -> None:
+    broken = {**LLAMA_31_8B_CONFIG, "hidden_size": 4100}
+    broken.pop("head_dim", None)
+    with pytest.raises(SizingError, match=r"field 'hidden_size' \(4100\) must be divisible by num_attention_heads"):
+        model_from_hf_config(broken)
+    # an explicit head_dim (Gemma, Qwen3) is taken as given
+    assert model_from_hf_config({**broken, "head_dim": 128}).head_dim == 128
+
+
+def test_deepseek_v32_indexer_keys_keep_their_fp8_layout_whatever_the_kv_dtype() -> None:
+    model = model_from_hf_config(_fixture_config("deepseek-v3.2.json"))
+    index_key = 128 + 4  # fp8 key of index_head_dim + one fp32 scale per 128 values (vLLM indexer cache)
+    assert kv_bytes_per_token(model) == 61 * ((512 + 64) * 2 + index_key)
+    assert kv_bytes_per_token(model, "fp8") == 61 * ((512 + 64) + index_key)
+
+
+def test_llama4_chunked_layers_hold_one_chunk_per_sequence() -> None:
+    scout = model_from_hf_config(_fixture_config("llama-4-scout-17b-16e-instruct.json"))
+    per_layer = 2 * 8 * 128 * 2
+    assert kv_bytes_per_token(scout) == 48 * per_layer
+    # every 4th layer (NoPE) attends to everything; the other 36 keep one 8192-token chunk
+    assert kv_cache_bytes(scout, 131072, 1) == per_layer * (12 * 131072 + 36 * 8192)
+    # Maverick interleaves dense layers (intermediate_size_mlp) with MoE layers: 24 MoE layers of 128 experts
+    maverick = model_from_hf_config(_fixture_config("llama-4-maverick-17b-128e-instruct.json"))
+    assert maverick.moe is not None and maverick.moe.num_experts == 128
+    assert 390e9 < maverick.params_total < 410e9 and 16e9 < maverick.params_active < 18.5e9
