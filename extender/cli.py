@@ -98,9 +98,11 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
     sched.add_argument("--api-version", choices=["v1", "v1beta3"], default="v1",
                        help="kubescheduler.config.k8s.io version: v1 (Kubernetes 1.25+, default)"
                             " or v1beta3 (1.23-1.28)")
-    sched.add_argument("--variant", choices=["second-scheduler", "default-scheduler"], default="second-scheduler",
-                       help="second scheduler aim-gpu-scheduler (default) or the default scheduler with an"
-                            " extra profile")
+    sched.add_argument("--variant", choices=["second-scheduler", "default-scheduler", "native"],
+                       default="second-scheduler",
+                       help="second scheduler aim-gpu-scheduler with the extender (default), the default scheduler"
+                            " with an extra profile, or native: the second scheduler without the extender, ranking"
+                            " the webhook's node affinity (docs/extender.md \"Native mode\")")
     sched.add_argument("--tls", action="store_true",
                        help="HTTPS to the extender, verified with the CA the TLS component mounts")
     sched.add_argument("--node-cache", choices=["watch", "off"], default="watch",
@@ -302,7 +304,11 @@ def scheduler_config(args: argparse.Namespace) -> int:
                                           tls=generator.ExtenderTLS() if args.tls else None)
     api_version = {"v1": generator.API_V1, "v1beta3": generator.API_V1BETA3}[args.api_version]
     try:
-        if args.variant == "default-scheduler":
+        if args.variant == "native":
+            if args.tls or args.node_cache != "watch":
+                raise ValueError("--tls and --node-cache configure the extender, which --variant native does not call")
+            config = generator.native_scheduler_config(api_version)
+        elif args.variant == "default-scheduler":
             config = generator.default_scheduler_config(api_version, endpoint=endpoint)
         else:
             config = generator.second_scheduler_config(api_version, endpoint=endpoint)

@@ -7,6 +7,14 @@ this one; ``v1`` is GA from 1.25, KEP-785).
 The extender fields are the same in both versions. Pure: builds dicts, no I/O.
 Why each value: the comments in manifests/scheduler/kube-scheduler-config.yaml and
 docs/deployment.md ("The scheduler configuration", "Why weight 150").
+
+The native variant (``native_scheduler_config``, manifests/scheduler/kube-scheduler-config.native.yaml)
+calls no extender: kube-scheduler's own plugins place best fit from what the admission webhook
+writes into the pod (required ``memory-mib Gt`` node affinity, and preferred terms ranking the
+smallest partition size that fits highest), with NodeAffinity weighted so that any difference in
+those terms outranks everything else, then NodeResourcesFit MostAllocated over the partitions
+(fullness) outranking the remaining score plugins: the extender's order (size, fullness, the rest)
+without an HTTP round trip per pod (docs/extender.md "Native mode").
 """
 
 from __future__ import annotations
@@ -38,6 +46,19 @@ PERCENTAGE_OF_NODES_TO_SCORE: Final = 100
 KUBEADM_SCHEDULER_KUBECONFIG: Final = "/etc/kubernetes/scheduler.conf"
 # Where the TLS component mounts the CA that signed the extender's certificate.
 TLS_CA_FILE: Final = "/etc/aim-gpu-scheduler-extender-ca/ca.crt"
+
+# Native mode. kube-scheduler's node scores are 0..MaxNodeScore = 100 per plugin, times the
+# plugin's weight (pkg/scheduler/framework/interface.go).
+MAX_NODE_SCORE: Final = 100
+# The other score plugins kube-scheduler enables by default, with their default weights
+# (pkg/scheduler/apis/config/v1beta3 and v1 default_plugins.go; the same in 1.25 to 1.31).
+OTHER_SCORE_WEIGHTS: Final = {"TaintToleration": 3, "PodTopologySpread": 2, "InterPodAffinity": 2,
+                              "NodeResourcesBalancedAllocation": 1, "ImageLocality": 1}
+# Fullness: one point of MostAllocated (1 x 1,000) outranks the most the other plugins give (100 x 9).
+FULLNESS_WEIGHT: Final = 1_000
+# Size: one point of the webhook's preferred terms (after NodeAffinity's normalization to 0..100)
+# outranks fullness plus the rest (100 x (1,000 + 9) = 100,900); weights are int32 in the API.
+SIZE_WEIGHT: Final = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -99,16 +120,9 @@ def _check_version(api_version: str) -> None:
         raise ValueError(f"api_version {api_version!r}: expected one of {', '.join(API_VERSIONS)}")
 
 
-def second_scheduler_config(
-    api_version: str = API_V1,
-    *,
-    endpoint: ExtenderEndpoint | None = None,
-    scheduler_name: str = SCHEDULER_NAME,
-    leader_election: bool = True,
-    kubeconfig: str | None = None,
-) -> dict[str, Any]:
-    """The configuration of the second scheduler (manifests/scheduler/kube-scheduler-config.yaml
-    with the defaults; components/tls/kube-scheduler-config.yaml with ``ExtenderTLS()``)."""
+def _second_scheduler_head(api_version: str, scheduler_name: str, leader_election: bool,
+                           kubeconfig: str | None) -> dict[str, Any]:
+    """What every second scheduler's document starts with: version, client, own lease, 100 %."""
     _check_version(api_version)
     config: dict[str, Any] = {"apiVersion": api_version, "kind": KIND}
     if kubeconfig is not None:
@@ -119,8 +133,52 @@ def second_scheduler_config(
         if leader_election else {"leaderElect": False}
     )
     config["percentageOfNodesToScore"] = PERCENTAGE_OF_NODES_TO_SCORE
+    return config
+
+
+def second_scheduler_config(
+    api_version: str = API_V1,
+    *,
+    endpoint: ExtenderEndpoint | None = None,
+    scheduler_name: str = SCHEDULER_NAME,
+    leader_election: bool = True,
+    kubeconfig: str | None = None,
+) -> dict[str, Any]:
+    """The configuration of the second scheduler (manifests/scheduler/kube-scheduler-config.yaml
+    with the defaults; components/tls/kube-scheduler-config.yaml with ``ExtenderTLS()``)."""
+    config = _second_scheduler_head(api_version, scheduler_name, leader_election, kubeconfig)
     config["profiles"] = [{"schedulerName": scheduler_name}]
     config["extenders"] = [extender_entry(endpoint or ExtenderEndpoint())]
+    return config
+
+
+def native_profile(scheduler_name: str = SCHEDULER_NAME, resource_name: str = RESOURCE_NAME) -> dict[str, Any]:
+    """The profile of native mode: the webhook's preferred node-affinity terms (partition size)
+    first, fullness of ``resource_name`` (MostAllocated) next, the default plugins after."""
+    return {
+        "schedulerName": scheduler_name,
+        "plugins": {"score": {"enabled": [
+            {"name": "NodeAffinity", "weight": SIZE_WEIGHT},
+            {"name": "NodeResourcesFit", "weight": FULLNESS_WEIGHT},
+        ]}},
+        "pluginConfig": [{"name": "NodeResourcesFit", "args": {"scoringStrategy": {
+            "type": "MostAllocated",
+            "resources": [{"name": resource_name, "weight": 1}],
+        }}}],
+    }
+
+
+def native_scheduler_config(
+    api_version: str = API_V1,
+    *,
+    scheduler_name: str = SCHEDULER_NAME,
+    leader_election: bool = True,
+    kubeconfig: str | None = None,
+) -> dict[str, Any]:
+    """The second scheduler in native mode: no extender (manifests/scheduler/kube-scheduler-config.native.yaml).
+    Needs the admission webhook, which writes the node affinity the profile ranks by."""
+    config = _second_scheduler_head(api_version, scheduler_name, leader_election, kubeconfig)
+    config["profiles"] = [native_profile(scheduler_name)]
     return config
 
 

@@ -111,3 +111,24 @@ def test_no_volume_is_mounted_inside_another(variant: str, request: pytest.Fixtu
             paths = [m["mountPath"].rstrip("/") for m in container.get("volumeMounts", [])]
             nested = [(a, b) for a in paths for b in paths if a != b and b.startswith(a + "/")]
             assert not nested, f"{obj['metadata']['name']}/{container['name']}: {nested}"
+
+
+def test_native_component_puts_the_native_profile_into_the_scheduler_configmap(
+        tmp_path_factory: pytest.TempPathFactory, base: list[dict]) -> None:
+    from extender.scheduler_config import native_scheduler_config
+
+    overlay = tmp_path_factory.mktemp("native-overlay")
+    rel = os.path.relpath(MANIFESTS, overlay)
+    (overlay / "kustomization.yaml").write_text(
+        f"apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n"
+        f"resources: [{rel}]\ncomponents: [{rel}/components/native]\n"
+    )
+    native = build(overlay)
+    configmap = get(native, "ConfigMap", "aim-gpu-scheduler-config")
+    assert yaml.safe_load(configmap["data"]["config.yaml"]) == native_scheduler_config()
+    assert configmap["metadata"]["labels"] == get(base, "ConfigMap", "aim-gpu-scheduler-config")["metadata"]["labels"]
+    # everything else is the base, the webhook's --webhook-scheduler-name included
+    assert [o for o in native if o["kind"] != "ConfigMap" or o["metadata"]["name"] != "aim-gpu-scheduler-config"] == [
+        o for o in base if o["kind"] != "ConfigMap" or o["metadata"]["name"] != "aim-gpu-scheduler-config"]
+    extender = get(native, "Deployment", "aim-gpu-extender")["spec"]["template"]["spec"]["containers"][0]
+    assert parse_flags(extender["args"])["--webhook-scheduler-name"] == "aim-gpu-scheduler"

@@ -310,3 +310,49 @@ def test_cli_refuses_the_default_scheduler_variant_in_v1beta3(capsys: pytest.Cap
     assert main(["scheduler-config", "--api-version", "v1beta3", "--variant", "default-scheduler"], environ={}) == 2
     captured = capsys.readouterr()
     assert captured.out == "" and "percentageOfNodesToScore per profile" in captured.err
+
+
+NATIVE = MANIFESTS / "scheduler" / "kube-scheduler-config.native.yaml"
+NATIVE_COMPONENT = MANIFESTS / "components" / "native" / "kube-scheduler-config.yaml"
+
+
+@pytest.mark.parametrize("path", [NATIVE, NATIVE_COMPONENT], ids=["scheduler/native", "components/native"])
+def test_native_files_are_the_generators_output(path: Path) -> None:
+    from extender import scheduler_config as gen
+
+    assert load_config(path) == gen.native_scheduler_config(gen.API_V1)
+
+
+def test_cli_prints_the_native_configuration(capsys: pytest.CaptureFixture[str]) -> None:
+    from extender.cli import main
+
+    assert main(["scheduler-config", "--variant", "native"], environ={}) == 0
+    assert yaml.safe_load(capsys.readouterr().out) == load_config(NATIVE)
+    assert main(["scheduler-config", "--variant", "native", "--api-version", "v1beta3"], environ={}) == 0
+    v1beta3 = yaml.safe_load(capsys.readouterr().out)
+    assert v1beta3.pop("apiVersion") == "kubescheduler.config.k8s.io/v1beta3"
+    assert v1beta3 == {k: v for k, v in load_config(NATIVE).items() if k != "apiVersion"}
+    assert main(["scheduler-config", "--variant", "native", "--tls"], environ={}) == 2
+    assert "does not call" in capsys.readouterr().err
+
+
+def test_native_profile_calls_no_extender_and_scores_every_node() -> None:
+    config = load_config(NATIVE)
+    assert "extenders" not in config
+    assert config["percentageOfNodesToScore"] == 100
+    (profile,) = config["profiles"]
+    assert profile["schedulerName"] == SCHEDULER_NAME
+    (fit,) = [c for c in profile["pluginConfig"] if c["name"] == "NodeResourcesFit"]
+    assert fit["args"]["scoringStrategy"] == {"type": "MostAllocated", "resources": [{"name": RESOURCE, "weight": 1}]}
+    assert config["leaderElection"] == load_config(STANDALONE)["leaderElection"]
+
+
+def test_native_weights_rank_size_then_fullness_then_the_rest() -> None:
+    """One point of the preferred terms outranks everything else; one point of fullness
+    outranks every other default score plugin (their default weights, in-tree table above)."""
+    weights = {p["name"]: p["weight"] for p in load_config(NATIVE)["profiles"][0]["plugins"]["score"]["enabled"]}
+    others = sum(w for name, w in IN_TREE_SCORE_WEIGHTS.items() if name not in weights)
+    assert others == 9
+    assert weights["NodeResourcesFit"] > MAX_NODE_SCORE * others
+    assert weights["NodeAffinity"] > MAX_NODE_SCORE * (others + weights["NodeResourcesFit"])
+    assert weights["NodeAffinity"] < 2**31, "weights are int32 in the API"
