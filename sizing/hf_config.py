@@ -511,7 +511,7 @@ def _chatglm(f: _Fields) -> Layout:
     hidden = f.int_("hidden_size")
     layers = f.int_("num_layers", "num_hidden_layers", maximum=MAX_LAYERS)
     heads = f.int_("num_attention_heads", maximum=MAX_HEADS)
-    head_dim = f.int_("kv_channels", default=hidden // heads)
+    head_dim = _head_dim(f, hidden, heads, "kv_channels")
     kv = f.int_("multi_query_group_num", maximum=MAX_HEADS) if f.bool_("multi_query_attention", False) else heads
     if heads % kv:
         raise f.error("multi_query_group_num", f"must divide num_attention_heads ({heads})")
@@ -546,7 +546,7 @@ def _falcon(f: _Fields) -> Layout:
     hidden = f.int_("hidden_size", "n_embed")
     layers = f.int_("num_hidden_layers", "n_layer", maximum=MAX_LAYERS)
     heads = f.int_("num_attention_heads", "n_head", maximum=MAX_HEADS)
-    head_dim = hidden // heads
+    head_dim = _head_dim(f, hidden, heads)
     new_arch = f.bool_("new_decoder_architecture", False)
     if new_arch:
         kv = f.int_("num_kv_heads", "n_head_kv", maximum=MAX_HEADS, default=heads)
@@ -593,7 +593,7 @@ def _gpt2(f: _Fields) -> Layout:
     return Layout(
         model_type=f.model_type, linears=tuple(linears), embedding_params=vocab * hidden,
         other_params=positions * hidden + (2 * layers + 1) * 2 * hidden, hidden_size=hidden, vocab_size=vocab,
-        num_layers=layers, num_attention_heads=heads, num_kv_heads=heads, head_dim=hidden // heads,
+        num_layers=layers, num_attention_heads=heads, num_kv_heads=heads, head_dim=_head_dim(f, hidden, heads),
         intermediate_size=inner, tied_embeddings=True, max_context=positions, layer_windows=(0,) * layers,
     )
 

@@ -753,3 +753,14 @@ def test_llama4_chunked_layers_hold_one_chunk_per_sequence() -> None:
     maverick = model_from_hf_config(_fixture_config("llama-4-maverick-17b-128e-instruct.json"))
     assert maverick.moe is not None and maverick.moe.num_experts == 128
     assert 390e9 < maverick.params_total < 410e9 and 16e9 < maverick.params_active < 18.5e9
+
+
+@pytest.mark.parametrize("config", [
+    {"model_type": "gpt2", "n_embd": 770, "n_layer": 2, "n_head": 12, "vocab_size": 100},
+    {"model_type": "falcon", "hidden_size": 4545, "num_hidden_layers": 2, "num_attention_heads": 71, "vocab_size": 100},
+    {"model_type": "chatglm", "hidden_size": 4097, "num_layers": 2, "num_attention_heads": 32,
+     "padded_vocab_size": 100, "ffn_hidden_size": 10},
+])
+def test_every_reader_refuses_hidden_size_not_divisible_by_heads(config: dict) -> None:
+    with pytest.raises(SizingError, match=r"field 'hidden_size' \(\d+\) must be divisible by num_attention_heads"):
+        model_from_hf_config(config)
