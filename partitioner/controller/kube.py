@@ -20,7 +20,7 @@ from partitioner.controller.clock import format_time, parse_time
 from partitioner.controller.machine import NodePatch, patch_body
 from partitioner.controller.observe import NodeView, PodView
 from partitioner.controller.watch import short
-from partitioner.dcm import CONFIG_KEY
+from partitioner.dcm import CONFIG_KEY, parse_config
 from sizing.bounded import BoundedValueError
 
 logger = logging.getLogger(__name__)
@@ -28,8 +28,6 @@ logger = logging.getLogger(__name__)
 # Every call: connect within 5 s, answer within 30 s (writes are small; a slower API server is
 # treated as a failure and retried on the next tick).
 TIMEOUT: Final = (5, 30)
-# Largest config.json read from the DCM ConfigMap (a ConfigMap holds at most 1 MiB).
-MAX_CONFIG_BYTES: Final = 1 << 20
 # Events name a cluster-scoped object (a Node) from this namespace, as kubelet and kubectl do.
 NODE_EVENT_NAMESPACE: Final = "default"
 
@@ -131,16 +129,12 @@ class Kube:
         raw = (found.data or {}).get(CONFIG_KEY)
         if raw is None:
             return ProfilesDocument(True, None, updated, f"ConfigMap {namespace}/{name} has no {CONFIG_KEY}")
-        if not isinstance(raw, str) or len(raw) > MAX_CONFIG_BYTES:
-            return ProfilesDocument(True, None, updated, f"ConfigMap {namespace}/{name}: {CONFIG_KEY} is too large")
+        if not isinstance(raw, str):
+            return ProfilesDocument(True, None, updated, f"ConfigMap {namespace}/{name}: {CONFIG_KEY} is not text")
         try:
-            document = json.loads(raw)
+            document = parse_config(raw)  # bounded: size, depth, numbers of more than 4,300 digits
         except ValueError as error:
-            return ProfilesDocument(True, None, updated, f"ConfigMap {namespace}/{name}: {CONFIG_KEY} is not JSON"
-                                                         f" ({error})")
-        if not isinstance(document, dict):
-            return ProfilesDocument(True, None, updated, f"ConfigMap {namespace}/{name}: {CONFIG_KEY} is not an"
-                                                         " object")
+            return ProfilesDocument(True, None, updated, f"ConfigMap {namespace}/{name}: {error}")
         return ProfilesDocument(True, document, updated)
 
     def write_profiles(self, namespace: str, name: str, document: Mapping[str, Any], now: float,
