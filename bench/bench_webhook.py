@@ -8,8 +8,11 @@ The cluster has --nodes labelled nodes of five partition shapes (the webhook kee
   core   ``review()`` on the request bytes: decode, size, patch, encode (what one call costs the CPU)
   https  POST /mutate to the webhook under uvicorn with TLS in its own process, one keep-alive
          connection, sequential calls (the API server sends one review per object)
+  hostile  a Pod with 1,000,000 containers (3 MB, denied): ``review()`` time in process, and over
+         HTTPS the review's time and the slowest /healthz answered meanwhile (issue 18)
 
     .venv/bin/python bench/bench_webhook.py [--requests 2000] [--https-requests 300] [--nodes 5000]
+        [--hostile-requests 5]
 
 Not a test: it prints p50/p99 per case.
 """
@@ -18,11 +21,13 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
 import multiprocessing
 import socket
 import ssl
 import statistics
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -84,7 +89,52 @@ def _serve(port: int, cert: str, key: str, nodes: int) -> None:
     webhook_server(app, "127.0.0.1", port, CertificateReloader(cert, key)).run()
 
 
-def bench_https(bodies: dict[str, bytes], nodes: int, requests: int) -> None:
+def million_containers() -> bytes:
+    """The catalogue-model Pod review with 1,000,000 empty containers before its own (3 MB)."""
+    body = json.loads((FIXTURES / CASES["pod catalogue model"]).read_text())
+    spec = body["request"]["object"]["spec"]
+    spec["containers"] = [{}] * 1_000_000 + spec["containers"]
+    return json.dumps(body).encode()
+
+
+def bench_hostile_core(body: bytes, inv: PartitionInventory, requests: int) -> None:
+    samples = []
+    for _ in range(requests):
+        started = time.perf_counter()
+        reply = review(body, inv.offers, Options())
+        samples.append(time.perf_counter() - started)
+    print(f"hostile: review() of a Pod with 1,000,000 containers ({len(body) / 1e6:.1f} MB), {requests} calls:"
+          f" {percentiles(samples)}; answer: {json.loads(reply.body)['response'].get('status', {}).get('message')}")
+
+
+class HealthProbe:
+    """GETs /healthz in a loop from its own thread, keeping the slowest answer."""
+
+    def __init__(self, url: str, context: ssl.SSLContext) -> None:
+        self.url, self.context, self.slowest, self.probes = url, context, 0.0, 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        with httpx.Client(verify=self.context, timeout=30) as client:
+            while not self._stop.is_set():
+                started = time.perf_counter()
+                client.get(self.url)
+                self.slowest = max(self.slowest, time.perf_counter() - started)
+                self.probes += 1
+                self._stop.wait(0.01)
+
+    def __enter__(self) -> HealthProbe:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join(30)
+
+
+def bench_https(bodies: dict[str, bytes], nodes: int, requests: int, hostile: bytes | None = None,
+                hostile_requests: int = 0) -> None:
     with tempfile.TemporaryDirectory() as directory:
         now = dt.datetime.now(dt.UTC)
         ca = make_ca("bench CA", now)
@@ -122,6 +172,20 @@ def bench_https(bodies: dict[str, bytes], nodes: int, requests: int) -> None:
                         samples.append(time.perf_counter() - started)
                         assert reply.status_code == 200, reply.text
                     print(f"  {name:24s} {percentiles(samples)}")
+                if hostile is not None and hostile_requests:
+                    headers = {"Content-Type": "application/json"}
+                    samples, slowest = [], []
+                    for _ in range(hostile_requests):
+                        with HealthProbe(f"https://localhost:{port}/healthz", context) as probe:
+                            time.sleep(0.1)
+                            started = time.perf_counter()
+                            reply = client.post(url, content=hostile, headers=headers)
+                            samples.append(time.perf_counter() - started)
+                            time.sleep(0.1)
+                        slowest.append(probe.slowest)
+                        assert reply.status_code == 200, reply.text[:300]
+                    print(f"  1,000,000 containers     {percentiles(samples)}; slowest /healthz meanwhile"
+                          f" {max(slowest) * 1e3:.0f} ms (median of runs {statistics.median(slowest) * 1e3:.0f} ms)")
         finally:
             server.terminate()
             server.join(10)
@@ -132,12 +196,16 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=2000, help="in-process calls per case")
     parser.add_argument("--https-requests", type=int, default=300, help="HTTPS calls per case (0: skip)")
     parser.add_argument("--nodes", type=int, default=5000, help="labelled nodes in the cluster")
+    parser.add_argument("--hostile-requests", type=int, default=5, help="1,000,000-container reviews (0: skip)")
     args = parser.parse_args()
     bodies = {name: (FIXTURES / file).read_bytes() for name, file in CASES.items()}
     print(f"{args.nodes} nodes, {len(inventory(args.nodes).offers())} distinct partition offers")
     bench_core(bodies, inventory(args.nodes), args.requests)
+    hostile = million_containers() if args.hostile_requests else None
+    if hostile is not None:
+        bench_hostile_core(hostile, inventory(args.nodes), args.hostile_requests)
     if args.https_requests:
-        bench_https(bodies, args.nodes, args.https_requests)
+        bench_https(bodies, args.nodes, args.https_requests, hostile, args.hostile_requests)
 
 
 if __name__ == "__main__":
