@@ -59,6 +59,15 @@ UNSUPPORTED_LAYER_TYPES = ("linear_attention", "mamba", "conv", "recurrent")
 FAMILY_OF = {"kimi_k2": "deepseek_v3", "qwen2_vl": "qwen2", "qwen2_vl_text": "qwen2", "qwen2_5_vl": "qwen2",
              "qwen2_5_vl_text": "qwen2", "qwen3_vl_text": "qwen3", "qwen3_vl_moe_text": "qwen3_moe",
              "llama4_text": "llama4", "mllama_text_model": "mllama", "glm4v_moe_text": "glm4_moe"}
+# Values a family's transformers config class supplies when config.json leaves the key out; the
+# published Gemma 3 multimodal configs rely on them (google/gemma-3-12b-it has no vocab_size or
+# head_dim). Gemma3TextConfig defaults: vocab 262,208, head_dim 256, 128 Ki positions, a 4096-token
+# window on 5 of every 6 layers.
+FAMILY_DEFAULTS: dict[str, dict[str, int]] = {
+    "gemma3_text": {"vocab_size": 262_208, "head_dim": 256, "max_position_embeddings": 131_072,
+                    "sliding_window": 4096, "sliding_window_pattern": 6},
+}
+FAMILY_DEFAULTS["gemma3"] = FAMILY_DEFAULTS["gemma3_text"]
 # Families whose layers < first_k_dense_replace are dense MLPs (DeepSeek-V2/V3/V3.2, Kimi-K2, GLM-4.5,
 # GLM-4.7-Flash's glm4_moe_lite: DeepSeek-style MLA with GLM routing).
 FIRST_K_DENSE = frozenset({"deepseek", "deepseek_v2", "deepseek_v3", "deepseek_v32", "glm4_moe", "glm4_moe_lite"})
@@ -152,7 +161,8 @@ class _Fields:
         return SizingError(f"config.json (model_type {self.model_type!r}): field {field!r} {problem}")
 
     def _raw(self, key: str) -> Any:
-        return self.text.get(key, self.outer.get(key) if self.outer is not self.text else None)
+        value = self.text.get(key, self.outer.get(key) if self.outer is not self.text else None)
+        return FAMILY_DEFAULTS.get(self.family, {}).get(key) if value is None and key not in self.text else value
 
     def int_(self, key: str, *alts: str, maximum: int = MAX_WIDTH, minimum: int = 1,
              default: int | None = None) -> int:
@@ -222,7 +232,7 @@ def _layer_windows(f: _Fields, layers: int) -> tuple[int, ...]:
         if "sliding_attention" in layer_types and not window:
             raise f.error("sliding_window", "is missing although layer_types has sliding_attention layers")
         return tuple(window or 0 if t == "sliding_attention" else 0 for t in layer_types)
-    pattern = f.text.get("sliding_window_pattern")
+    pattern = f._raw("sliding_window_pattern")  # family default where the config omits it (Gemma 3)
     step = 0
     if isinstance(pattern, str):  # EXAONE 4: "LLLG" repeated (L local, G global)
         if not pattern or len(pattern) > 64 or set(pattern) - {"L", "G"}:

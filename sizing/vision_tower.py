@@ -15,6 +15,7 @@ layout as the transformers modeling code of its ``model_type`` builds it:
 - ``qwen3_vl`` / ``qwen3_vl_moe`` (and Qwen3.5's ``qwen3_5``): Conv3d patch embedding with bias,
   learned positions, LayerNorm blocks with a plain MLP, the patch merger and one deepstack merger per
   deepstack index;
+- ``gemma3``: a SigLIP tower and one projection matrix with an RMSNorm (Gemma3MultiModalProjector);
 - ``glm4v_moe`` (GLM-4.5V): Conv3d patch embedding, learned positions, RMSNorm blocks with a fused
   qkv and a gated MLP, a conv downsample and a gated merger (Glm4vMoeVisionModel).
 
@@ -190,6 +191,25 @@ def _glm4v(v: _Fields, text_hidden: int) -> VisionTower:
     return VisionTower(tuple(lins), other)
 
 
+def _gemma3(v: _Fields, text_hidden: int) -> VisionTower:
+    """Gemma 3: a SigLIP tower (conv patch embedding with bias, learned positions, biased q/k/v/out
+    and fc1/fc2, LayerNorms, post-LayerNorm, no pooling head) and Gemma3MultiModalProjector (one
+    vision x text projection matrix and an RMSNorm over the vision width)."""
+    h = v.int_("hidden_size")
+    inter = v.int_("intermediate_size")
+    layers = v.int_("num_hidden_layers", maximum=MAX_LAYERS)
+    patch, channels = _patch(v)
+    positions = (v.int_("image_size", maximum=MAX_WIDTH) // patch) ** 2
+    if v.bool_("vision_use_head", False):
+        raise v.error("vision_use_head", "is true; Gemma 3's tower has no pooling head")
+    lins = [Linear("vision_tower.vision_model.embeddings.patch_embedding", channels * patch * patch, h, True),
+            *_vit_layers("vision_tower.vision_model.encoder.layers", layers, h, inter, qkv_fused=False, bias=True,
+                         names=("self_attn", "q_proj", "k_proj", "v_proj", "out_proj", "mlp.fc1,mlp.fc2")),
+            Linear("multi_modal_projector.mm_input_projection", h, text_hidden)]
+    other = positions * h + layers * 2 * 2 * h + 2 * h + h  # positions, LayerNorms, post-LN, mm_soft_emb_norm
+    return VisionTower(tuple(lins), other)
+
+
 def _plain_vit(v: _Fields, text_hidden: int) -> VisionTower:
     """A vision family without its own reader: a plain ViT and a two-layer projector (module doc)."""
     h = v.int_("hidden_size", "embed_dim", "width")
@@ -209,7 +229,7 @@ def _plain_vit(v: _Fields, text_hidden: int) -> VisionTower:
 _TOWERS: dict[str, Callable[[_Fields, int], VisionTower]] = {
     "llama4": _llama4, "mllama": _mllama, "qwen2_5_vl": _qwen2_5_vl, "qwen3_vl": _qwen3_vl, "qwen3_vl_moe": _qwen3_vl,
     "qwen3_5": _qwen3_vl, "qwen3_5_moe": _qwen3_vl,  # Qwen3.5: the Qwen3-VL tower (no deepstack mergers)
-    "glm4v_moe": _glm4v,
+    "glm4v_moe": _glm4v, "gemma3": _gemma3,
 }
 
 
