@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 import ssl
 from dataclasses import asdict, dataclass
 from enum import Enum
 
 from extender.cache import DEFAULT_STALE_AFTER_SECONDS
 from extender.errors import ConfigError
+from extender.regular_file import file_problem
 from extender.verdict import Policy
 from extender.wire import default_max_body_bytes
 
@@ -58,8 +58,9 @@ class ExtenderConfig:
             raise ConfigError("--tls-cert-file and --tls-key-file must be given together")
         for flag, path in (("--tls-cert-file", self.tls_cert_file), ("--tls-key-file", self.tls_key_file),
                            ("--kubeconfig", self.kubeconfig)):
-            if path and not os.access(path, os.R_OK):
-                raise ConfigError(f"{flag} {path}: file not found or not readable")
+            problem = file_problem(path) if path else None  # a FIFO would block ssl or the client for good
+            if problem:
+                raise ConfigError(f"{flag} {path}: {problem}")
         if not 0 < self.stale_after_seconds <= 86400:
             raise ConfigError(f"--stale-after {self.stale_after_seconds:g}: must be more than 0 and at most 86400 s")
         if self.max_body_bytes is not None and not MIN_BODY_BYTES <= self.max_body_bytes <= MAX_BODY_BYTES:

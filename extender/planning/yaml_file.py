@@ -10,9 +10,6 @@ recursion, no objects built); only a document inside them is loaded.
 
 from __future__ import annotations
 
-import errno
-import os
-import stat
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Final
@@ -20,10 +17,8 @@ from typing import Any, Final
 import yaml
 
 from extender.errors import PlanInputError
+from extender.regular_file import MAX_FILE_BYTES, NotRegularFileError, read_regular_file
 
-# A Kubernetes object (a ConfigMap carrying such a file) is at most 1 MiB (the API server's default
-# etcd request limit); 5,000 node entries of ~100 bytes fit. A hand-written file is a few KiB.
-MAX_FILE_BYTES: Final = 1 << 20
 # The formats nest four levels (nodes -> node -> gpus -> group); 32 leaves room for any layout and
 # stays far below Python's recursion limit, which a deeper document would hit while being built.
 MAX_DEPTH: Final = 32
@@ -38,23 +33,14 @@ _Loader: Final = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when b
 
 
 def read_text(path: str, *, max_bytes: int = MAX_FILE_BYTES) -> str:
-    """The UTF-8 text of a regular file of at most ``max_bytes``; PlanInputError naming ``path``."""
+    """The UTF-8 text of a regular file of at most ``max_bytes`` (1 MiB: 5,000 node entries of ~100 bytes
+    fit; a hand-written file is a few KiB); PlanInputError naming ``path``."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # O_NONBLOCK: opening a FIFO must not wait
+        data = read_regular_file(path, max_bytes)
+    except NotRegularFileError as error:
+        raise PlanInputError(f"{path}: {error}") from None
     except OSError as error:
         raise PlanInputError(f"{path}: cannot read: {error.strerror or error}") from None
-    try:
-        mode = os.fstat(fd).st_mode
-        if not stat.S_ISREG(mode):
-            kind = "a directory" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode) else "a device or socket"
-            raise PlanInputError(f"{path}: not a regular file ({kind})")
-        with os.fdopen(fd, "rb", closefd=False) as handle:
-            data = handle.read(max_bytes + 1)
-    except OSError as error:
-        message = "is a directory" if error.errno == errno.EISDIR else error.strerror or str(error)
-        raise PlanInputError(f"{path}: cannot read: {message}") from None
-    finally:
-        os.close(fd)
     if len(data) > max_bytes:
         raise PlanInputError(f"{path}: larger than {max_bytes >> 10} KiB; not an input file")
     if b"\x00" in data:

@@ -16,6 +16,7 @@ from typing import Any, Final
 from kubernetes import client, config as kube_config_module
 from prometheus_client import start_http_server
 
+from extender.regular_file import file_problem
 from partitioner.controller.cache import Cache
 from partitioner.controller.kube import Kube
 from partitioner.controller.leader import LeaseSettings, release, run_elected
@@ -49,6 +50,9 @@ def _settings(args: argparse.Namespace) -> Settings:
 def _api_client(kubeconfig: str | None) -> client.ApiClient:
     """Load the configuration as the process default (the Lease lock uses the default client)."""
     if kubeconfig:
+        problem = file_problem(kubeconfig)  # a FIFO would block the client for good, /dev/zero never ends
+        if problem:
+            raise ValueError(f"--kubeconfig {kubeconfig}: {problem}")
         kube_config.load_kube_config(config_file=kubeconfig)
     else:
         try:

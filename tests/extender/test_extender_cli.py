@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 from extender.cli import main
+from tests.extender.hostile_files import fifo, release, run_within
 
 PYTHON = sys.executable
 
@@ -243,3 +244,19 @@ def test_serve_answers_health_checks_and_on_sigterm_the_request_in_flight_then_e
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+def test_a_fifo_or_dev_zero_as_a_tls_file_or_kubeconfig_exits_2_promptly(tmp_path: Path,
+                                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    """ssl and the kubernetes client open these files themselves: a FIFO would block them for good and
+    /dev/zero never ends, so they are refused before serve starts."""
+    pipe = fifo(tmp_path)
+    try:
+        for path, kind in ((pipe, "a FIFO"), ("/dev/zero", "a device or socket")):
+            for argv in (["--kubeconfig", path], ["--tls-cert-file", path, "--tls-key-file", path]):
+                code = run_within(5, lambda argv=argv: main(["serve", *argv], environ={}))
+                lines = capsys.readouterr().err.strip().splitlines()
+                assert code == 2 and len(lines) == 1, lines
+                assert f"{argv[0]} {path}: not a regular file ({kind})" in lines[0]
+    finally:
+        release(pipe)
