@@ -73,7 +73,14 @@ TLS = Combination("t", {
     "extender": {"tls": {"enabled": True, "certManager": True}},
     "monitoring": {"dashboards": {"enabled": False}},
 })
-COMBINATIONS = (DEFAULTS, FULL, SNIPPET, V1, TLS)
+# native mode: the second scheduler without the extender (certificates by cert-manager: no hook to run).
+NATIVE = Combination("n", {
+    "scheduler": {"mode": "native"},
+    "webhook": {"certificates": {"mode": "cert-manager"}},
+    "deviceplugin": {"enabled": False},
+    "monitoring": {"dashboards": {"enabled": False}},
+})
+COMBINATIONS = (DEFAULTS, FULL, SNIPPET, V1, TLS, NATIVE)
 DCM_NAMESPACE = "kube-amd-gpu"  # values.yaml partitioner.dcm.namespace
 
 

@@ -19,13 +19,14 @@ from extender.scheduler_config import (
     ExtenderEndpoint,
     ExtenderTLS,
     default_scheduler_config,
+    native_scheduler_config,
     second_scheduler_config,
 )
 from sizing.contract import RESOURCE_NAME
 from tests.controlplane.harness import ControlPlane
 from tests.deploy.deploy_support import parse_flags
 from tests.helm.chart_support import CHART, install, install_error, uninstall
-from tests.helm.conftest import COMBINATIONS, DEFAULTS, FULL, SNIPPET, TLS, V1, Combination, Installed
+from tests.helm.conftest import COMBINATIONS, DEFAULTS, FULL, NATIVE, SNIPPET, TLS, V1, Combination, Installed
 
 # Kinds of cert-manager and the Prometheus Operator: not in the Kubernetes schemas, checked below.
 CUSTOM_KINDS = {"Certificate", "Issuer", "ServiceMonitor", "PodMonitor", "PrometheusRule"}
@@ -312,3 +313,27 @@ def test_extender_tls_needs_the_second_scheduler(control_plane: ControlPlane, re
         "namePrefix": "hu-aim-gpu", "kubeVersionOverride": "v1.30.0", "scheduler": {"mode": "default-scheduler"},
         "extender": {"tls": {"enabled": True}}})
     assert "extender.tls.enabled needs scheduler.mode=second-scheduler" in message
+
+
+def test_native_mode_runs_the_second_scheduler_with_the_native_profile(releases: dict[str, Installed]) -> None:
+    installed = release(releases, NATIVE)
+    expected = native_scheduler_config(API_V1BETA3)
+    expected["leaderElection"]["resourceNamespace"] = NATIVE.namespace
+    assert scheduler_config(installed) == expected
+    objects, prefix = installed.release, NATIVE.prefix
+    pod = objects.one("Deployment", f"{prefix}-scheduler")["spec"]["template"]["spec"]
+    assert pod["containers"][0]["image"] == "registry.k8s.io/kube-scheduler:v1.25.0"
+    extender = objects.one("Deployment", f"{prefix}-extender")["spec"]["template"]["spec"]["containers"][0]
+    assert parse_flags(extender["args"])["--webhook-scheduler-name"] == "aim-gpu-scheduler"
+    assert "native mode" in installed.release.notes
+
+
+@pytest.mark.parametrize(("values", "message"), [
+    ({"webhook": {"enabled": False}}, "scheduler.mode=native needs webhook.enabled=true"),
+    ({"extender": {"tls": {"enabled": True}}}, "extender.tls.enabled needs scheduler.mode=second-scheduler"),
+], ids=["without-webhook", "with-extender-tls"])
+def test_native_mode_refuses_what_cannot_work(control_plane: ControlPlane, releases: dict[str, Installed],
+                                              values: dict[str, Any], message: str) -> None:
+    refused = install_error(control_plane, "hq", "hq-ns", {"namePrefix": "hq-aim-gpu", "scheduler": {"mode": "native"},
+                                                           **values})
+    assert message in refused

@@ -167,11 +167,16 @@ spec:
 {{/*
 The schedulerName the webhook writes into sized objects (--webhook-scheduler-name), or nothing:
 webhook.setSchedulerName auto = only when this chart runs that scheduler (scheduler.mode
-second-scheduler); with default-scheduler the profile exists only once the user configured it.
+second-scheduler or native); with default-scheduler the profile exists only once the user configured it.
 */}}
 {{- define "aim.webhookSchedulerName" -}}
 {{- $set := .Values.webhook.setSchedulerName -}}
-{{- if or (eq (toString $set) "true") (and (eq (toString $set) "auto") (eq .Values.scheduler.mode "second-scheduler")) -}}
+{{- if or (eq (toString $set) "true") (and (eq (toString $set) "auto") (include "aim.runsScheduler" .)) -}}
 {{- .Values.scheduler.name -}}
 {{- end -}}
+{{- end -}}
+
+{{/* "true" when the chart runs its own kube-scheduler (scheduler.mode second-scheduler or native), else empty. */}}
+{{- define "aim.runsScheduler" -}}
+{{- if has .Values.scheduler.mode (list "second-scheduler" "native") -}}true{{- end -}}
 {{- end -}}
