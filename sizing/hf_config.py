@@ -422,7 +422,11 @@ def _decoder(f: _Fields) -> Layout:
     tied = f.bool_("tie_word_embeddings", mt not in UNTIED_BY_DEFAULT)
     if not tied:
         linears.append(Linear("lm_head", hidden, vocab, f.bool_("lm_head_bias", False)))
-    windows = _chunked_windows(f, layers) if mt == "llama4" else _layer_windows(f, layers)
+    # Llama 4's chunked-attention layers keep every token's KV in vLLM: it disables its hybrid KV cache
+    # manager for chunked local attention by default ("latency regression ... Disabling it, by default",
+    # VLLM_ALLOW_CHUNKED_LOCAL_ATTN_WITH_HYBRID_KV_CACHE=1 to enable; vllm/config/vllm.py), and without
+    # it every layer's cache is a full-attention one. Sizing the chunks as windows would under-estimate.
+    windows = (0,) * layers if mt == "llama4" else _layer_windows(f, layers)
     return Layout(
         model_type=f.model_type, linears=tuple(linears),
         embedding_params=(vocab + EXTRA_EMBEDDING_ROWS.get(mt, 0)) * hidden, other_params=other,
@@ -454,22 +458,6 @@ def _llama4_feed_forward(f: _Fields, p: str, hidden: int, inter: int, experts: i
             Linear(f"{ff}.experts.gate_up_proj", hidden, 2 * inter, False, experts, True, True),
             Linear(f"{ff}.experts.down_proj", inter, hidden, False, experts, True, True),
             *_mlp(f"{ff}.shared_expert", hidden, inter, gated=True)]
-
-
-def _chunked_windows(f: _Fields, layers: int) -> tuple[int, ...]:
-    """Llama 4 (iRoPE): the RoPE layers attend within attention_chunk_size-token chunks, every
-    no_rope_layer_interval-th layer (NoPE) attends to everything. vLLM's chunked-local cache keeps one
-    chunk per sequence, so a chunked layer is sized like a sliding window of the chunk size."""
-    chunk = f.opt_int("attention_chunk_size", maximum=MAX_CONTEXT)
-    if not chunk:
-        return (0,) * layers
-    rope = f.text.get("no_rope_layers")
-    if not rope:  # transformers' default: NoPE every no_rope_layer_interval-th layer
-        step = f.int_("no_rope_layer_interval", maximum=MAX_LAYERS, default=4)
-        return tuple(0 if (i + 1) % step == 0 else chunk for i in range(layers))
-    if not isinstance(rope, list) or len(rope) != layers or any(x not in (0, 1) or isinstance(x, bool) for x in rope):
-        raise f.error("no_rope_layers", f"must list {layers} flags (1 = RoPE, chunked; 0 = NoPE, global)")
-    return tuple(chunk if x else 0 for x in rope)
 
 
 def _cross_attention_layers(f: _Fields, layers: int) -> frozenset[int]:

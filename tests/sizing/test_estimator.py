@@ -743,12 +743,14 @@ def test_deepseek_v32_indexer_keys_keep_their_fp8_layout_whatever_the_kv_dtype()
     assert kv_bytes_per_token(model, "fp8") == 61 * ((512 + 64) + index_key)
 
 
-def test_llama4_chunked_layers_hold_one_chunk_per_sequence() -> None:
+def test_llama4_chunked_layers_are_sized_with_every_token_as_vllm_keeps_them() -> None:
     scout = model_from_hf_config(_fixture_config("llama-4-scout-17b-16e-instruct.json"))
     per_layer = 2 * 8 * 128 * 2
     assert kv_bytes_per_token(scout) == 48 * per_layer
-    # every 4th layer (NoPE) attends to everything; the other 36 keep one 8192-token chunk
-    assert kv_cache_bytes(scout, 131072, 1) == per_layer * (12 * 131072 + 36 * 8192)
+    # 36 of 48 layers attend within 8192-token chunks, but vLLM disables its hybrid KV cache manager for
+    # chunked local attention by default, so every layer caches every token: no window here
+    assert scout.attention == "full"
+    assert kv_cache_bytes(scout, 131072, 1) == per_layer * 48 * 131072
     # Maverick interleaves dense layers (intermediate_size_mlp) with MoE layers: 24 MoE layers of 128 experts
     maverick = model_from_hf_config(_fixture_config("llama-4-maverick-17b-128e-instruct.json"))
     assert maverick.moe is not None and maverick.moe.num_experts == 128

@@ -172,10 +172,10 @@ def truth(path: Path) -> dict:
     window = getattr(text, "sliding_window", None)
     chunk = getattr(text, "attention_chunk_size", None)
     sliding = [i for i, t in enumerate(layer_types or []) if t == "sliding_attention"] if window else []
-    if chunk and layer_types and "chunked_attention" in layer_types:
-        # Llama 4: chunked layers attend within their 8192-token chunk; vLLM's chunked-local-attention
-        # cache holds at most one chunk per sequence, like a sliding window of that size
-        sliding, window = [i for i, t in enumerate(layer_types) if t == "chunked_attention"], chunk
+    chunked = [i for i, t in enumerate(layer_types or []) if t == "chunked_attention"] if chunk else []
+    # Llama 4's chunked layers attend within attention_chunk_size tokens, but vLLM keeps every token's KV
+    # for them: it disables its hybrid KV cache manager for chunked local attention by default
+    # (vllm/config/vllm.py, VLLM_ALLOW_CHUNKED_LOCAL_ATTN_WITH_HYBRID_KV_CACHE), so they are not windows.
     if window and layer_types is None:
         # no per-layer schedule: the model's forward builds one sliding-window mask for every layer
         forward = inspect.getsource(type(lm).forward)
@@ -183,6 +183,8 @@ def truth(path: Path) -> dict:
             sliding = list(range(text.num_hidden_layers))
     out: dict = {"params": params, "kv_bytes_per_token": kv, "sliding_window": window if sliding else None,
                  "sliding_layers": len(sliding), "num_layers": text.num_hidden_layers}
+    if chunked:
+        out["chunked_layers"], out["attention_chunk_size"] = len(chunked), chunk
     if multimodal:
         out["vision_params"] = _vision_params(model, lm)
     if cross_layers:
