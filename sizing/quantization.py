@@ -18,33 +18,39 @@ the checkpoint's ignore list names). The tensor shapes are each format's own che
   weights = 4.25 bits per weight; every other module stays bf16 (transformers converts only experts).
 - bitsandbytes: 4-bit packed uint8 + absmax per 64-weight block (fp32, or uint8 + fp32 per 256 blocks
   with double quantization); 8-bit int8 weight + fp32 SCB per output row.
+
+Ignore lists are matched by ``sizing.module_patterns`` (regex entries in linear time, the whole list's
+work bounded, multimodal module names in every spelling); an entry it cannot match safely refuses
+the config naming the entry.
 """
 
 from __future__ import annotations
 
-import fnmatch
 import math
-import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from functools import lru_cache
+from dataclasses import dataclass, replace
 from typing import Any
 
+from sizing.bounded import shown
 from sizing.errors import SizingError
 from sizing.hf_config import Layout, Linear
+from sizing.module_patterns import (
+    MAX_LIST_PROGRAM,
+    MAX_REGEX_ENTRIES,
+    IgnoreMatcher,
+    PatternError,
+    entry_program,
+    ignore_matcher,
+)
 from sizing.precision import Precision
 
 HALF = 2  # bytes of a 16-bit value (fp16/bf16): unquantized weights, AWQ/GPTQ scales, biases
 MXFP4_BLOCK = 32  # weights per E8M0 scale (OCP Microscaling spec; gpt-oss *_scales tensors)
 BNB_BLOCK = 64  # bitsandbytes 4-bit blocksize (bitsandbytes quantize_4bit default)
 BNB_NESTED_BLOCK = 256  # bitsandbytes double-quant block of absmax values
-MAX_PATTERNS = 4096  # ignore lists longer than this are refused (hostile input)
-# Pattern x module checks one breakdown may make: real ignore lists name a few hundred modules of at
-# most ~1,300 linear layers (128 layers x 10); 4 million checks take about a second in CPython.
-MAX_MATCH_WORK = 4_000_000
-# A quantified group ("(a+)+", "(x|y)*") can backtrack exponentially; real ignore regexes
-# ("re:.*lm_head", "re:.*mlp.gate$") never need one, so they are refused.
-_QUANTIFIED_GROUP = re.compile(r"\)(?:[*+?]|\{)")
+# Ignore lists longer than this are refused: real ones name at most every excluded module of a model
+# (a few hundred to ~1,300 linear layers: 128 layers x 10).
+MAX_PATTERNS = 4096
 
 METHODS = ("awq", "gptq", "compressed-tensors", "fp8", "mxfp4", "bitsandbytes")
 
@@ -65,6 +71,7 @@ class QuantScheme:
     double_quant: bool = False
     static_input_scale: bool = False
     pack: str = ""  # compressed-tensors format, e.g. "pack-quantized"
+    multimodal: bool = False  # module names may carry language_model / model prefixes (module_patterns)
 
     @property
     def precision(self) -> Precision:
@@ -138,16 +145,48 @@ def _bool(q: Mapping[str, Any], key: str, default: bool) -> bool:
 
 
 def _patterns(q: Mapping[str, Any], *keys: str) -> tuple[str, ...]:
+    """The ignore entries under ``keys``, each checked (``module_patterns.entry_program``) and named when bad."""
     out: list[str] = []
+    regexes = program = 0
     for key in keys:
         value = q.get(key)
         if value is None:
             continue
-        if not isinstance(value, list) or len(value) > MAX_PATTERNS or not all(
-                isinstance(v, str) and len(v) <= 512 for v in value):
+        if not isinstance(value, list) or len(value) > MAX_PATTERNS:
             raise _err(key, f"must be a list of at most {MAX_PATTERNS} module names")
+        for i, entry in enumerate(value):
+            try:
+                size = entry_program(entry)
+            except PatternError as exc:
+                raise _err(f"{key}[{i}]", f"{shown(entry)} {exc}" if isinstance(entry, str) else str(exc)) from None
+            regexes, program = regexes + (size > 0), program + size
+            if regexes > MAX_REGEX_ENTRIES:
+                raise _err(key, f"has more than {MAX_REGEX_ENTRIES} regex and glob entries")
+            if program > MAX_LIST_PROGRAM:
+                raise _err(key, f"has regex and glob entries of more than {MAX_LIST_PROGRAM:,} RE2 instructions in all")
         out += value
     return tuple(out)
+
+
+def _dynamic_skips(q: Mapping[str, Any]) -> list[str]:
+    """GPTQModel's ``dynamic`` rules whose key is ``-:REGEX``: the modules they match are not quantized."""
+    dynamic = q.get("dynamic")
+    if not isinstance(dynamic, Mapping):
+        return []
+    out = []
+    program = 0
+    for key in dynamic:
+        if isinstance(key, str) and key.startswith("-:"):
+            try:
+                program += entry_program(f"re:{key[2:]}")
+            except PatternError as exc:
+                raise _err("dynamic", f"key {shown(key)} {exc}") from None
+            out.append(f"re:{key[2:]}")
+            if len(out) > MAX_REGEX_ENTRIES:
+                raise _err("dynamic", f"has more than {MAX_REGEX_ENTRIES} \"-:\" rules")
+            if program > MAX_LIST_PROGRAM:
+                raise _err("dynamic", f"has \"-:\" rules of more than {MAX_LIST_PROGRAM:,} RE2 instructions in all")
+    return out
 
 
 def _ct_scheme(q: Mapping[str, Any]) -> QuantScheme:
@@ -192,6 +231,13 @@ def _ct_scheme(q: Mapping[str, Any]) -> QuantScheme:
 
 def read_quantization(config: Mapping[str, Any]) -> QuantScheme | None:
     """The checkpoint's declared quantization, or None when the config declares none."""
+    scheme = _read_scheme(config)
+    if scheme is None or not any(isinstance(config.get(k), Mapping) for k in ("text_config", "vision_config")):
+        return scheme
+    return replace(scheme, multimodal=True)
+
+
+def _read_scheme(config: Mapping[str, Any]) -> QuantScheme | None:
     q = None
     text = config.get("text_config")
     # compressed-tensors checkpoints written before 2024-08 name the block "compression_config"
@@ -215,10 +261,7 @@ def read_quantization(config: Mapping[str, Any]) -> QuantScheme | None:
                            _bool(q, "zero_point", True), None, _patterns(q, "modules_to_not_convert"), False)
     if method == "gptq":
         group = _int(q, "group_size", 128, -1, 1 << 20)
-        ignore = list(_patterns(q, "modules_to_not_convert"))
-        dynamic = q.get("dynamic")
-        if isinstance(dynamic, Mapping):  # GPTQModel: "-:regex" skips the modules it matches
-            ignore += [f"re:{k[2:]}" for k in dynamic if isinstance(k, str) and k.startswith("-:")][:MAX_PATTERNS]
+        ignore = [*_patterns(q, "modules_to_not_convert"), *_dynamic_skips(q)]
         return QuantScheme("gptq", _int(q, "bits", 4, 2, 8), "int", group if group > 0 else 0,
                            True, None, tuple(ignore), _bool(q, "lm_head", False), desc_act=_bool(q, "desc_act", False))
     if method == "compressed-tensors":
@@ -245,37 +288,26 @@ def read_quantization(config: Mapping[str, Any]) -> QuantScheme | None:
                        double_quant=four and _bool(q, "bnb_4bit_use_double_quant", False))
 
 
-def _matches(name: str, pattern: str, method: str) -> bool:
-    """Whether an ignore-list ``pattern`` names module ``name`` (each method's own matching rule)."""
-    if pattern.startswith("re:"):
-        if _QUANTIFIED_GROUP.search(pattern):
-            raise SizingError(f"config.json: quantization ignore pattern {pattern[:60]!r} repeats a group "
-                              "(exponential matching time); use a plain name or a regex without (...)* / (...)+")
-        try:
-            return _compiled(pattern[3:]).match(name) is not None
-        except re.error:
-            raise SizingError(
-                f"config.json: quantization ignore pattern {pattern[:60]!r} is not a valid regex") from None
-    if "*" in pattern:  # transformers-style globs ("model.layers.*.self_attn")
-        return fnmatch.fnmatchcase(name, pattern) or fnmatch.fnmatchcase(name, pattern + ".*")
-    if method == "compressed-tensors":  # exact module names (or their parents)
-        return name == pattern or name.startswith(pattern + ".")
-    return pattern in name  # AWQ / GPTQ / bitsandbytes / fp8 loaders test substrings of the module path
-
-
 def _is_router(lin: Linear) -> bool:
     last = lin.name.rsplit(".", 1)[-1]
     return last in ("gate", "router", "shared_expert_gate")
 
 
-def _quantized(lin: Linear, scheme: QuantScheme) -> bool:
+def _quantized(lin: Linear, scheme: QuantScheme, ignored: IgnoreMatcher) -> bool:
     if lin.name in ("lm_head", "transformer.output_layer"):
-        return scheme.lm_head and not any(_matches(lin.name, p, scheme.method) for p in scheme.ignore)
+        return scheme.lm_head and not ignored.matches(lin.name)
     if _is_router(lin):
         return False  # routers stay 16-bit in every format vLLM loads (ReplicatedLinear without quant)
     if scheme.method == "mxfp4" and not lin.fused_experts:
         return False
-    return not any(_matches(lin.name, p, scheme.method) for p in scheme.ignore)
+    return not ignored.matches(lin.name)
+
+
+def _matcher(layout: Layout, patterns: Sequence[str], method: str, multimodal: bool) -> IgnoreMatcher:
+    try:
+        return ignore_matcher(patterns, method, multimodal, (lin.name for lin in layout.linears))
+    except ValueError as exc:
+        raise SizingError(f"config.json: quantization ignore list {exc}") from None
 
 
 def _packed_int32(values: int, bits: int) -> int:
@@ -321,23 +353,16 @@ def _linear_bytes(lin: Linear, s: QuantScheme) -> tuple[int, int]:
     return weight, scales + (4 if s.static_input_scale else 0)
 
 
-@lru_cache(maxsize=1024)
-def _compiled(regex: str) -> re.Pattern[str]:
-    return re.compile(regex)
-
-
 def weight_breakdown(layout: Layout, scheme: QuantScheme) -> WeightBreakdown:
     """The resident bytes of ``layout`` stored as ``scheme`` declares (see the module doc)."""
-    if len(scheme.ignore) * len(layout.linears) > MAX_MATCH_WORK:
-        raise SizingError(f"config.json: quantization ignore list of {len(scheme.ignore)} entries is too long for "
-                          f"a model of {len(layout.linears)} linear layers (limit {MAX_MATCH_WORK:,} checks)")
+    ignored = _matcher(layout, scheme.ignore, scheme.method, scheme.multimodal)
     q_bytes = s_bytes = q_params = 0
     u_params = layout.embedding_params + layout.other_params
     for lin in layout.linears:
         weight_params = lin.experts * lin.in_features * lin.out_features
         bias_params = lin.experts * lin.out_features if lin.bias else 0
         u_params += bias_params
-        if _quantized(lin, scheme):
+        if _quantized(lin, scheme, ignored):
             w, s = _linear_bytes(lin, scheme)
             q_bytes += lin.experts * w
             s_bytes += lin.experts * s
@@ -347,6 +372,7 @@ def weight_breakdown(layout: Layout, scheme: QuantScheme) -> WeightBreakdown:
     return WeightBreakdown(scheme, q_bytes, s_bytes, u_params * HALF, q_params, u_params)
 
 
-def names_matched(layout: Layout, patterns: Sequence[str], method: str) -> int:
+def names_matched(layout: Layout, patterns: Sequence[str], method: str, multimodal: bool = False) -> int:
     """How many linear layers of ``layout`` the ignore ``patterns`` name (for reports and tests)."""
-    return sum(1 for lin in layout.linears if any(_matches(lin.name, p, method) for p in patterns))
+    ignored = _matcher(layout, patterns, method, multimodal)
+    return sum(1 for lin in layout.linears if ignored.matches(lin.name))
