@@ -38,7 +38,7 @@ GOAL_SECONDS: Final = 30.0
 # DCM's own work, simulated: the stand-in answers this long after the profile label is set.
 DCM_WORK_SECONDS: Final = 2.0
 # The profiles' settle here (default 120 s): it runs from the controller's start-up, before any demand.
-SETTLE_SECONDS: Final = 3.0
+SETTLE_SECONDS: Final = 1.0
 # Transient demand: a pending pod deleted this long after its creation, well inside the stable time.
 TRANSIENT_SECONDS: Final = 5.0
 OLD_CODE_MARGIN: Final = 15.0  # waiting longer than the goal shows how far off a miss is
