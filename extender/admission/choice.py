@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Final
 
 import sizing
 from extender.admission.inventory import Offer
@@ -81,10 +82,12 @@ class Choice:
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    """The decision for one workload: a choice (or none) and what people should be told."""
+    """The decision for one workload: a choice, or the denial (with the fix) when nothing can hold
+    it, and what people should be told."""
 
     choice: Choice | None
     warnings: tuple[str, ...] = ()
+    denial: str = ""  # set exactly when choice is None
 
 
 def _need(target: Target, precision: Precision, partitions: int) -> MemoryEstimate | None:
@@ -166,7 +169,9 @@ def decide(target: Target, offers: Sequence[Offer]) -> Outcome:
 
     Without partitions in the cluster (no labelled node yet), or when nothing there holds it, the
     choice is made against the partitions of the known products (the pod then waits for such a
-    node) and a warning says why; when no known product holds it either, there is no choice.
+    node) and a warning says why. When no partition of a known product or of the cluster holds it
+    either, there is no choice: the object is denied with the fix (admitted, it could only wait
+    forever, or, without the webhook's node affinity, be placed by count on a partition too small).
     """
     counts = _counts(target)
     found = _first_fit(target, target.precision, counts, offers)
@@ -175,16 +180,54 @@ def decide(target: Target, offers: Sequence[Offer]) -> Outcome:
         return Outcome(Choice(count, need, _required(target, need), fits_cluster=True))
     known = known_product_offers()
     warnings: list[str] = []
-    if offers:
-        warnings.append(_too_big(target, offers, in_cluster=True, waits=True))
     fallback = _first_fit(target, target.precision, counts, known)
     if fallback is None:
-        if not offers:
-            warnings.append(_too_big(target, known, in_cluster=False))
-        return Outcome(None, tuple(warnings))
+        return Outcome(None, denial=_too_big(target, (*known, *offers), in_cluster=False))
+    if offers:
+        warnings.append(_too_big(target, offers, in_cluster=True, waits=True))
     count, need = fallback
     if not offers:
         size = gib_text(_required(target, need), round_up=True)
         warnings.append(f"no node advertises {RESOURCE_NAME} partition labels yet; sized {target.subject}"
                         f" against the partitions of the known GPUs ({count} x {size})")
     return Outcome(Choice(count, need, _required(target, need), fits_cluster=False), tuple(warnings))
+
+
+# --- Native mode: preferred node-affinity terms that rank partition sizes ----------------------
+#
+# kube-scheduler's NodeAffinity score (v1.25 pkg/scheduler/framework/plugins/nodeaffinity:
+# Score = the sum of the weights (1..100) of the pod's preferred terms a node matches;
+# NormalizeScore = helper.DefaultNormalizeScore(100, false): score * 100 / (the highest score among
+# the nodes being scored), integer division; 0 stays 0) is then multiplied by the plugin's weight in
+# the profile (framework RunScorePlugins). The webhook writes one term per partition size at or
+# above the need except the largest, "memory-mib Lt <the next size>", each weight 100: a node whose
+# partitions are the j-th size that fits (j = 0 the smallest) matches every term from the j-th on,
+# so with k sizes it scores 100 x (k - 1 - j): the smaller the partition, the higher, and the
+# largest size scores 0 (one term per size would add the same 100 to every node that fits).
+# A node size between two known sizes ranks with the smaller one (bands, not exact values, so the
+# KFD sizes of real partitions, a few MiB off the data file's, still match).
+#
+# Why size beats fullness: after normalization two nodes of different sizes differ by at least
+# floor(100 x 100 / (100 x (k - 1))) >= 1 point as long as k - 1 <= 100 terms (MAX_PREFERRED_TERMS
+# keeps it at 32); the native profile (extender.scheduler_config.native_profile) weights NodeAffinity
+# 1,000,000, so one point is 1,000,000, more than NodeResourcesFit MostAllocated can give
+# (100 x 1,000) plus every other default score plugin (100 x 9). Among nodes of one size the
+# preference is equal and fullness decides: the extender's best fit (extender/verdict.py).
+
+# Terms written at most: more distinct sizes than gpus.json's 14 plus a few node shapes only come
+# from odd labels; sizes beyond the 33rd that fits share the lowest rank (never inverted). Each
+# term costs kube-scheduler one label comparison per node per pod.
+MAX_PREFERRED_TERMS: Final = 32
+# Weight of each term: the API's maximum (1..100), so the ranks stay 100 apart before normalization.
+PREFERRED_TERM_WEIGHT: Final = 100
+
+_KNOWN_SIZES_MIB: Final = tuple(sorted({mode.memory_bytes // MIB for mode in sizing.GEOMETRY.partition_modes()}))
+
+
+def size_bounds(required_mib: int, offers: Sequence[Offer]) -> tuple[int, ...]:
+    """The ``Lt`` values of the preferred terms, smallest first: every partition size (whole MiB,
+    rounded down, as the ``memory-mib`` label gives it) of gpus.json or of a labelled node that holds ``required_mib``,
+    without the smallest (the terms are upper bounds: "no larger than the size below this")."""
+    sizes = sorted({*_KNOWN_SIZES_MIB, *(o.memory_bytes // MIB for o in offers)})
+    fitting = [size for size in sizes if size >= required_mib]
+    return tuple(fitting[1:MAX_PREFERRED_TERMS + 1])

@@ -18,7 +18,7 @@ from typing import Any, Final
 import orjson
 
 import sizing
-from extender.admission.choice import Choice, Target, decide, gib_text
+from extender.admission.choice import PREFERRED_TERM_WEIGHT, Choice, Target, decide, gib_text, size_bounds
 from extender.admission.engine_flags import FlagUse, flag_uses
 from extender.admission.flags import DEFAULT_MODEL_FORMAT, DEFAULT_RUNTIME
 from extender.admission.inventory import Offer
@@ -387,6 +387,34 @@ class _Writer:
                 if value != desired:
                     self.patch.replace_item(expressions_path, ours[-1], expression)
 
+    def preferred(self, bounds: Sequence[int]) -> None:
+        """The preferred node-affinity terms that rank partition sizes (native mode; choice.size_bounds):
+        appended after the user's own terms; recomputed only while the record says they are the
+        webhook's. Size terms the user wrote (not recorded) are the user's: nothing is added."""
+        path = (*self.workload.pod_spec_path, "affinity", "nodeAffinity",
+                "preferredDuringSchedulingIgnoredDuringExecution")
+        desired = [_size_term(bound) for bound in bounds]
+        signature = ",".join(map(_size_signature, bounds))
+        current = lookup(self.root, path)
+        if current is not None and not isinstance(current, list):
+            raise UnpatchableError(path, "a list")
+        if len(current or ()) > MAX_PREFERRED_TERMS:
+            raise RefusedError(f"{dotted(path)} has {len(current or ())} terms; at most {MAX_PREFERRED_TERMS}"
+                               " are read")
+        ours = [(i, sig) for i, term in enumerate(current or ()) if (sig := _term_signature(term)) is not None]
+        if ours:
+            if not self.record.owns("preferred", ",".join(sig for _, sig in ours)):
+                return  # the user's own preference for partition sizes
+            self.record.now["preferred"] = signature
+            if ",".join(sig for _, sig in ours) == signature:
+                return
+            for index, _ in reversed(ours):
+                self.patch.remove_item(path, index)
+        elif desired:
+            self.record.now["preferred"] = signature
+        for term in desired:
+            self.patch.append(path, term)
+
     def context_annotation(self, max_model_len: int) -> None:
         """``aim.amd.com/max-model-len`` = the sized context, so the extender sizes the same pod alike
         (KServe copies the annotation to the predictor pod). Written where the user wrote none."""
@@ -440,6 +468,43 @@ class _Writer:
                               separators=(",", ":"), sort_keys=True)
         if document != previous_raw:
             self.patch.put(("metadata", "annotations", ANNOTATION_RECORD), document)
+
+
+# Preferred node-affinity terms read from an object: real pods carry a few; the API server accepts
+# any number, so a hostile object is refused here rather than scanned.
+MAX_PREFERRED_TERMS: Final = 256
+
+
+def _size_term(bound_mib: int) -> dict[str, Any]:
+    """One preferred term: partitions smaller than ``bound_mib`` MiB (choice.size_bounds)."""
+    return {"weight": PREFERRED_TERM_WEIGHT, "preference": {"matchExpressions": [
+        {"key": LABEL_MEMORY_MIB, "operator": "Lt", "values": [str(bound_mib)]}]}}
+
+
+def _size_signature(bound_mib: int) -> str:
+    return f"{PREFERRED_TERM_WEIGHT}<{bound_mib}"
+
+
+def _term_signature(term: object) -> str | None:
+    """``weight<bound`` for a preferred term of the webhook's shape (one ``memory-mib Lt`` expression),
+    else None; constant work whatever the term holds."""
+    if not isinstance(term, dict) or set(term) != {"weight", "preference"}:
+        return None
+    weight, preference = term["weight"], term["preference"]
+    if not isinstance(weight, int) or isinstance(weight, bool) or not isinstance(preference, dict):
+        return None
+    if set(preference) != {"matchExpressions"} or not isinstance(preference["matchExpressions"], list):
+        return None
+    expressions = preference["matchExpressions"]
+    if len(expressions) != 1 or not isinstance(expressions[0], dict):
+        return None
+    expression = expressions[0]
+    values = expression.get("values")
+    if (expression.get("key") != LABEL_MEMORY_MIB or expression.get("operator") != "Lt"
+            or not isinstance(values, list) or len(values) != 1 or not isinstance(values[0], str)
+            or len(values[0]) > 12):
+        return None
+    return f"{_text(weight)}<{values[0]}"
 
 
 def _summary(inputs: Inputs, choice: Choice) -> str:
@@ -504,7 +569,7 @@ def mutate(kind: Kind, operation: str, obj: dict[str, Any], offers: Sequence[Off
     warnings = [*inputs.warnings, *outcome.warnings]
     choice = outcome.choice
     if choice is None:
-        return Mutation(True, warnings=tuple(warnings))
+        return Mutation(False, message=outcome.denial)
     writer = _Writer(workload, obj, record, options)
     try:
         writer.resources(choice.partitions)
@@ -515,6 +580,7 @@ def mutate(kind: Kind, operation: str, obj: dict[str, Any], offers: Sequence[Off
             writer.engine_args(args)
             warnings.extend(_user_value_warnings(workload, obj, choice))
         writer.affinity(choice.required_mib)
+        writer.preferred(size_bounds(choice.required_mib, offers))
         writer.context_annotation(choice.need.max_model_len)
         if kind is Kind.INFERENCE_SERVICE:
             writer.gpu_types()
@@ -525,6 +591,8 @@ def mutate(kind: Kind, operation: str, obj: dict[str, Any], offers: Sequence[Off
         writer.write_record(_summary(inputs, choice), _mapping(annotations).get(ANNOTATION_RECORD))
     except UnpatchableError as error:
         return Mutation(True, warnings=(*warnings, f"not mutated by the aim-gpu-sharing webhook: {error}"))
+    except RefusedError as denied:
+        return Mutation(False, message=str(denied))
     return Mutation(True, tuple(writer.patch.ops), tuple([*warnings, *writer.warnings]))
 
 

@@ -211,25 +211,34 @@ def test_a_created_inference_service_is_stored_mutated_and_valid_for_kserves_sch
     assert stored["spec"]["predictor"]["affinity"]["nodeAffinity"]
 
 
-def test_kubectl_shows_the_warning_when_the_users_values_cannot_work(admission: Admission) -> None:
+def test_kubectl_shows_the_denial_with_the_fix_when_no_partition_holds_the_model(admission: Admission) -> None:
+    """Qwen3-235B fp16 on the user's one partition needs ~470 GiB: no GPU has that, so the object is
+    refused at kubectl apply with the fix, not left to wait forever."""
     isvc = inference_service(admission.namespace, "qwen3-235b",
                              {"aim.amd.com/model": "Qwen/Qwen3-235B-A22B", "aim.amd.com/precision": "fp16"},
                              {"modelFormat": {"name": "vllm-rocm"}, "runtime": "aim-vllm-rocm",
                               "resources": {"limits": {RESOURCE_NAME: "1"}, "requests": {RESOURCE_NAME: "1"}}})
-    done = admission.plane.kubectl("apply", "-f", "-", stdin=json.dumps(isvc))
-    assert "Warning: Qwen/Qwen3-235B-A22B fp16 needs" in done.stderr
-    assert "per partition with 1 partition; the largest partition in this cluster is" in done.stderr
+    done = admission.plane.kubectl("apply", "-f", "-", stdin=json.dumps(isvc), check=False)
+    assert done.returncode != 0
+    assert "Qwen/Qwen3-235B-A22B fp16 needs" in done.stderr
+    assert "per partition with 1 partition; the largest partition of any known GPU is" in done.stderr
     assert "fix:" in done.stderr
 
 
 def test_the_webhook_follows_the_nodes_partition_labels(admission: Admission) -> None:
-    """Qwen3-235B fp16 needs ~470 GiB on one partition: no real GPU has that, so a node labelled
-    with a 512 GiB partition is what makes it fit, and removing the node makes it not fit again."""
+    """Qwen3-235B fp16 needs ~470 GiB on one partition: no real GPU has that (denied), so a node
+    labelled with a 512 GiB partition is what makes it fit, and removing the node makes it not fit again."""
     plane = admission.plane
     pod = pod_object(admission.namespace, "huge", {"aim.amd.com/model": "Qwen/Qwen3-235B-A22B",
                                                    "aim.amd.com/precision": "fp16"})
     pod["spec"]["containers"][0]["resources"] = {"limits": {RESOURCE_NAME: "1"}}
-    assert "the largest partition in this cluster is" in dry_run(plane, pod).stderr
+
+    def denied() -> bool:
+        done = plane.kubectl("create", "--dry-run=server", "-o", "json", "-f", "-", stdin=json.dumps(pod),
+                             check=False)
+        return done.returncode != 0 and "the largest partition of any known GPU is" in done.stderr
+
+    assert denied()
     node = f"{admission.namespace}-huge"
     plane.create_node(node, partitions=1, labels={LABEL_MEMORY_MIB: str(512 * 1024), LABEL_COUNT: "1"})
     try:
@@ -237,8 +246,7 @@ def test_the_webhook_follows_the_nodes_partition_labels(admission: Admission) ->
                    "the webhook to see the 512 GiB partition")
     finally:
         plane.core.delete_node(node)
-    wait_until(lambda: "the largest partition in this cluster is" in dry_run(plane, pod).stderr,
-               READY_TIMEOUT_SECONDS, "the webhook to see the node go")
+    wait_until(denied, READY_TIMEOUT_SECONDS, "the webhook to see the node go")
 
 
 def test_a_garbage_annotation_is_refused_by_the_api_server_with_the_webhooks_message(admission: Admission) -> None:

@@ -132,13 +132,18 @@ def test_before_any_node_is_labelled_the_known_gpus_are_used_and_said_so() -> No
     assert mutated["spec"]["containers"][0]["resources"]["limits"][RESOURCE_NAME] == "1"
 
 
-def test_a_model_no_known_gpu_holds_is_warned_about_and_left_unplaced() -> None:
+def test_a_model_no_partition_holds_is_denied_with_the_fix() -> None:
+    """Admitted, it could only wait forever (or, without our affinity, be placed by count on a
+    partition too small): denied, naming the need, the largest partition there is and the fix."""
     pod = fixture_object("review-pod-catalogue-model.json")
     pod["metadata"]["annotations"] = {"aim.amd.com/model": "Qwen/Qwen3-235B-A22B", "aim.amd.com/precision": "fp16"}
     pod["spec"]["containers"][0]["resources"] = {"limits": {RESOURCE_NAME: "1"}}
     result = answer(POD_KIND, pod)
-    assert result.allowed and result.ops == []
-    assert any("the largest partition in this cluster is 48 GiB" in w for w in result.warnings)
+    assert not result.allowed and result.ops == []
+    message = result.review["response"]["status"]["message"]
+    assert message.startswith("Qwen/Qwen3-235B-A22B fp16 needs ")
+    assert "per partition with 1 partition; the largest partition of any known GPU is 288 GiB" in message
+    assert "fix: precision fp8 with 1 partition fits" in message
 
 
 def test_objects_with_nowhere_to_write_pass_with_a_warning() -> None:
