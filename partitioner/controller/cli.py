@@ -32,12 +32,15 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--max-in-flight", type=int, default=defaults.MAX_IN_FLIGHT, help="nodes repartitioned at once")
     p.add_argument("--cooldown-seconds", type=float, default=defaults.COOLDOWN_SECONDS)
     p.add_argument("--stable-seconds", type=float, default=defaults.STABLE_SECONDS,
-                   help="a change must be planned this long in a row before it starts")
+                   help="a change starts once it has been planned this long in a row, or its pods have been"
+                        " pending this long (and it was planned in two passes in a row)")
     p.add_argument("--drain-timeout-seconds", type=float, default=defaults.DRAIN_TIMEOUT_SECONDS)
     p.add_argument("--dcm-timeout-seconds", type=float, default=defaults.DCM_TIMEOUT_SECONDS)
     p.add_argument("--advertise-timeout-seconds", type=float, default=defaults.ADVERTISE_TIMEOUT_SECONDS)
     p.add_argument("--backoff-seconds", type=float, default=defaults.BACKOFF_SECONDS)
-    p.add_argument("--configmap-settle-seconds", type=float, default=defaults.CONFIGMAP_SETTLE_SECONDS)
+    p.add_argument("--configmap-settle-seconds", type=float, default=defaults.CONFIGMAP_SETTLE_SECONDS,
+                   help="a DCM profile is used this long after it was written (written at start-up, ahead of"
+                        " any change)")
     p.add_argument("--resync-seconds", type=float, default=defaults.RESYNC_SECONDS)
     p.add_argument("--min-interval-seconds", type=float, default=defaults.MIN_INTERVAL_SECONDS)
     p.add_argument("--trust", choices=[t.value for t in Trust], default=Trust.DRIVER.value)
