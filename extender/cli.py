@@ -252,14 +252,24 @@ def serve(config: ExtenderConfig, webhook: WebhookConfig | None = None) -> int:
         def model(model_id: str) -> ModelArch:  # the sizer's catalogue: built-in + models directory
             return sizer.catalogue.get_model(model_id)
 
-        server: uvicorn.Server = ServerWithWebhook(server_config, webhook_beside_extender(
-            webhook, webhook_sock, api, model, metrics.registry))
+        beside = webhook_beside_extender(webhook, webhook_sock, api, model, metrics.registry)
+        server: uvicorn.Server = ServerWithWebhook(server_config, beside)
+        # Pending opted-in pods explain themselves (docs/extender.md "Native mode"): the webhook's
+        # node watch gives the partition sizes, the sizer the pod's need.
+        from extender.pending_events import PendingExplainer
+
+        explainer = PendingExplainer(api, sizer, beside.inventory.offers, scheduler_name=webhook.scheduler_name,
+                                     nodes_synced=getattr(beside.watcher, "synced", None))
+        explainer.start()
     else:
         server = uvicorn.Server(server_config)
+        explainer = None
     try:
         server.run(sockets=[sock])
     finally:
         sock.close()
+        if explainer is not None:
+            explainer.stop()
     return 0
 
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from enum import Enum
 
 from sizing.contract import LABEL_MEMORY_MIB
+from sizing.geometry import PartitionMode
 
 GIB = 1 << 30
 
@@ -112,6 +113,42 @@ def no_node_cache() -> Rejection:
         " register it with nodeCacheCapable: false or start it with --node-cache watch",
         unresolvable=False,
     )
+
+
+def smallest_mode_holding(required_bytes: int, modes: Iterable[PartitionMode]) -> str | None:
+    """The smallest partition of a known GPU that holds ``required_bytes``, for a fix: "MI300X DPX
+    (96 GiB)"; among equal sizes the first product and mode of gpus.json. None when none does."""
+    holding = [(m.memory_bytes, i, m) for i, m in enumerate(modes) if m.memory_bytes >= required_bytes]
+    if not holding:
+        return None
+    size, _, mode = min(holding)
+    return f"{mode.product} {mode.compute_mode} ({gib_floor(size)})"
+
+
+def _partitions_text(partitions: int) -> str:
+    return "a partition" if partitions == 1 else f"{partitions} partitions on one node, each"
+
+
+def cluster_too_small(subject: str, partitions: int, required_bytes: int, largest_bytes: int | None,
+                      holder: str | None) -> Rejection:
+    """No node of the cluster has partitions that hold the pod (what every node's
+    ``partition_too_small`` adds up to), with the fix: the smallest known partition that would."""
+    where = ("no node advertises gpu partitions" if largest_bytes is None
+             else f"the largest in this cluster is {gib_floor(largest_bytes)}")
+    fix = (f"the smallest that holds it is {holder}: repartition a node, or lower max-model-len or precision"
+           if holder is not None else "no known GPU partition holds it: lower max-model-len or precision,"
+                                      " or request more partitions")
+    return Rejection(ReasonCode.PARTITION_TOO_SMALL,
+                     f"{subject} needs {_partitions_text(partitions)} with >= {gib_ceil(required_bytes)};"
+                     f" {where}; {fix}", unresolvable=True)
+
+
+def cluster_too_few(subject: str, partitions: int, required_bytes: int, most: int) -> Rejection:
+    """Nodes have partitions that hold the pod, but none has as many as it requests."""
+    return Rejection(ReasonCode.TOO_FEW_PARTITIONS,
+                     f"{subject} needs {partitions} partitions with >= {gib_ceil(required_bytes)} on one node;"
+                     f" the nodes whose partitions hold it have at most {most}; repartition a node into"
+                     f" at least {partitions} such partitions", unresolvable=True)
 
 
 def summarize(messages: Iterable[str], total_nodes: int) -> str:

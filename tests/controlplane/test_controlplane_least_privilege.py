@@ -48,11 +48,12 @@ def list_watch(*resources: str) -> list[Access]:
 
 # What each component does with the API (its code and kube-scheduler's), and what it must not.
 NEEDS: dict[str, tuple[list[Access], list[Access]]] = {
-    "aim-gpu-extender": (  # extender/watch.py: list + watch nodes and pods, all namespaces
-        read_only("nodes") + read_only("pods"),
+    "aim-gpu-extender": (  # extender/watch.py: list + watch nodes and pods; pending_events.py: create events
+        read_only("nodes") + read_only("pods") + [Access("create", "events", namespace=OTHER)],
         [Access("create", "pods", namespace=OTHER), Access("delete", "pods", namespace=OTHER),
          Access("patch", "nodes"), Access("update", "nodes", subresource="status"),
-         Access("list", "configmaps"), Access("create", "events", namespace=OTHER)],
+         Access("list", "configmaps"), Access("update", "events", namespace=OTHER),
+         Access("delete", "events", namespace=OTHER)],
     ),
     "aim-gpu-deviceplugin": (  # deviceplugin: read its Node, merge-patch its labels
         [Access("get", "nodes"), Access("patch", "nodes")],
