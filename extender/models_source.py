@@ -6,8 +6,9 @@ watches the *resolved* files: ``refresh()`` stats every entry through its links 
 mtime, size) and re-reads the directory only when that signature changed. ``start()`` runs
 ``refresh()`` every ``poll_seconds`` in a daemon thread, so a ConfigMap edit reaches scheduling
 decisions without a restart. A bad entry is logged naming the file and the field and skipped; the
-last good version of that file (if any) stays in the catalogue, and a directory that cannot be read
-keeps the previous catalogue whole.
+last good version of that file (if any) stays in the catalogue, and a directory that cannot be read,
+or holds more than ``sizing.models_dir.MAX_ENTRIES`` entries, keeps the previous catalogue whole
+(logged once, not on every poll): never a part of the models a workload may be using.
 """
 
 from __future__ import annotations
@@ -22,32 +23,32 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sizing import CATALOGUE, Catalogue, ModelArch, SizingError
-from sizing.models_dir import ENTRY_SUFFIX, MAX_ENTRY_BYTES, extend_catalogue, parse_entry
+from sizing.models_dir import MAX_ENTRY_BYTES, entry_names, extend_catalogue, parse_entry
 
 log = logging.getLogger(__name__)
 
 # How often the mounted directory is checked. kubelet refreshes ConfigMap volumes about once a
 # minute (its sync period plus cache TTL); polling every 3 s adds little delay for one stat per file.
 DEFAULT_POLL_SECONDS = 3.0
-MAX_ENTRIES = 512  # a ConfigMap is at most 1 MiB; more files than this is not a models directory
 
 Signature = tuple[tuple[str, int, int, int, int], ...]
 
 
 def _signature(directory: Path) -> Signature:
-    """(name, device, inode, mtime_ns, size) of every entry file, following ConfigMap symlinks."""
+    """(name, device, inode, mtime_ns, size) of every entry file, following ConfigMap symlinks; OSError
+    when the directory cannot be listed, SizingError when it holds more than MAX_ENTRIES entries."""
+    with os.scandir(directory) as listing:  # ..data, ..2026_11_30_... and other kubelet internals left out
+        names = entry_names((entry.name for entry in listing), directory)
     rows = []
-    for entry in sorted(os.scandir(directory), key=lambda e: e.name)[: MAX_ENTRIES + 1]:
-        if entry.name.startswith(".") or not entry.name.endswith(ENTRY_SUFFIX):
-            continue  # ..data, ..2026_11_30_... and other kubelet internals
+    for name in names:
         try:
-            st = os.stat(entry.path)  # follows NAME -> ..data/NAME -> the current timestamped file
+            st = os.stat(directory / name)  # follows NAME -> ..data/NAME -> the current timestamped file
         except FileNotFoundError:
             continue  # a link caught mid-swap; the next poll sees the new one
         except OSError:
-            rows.append((entry.name, -1, -1, -1, -1))  # a link loop or the like: reading it reports why
+            rows.append((name, -1, -1, -1, -1))  # a link loop or the like: reading it reports why
             continue
-        rows.append((entry.name, st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size))
+        rows.append((name, st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size))
     return tuple(rows)
 
 
@@ -72,8 +73,6 @@ def read_catalogue(directory: Path, base: Catalogue = CATALOGUE) -> Catalogue:
         names = [name for name, *_ in _signature(directory)]
     except OSError as exc:
         raise SizingError(f"models directory {directory} cannot be listed: {exc.strerror}") from None
-    if len(names) > MAX_ENTRIES:
-        raise SizingError(f"models directory {directory} has more than {MAX_ENTRIES} entries")
     for name in names:
         try:
             data = _read_bytes(directory / name)
@@ -93,6 +92,7 @@ class ModelsSource:
     on_change: Callable[[Catalogue], None] | None = None
     _catalogue: Catalogue = field(init=False)
     _signature: Signature | None = field(default=None, init=False)
+    _refused: str | None = field(default=None, init=False)  # the last whole-directory refusal, logged once
     _good: dict[str, ModelArch] = field(default_factory=dict, init=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
     _stop: threading.Event = field(default_factory=threading.Event, init=False)
@@ -113,13 +113,17 @@ class ModelsSource:
             log.warning("models directory %s cannot be listed (%s); keeping the %d models already loaded, "
                         "will retry in %.0f s", self.directory, exc.strerror, len(self.catalogue), self.poll_seconds)
             return False
+        except SizingError as exc:  # too many entries: the whole update is refused, the loaded set kept
+            if str(exc) != self._refused:
+                log.warning("%s; keeping the %d models already loaded, will check again every %.0f s",
+                            exc, len(self.catalogue), self.poll_seconds)
+                self._refused = str(exc)
+            return False
+        self._refused = None
         if signature == self._signature:
             return False
-        if len(signature) > MAX_ENTRIES:
-            log.warning("models directory %s has more than %d entries; reading the first %d",
-                        self.directory, MAX_ENTRIES, MAX_ENTRIES)
         models: dict[str, ModelArch] = {}
-        for name, *_ in signature[:MAX_ENTRIES]:
+        for name, *_ in signature:
             model = self._read(name)
             if model is not None:
                 models[name] = model
@@ -153,18 +157,21 @@ class ModelsSource:
 
     def start(self) -> threading.Thread:
         """Load now, then poll every ``poll_seconds`` in a daemon thread until ``stop()``."""
-        self.refresh()
+        self._refresh_surviving()
         thread = threading.Thread(target=self._loop, name="models-source", daemon=True)
         thread.start()
         return thread
 
     def _loop(self) -> None:
         while not self._stop.wait(self.poll_seconds):
-            try:
-                self.refresh()
-            except Exception:  # the poller must survive anything one refresh meets
-                log.exception("models directory %s: refresh failed; will retry in %.0f s",
-                              self.directory, self.poll_seconds)
+            self._refresh_surviving()
+
+    def _refresh_surviving(self) -> None:
+        try:
+            self.refresh()
+        except Exception:  # serving, and the poller, must survive anything one refresh meets
+            log.exception("models directory %s: refresh failed; keeping the %d models already loaded, "
+                          "will retry in %.0f s", self.directory, len(self.catalogue), self.poll_seconds)
 
     def stop(self) -> None:
         self._stop.set()

@@ -17,9 +17,16 @@ import yaml
 
 import sizing
 import sizing.models_dir
-from sizing import GIB, ModelArch, SizingError, UnknownModelError
+from sizing import GIB, ModelArch, SizingError, UnknownModelError, json_text
 from sizing.estimator import declared_precision
-from sizing.models_dir import ENTRY_SUFFIX, entry_document, entry_file_name, extend_catalogue, parse_entry
+from sizing.models_dir import (
+    MAX_ENTRY_BYTES,
+    entry_document,
+    entry_file_name,
+    entry_names,
+    extend_catalogue,
+    parse_entry,
+)
 from sizing.profiles import validate_document
 from sizing.rocm_support import support_line
 from sizing.safetensors_header import (
@@ -56,16 +63,16 @@ def _table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
 
 
 def _read_json(path: Path) -> Any:
+    """A config.json: a regular file of at most MAX_ENTRY_BYTES (a FIFO or /dev/zero is refused, not
+    read), parsed by sizing.json_text (an over-long integer is named by its field)."""
+    if _regular_size(path) > MAX_ENTRY_BYTES:
+        _fail(f"{path} is larger than {MAX_ENTRY_BYTES} bytes; a config.json is a few kB")
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_ENTRY_BYTES + 1)
     except OSError as exc:
         _fail(f"cannot read {path}: {exc.strerror}")
-    except json.JSONDecodeError as exc:
-        _fail(f"{path} is not valid JSON: {exc.msg} at line {exc.lineno}")
-    except UnicodeDecodeError as exc:
-        _fail(f"{path} is not valid JSON: not UTF-8 text ({exc.reason} at byte {exc.start})")
-    except RecursionError:
-        _fail(f"{path} is not valid JSON: nested too deeply")
+    return json_text.loads(raw, str(path))
 
 
 def _catalogue(args: argparse.Namespace) -> sizing.Catalogue:
@@ -76,14 +83,19 @@ def _catalogue(args: argparse.Namespace) -> sizing.Catalogue:
     root = Path(directory)
     if not root.is_dir():
         _fail(f"--models-dir {root} is not a directory")
+    try:
+        with os.scandir(root) as listing:
+            names = entry_names((entry.name for entry in listing), root)
+    except OSError as exc:
+        _fail(f"cannot list --models-dir {root}: {exc.strerror}")
     models = []
-    for path in sorted(root.glob(f"*{ENTRY_SUFFIX}")):
-        if path.name.startswith("."):
-            continue
-        if not path.is_file():  # a FIFO or device would block the read
-            _fail(f"{path} is not a regular file")
+    for name in names:
+        path = root / name
+        if _regular_size(path) > MAX_ENTRY_BYTES:  # a FIFO or device would block the read
+            _fail(f"{path} is larger than {MAX_ENTRY_BYTES} bytes")
         try:
-            models.append(parse_entry(path.read_bytes(), path.name))
+            with path.open("rb") as handle:
+                models.append(parse_entry(handle.read(MAX_ENTRY_BYTES + 1), name))
         except OSError as exc:
             _fail(f"cannot read {path}: {exc.strerror}")
     return extend_catalogue(sizing.CATALOGUE, models)

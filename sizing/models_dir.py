@@ -13,19 +13,24 @@ builds the document ``aim-sizing models add`` writes; ``extend_catalogue`` adds 
 from __future__ import annotations
 
 import dataclasses
-import json
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from sizing.catalogue import Catalogue, ModelArch, model_from_hf_config
 from sizing.errors import SizingError
+from sizing.json_text import loads
 from sizing.safetensors_header import WeightsSummary
 from sizing.schema import check_document
 
 ENTRY_SCHEMA = "aim-gpu-sharing/model-entry/v1"
 MAX_ENTRY_BYTES = 1 << 20  # 1 MiB: a config.json is a few kB; a ConfigMap holds at most 1 MiB in all
 ENTRY_SUFFIX = ".json"
+# Entries in one directory: an entry is 2-40 kB, so a 1 MiB ConfigMap holds a few hundred at most; a
+# directory with more is not a models directory, and it is refused whole (never a partial set).
+MAX_ENTRIES = 512
+# Other files a listing may pass over (kubelet's ..data links, non-.json keys) before it gives up.
+MAX_OTHER_FILES = 4096
 
 
 def entry_file_name(model_id: str) -> str:
@@ -68,11 +73,27 @@ def parse_entry(text: str | bytes, file_name: str) -> ModelArch:
     """The ModelArch of one entry file's contents; SizingError naming the file and the field."""
     if len(text) > MAX_ENTRY_BYTES:
         raise SizingError(f"{file_name}: larger than {MAX_ENTRY_BYTES} bytes")
-    try:
-        doc = json.loads(text)
-    except (ValueError, RecursionError) as exc:
-        raise SizingError(f"{file_name}: not valid JSON ({str(exc).splitlines()[0][:80]})") from None
-    return model_from_document(doc, file_name)
+    return model_from_document(loads(text, file_name), file_name)
+
+
+def entry_names(listing: Iterable[str], directory: object) -> list[str]:
+    """The entry file names among a directory ``listing`` (sorted; dot files such as kubelet's ``..data``
+    and non-``.json`` names left out). SizingError when there are more than MAX_ENTRIES: the caller
+    keeps what it had rather than load a part. The listing is read no further than the bounds need."""
+    names: list[str] = []
+    others = 0
+    for name in listing:
+        if name.startswith(".") or not name.endswith(ENTRY_SUFFIX):
+            others += 1
+            if others > MAX_OTHER_FILES:
+                raise SizingError(f"models directory {directory} holds more than {MAX_OTHER_FILES} other files; "
+                                  "is it the right directory?")
+            continue
+        names.append(name)
+        if len(names) > MAX_ENTRIES:
+            raise SizingError(f"models directory {directory} has more than {MAX_ENTRIES} entries; refused whole "
+                              "rather than loading a part of it (remove entries no workload uses)")
+    return sorted(names)
 
 
 def extend_catalogue(base: Catalogue, models: Iterable[ModelArch]) -> Catalogue:

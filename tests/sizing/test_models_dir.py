@@ -14,7 +14,7 @@ import sizing
 from extender.models_source import ModelsSource, read_catalogue
 from sizing import SizingError
 from sizing.cli import main
-from sizing.models_dir import entry_document, entry_file_name, parse_entry
+from sizing.models_dir import MAX_ENTRIES, entry_document, entry_file_name, parse_entry
 
 CONFIGS = Path(__file__).resolve().parents[2] / "tests" / "fixtures" / "configs"
 
@@ -140,3 +140,93 @@ def test_plan_reads_a_models_dir(tmp_path: Path, capsys: pytest.CaptureFixture[s
     (models / "b.json").write_text("{}")
     assert extender_main(["plan", "--workloads", str(workloads), "--models-dir", str(models)], environ={}) == 2
     assert "b.json: field 'schema'" in capsys.readouterr().err
+
+
+def _config_with_long_int(digits: int = 5000) -> str:
+    text = (CONFIGS / "mistral-7b-awq.json").read_text()
+    return text.replace('"hidden_size": 4096', '"hidden_size": ' + "9" * digits)
+
+
+def test_a_5000_digit_integer_is_named_by_file_and_field(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """json.loads raised a bare ValueError past Python's 4,300-digit limit (a traceback from aim-sizing)."""
+    entry = _entry("acme/digits").replace('"hidden_size": 4096', '"hidden_size": -' + "9" * 5000)
+    with pytest.raises(SizingError, match=r"^a\.json: field 'config\.hidden_size' is an integer of 5,000 digits"):
+        parse_entry(entry, "a.json")
+    nested = '{"schema": "x", "config": {"layer_types": [1, 2, ' + "1" * 4301 + "]}}"
+    with pytest.raises(SizingError, match=r"field 'config\.layer_types\[2\]' is an integer of 4,301 digits"):
+        parse_entry(nested, "b.json")
+    assert parse_entry(_entry("acme/ok"), "c.json").hidden_size == 4096  # 4,300 digits and fewer are left to the field
+    config = tmp_path / "config.json"
+    config.write_text(_config_with_long_int())
+    for argv in (["estimate", "--config", str(config), "--precision", "int4"],
+                 ["models", "add", "--config", str(config), "--id", "a/b", "--source", "s", "--out", str(tmp_path)]):
+        assert _exit_code(argv) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and f"{config}: field 'hidden_size' is an integer of 5,000 digits" in err, err
+
+
+def _exit_code(argv: list[str]) -> int:
+    try:
+        return main(argv)
+    except SystemExit as exc:
+        return int(exc.code or 0)
+
+
+@pytest.mark.timeout(20)
+def test_a_fifo_or_dev_zero_as_config_is_refused_not_read(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    fifo = tmp_path / "config.json"
+    os.mkfifo(fifo)
+    for path in (fifo, Path("/dev/zero")):
+        assert _exit_code(["estimate", "--config", str(path), "--precision", "int4"]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and f"{path} is not a regular file" in err, err
+    big = tmp_path / "big.json"
+    big.write_bytes(b" " * (2 << 20) + b"{}")
+    assert _exit_code(["estimate", "--config", str(big), "--precision", "int4"]) == 2
+    assert "larger than 1048576 bytes" in capsys.readouterr().err
+
+
+def test_a_hostile_ignore_entry_is_one_log_line_and_the_rest_loads(tmp_path: Path,
+                                                                   caplog: pytest.LogCaptureFixture) -> None:
+    """re:a{4294967296} raised OverflowError out of the models source (the extender crash-looped)."""
+    hostile = json.loads(_entry("acme/hostile"))
+    hostile["config"]["quantization_config"]["modules_to_not_convert"] = ["lm_head", "re:a{4294967296}"]
+    (tmp_path / "good.json").write_text(_entry("acme/mistral-awq"))
+    (tmp_path / "hostile.json").write_text(json.dumps(hostile))
+    source = ModelsSource(tmp_path)
+    with caplog.at_level(logging.WARNING, logger="extender.models_source"):
+        assert source.refresh()
+        assert not source.refresh()  # nothing changed: not read, not logged again
+    lines = [r.getMessage() for r in caplog.records if "hostile.json" in r.getMessage()]
+    assert len(lines) == 1 and "field 'quantization_config.modules_to_not_convert[1]'" in lines[0], lines
+    assert source.catalogue.get_model("acme/mistral-awq").quantization is not None
+    assert "acme/hostile" not in source.catalogue
+    with pytest.raises(SizingError, match=r"hostile\.json: config\.json: field 'quantization_config\."):
+        read_catalogue(tmp_path)
+
+
+def test_more_than_512_entries_refuse_the_whole_update_keeping_the_loaded_set(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]) -> None:
+    """The source read the first 512 files in name order and dropped the rest: models in use vanished."""
+    root = tmp_path / "mount"
+    root.mkdir()
+    # 600 other keys sort before the entry: they are passed over, not counted against it
+    _configmap(root, {"z-mistral.json": _entry("acme/mistral-awq"), **{f"a{i:03}.txt": "x" for i in range(600)}},
+               "2026_01")
+    source = ModelsSource(root)
+    assert source.refresh() and "acme/mistral-awq" in source.catalogue
+    many = {"z-mistral.json": _entry("acme/mistral-awq"), **{f"m{i:03}.json": "{}" for i in range(MAX_ENTRIES)}}
+    _configmap(root, many, "2026_02")
+    with caplog.at_level(logging.WARNING, logger="extender.models_source"):
+        for _ in range(3):
+            assert not source.refresh()
+    refusals = [r.getMessage() for r in caplog.records]
+    assert len(refusals) == 1 and f"more than {MAX_ENTRIES} entries" in refusals[0], refusals
+    assert "keeping the" in refusals[0] and "acme/mistral-awq" in source.catalogue  # nothing dropped
+    with pytest.raises(SizingError, match=f"more than {MAX_ENTRIES} entries"):
+        read_catalogue(root)
+    assert _exit_code(["estimate", "acme/mistral-awq", "--models-dir", str(root)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"more than {MAX_ENTRIES} entries" in err
+    (root / "m000.json").unlink()  # back to 512: loaded whole again (the bad "{}" entries are skipped)
+    assert source.refresh() and "acme/mistral-awq" in source.catalogue
