@@ -46,6 +46,20 @@ ANNOTATION_MEMORY: Final = ANNOTATION_PREFIX + "memory"  # quantity per partitio
 
 MIB: Final = 1 << 20
 
+# -- Dynamic Resource Allocation (resource.k8s.io/v1; docs/dra.md) ---------------------------
+# deviceplugin.dra publishes one ResourceSlice device per partition under this driver name; the
+# DeviceClass of manifests/dra has the same name; the webhook's ResourceClaimTemplates select on the
+# attributes and capacity below (CEL: device.capacity[DRA_DRIVER].memory, device.attributes[DRA_DRIVER].product).
+DRA_DRIVER: Final = "gpu-partition.amd.com"  # a DNS subdomain of at most 63 characters (DriverNameMaxLength)
+DRA_DEVICE_CLASS: Final = DRA_DRIVER
+DRA_CAPACITY_MEMORY: Final = "memory"  # Quantity: the partition's memory in bytes (KFD mem_banks)
+DRA_ATTRIBUTE_PRODUCT: Final = "product"  # MI300X, MI308X, ... (string)
+DRA_ATTRIBUTE_COMPUTE_MODE: Final = "computeMode"  # SPX|DPX|TPX|QPX|CPX (string; absent when unknown)
+DRA_ATTRIBUTE_MEMORY_MODE: Final = "memoryMode"  # NPS1|NPS2|NPS4 (string; absent when unknown)
+DRA_ATTRIBUTE_COMPUTE_UNITS: Final = "computeUnits"  # CUs of the partition (int)
+DRA_ATTRIBUTE_GPU: Final = "pciAddress"  # parent GPU's PCI address (string), partitions of one GPU share it
+DRA_ATTRIBUTE_PARTITION: Final = "partitionIndex"  # index of the partition on its GPU (int)
+
 # Largest values a label may carry: 1 PiB in MiB, and the bounded partition counts.
 MAX_MEMORY_MIB: Final = 1 << 30
 MAX_LABEL_COUNT: Final = 1024

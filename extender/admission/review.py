@@ -16,6 +16,7 @@ from typing import Any, Final
 
 import orjson
 
+from extender.admission.dra import is_claim_template, mutate_claim_template
 from extender.admission.inventory import Offer
 from extender.admission.mutation import Mutation, Options, mutate
 from extender.admission.workload import KSERVE_GROUP, Kind
@@ -113,6 +114,13 @@ def review(body: bytes, offers: Callable[[], Sequence[Offer]], options: Options)
     uid = request.get("uid")
     if not isinstance(uid, str) or not 0 < len(uid) <= MAX_UID_LENGTH:
         return _bad(f"request.uid must be a string of 1 to {MAX_UID_LENGTH} characters")
+    if is_claim_template(request.get("kind")):  # DRA mode (extender/admission/dra.py)
+        claim = request.get("object")
+        if request.get("operation") != "CREATE" or not isinstance(claim, dict):
+            return _answer(api_version, uid, Mutation(True), Result.IGNORED)
+        mutation = mutate_claim_template("CREATE", claim, offers(), options)
+        result = Result.DENIED if not mutation.allowed else Result.PATCHED if mutation.ops else Result.UNCHANGED
+        return _answer(api_version, uid, mutation, result)
     kind = _kind(request)
     operation = request.get("operation")
     if kind is None or operation not in ("CREATE", "UPDATE"):

@@ -31,6 +31,7 @@ MAX_MATCH_EXPRESSIONS: Final = 256  # matchExpressions of one term; real terms h
 class Kind(str, Enum):
     POD = "Pod"
     INFERENCE_SERVICE = "InferenceService"
+    RESOURCE_CLAIM_TEMPLATE = "ResourceClaimTemplate"  # resource.k8s.io/v1, DRA mode (extender/admission/dra.py)
 
 
 class NotMutableError(ValueError):
