@@ -1,0 +1,149 @@
+"""DRA mode end to end on a real Kubernetes 1.34 control plane (resource.k8s.io/v1): our driver
+code publishes one node's partitions of four sizes as ResourceSlices, the DeviceClass of
+manifests/dra selects them, the webhook (``aim-extender serve --webhook-port``, called by the API
+server over TLS through manifests/dra's MutatingWebhookConfiguration) fills in the pod's
+ResourceClaimTemplate, kube-controller-manager makes the claim, and kube-scheduler allocates the
+smallest partition that holds the model, although the slice lists the largest first (a claim
+asking only for "enough memory" gets that one: the control below). Skipped without the binaries
+(tests/dra/binaries.py)."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+
+from deviceplugin.dra.publish import SlicePublisher
+from deviceplugin.dra.slices import device_name
+from deviceplugin.inventory import Inventory, Partition
+from extender.admission.dra import selector
+from sizing.contract import DRA_DEVICE_CLASS, DRA_DRIVER
+from tests.controlplane.harness import ControlPlane
+from tests.controlplane.processes import free_port, wait_until
+
+pytestmark = pytest.mark.optional_tools
+
+MANIFESTS = Path(__file__).resolve().parents[2] / "manifests" / "dra"
+GIB = 1 << 30
+MODEL = "Qwen/Qwen2.5-14B-Instruct"  # fp16 at 8k context: ~34.5 GiB, more than 24, less than 48
+TIMEOUT = 60.0
+# One GPU per mode, the largest partitions first in the slice (lowest PCI address): a selector
+# that only asks for enough memory gets the 192 GiB partition.
+SHAPES = (("0000:05:00.0", "SPX", 1, 192), ("0000:15:00.0", "DPX", 2, 96), ("0000:25:00.0", "QPX", 4, 48),
+          ("0000:35:00.0", "CPX", 8, 24))
+
+
+def inventory() -> Inventory:
+    parts = [Partition(id=f"{gpu}-p{i}", gpu=gpu, index=i, kfd_node=n * 8 + i + 1, render_minor=128 + n * 8 + i,
+                       card_minor=None, memory_bytes=gib * GIB, memory_source="kfd", compute_units=304 // count,
+                       numa_node=0, numa_source="sysfs", hive_id=None, compute_mode=mode, compute_mode_source="sysfs",
+                       memory_mode="NPS1", memory_mode_source="sysfs", product="MI300X", device_id=0x74A1,
+                       partitionable=True)
+             for n, (gpu, mode, count, gib) in enumerate(SHAPES) for i in range(count)]
+    return Inventory().with_partitions(parts)
+
+
+def get_json(plane: ControlPlane, *args: str) -> dict[str, Any]:
+    return json.loads(plane.kubectl("get", "-o", "json", *args).stdout)
+
+
+def pod(namespace: str, name: str, claim: dict[str, str]) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": namespace},
+            "spec": {"resourceClaims": [{"name": "gpu", **claim}],
+                     "containers": [{"name": "vllm", "image": "vllm/vllm-openai:latest",
+                                     "resources": {"claims": [{"name": "gpu"}]}}]}}
+
+
+def allocated(plane: ControlPlane, namespace: str, pod_name: str) -> dict[str, Any]:
+    """The allocation result of the pod's claim, once kube-scheduler bound the pod."""
+    def bound() -> dict[str, Any] | None:
+        found = get_json(plane, "pod", "-n", namespace, pod_name)
+        statuses = found.get("status", {}).get("resourceClaimStatuses") or []
+        if not found["spec"].get("nodeName") or not statuses:
+            return None
+        claim = get_json(plane, "resourceclaim", "-n", namespace, statuses[0]["resourceClaimName"])
+        return claim if claim.get("status", {}).get("allocation") else None
+
+    claim = wait_until(bound, TIMEOUT, f"pod {pod_name} bound with its claim allocated")
+    assert isinstance(claim, dict)
+    (result,) = claim["status"]["allocation"]["devices"]["results"]
+    return dict(result)
+
+
+@pytest.fixture(scope="module")
+def cluster(dra_plane: ControlPlane, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ControlPlane, str]]:
+    plane = dra_plane
+    namespace = plane.create_namespace("aim-dra")
+    plane.kubectl("label", "namespace", namespace, "aim.amd.com/admission=enabled")
+    plane.create_node("dra-node", partitions=None)
+    plane.kubectl("apply", "-f", str(MANIFESTS / "deviceclass.yaml"))
+    tls = plane.ca.issue("dra-webhook", "aim-gpu-webhook", ip_addresses=("127.0.0.1",), server=True)
+    port = free_port()
+    plane.start_extender(node_cache="off", extra_args=[
+        f"--kubeconfig={plane.kubeconfig}", f"--webhook-port={port}",
+        f"--webhook-cert-file={tls.cert}", f"--webhook-key-file={tls.key}"])
+    wait_until(lambda: httpx.get(f"https://127.0.0.1:{port}/healthz", verify=plane.ssl_context(),
+                                 timeout=2).status_code == 200, TIMEOUT, "the webhook's /healthz over TLS")
+    (configuration,) = yaml.safe_load_all((MANIFESTS / "mutatingwebhookconfiguration.yaml").read_text())
+    (hook,) = configuration["webhooks"]
+    hook["clientConfig"] = {"url": f"https://127.0.0.1:{port}/mutate",
+                            "caBundle": base64.b64encode(plane.ca.cert_path.read_bytes()).decode()}
+    hook["namespaceSelector"]["matchExpressions"].append(
+        {"key": "kubernetes.io/metadata.name", "operator": "In", "values": [namespace]})
+    plane.kubectl("apply", "-f", "-", stdin=json.dumps(configuration))
+    yield plane, namespace
+
+
+def test_publisher_writes_valid_slices_once(cluster: tuple[ControlPlane, str]) -> None:
+    plane, _ = cluster
+    publisher = SlicePublisher("dra-node", api_client=plane.api)
+    first = publisher.publish(inventory())  # the API server validates every field
+    assert first.changed and first.devices == 15
+    again = publisher.publish(inventory())
+    assert not again.changed and again.generation == first.generation
+    slices = get_json(plane, "resourceslices", f"--field-selector=spec.driver={DRA_DRIVER}")["items"]
+    (stored,) = slices
+    assert stored["spec"]["nodeName"] == "dra-node" and stored["spec"]["pool"]["generation"] == first.generation
+    assert stored["metadata"]["ownerReferences"][0]["kind"] == "Node"
+    devices = stored["spec"]["devices"]
+    assert devices[0]["name"] == device_name(inventory().partitions[0])
+    assert devices[0]["capacity"]["memory"]["value"] in ("192Gi", str(192 * GIB))
+
+
+def test_pod_gets_the_smallest_partition_that_holds_the_model(cluster: tuple[ControlPlane, str]) -> None:
+    plane, namespace = cluster
+    SlicePublisher("dra-node", api_client=plane.api).publish(inventory())
+    template = {"apiVersion": "resource.k8s.io/v1", "kind": "ResourceClaimTemplate",
+                "metadata": {"name": "qwen", "namespace": namespace, "annotations": {"aim.amd.com/model": MODEL}},
+                "spec": {"spec": {"devices": {}}}}
+    plane.kubectl("create", "-f", "-", stdin=json.dumps(template))
+    stored = get_json(plane, "resourceclaimtemplate", "-n", namespace, "qwen")
+    (request,) = stored["spec"]["spec"]["devices"]["requests"]
+    assert request["firstAvailable"][0]["deviceClassName"] == DRA_DEVICE_CLASS
+    plane.kubectl("create", "-f", "-", stdin=json.dumps(pod(namespace, "llm", {"resourceClaimTemplateName": "qwen"})))
+    result = allocated(plane, namespace, "llm")
+    qpx = {device_name(p) for p in inventory().partitions if p.compute_mode == "QPX"}
+    assert result["driver"] == DRA_DRIVER and result["pool"] == "dra-node"
+    assert result["device"] in qpx, result
+    assert result["request"].startswith("gpu/below-")
+
+
+def test_control_enough_memory_alone_gets_the_largest_partition(cluster: tuple[ControlPlane, str]) -> None:
+    """Without the bands, the same need is allocated the first device that holds it: 192 GiB."""
+    plane, namespace = cluster
+    SlicePublisher("dra-node", api_client=plane.api).publish(inventory())
+    need = 35 * GIB
+    claim = {"apiVersion": "resource.k8s.io/v1", "kind": "ResourceClaim",
+             "metadata": {"name": "enough", "namespace": namespace},
+             "spec": {"devices": {"requests": [{"name": "gpu", "exactly": {
+                 "deviceClassName": DRA_DEVICE_CLASS, "selectors": [{"cel": {"expression": selector(need, None)}}]}}]}}}
+    plane.kubectl("create", "-f", "-", stdin=json.dumps(claim))
+    plane.kubectl("create", "-f", "-", stdin=json.dumps(pod(namespace, "control", {"resourceClaimName": "enough"})))
+    result = allocated(plane, namespace, "control")
+    assert result["device"] == device_name(inventory().partitions[0]), result  # the SPX partition
