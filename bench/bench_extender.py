@@ -5,13 +5,16 @@ Two scenarios, each a stream of sequential filter-then-prioritize calls (kube-sc
 scheduling cycle is serial):
   names  nodeCacheCapable: true  - 5,000 NodeNames per call, node cache pre-filled (with usage)
   nodes  nodeCacheCapable: false - 500 full Node objects per call (the captured fixture node)
+and hostile bodies (issue 18), each with the slowest /healthz answered meanwhile: a body declaring
+more than the limit (the server has the full-Nodes limit, 128 MiB), the same streamed chunked, 94 MB
+of whitespace within the limit (read, then refused as not JSON) and 70,000 NodeNames.
 
 The server runs in its own process (uvicorn, 127.0.0.1) so client and server do not share a GIL.
 Server-side time comes from the ``Server-Timing`` header the handler sets (request bytes in to
 reply bytes out); end-to-end time is measured around the HTTP call in the client.
 
     .venv/bin/python bench/bench_extender.py [--names 5000] [--full-nodes 500] [--requests 300]
-        [--client httpx|http.client] [--http auto|h11|httptools] [--loop auto|asyncio|uvloop]
+        [--client httpx|http.client] [--http auto|h11|httptools] [--loop auto|asyncio|uvloop] [--hostile 3]
 
 Not a test: it prints numbers. Pods cycle through a few models and precisions, as a real queue would.
 """
@@ -28,6 +31,7 @@ import multiprocessing
 import socket
 import statistics
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -109,13 +113,15 @@ def resolved(choice: str, fast: str, fallback: str) -> str:
 
 
 def run_server(sock: socket.socket, names: int, http: str = "auto", loop: str = "auto") -> None:
-    """Server process: a pre-filled node cache (every 3rd node partly used) and uvicorn."""
+    """Server process: a pre-filled node cache (every 3rd node partly used) and uvicorn, with the
+    body limit of full Nodes (the bench sends both kinds to one server)."""
     import uvicorn
 
     from extender.app import create_app
     from extender.cache import ClusterCache
     from extender.node_offer import read_node_offer
     from extender.pod_demand import BoundPodUsage
+    from extender.wire import MAX_BODY_BYTES_NODES
 
     cache = ClusterCache()
     offers = []
@@ -130,7 +136,8 @@ def run_server(sock: socket.socket, names: int, http: str = "auto", loop: str = 
         {f"pod-{i}": BoundPodUsage(name, 1 + i % 5) for i, name in enumerate(node_names(names)) if i % 3 == 0}
     )
     gc.freeze()  # as `aim-extender serve` does before serving
-    config = uvicorn.Config(create_app(cache=cache), log_level="warning", access_log=False, http=http, loop=loop)
+    app = create_app(cache=cache, max_body_bytes=MAX_BODY_BYTES_NODES)
+    config = uvicorn.Config(app, log_level="warning", access_log=False, http=http, loop=loop)
     uvicorn.Server(config).run(sockets=[sock])
 
 
@@ -221,6 +228,94 @@ def report(title: str, result: dict[str, Any]) -> None:
     print(f"  throughput: {pods:.0f} pods/s ({calls:.0f} calls/s), one client, sequential")
 
 
+HOSTILE_BYTES = 94_000_000  # the body that held /healthz in the issue-18 sweep
+
+
+def over_limit() -> int:
+    from extender.wire import MAX_BODY_BYTES_NODES
+
+    return MAX_BODY_BYTES_NODES + 1
+
+
+class HealthProbe:
+    """GETs /healthz in a loop from its own thread, keeping the slowest answer."""
+
+    def __init__(self, url: str) -> None:
+        self.url, self.slowest = url, 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        with httpx.Client(timeout=60) as client:
+            while not self._stop.is_set():
+                started = time.perf_counter()
+                client.get(f"{self.url}/healthz")
+                self.slowest = max(self.slowest, time.perf_counter() - started)
+                self._stop.wait(0.01)
+
+    def __enter__(self) -> HealthProbe:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join(60)
+
+
+def declared_post(port: int, size: int) -> int:
+    """Headers declaring ``size`` bytes and no body: the status once the server answers."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    connection.putrequest("POST", "/filter")
+    connection.putheader("Content-Type", "application/json")
+    connection.putheader("Content-Length", str(size))
+    connection.endheaders()
+    status = connection.getresponse().status
+    connection.close()
+    return status
+
+
+def chunked_post(port: int, size: int) -> int | None:
+    """``size`` bytes of whitespace in 1 MiB chunks: the status, or None when the server closed the
+    connection (after its 413) before the client read it."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    chunk = b" " * (1 << 20)
+    try:
+        connection.request("POST", "/filter", body=(chunk for _ in range(-(-size >> 20))),
+                           headers={"Content-Type": "application/json"}, encode_chunked=True)
+        return connection.getresponse().status
+    except OSError:
+        return None
+    finally:
+        connection.close()
+
+
+def bench_hostile(url: str, port: int, rounds: int) -> None:
+    """Time to answer each hostile body and the slowest /healthz meanwhile."""
+    too_many = json.dumps({"Pod": pods()[0], "Nodes": None, "NodeNames": node_names(70_000)}).encode()
+    limit = over_limit()
+    cases: dict[str, Callable[[], int | None]] = {
+        f"Content-Length {limit / 1e6:.0f} MB (over)": lambda: declared_post(port, limit),
+        f"chunked {limit / 1e6:.0f} MB (over)": lambda: chunked_post(port, limit),
+        f"chunked {HOSTILE_BYTES / 1e6:.0f} MB of whitespace": lambda: chunked_post(port, HOSTILE_BYTES),
+        f"70,000 NodeNames ({len(too_many) / 1e6:.1f} MB)": lambda: httpx.post(f"{url}/filter", content=too_many,
+                                                                               timeout=60).status_code,
+    }
+    print(f"\nhostile bodies ({rounds} rounds each): answer time p50 / max, slowest /healthz meanwhile")
+    for name, post in cases.items():
+        times, health, statuses = [], [], set()
+        for _ in range(rounds):
+            with HealthProbe(url) as probe:
+                time.sleep(0.05)
+                started = time.perf_counter()
+                statuses.add(post())
+                times.append((time.perf_counter() - started) * 1000)
+                time.sleep(0.05)
+            health.append(probe.slowest * 1000)
+        shown = ", ".join(str(s) if s is not None else "closed" for s in sorted(statuses, key=str))
+        print(f"  {name:<34} HTTP {shown:<12} {statistics.median(times):>8.1f} / {max(times):>8.1f} ms"
+              f"   /healthz max {max(health):>7.1f} ms")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--names", type=int, default=5000, help="NodeNames per call (default 5000)")
@@ -245,6 +340,7 @@ def main() -> int:
         default="auto",
         help="uvicorn event loop (auto: uvloop when installed, as `aim-extender serve` does)",
     )
+    parser.add_argument("--hostile", type=int, default=3, help="rounds of each hostile body (0: skip)")
     args = parser.parse_args()
 
     sock = socket.socket()
@@ -291,6 +387,8 @@ def main() -> int:
                 f"Nodes mode: {args.full_nodes} full Node objects",
                 measure(post, node_bodies, max(args.requests // 3, 30), args.warmup // 3 or 1),
             )
+            if args.hostile:
+                bench_hostile(url, port, args.hostile)
     finally:
         server.terminate()
         server.join(timeout=10)
