@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import base64
 import json
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -30,6 +33,7 @@ from tests.controlplane.processes import free_port, wait_until
 pytestmark = pytest.mark.optional_tools
 
 MANIFESTS = Path(__file__).resolve().parents[2] / "manifests" / "dra"
+SYSFS = Path(__file__).resolve().parents[1] / "fixtures" / "sysfs"
 GIB = 1 << 30
 MODEL = "Qwen/Qwen2.5-14B-Instruct"  # fp16 at 8k context: ~34.5 GiB, more than 24, less than 48
 TIMEOUT = 60.0
@@ -102,18 +106,39 @@ def cluster(dra_plane: ControlPlane, tmp_path_factory: pytest.TempPathFactory) -
 
 def test_publisher_writes_valid_slices_once(cluster: tuple[ControlPlane, str]) -> None:
     plane, _ = cluster
-    publisher = SlicePublisher("dra-node", api_client=plane.api)
+    plane.create_node("dra-publish", partitions=None)
+    publisher = SlicePublisher("dra-publish", api_client=plane.api)
     first = publisher.publish(inventory())  # the API server validates every field
     assert first.changed and first.devices == 15
     again = publisher.publish(inventory())
     assert not again.changed and again.generation == first.generation
-    slices = get_json(plane, "resourceslices", f"--field-selector=spec.driver={DRA_DRIVER}")["items"]
+    slices = get_json(plane, "resourceslices", "--field-selector=spec.nodeName=dra-publish")["items"]
     (stored,) = slices
-    assert stored["spec"]["nodeName"] == "dra-node" and stored["spec"]["pool"]["generation"] == first.generation
+    assert stored["spec"]["driver"] == DRA_DRIVER and stored["spec"]["pool"]["generation"] == first.generation
     assert stored["metadata"]["ownerReferences"][0]["kind"] == "Node"
     devices = stored["spec"]["devices"]
     assert devices[0]["name"] == device_name(inventory().partitions[0])
     assert devices[0]["capacity"]["memory"]["value"] in ("192Gi", str(192 * GIB))
+    smaller = Inventory().with_partitions(inventory().partitions[1:])
+    changed = publisher.publish(smaller)
+    assert changed.changed and changed.generation == first.generation + 1 and changed.devices == 14
+    (stored,) = get_json(plane, "resourceslices", "--field-selector=spec.nodeName=dra-publish")["items"]
+    assert stored["spec"]["pool"]["generation"] == changed.generation and len(stored["spec"]["devices"]) == 14
+
+
+def test_command_publishes_a_captured_node(cluster: tuple[ControlPlane, str]) -> None:
+    """``python -m deviceplugin.dra --once`` with a kubeconfig: discovery of the MI308X capture
+    (32 partitions of 48 GiB, KFD's last one per GPU 16 MiB less) becomes one valid slice."""
+    plane, _ = cluster
+    plane.create_node("dra-mi308x", partitions=None)
+    argv = [sys.executable, "-m", "deviceplugin.dra", "--node-name=dra-mi308x", "--once",
+            f"--sysfs-root={SYSFS / 'mi308x'}"]
+    done = subprocess.run(argv, env=dict(os.environ, KUBECONFIG=str(plane.kubeconfig)), capture_output=True,
+                          text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    assert "32 device(s)" in done.stdout
+    (stored,) = get_json(plane, "resourceslices", "--field-selector=spec.nodeName=dra-mi308x")["items"]
+    assert {d["attributes"]["product"]["string"] for d in stored["spec"]["devices"]} == {"MI308X"}
 
 
 def test_pod_gets_the_smallest_partition_that_holds_the_model(cluster: tuple[ControlPlane, str]) -> None:
