@@ -18,6 +18,7 @@ import pytest
 
 from extender.cli import main
 from tests.extender.hostile_files import fifo, release, run_within
+from tests.extender.support import post_declaring
 
 PYTHON = sys.executable
 
@@ -38,6 +39,7 @@ def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedPr
         ["serve", "--policy", "worst-fit"],
         ["serve", "--node-cache", "sometimes"],
         ["serve", "--stale-after", "soon"],
+        ["serve", "--max-body-bytes", "2_0"],
         ["plan", "--format", "xml"],
         [],
     ],
@@ -49,6 +51,7 @@ def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedPr
         "unknown policy",
         "unknown cache mode",
         "stale-after not a number",
+        "max-body-bytes not a quantity",
         "unknown format",
         "no command",
     ],
@@ -66,8 +69,10 @@ def test_bad_flags_exit_2_with_usage(argv: list[str], capsys: pytest.CaptureFixt
         (["serve", "--tls-cert-file", "/etc/hostname"], "--tls-cert-file and --tls-key-file must be given together"),
         (["serve", "--stale-after", "0"], "--stale-after 0: must be more than 0"),
         (["serve", "--kubeconfig", "/nonexistent"], "--kubeconfig /nonexistent: file not found"),
+        (["serve", "--max-body-bytes", "100"], "--max-body-bytes 100: must be 1024 to 1073741824 bytes"),
+        (["serve", "--max-body-bytes", "2Gi"], "--max-body-bytes 2147483648: must be 1024 to 1073741824 bytes"),
     ],
-    ids=["cert without key", "stale-after zero", "missing kubeconfig"],
+    ids=["cert without key", "stale-after zero", "missing kubeconfig", "body limit too small", "body limit too large"],
 )
 def test_bad_values_exit_2_with_one_line(argv: list[str], fragment: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(argv, environ={}) == 2
@@ -260,3 +265,12 @@ def test_a_fifo_or_dev_zero_as_a_tls_file_or_kubeconfig_exits_2_promptly(tmp_pat
                 assert f"{argv[0]} {path}: not a regular file ({kind})" in lines[0]
     finally:
         release(pipe)
+
+
+def test_serve_refuses_a_body_over_max_body_bytes_with_413() -> None:
+    with serving("--max-body-bytes", "1Mi") as port:
+        url = f"http://127.0.0.1:{port}"
+        assert wait_for(f"{url}/healthz").status_code == 200
+        refused = post_declaring(url, "/filter", (1 << 20) + 1)
+        assert refused.status == 413
+        assert "over the limit of 1048576 bytes" in json.loads(refused.body)["Error"]
