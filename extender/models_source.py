@@ -13,15 +13,14 @@ or holds more than ``sizing.models_dir.MAX_ENTRIES`` entries, keeps the previous
 
 from __future__ import annotations
 
-import errno
 import logging
 import os
-import stat
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from extender.regular_file import read_regular_file
 from sizing import CATALOGUE, Catalogue, ModelArch, SizingError
 from sizing.models_dir import MAX_ENTRY_BYTES, entry_names, extend_catalogue, parse_entry
 
@@ -52,17 +51,9 @@ def _signature(directory: Path) -> Signature:
     return tuple(rows)
 
 
-def _read_bytes(path: Path) -> bytes:
-    """An entry file's first MAX_ENTRY_BYTES + 1 bytes; OSError for anything but a regular file (a FIFO
-    would block the reader forever)."""
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise OSError(errno.EINVAL, "not a regular file")
-        with os.fdopen(fd, "rb", closefd=False) as fh:
-            return fh.read(MAX_ENTRY_BYTES + 1)
-    finally:
-        os.close(fd)
+def _why(error: OSError) -> str:
+    """What went wrong, for a person: the system's words, or NotRegularFileError's ("not a regular file (a FIFO)")."""
+    return error.strerror or str(error)
 
 
 def read_catalogue(directory: Path, base: Catalogue = CATALOGUE) -> Catalogue:
@@ -75,9 +66,9 @@ def read_catalogue(directory: Path, base: Catalogue = CATALOGUE) -> Catalogue:
         raise SizingError(f"models directory {directory} cannot be listed: {exc.strerror}") from None
     for name in names:
         try:
-            data = _read_bytes(directory / name)
+            data = read_regular_file(directory / name, MAX_ENTRY_BYTES)  # parse_entry names one too large
         except OSError as exc:
-            raise SizingError(f"models directory entry {name} cannot be read: {exc.strerror}") from None
+            raise SizingError(f"models directory entry {name} cannot be read: {_why(exc)}") from None
         models.append(parse_entry(data, name))
     return extend_catalogue(base, models)
 
@@ -147,10 +138,10 @@ class ModelsSource:
     def _read(self, name: str) -> ModelArch | None:
         path = self.directory / name
         try:
-            return parse_entry(_read_bytes(path), name)
+            return parse_entry(read_regular_file(path, MAX_ENTRY_BYTES), name)  # a FIFO is an OSError, not a wait
         except (OSError, SizingError) as exc:
             previous = self._good.get(name)
-            what = exc.strerror if isinstance(exc, OSError) else str(exc)
+            what = _why(exc) if isinstance(exc, OSError) else str(exc)
             log.warning("models directory entry %s skipped: %s; %s", name, what,
                         f"keeping its previous version ({previous.id})" if previous else "it is not served")
             return previous
