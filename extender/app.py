@@ -131,6 +131,11 @@ def create_app(
         """ExtenderArgs -> HostPriorityList: scores 0..10 by the configured policy."""
         return await decide("prioritize", request, service.prioritize)
 
+    @app.post("/preempt", responses=_BAD_REQUEST)
+    async def preempt(request: Request) -> Response:
+        """ExtenderPreemptionArgs -> ExtenderPreemptionResult: only candidate nodes where the pod fits."""
+        return await decide("preempt", request, service.preempt)
+
     @app.get("/healthz", response_class=PlainTextResponse)
     async def healthz() -> str:
         """Liveness: the process serves HTTP."""

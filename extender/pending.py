@@ -18,10 +18,9 @@ from typing import Any, Final, Protocol
 
 from extender import reasons
 from extender.pod_demand import read_pod_demand
-from extender.reasons import ReasonCode
+from extender.reasons import KnownMode, ReasonCode
 from extender.requirement import Requirement, Sizer
 from sizing.contract import ANNOTATION_MODEL, ANNOTATION_PROFILE
-from sizing.geometry import PartitionMode
 
 # kube-scheduler's condition on a pod it tried and could not place (status.conditions).
 POD_SCHEDULED: Final = "PodScheduled"
@@ -71,7 +70,7 @@ def is_waiting(pod: Mapping[str, Any]) -> bool:
                for c in conditions[:16])  # a pod has a handful of conditions
 
 
-def explain(requirement: Requirement, offers: Sequence[PartitionOffer], modes: Iterable[PartitionMode],
+def explain(requirement: Requirement, offers: Sequence[PartitionOffer], modes: Iterable[KnownMode],
             ) -> PendingNote | None:
     """The note for a pod with this requirement in a cluster whose nodes offer ``offers``; None when
     the size and count are not why it waits (or it is not sized, or cannot be: see the module doc)."""

@@ -14,9 +14,9 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import Enum
+from typing import Protocol
 
 from sizing.contract import LABEL_MEMORY_MIB
-from sizing.geometry import PartitionMode
 
 GIB = 1 << 30
 
@@ -115,7 +115,20 @@ def no_node_cache() -> Rejection:
     )
 
 
-def smallest_mode_holding(required_bytes: int, modes: Iterable[PartitionMode]) -> str | None:
+class KnownMode(Protocol):
+    """A partition mode of a known GPU (``sizing.PartitionMode`` is one)."""
+
+    @property
+    def product(self) -> str: ...
+
+    @property
+    def compute_mode(self) -> str: ...
+
+    @property
+    def memory_bytes(self) -> int: ...
+
+
+def smallest_mode_holding(required_bytes: int, modes: Iterable[KnownMode]) -> str | None:
     """The smallest partition of a known GPU that holds ``required_bytes``, for a fix: "MI300X DPX
     (96 GiB)"; among equal sizes the first product and mode of gpus.json. None when none does."""
     holding = [(m.memory_bytes, i, m) for i, m in enumerate(modes) if m.memory_bytes >= required_bytes]

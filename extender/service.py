@@ -31,6 +31,7 @@ from extender.wire import (
     encode_filter_result,
     encode_scored_hosts,
     read_extender_args,
+    read_preemption_args,
 )
 
 logger = logging.getLogger(__name__)
@@ -136,6 +137,30 @@ class ExtenderService:
         body = encode_scored_hosts(names, refs, scores)
         self._count_stale("prioritize")
         return self._finish("prioritize", body, started, started_cpu, len(names))
+
+    def preempt(self, body: bytes) -> Reply:
+        """ExtenderPreemptionArgs -> ExtenderPreemptionResult: the candidate nodes (with their victims
+        unchanged) where evicting can help, i.e. without the filter's unresolvable reasons. kube-scheduler
+        picks candidates with its own plugins only; without this verb it would evict pods on a node
+        whose partitions are too small for the pod, which the filter then rejects anyway."""
+        started, started_cpu = time.perf_counter(), time.thread_time()
+        try:
+            request = read_preemption_args(body)
+        except BadRequestError as error:
+            return self._bad_request("preempt", error, started)
+        requirement = self.sizer.requirement(read_pod_demand(request.pod))
+        names = list(request.victims)
+        if self.cache is None:  # nothing known about the nodes: every candidate stays
+            refs: Sequence[CapacityRef] = [None] * len(names)
+            resolve: Resolve = as_capacity
+        else:
+            refs, resolve = self.cache.capacity_ids(names)
+        outcome = filter_nodes(requirement, names, refs, unknown=self._unknown, resolve=resolve)
+        kept = {name: request.victims[name] for name in names if name not in outcome.unresolvable}
+        if len(kept) < len(names):
+            logger.info("preemption for pod %s: %d of %d candidate nodes dropped (%s)", pod_reference(request.pod),
+                        len(names) - len(kept), len(names), next(iter(outcome.unresolvable.values()))[:200])
+        return self._finish("preempt", encode({"NodeNameToMetaVictims": kept}), started, started_cpu, len(names))
 
     @staticmethod
     def _log_filter(

@@ -180,6 +180,66 @@ def read_extender_args(body: bytes) -> ExtenderRequest:
     return request
 
 
+@dataclass(frozen=True, slots=True)
+class PreemptionRequest:
+    """A checked ExtenderPreemptionArgs body: the pod, and per candidate node its victims as
+    MetaVictims (``{"Pods": [{"UID": ...}], "NumPDBViolations": n}``), whichever form was sent."""
+
+    pod: dict[str, Any]
+    victims: dict[str, dict[str, Any]]
+
+
+_PREEMPTION_FIELDS = {"pod": "Pod", "nodenametovictims": "NodeNameToVictims", "nodetovictims": "NodeNameToVictims",
+                      "nodenametometavictims": "NodeNameToMetaVictims"}
+# Victims on one node: a node runs at most a few hundred pods (kubelet's default max-pods is 110).
+MAX_VICTIMS_PER_NODE: Final = 1024
+
+
+def _meta_victims(node: str, victims: Any, full_pods: bool) -> dict[str, Any]:
+    """One node's Victims or MetaVictims as MetaVictims; BadRequestError naming the node otherwise."""
+    where = f"{'NodeNameToVictims' if full_pods else 'NodeNameToMetaVictims'}[{node[:64]}]"
+    if not isinstance(victims, dict):
+        raise BadRequestError(f"{where} is not an object")
+    fields = {name.lower(): value for name, value in victims.items()}
+    pods, violations = fields.get("pods") or [], fields.get("numpdbviolations") or 0
+    if not isinstance(pods, list) or len(pods) > MAX_VICTIMS_PER_NODE:
+        raise BadRequestError(f"{where}.Pods is not a list of at most {MAX_VICTIMS_PER_NODE} pods")
+    if type(violations) is not int or not 0 <= violations <= MAX_VICTIMS_PER_NODE:
+        raise BadRequestError(f"{where}.NumPDBViolations is not a count")
+    uids = []
+    for index, victim in enumerate(pods):
+        item = victim.get("metadata") if full_pods and isinstance(victim, dict) else victim
+        uid = next((v for k, v in item.items() if k.lower() == "uid"), None) if isinstance(item, dict) else None
+        if not isinstance(uid, str) or not 0 < len(uid) <= 128:
+            raise BadRequestError(f"{where}.Pods[{index}] has no uid")
+        uids.append({"UID": uid})
+    return {"Pods": uids, "NumPDBViolations": violations}
+
+
+def read_preemption_args(body: bytes) -> PreemptionRequest:
+    """Parse and check an ExtenderPreemptionArgs body (k8s.io/kube-scheduler/extender/v1: Pod and
+    NodeNameToMetaVictims with nodeCacheCapable, else NodeNameToVictims with whole pods);
+    BadRequestError with a one-line reason otherwise."""
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError as error:
+        raise BadRequestError(f"request body is not valid JSON: {str(error)[:MAX_ERROR_TEXT]}") from error
+    if not isinstance(data, dict):
+        raise BadRequestError("request body must be a JSON object (ExtenderPreemptionArgs)")
+    fields = {_PREEMPTION_FIELDS.get(name.lower()) or name: value for name, value in data.items()}
+    pod = fields.get("Pod")
+    if not isinstance(pod, dict):
+        raise BadRequestError("ExtenderPreemptionArgs has no Pod")
+    meta, full = fields.get("NodeNameToMetaVictims"), fields.get("NodeNameToVictims")
+    chosen, full_pods = (meta, False) if meta is not None else (full, True)
+    if chosen is None:
+        chosen = {}
+    if not isinstance(chosen, dict) or len(chosen) > MAX_NODES:
+        raise BadRequestError(f"ExtenderPreemptionArgs victims must be an object of at most {MAX_NODES} nodes")
+    return PreemptionRequest(pod, {str(node): _meta_victims(str(node), victims, full_pods)
+                                   for node, victims in chosen.items()})
+
+
 def encode(value: Any) -> bytes:
     """Compact JSON: UTF-8, no spaces."""
     return orjson.dumps(value)

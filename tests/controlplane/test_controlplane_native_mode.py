@@ -3,9 +3,11 @@ webhook (registered with the API server, called over TLS) writes the node affini
 runs the native profile (``native_scheduler_config``: no extender) and places best fit across three
 partition sizes; a pod no node holds gets the extender's explanation as an Event from the same
 process (one per pod and reason); and a high-priority 70B pod preempts only where it fits, in native
-mode and with the extender (kube-scheduler 1.25 skips extenders without a preemptVerb during
-preemption: the webhook's required ``memory-mib Gt`` is what keeps victims off too-small nodes).
-Skipped without the control-plane binaries."""
+mode and with the extender. kube-scheduler 1.25 picks preemption victims with its own plugins and
+asks only extenders with a preemptVerb (preemption.go callExtenders): for a pod with the webhook's
+required ``memory-mib Gt`` NodeAffinity already rules the too-small nodes out; for one without it
+(created where the webhook does not look), the extender's /preempt does. Skipped without the
+control-plane binaries."""
 
 from __future__ import annotations
 
@@ -48,6 +50,7 @@ WEBHOOK_MANIFEST = Path(__file__).resolve().parents[2] / "manifests" / "webhook"
 NATIVE = "aim-native"
 EXTENDER = "aim-with-extender"
 WEBHOOK = "aim-gpu-webhook-native-test"
+RAW = "raw"  # the preemption pool of a pod the webhook never saw
 PRIORITY_HIGH, PRIORITY_LOW, PRIORITY_LOWEST = "aim-native-high", "aim-native-low", "aim-native-lowest"
 READY_TIMEOUT_SECONDS = 60.0
 # Three partition sizes of MI300X as gpus.json gives them: CPX 24 GiB, QPX 48 GiB, DPX 96 GiB.
@@ -64,7 +67,7 @@ class Native:
     plane: ControlPlane
     namespace: str
     fit: Pool
-    full: dict[str, Pool]  # scheduler name -> its preemption pool
+    full: dict[str, Pool]  # scheduler name (or RAW) -> its preemption pool
     extender: RunningExtender
 
 
@@ -118,7 +121,8 @@ def native(control_plane: ControlPlane, tmp_path_factory: pytest.TempPathFactory
     namespace = plane.create_namespace("native")
     plane.kubectl("label", "namespace", namespace, "aim.amd.com/admission=enabled")
     fit = create_pool(plane, "nat-fit", FIT)
-    full = {NATIVE: create_pool(plane, "nat-full", FULL), EXTENDER: create_pool(plane, "ext-full", FULL)}
+    full = {NATIVE: create_pool(plane, "nat-full", FULL), EXTENDER: create_pool(plane, "ext-full", FULL),
+            RAW: create_pool(plane, "raw-full", FULL)}
     schedulers: list[ManagedProcess] = []
     extender: RunningExtender | None = None
     try:
@@ -141,7 +145,7 @@ def native(control_plane: ControlPlane, tmp_path_factory: pytest.TempPathFactory
         # The webhook (and the pending explainer) in aim-extender serve, as the chart runs it.
         tls = plane.ca.issue("native-webhook", "127.0.0.1", ip_addresses=("127.0.0.1",), server=True)
         port = free_port()
-        extender = plane.start_extender(node_cache="off", extra_args=[
+        extender = plane.start_extender(node_cache="watch", extra_args=[
             f"--kubeconfig={plane.kubeconfig}", f"--webhook-port={port}", f"--webhook-cert-file={tls.cert}",
             f"--webhook-key-file={tls.key}", f"--webhook-scheduler-name={NATIVE}"])
         plane.kubectl("apply", "-f", "-", stdin=json.dumps(webhook_configuration(
@@ -159,16 +163,16 @@ def native(control_plane: ControlPlane, tmp_path_factory: pytest.TempPathFactory
         configs = {
             NATIVE: native_scheduler_config(API_V1BETA3, scheduler_name=NATIVE, leader_election=False),
             EXTENDER: second_scheduler_config(API_V1BETA3, scheduler_name=EXTENDER, leader_election=False,
-                                              endpoint=ExtenderEndpoint(host="127.0.0.1", port=port_of_extender,
-                                                                        node_cache_capable=False)),
+                                              endpoint=ExtenderEndpoint(host="127.0.0.1", port=port_of_extender)),
         }
+        configs[EXTENDER]["extenders"][0]["preemptVerb"] = "preempt"  # extender/service.py preempt
         for name, configuration in configs.items():
             process = plane.start_scheduler(configuration, name=name)
             schedulers.append(process)
 
             def sees_everything(process: ManagedProcess = process) -> bool:
                 samples = plane.scheduler_metrics(process)
-                return (samples.get('scheduler_scheduler_cache_size{type="nodes"}', 0) >= len(FIT) + 2 * len(FULL)
+                return (samples.get('scheduler_scheduler_cache_size{type="nodes"}', 0) >= len(FIT) + 3 * len(FULL)
                         and samples.get('scheduler_scheduler_cache_size{type="pods"}', 0) >= bound)
 
             wait_until(sees_everything, READY_TIMEOUT_SECONDS, f"{name} to cache the nodes and bound pods")
@@ -249,3 +253,25 @@ def test_native_mode_preempts_only_on_a_node_where_the_pod_fits(native: Native) 
 
 def test_extender_mode_preempts_only_on_a_node_where_the_pod_fits(native: Native) -> None:
     _preempts_only_where_it_fits(native, EXTENDER)
+
+
+def test_extender_mode_preempts_only_where_the_pod_fits_without_the_webhooks_affinity(native: Native) -> None:
+    """A pod with the model annotation but no node affinity (created in a namespace the webhook does
+    not look at): kube-scheduler's plugins see only the partition count, so they would evict on the
+    24 GiB node (lowest-priority victims); the extender's /preempt drops that candidate. Without the
+    preemptVerb one pod on the 24 GiB node was evicted for nothing (then the filter refused the node
+    and a second preemption evicted on the 96 GiB node)."""
+    plane, pool = native.plane, native.full[RAW]
+    other = plane.create_namespace("native-raw")
+    try:
+        small_before = pods_on(plane.core, native.namespace, pool["cpx"])
+        annotations = {"aim.amd.com/model": "meta-llama/Llama-3.3-70B-Instruct", "aim.amd.com/precision": "fp8"}
+        raw = model_pod("raw-70b", pool, annotations, scheduler=EXTENDER, priority=PRIORITY_HIGH, partitions=1)
+        submit(plane.core, other, raw)
+        assert bound_node(plane.core, other, "raw-70b", timeout=READY_TIMEOUT_SECONDS) == pool["dpx"]
+        assert plane.core.read_namespaced_pod("raw-70b", other).spec.affinity is None  # the webhook never saw it
+        assert pods_on(plane.core, native.namespace, pool["cpx"]) == small_before
+        assert len(pods_on(plane.core, native.namespace, pool["dpx"])) == 1
+        assert native.extender.metrics().get('aim_extender_request_duration_seconds_count{verb="preempt"}', 0) >= 1
+    finally:
+        plane.delete_namespace(other)
