@@ -1,5 +1,7 @@
-"""``python -m deviceplugin.dra --node-name NODE [--sysfs-root /sys] [--interval 30] [--once]``:
-publish this node's partitions as ResourceSlices (docs/dra.md). NODE defaults to $NODE_NAME."""
+"""``python -m deviceplugin.dra --node-name NODE [--sysfs-root /sys] [--interval 30] [--once]
+[--kubelet-plugin [--cdi-dir D --plugin-dir D --registry-dir D]]``: publish this node's partitions
+as ResourceSlices and, with ``--kubelet-plugin``, serve the kubelet's DRA gRPC API and keep the CDI
+spec of the partitions (docs/dra.md). NODE defaults to $NODE_NAME."""
 
 from __future__ import annotations
 
@@ -15,8 +17,37 @@ from types import FrameType
 
 from deviceplugin.cli import NODE_NAME_ENV, _positive_float
 from deviceplugin.config import DEFAULT_DISCOVERY_INTERVAL_S
+from deviceplugin.dra.cdi import DEFAULT_CDI_DIR, write_cdi_spec
+from deviceplugin.dra.kubelet_plugin import (
+    DEFAULT_PLUGIN_DIR,
+    DEFAULT_REGISTRY_DIR,
+    DraPluginServicer,
+    api_claim_reader,
+    serve,
+)
 from deviceplugin.dra.loop import publish_once, run
 from deviceplugin.dra.publish import SlicePublisher, SlicePublishError
+from deviceplugin.dra.slices import device, device_name
+from deviceplugin.inventory import Inventory
+
+# Seconds the gRPC server lets a kubelet call finish at shutdown.
+STOP_GRACE_S = 2.0
+
+
+class NodeDevices:
+    """The device names this node publishes now: set by the publishing loop, read by the gRPC
+    threads (one attribute holding an immutable set: replaced, never changed in place)."""
+
+    def __init__(self, cdi_dir: Path) -> None:
+        self.cdi_dir = cdi_dir
+        self.names: frozenset[str] = frozenset()
+
+    def update(self, inventory: Inventory) -> None:
+        write_cdi_spec(inventory, self.cdi_dir)
+        self.names = frozenset(device_name(p) for p in inventory.partitions if device(p) is not None)
+
+    def __call__(self) -> frozenset[str]:
+        return self.names
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -28,6 +59,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--interval", type=_positive_float, default=DEFAULT_DISCOVERY_INTERVAL_S,
                         help="seconds between discoveries (default %(default)s)")
     parser.add_argument("--once", action="store_true", help="publish once and exit (1 when refused)")
+    parser.add_argument("--kubelet-plugin", action="store_true",
+                        help="also serve the kubelet's DRA plugin API and write the CDI spec")
+    parser.add_argument("--cdi-dir", type=Path, default=DEFAULT_CDI_DIR)
+    parser.add_argument("--plugin-dir", type=Path, default=DEFAULT_PLUGIN_DIR)
+    parser.add_argument("--registry-dir", type=Path, default=DEFAULT_REGISTRY_DIR)
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     return parser
 
@@ -55,7 +91,21 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, on_term)
     signal.signal(signal.SIGINT, on_term)
-    run(publisher, args.sysfs_root, args.interval, stop)
+    if not args.kubelet_plugin:
+        run(publisher, args.sysfs_root, args.interval, stop)
+        return 0
+    devices = NodeDevices(args.cdi_dir)
+    try:
+        reader = api_claim_reader(publisher.api_client())
+    except SlicePublishError as exc:
+        logging.getLogger("deviceplugin.dra").error("%s", exc)
+        return 1
+    servicer = DraPluginServicer(args.node_name, reader, devices)
+    server, _ = serve(servicer, args.plugin_dir, args.registry_dir)
+    try:
+        run(publisher, args.sysfs_root, args.interval, stop, devices.update)
+    finally:
+        server.stop(STOP_GRACE_S).wait()
     return 0
 
 

@@ -64,6 +64,10 @@ class SlicePublisher:
         self.node_name = node_name
         self._api_client = api_client
 
+    def api_client(self) -> client.ApiClient:
+        """The client this publisher uses (loaded on first use); SlicePublishError without credentials."""
+        return self._client()
+
     def _client(self) -> client.ApiClient:
         if self._api_client is None:
             try:

@@ -14,14 +14,20 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import grpc
 import httpx
 import pytest
 import yaml
 
+from deviceplugin.dra.__main__ import NodeDevices
+from deviceplugin.dra.cdi import cdi_id
+from deviceplugin.dra.kubelet_plugin import DraPluginServicer, api_claim_reader, serve
+from deviceplugin.dra.proto import dra_v1_pb2, dra_v1_pb2_grpc
 from deviceplugin.dra.publish import SlicePublisher
 from deviceplugin.dra.slices import device_name
 from deviceplugin.inventory import Inventory, Partition
@@ -157,6 +163,26 @@ def test_pod_gets_the_smallest_partition_that_holds_the_model(cluster: tuple[Con
     assert result["driver"] == DRA_DRIVER and result["pool"] == "dra-node"
     assert result["device"] in qpx, result
     assert result["request"].startswith("gpu/below-")
+    # The kubelet's next step, over the plugin's gRPC API: prepare the claim the scheduler allocated.
+    (status,) = get_json(plane, "pod", "-n", namespace, "llm")["status"]["resourceClaimStatuses"]
+    stored_claim = get_json(plane, "resourceclaim", "-n", namespace, status["resourceClaimName"])
+    with tempfile.TemporaryDirectory(prefix="aim-dra-") as short:
+        devices = NodeDevices(Path(short) / "cdi")
+        devices.update(inventory())
+        server, _ = serve(DraPluginServicer("dra-node", api_claim_reader(plane.api), devices),
+                          Path(short) / "plugin", Path(short) / "registry")
+        try:
+            with grpc.insecure_channel(f"unix://{Path(short) / 'plugin' / 'dra.sock'}") as channel:
+                answer = dra_v1_pb2_grpc.DRAPluginStub(channel).NodePrepareResources(
+                    dra_v1_pb2.NodePrepareResourcesRequest(claims=[dra_v1_pb2.Claim(
+                        namespace=namespace, name=stored_claim["metadata"]["name"],
+                        uid=stored_claim["metadata"]["uid"])]), timeout=10)
+        finally:
+            server.stop(0).wait()
+    prepared = answer.claims[stored_claim["metadata"]["uid"]]
+    assert prepared.error == ""
+    (device,) = prepared.devices
+    assert device.device_name == result["device"] and list(device.cdi_device_ids) == [cdi_id(result["device"])]
 
 
 def test_control_enough_memory_alone_gets_the_largest_partition(cluster: tuple[ControlPlane, str]) -> None:

@@ -1,0 +1,168 @@
+"""The kubelet side of the DRA driver over real gRPC on unix sockets: a test kubelet made from the
+stubs of the kubelet's own protos (k8s.io/kubelet/pkg/apis/pluginregistration/v1 and
+.../dra/v1, deviceplugin/dra/proto) finds the registration socket, reads the plugin info, then calls
+NodePrepareResources/NodeUnprepareResources with claims shaped as resource.k8s.io/v1 returns them
+(the real API server's claim, allocated by the real scheduler, is in test_dra_controlplane.py)."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+
+from deviceplugin.dra.__main__ import NodeDevices
+from deviceplugin.dra.cdi import CDI_KIND, SPEC_FILE, cdi_spec
+from deviceplugin.dra.kubelet_plugin import ClaimReadError, DraPluginServicer, serve
+from deviceplugin.dra.proto import dra_v1_pb2, dra_v1_pb2_grpc, pluginregistration_pb2, pluginregistration_pb2_grpc
+from deviceplugin.dra.slices import device_name
+from deviceplugin.inventory import Inventory
+from sizing.contract import DRA_DRIVER
+from tests.dra.test_dra_controlplane import inventory
+
+NODE = "node-a"
+DEVICES = [device_name(p) for p in inventory().partitions]
+
+
+def claim(uid: str, results: list[dict[str, str]] | None) -> dict[str, Any]:
+    status: dict[str, Any] = {} if results is None else {"allocation": {"devices": {"results": results}}}
+    return {"apiVersion": "resource.k8s.io/v1", "kind": "ResourceClaim",
+            "metadata": {"name": f"c-{uid}", "namespace": "team-a", "uid": uid}, "status": status}
+
+
+def ours(device: str, request: str = "gpu/below-65536mi", pool: str = NODE) -> dict[str, str]:
+    return {"request": request, "driver": DRA_DRIVER, "pool": pool, "device": device}
+
+
+CLAIMS: dict[str, Mapping[str, Any]] = {
+    "c-ok": claim("ok", [ours(DEVICES[3])]),
+    "c-two": claim("two", [ours(DEVICES[3], "gpu/x"), ours(DEVICES[4], "gpu/x"),
+                           {"request": "nic", "driver": "nic.example.com", "pool": NODE, "device": "eth0"}]),
+    "c-pending": claim("pending", None),
+    "c-elsewhere": claim("elsewhere", [ours(DEVICES[3], pool="node-b")]),
+    "c-gone": claim("gone", [ours("gpu-0000-99-00-0-p0")]),
+}
+
+
+def read_claim(namespace: str, name: str) -> Mapping[str, Any]:
+    if name == "c-unreadable":
+        raise ClaimReadError(f"GET resourceclaim {namespace}/{name}: HTTP 503 Service Unavailable")
+    return CLAIMS[name]
+
+
+@pytest.fixture
+def kubelet() -> Iterator[tuple[Path, Path, NodeDevices]]:
+    # A short directory: a unix socket path holds at most 107 bytes, pytest's tmp_path is longer.
+    with tempfile.TemporaryDirectory(prefix="aim-dra-") as short:
+        yield from _serving(Path(short))
+
+
+def _serving(tmp_path: Path) -> Iterator[tuple[Path, Path, NodeDevices]]:
+    devices = NodeDevices(tmp_path / "cdi")
+    devices.update(inventory())
+    server, _ = serve(DraPluginServicer(NODE, read_claim, devices), tmp_path / "plugins" / DRA_DRIVER,
+                      tmp_path / "plugins_registry")
+    try:
+        yield tmp_path / "plugins_registry" / f"{DRA_DRIVER}-reg.sock", tmp_path / "plugins" / DRA_DRIVER, devices
+    finally:
+        server.stop(0).wait()
+
+
+def test_registration_names_the_driver_and_the_v1_service(kubelet: tuple[Path, Path, NodeDevices]) -> None:
+    registration_socket, plugin_dir, _ = kubelet
+    with grpc.insecure_channel(f"unix://{registration_socket}") as channel:
+        stub = pluginregistration_pb2_grpc.RegistrationStub(channel)
+        info = stub.GetInfo(pluginregistration_pb2.InfoRequest(), timeout=5)
+        stub.NotifyRegistrationStatus(pluginregistration_pb2.RegistrationStatus(plugin_registered=True), timeout=5)
+    assert (info.type, info.name, list(info.supported_versions)) == ("DRAPlugin", DRA_DRIVER, ["v1.DRAPlugin"])
+    assert info.endpoint == str(plugin_dir / "dra.sock") and Path(info.endpoint).is_socket()
+
+
+def prepare(endpoint: Path, *uids: str) -> dra_v1_pb2.NodePrepareResourcesResponse:
+    with grpc.insecure_channel(f"unix://{endpoint}") as channel:
+        request = dra_v1_pb2.NodePrepareResourcesRequest(
+            claims=[dra_v1_pb2.Claim(namespace="team-a", name=f"c-{u}", uid=u) for u in uids])
+        return dra_v1_pb2_grpc.DRAPluginStub(channel).NodePrepareResources(request, timeout=5)
+
+
+def test_prepare_answers_the_cdi_id_of_the_allocated_partition(kubelet: tuple[Path, Path, NodeDevices]) -> None:
+    _, plugin_dir, _ = kubelet
+    response = prepare(plugin_dir / "dra.sock", "ok", "two")
+    ok = response.claims["ok"]
+    assert ok.error == ""
+    (found,) = ok.devices
+    assert (list(found.request_names), found.pool_name, found.device_name) == (["gpu/below-65536mi"], NODE, DEVICES[3])
+    assert list(found.cdi_device_ids) == [f"{CDI_KIND}={DEVICES[3]}"]
+    two = response.claims["two"]
+    assert two.error == "" and [d.device_name for d in two.devices] == [DEVICES[3], DEVICES[4]]
+
+
+@pytest.mark.parametrize(("uid", "words"), [
+    ("pending", "is not allocated"),
+    ("elsewhere", "pool 'node-b'"),
+    ("gone", "is not a partition of node node-a"),
+    ("unreadable", "HTTP 503"),
+])
+def test_a_claim_that_cannot_be_prepared_gets_an_error_not_a_failed_call(
+        kubelet: tuple[Path, Path, NodeDevices], uid: str, words: str) -> None:
+    _, plugin_dir, _ = kubelet
+    response = prepare(plugin_dir / "dra.sock", uid, "ok")
+    assert words in response.claims[uid].error and not response.claims[uid].devices
+    assert response.claims["ok"].error == ""  # one bad claim does not spoil the others
+
+
+def test_uid_mismatch_is_an_error(kubelet: tuple[Path, Path, NodeDevices]) -> None:
+    _, plugin_dir, _ = kubelet
+    with grpc.insecure_channel(f"unix://{plugin_dir / 'dra.sock'}") as channel:
+        request = dra_v1_pb2.NodePrepareResourcesRequest(claims=[dra_v1_pb2.Claim(namespace="team-a", name="c-ok",
+                                                                                  uid="other")])
+        response = dra_v1_pb2_grpc.DRAPluginStub(channel).NodePrepareResources(request, timeout=5)
+    assert "re-created" in response.claims["other"].error
+
+
+def test_repartitioned_node_refuses_a_stale_device(kubelet: tuple[Path, Path, NodeDevices]) -> None:
+    _, plugin_dir, devices = kubelet
+    devices.update(Inventory())  # every partition gone (e.g. the GPU was repartitioned)
+    assert "is not a partition" in prepare(plugin_dir / "dra.sock", "ok").claims["ok"].error
+
+
+def test_unprepare_answers_every_claim(kubelet: tuple[Path, Path, NodeDevices]) -> None:
+    _, plugin_dir, _ = kubelet
+    with grpc.insecure_channel(f"unix://{plugin_dir / 'dra.sock'}") as channel:
+        request = dra_v1_pb2.NodeUnprepareResourcesRequest(claims=[dra_v1_pb2.Claim(namespace="n", name="a", uid="u1")])
+        response = dra_v1_pb2_grpc.DRAPluginStub(channel).NodeUnprepareResources(request, timeout=5)
+    assert set(response.claims) == {"u1"} and response.claims["u1"].error == ""
+
+
+def test_cdi_spec_names_each_partitions_render_node_and_kfd(kubelet: tuple[Path, Path, NodeDevices]) -> None:
+    _, _, devices = kubelet
+    written = json.loads((devices.cdi_dir / SPEC_FILE).read_text())
+    assert written == cdi_spec(inventory())
+    assert written["kind"] == CDI_KIND and written["containerEdits"] == {"deviceNodes": [{"path": "/dev/kfd"}]}
+    by_name = {d["name"]: d for d in written["devices"]}
+    first = inventory().partitions[0]
+    assert by_name[device_name(first)]["containerEdits"]["deviceNodes"] == [
+        {"path": f"/dev/dri/renderD{first.render_minor}"}]
+    assert len(by_name) == len(inventory().partitions)
+
+
+def test_committed_stubs_are_what_the_protos_generate(tmp_path: Path) -> None:
+    from deviceplugin.dra.proto import regenerate
+
+    fresh = regenerate.regenerate(tmp_path)
+    assert len(fresh) == 6
+    for path in fresh:
+        assert path.read_bytes() == (regenerate.PROTO_DIR / path.name).read_bytes(), f"{path.name} is stale"
+
+
+def test_wire_names_are_the_kubelets() -> None:
+    """The full method names the kubelet calls (api.pb.go / api_grpc.pb.go of Kubernetes 1.34)."""
+    dra = dra_v1_pb2.DESCRIPTOR.services_by_name["DRAPlugin"]
+    assert dra.full_name == "k8s.io.kubelet.pkg.apis.dra.v1.DRAPlugin"
+    assert {m.name for m in dra.methods} == {"NodePrepareResources", "NodeUnprepareResources"}
+    registration = pluginregistration_pb2.DESCRIPTOR.services_by_name["Registration"]
+    assert registration.full_name == "pluginregistration.Registration"
