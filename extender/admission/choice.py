@@ -204,8 +204,13 @@ def decide(target: Target, offers: Sequence[Offer]) -> Outcome:
 # partitions are the j-th size that fits (j = 0 the smallest) matches every term from the j-th on,
 # so with k sizes it scores 100 x (k - 1 - j): the smaller the partition, the higher, and the
 # largest size scores 0 (one term per size would add the same 100 to every node that fits).
-# A node size between two known sizes ranks with the smaller one (bands, not exact values, so the
-# KFD sizes of real partitions, a few MiB off the data file's, still match).
+# The sizes are those the labelled nodes advertise (gpus.json's only while no node does): each
+# term costs kube-scheduler one label comparison per node per pod, and the 14 sizes of gpus.json
+# would be up to 13 terms where a cluster has a handful of shapes (at 5,000 nodes, 13 x 5,000
+# comparisons per pod, several percent of the scheduler's time: bench/bench_scheduler.py). A size
+# that appears later (a repartitioned node) ranks with the next smaller size the pod was admitted
+# with (bands, not exact values; for the same reason the KFD sizes of real partitions, a few MiB
+# off the data file's, match), never above a smaller one.
 #
 # Why size beats fullness: after normalization two nodes of different sizes differ by at least
 # floor(100 x 100 / (100 x (k - 1))) >= 1 point as long as k - 1 <= 100 terms (MAX_PREFERRED_TERMS
@@ -214,9 +219,8 @@ def decide(target: Target, offers: Sequence[Offer]) -> Outcome:
 # (100 x 1,000) plus every other default score plugin (100 x 9). Among nodes of one size the
 # preference is equal and fullness decides: the extender's best fit (extender/verdict.py).
 
-# Terms written at most: more distinct sizes than gpus.json's 14 plus a few node shapes only come
-# from odd labels; sizes beyond the 33rd that fits share the lowest rank (never inverted). Each
-# term costs kube-scheduler one label comparison per node per pod.
+# Terms written at most: more distinct sizes than a few node shapes only come from odd labels;
+# sizes beyond the 33rd that fits share the lowest rank (never inverted).
 MAX_PREFERRED_TERMS: Final = 32
 # Weight of each term: the API's maximum (1..100), so the ranks stay 100 apart before normalization.
 PREFERRED_TERM_WEIGHT: Final = 100
@@ -226,8 +230,9 @@ _KNOWN_SIZES_MIB: Final = tuple(sorted({mode.memory_bytes // MIB for mode in siz
 
 def size_bounds(required_mib: int, offers: Sequence[Offer]) -> tuple[int, ...]:
     """The ``Lt`` values of the preferred terms, smallest first: every partition size (whole MiB,
-    rounded down, as the ``memory-mib`` label gives it) of gpus.json or of a labelled node that holds ``required_mib``,
-    without the smallest (the terms are upper bounds: "no larger than the size below this")."""
-    sizes = sorted({*_KNOWN_SIZES_MIB, *(o.memory_bytes // MIB for o in offers)})
+    rounded down, as the ``memory-mib`` label gives it) that holds ``required_mib``, of the labelled
+    nodes (of gpus.json while no node is labelled), without the smallest (the terms are upper bounds:
+    "smaller than the next size")."""
+    sizes = sorted({o.memory_bytes // MIB for o in offers} or set(_KNOWN_SIZES_MIB))
     fitting = [size for size in sizes if size >= required_mib]
     return tuple(fitting[1:MAX_PREFERRED_TERMS + 1])

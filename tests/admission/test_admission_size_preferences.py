@@ -97,9 +97,17 @@ def scheduler_totals(affinity: Mapping[str, Any], nodes: Mapping[str, tuple[int,
             for n, (_, fullness) in feasible.items()}
 
 
+def every_known_size() -> PartitionInventory:
+    """A node of every partition size of gpus.json (MI300X labels; only the size matters here)."""
+    inventory = PartitionInventory()
+    for size in KNOWN_SIZES_MIB:
+        inventory.set_node(str(size), {LABEL_MEMORY_MIB: str(size), "amd.com/gpu-partition.count": "8"})
+    return inventory
+
+
 def test_a_pod_gets_one_term_per_size_that_holds_it_ranking_the_smallest_highest() -> None:
     pod = fixture_object("review-pod-catalogue-model.json")  # Llama-3.1-8B fp16: ~20 GiB on 1 partition
-    result = answer(POD_KIND, pod)
+    result = answer(POD_KIND, pod, inventory=every_known_size())
     mutated = result.applied_to(pod)
     validate_pod(mutated)
     affinity = node_affinity(mutated)
@@ -108,8 +116,11 @@ def test_a_pod_gets_one_term_per_size_that_holds_it_ranking_the_smallest_highest
     assert 19 * 1024 < need < 21 * 1024 and len(fitting) > 5
     # Terms "memory-mib Lt <next size>": every size that holds it but the smallest bounds a term.
     assert ours(affinity) == fitting[1:]
+    # The sizes are the nodes' (24 and 48 GiB in the demo cluster): one term.
+    assert ours(node_affinity(answer(POD_KIND, fixture_object("review-pod-catalogue-model.json")).applied_to(
+        fixture_object("review-pod-catalogue-model.json")))) == [48 * 1024]
     # The record owns them: a second call changes nothing.
-    assert answer(POD_KIND, mutated).ops == []
+    assert answer(POD_KIND, mutated, inventory=every_known_size()).ops == []
     assert json.loads(mutated["metadata"]["annotations"]["aim.amd.com/admission"])["set"]["preferred"] == ",".join(
         f"100<{bound}" for bound in fitting[1:])
 
@@ -119,7 +130,7 @@ def test_size_beats_fullness_under_the_native_profile() -> None:
     the emptiest against the fullest with every other plugin maxed for the larger; nodes of one size
     are ordered by fullness; a size below the need is not feasible."""
     pod = fixture_object("review-pod-catalogue-model.json")
-    affinity = node_affinity(answer(POD_KIND, pod).applied_to(pod))
+    affinity = node_affinity(answer(POD_KIND, pod, inventory=every_known_size()).applied_to(pod))
     others = MAX_NODE_SCORE * sum(OTHER_SCORE_WEIGHTS.values())
     sizes = [s for s in KNOWN_SIZES_MIB if s >= required_mib(affinity)]
     nodes = {f"{size}-{fullness}": (size, fullness) for size in sizes for fullness in (0, 100)}
@@ -140,9 +151,10 @@ def test_size_beats_fullness_under_the_native_profile() -> None:
     assert nodes[best] == (sizes[-3], 100)
 
 
-def test_size_bounds_include_the_nodes_sizes_and_are_capped() -> None:
-    odd = inventory_of(odd=partition_labels("MI300X", "QPX", 50, 4))
-    assert 50 * 1024 in size_bounds(40 * 1024, odd.offers())
+def test_size_bounds_are_the_nodes_sizes_else_the_known_ones_and_are_capped() -> None:
+    odd = inventory_of(odd=partition_labels("MI300X", "QPX", 50, 4), big=partition_labels("MI300X", "DPX", 96, 2))
+    assert size_bounds(40 * 1024, odd.offers()) == (96 * 1024,)
+    assert size_bounds(40 * 1024, ()) == tuple(s for s in KNOWN_SIZES_MIB if s >= 40 * 1024)[1:]
     many = inventory_of(**{f"n{i}": partition_labels("MI300X", "CPX", 25 + i, 8) for i in range(60)})
     bounds = size_bounds(1024, many.offers())
     assert len(bounds) == MAX_PREFERRED_TERMS and bounds == tuple(sorted(bounds))
@@ -156,7 +168,7 @@ def test_an_inference_service_gets_the_terms_in_its_predictor_and_they_follow_th
     validate_inference_service(mutated)
     affinity = node_affinity(mutated, ("spec", "predictor"))
     before = ours(affinity)
-    assert before == [s for s in KNOWN_SIZES_MIB if s >= required_mib(affinity)][1:]
+    assert before == [48 * 1024]  # the demo cluster's sizes: 24 and 48 GiB
     # A node with a new partition size appears: an UPDATE recomputes the webhook's terms (and only them).
     user_term = {"weight": 7, "preference": {"matchExpressions": [{"key": "zone", "operator": "In", "values": ["a"]}]}}
     mutated["spec"]["predictor"]["affinity"]["nodeAffinity"][PREFERRED].insert(0, user_term)
