@@ -12,9 +12,11 @@
 app.kubernetes.io/name: {{ include "aim.name" . }}
 app.kubernetes.io/component: {{ .role }}
 app.kubernetes.io/part-of: aim-gpu-sharing
+{{- if not .root.Values.renderedManifests }}
 app.kubernetes.io/instance: {{ .root.Release.Name }}
 app.kubernetes.io/managed-by: {{ .root.Release.Service }}
 helm.sh/chart: {{ printf "%s-%s" .root.Chart.Name .root.Chart.Version | replace "+" "_" }}
+{{- end }}
 {{- with .root.Values.commonLabels }}
 {{ toYaml . }}
 {{- end }}
