@@ -32,6 +32,7 @@ from tests.deploy.deploy_support import (
     parse_flags,
     pod_spec,
 )
+from tools.render_manifests import HEADER as GENERATED_HEADER
 
 STANDALONE = MANIFESTS / "scheduler" / "kube-scheduler-config.yaml"
 DEFAULT_SCHEDULER = MANIFESTS / "scheduler" / "kube-scheduler-config.default-scheduler.yaml"
@@ -117,7 +118,7 @@ def test_one_step_of_best_fit_outranks_every_in_tree_score_plugin() -> None:
 def test_configmap_embeds_the_standalone_file_verbatim() -> None:
     text, parsed = embedded_config()
     assert parsed == load_config(STANDALONE)
-    assert text == STANDALONE.read_text()
+    assert text == STANDALONE.read_text().removeprefix(GENERATED_HEADER)
 
 
 def test_default_scheduler_variant_registers_the_same_extender() -> None:
@@ -202,17 +203,6 @@ def test_scheduler_deployment_runs_the_configmap_config_with_a_current_stock_ima
     assert volume["configMap"]["name"] == "aim-gpu-scheduler-config"
     key = config_flag[len(mount["mountPath"]) + 1 :]
     assert key in one("ConfigMap", "aim-gpu-scheduler-config").body["data"]
-
-
-def test_tls_component_mounts_the_ca_where_the_config_expects_it() -> None:
-    ca_file = only_extender(load_config(TLS))["tlsConfig"]["caFile"]
-    patch = next(d for d in find("Deployment", SCHEDULER_NAME) if "components" in d.path.parts)
-    spec = pod_spec(patch)
-    mount = next(m for m in spec["containers"][0]["volumeMounts"] if ca_file.startswith(m["mountPath"] + "/"))
-    volume = next(v for v in spec["volumes"] if v["name"] == mount["name"])
-    item_paths = {i["path"] for i in volume["secret"]["items"]}
-    assert ca_file[len(mount["mountPath"]) + 1 :] in item_paths
-    assert {i["key"] for i in volume["secret"]["items"]} == {"ca.crt"}, "the scheduler needs the CA, not the key"
 
 
 def test_every_example_opts_into_the_scheduler_that_runs_the_extender() -> None:
