@@ -261,7 +261,7 @@ def split_manifest(manifest: str) -> list[Doc]:
 
 def render_variants(kubeconfig: Path) -> dict[str, list[Doc]]:
     """Every entry of VARIANTS rendered by Helm: upgrades of one release in ``kubeconfig``'s cluster."""
-    import helm_sdkpy
+    import helm_sdkpy  # type: ignore[import-untyped]
 
     _prepare(kubeconfig)
     configuration = helm_sdkpy.Configuration(namespace=NAMESPACE, kubeconfig=str(kubeconfig))
@@ -278,7 +278,8 @@ def render_variants(kubeconfig: Path) -> dict[str, list[Doc]]:
 
 def _prepare(kubeconfig: Path) -> None:
     """What the chart needs of the cluster: the release namespace, the DCM namespace it looks up
-    (AMD's GPU Operator's) and cert-manager's kinds (stand-in CRDs with open schemas, tests/helm/data/standin-crds.yaml)."""
+    (AMD's GPU Operator's) and cert-manager's kinds (stand-in CRDs with open schemas,
+    tests/helm/data/standin-crds.yaml)."""
     kubectl = _kubectl()
 
     def run(*args: str) -> None:
@@ -304,7 +305,8 @@ def _kubectl() -> str:
     sys.path.insert(0, str(REPO))
     from tests.controlplane.binaries import kube_bin_dir
 
-    found = shutil.which("kubectl") or (str(kube_bin_dir() / "kubectl") if kube_bin_dir() else None)
+    bin_dir = kube_bin_dir()
+    found = shutil.which("kubectl") or (str(bin_dir / "kubectl") if bin_dir else None)
     if found is None:
         raise RuntimeError("kubectl not found (PATH, AIM_K8S_BIN or ../shared/k8s/bin)")
     return found
