@@ -1,115 +1,110 @@
-"""Each rendered alert evaluated (tests/helm/promql_eval.py) over two sets of sample series, a
-healthy cluster and the broken state it is about: it must stay quiet on the first and fire on the
-second. Every alert of the chart has its pair, so a new alert cannot land without one."""
+"""The chart's alert rules, as the FULL release renders them, checked and unit-tested by the real
+promtool (tests/helm/prometheus_server.py finds it): ``promtool check rules`` loads them (PromQL,
+durations, annotation templates), ``promtool test rules`` runs rules_tests/alerts.test.yaml (a healthy
+cluster where nothing fires, and the broken state of each alert where it fires with its labels and
+summary). Each alert is also mutated to never fire and to always fire: its firing cases must catch
+the first and its quiet cases the second, so no alert lands without both."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import copy as copy_module
+import json
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 
-from extender.metrics import LATENCY_BUCKETS
 from tests.helm.conftest import FULL, Installed
-from tests.helm.promql_eval import Series, evaluate
+from tests.helm.prometheus_server import promtool
 
-NOW = 900.0  # seconds of sample history; every window the rules use (<= 5m, 30m) is covered or clipped
-STEP = 15.0  # a scrape interval
-DP_JOB, EX_JOB = f"{FULL.prefix}-deviceplugin", f"{FULL.prefix}-extender"
+UNIT_TESTS = Path(__file__).resolve().parent / "rules_tests" / "alerts.test.yaml"
+RULES_FILE = "alerts.rules.yaml"  # the name its rule_files gives
+NEVER, ALWAYS = "vector(1) == 0", "vector(1)"  # mutants of an alert's expr (they keep its `for`)
 
-
-def gauge(name: str, labels: Mapping[str, str], value: float) -> Series:
-    times = [i * STEP for i in range(int(NOW / STEP) + 1)]
-    return Series({"__name__": name, **labels}, [(t, value) for t in times])
-
-
-def counter(name: str, labels: Mapping[str, str], per_second: float) -> Series:
-    times = [i * STEP for i in range(int(NOW / STEP) + 1)]
-    return Series({"__name__": name, **labels}, [(t, 5.0 + per_second * t) for t in times])
-
-
-def latency(seconds_each: float, per_second: float = 20.0) -> list[Series]:
-    """The extender's filter latency histogram with every call taking ``seconds_each``."""
-    name = "aim_extender_request_duration_seconds_bucket"
-    series = [counter(name, {"verb": "filter", "le": str(le)}, per_second if seconds_each <= le else 0.0)
-              for le in LATENCY_BUCKETS]
-    return [*series, counter(name, {"verb": "filter", "le": "+Inf"}, per_second)]
-
-
-PARTITIONS = {"node": "gpu-1", "product": "MI300X"}
-DECISIONS = "aim_extender_filter_decisions_total"
-# alert -> (healthy series, broken series)
-SCENARIOS: dict[str, tuple[list[Series], list[Series]]] = {
-    "AimGpuPartitionsUnhealthy": (
-        [gauge("aim_deviceplugin_partitions_advertised", PARTITIONS, 8),
-         gauge("aim_deviceplugin_partitions_healthy", PARTITIONS, 8)],
-        [gauge("aim_deviceplugin_partitions_advertised", PARTITIONS, 8),
-         gauge("aim_deviceplugin_partitions_healthy", PARTITIONS, 6)]),
-    "AimGpuDevicePluginNotRegistered": (
-        [gauge("aim_deviceplugin_registered", {"node": "gpu-1"}, 1)],
-        [gauge("aim_deviceplugin_registered", {"node": "gpu-1"}, 0)]),
-    "AimGpuDevicePluginDown": (
-        [gauge("up", {"job": DP_JOB, "pod": "dp-1"}, 1)], [gauge("up", {"job": DP_JOB, "pod": "dp-1"}, 0)]),
-    "AimGpuDevicePluginAbsent": (
-        [gauge("up", {"job": DP_JOB, "pod": "dp-1"}, 1)], [gauge("up", {"job": EX_JOB, "pod": "ex-1"}, 1)]),
-    "AimGpuExtenderDown": (
-        [gauge("up", {"job": EX_JOB, "pod": "ex-1"}, 1)], [gauge("up", {"job": EX_JOB, "pod": "ex-1"}, 0)]),
-    "AimGpuExtenderErrors": (
-        [counter("aim_extender_bad_requests_total", {"verb": "filter"}, 0)],
-        [counter("aim_extender_bad_requests_total", {"verb": "filter"}, 0.2)]),
-    "AimGpuExtenderLatencyHigh": (latency(0.0008), latency(0.8)),
-    "AimGpuExtenderCacheStale": (
-        [gauge("aim_extender_cache_stale_seconds", {"pod": "ex-1"}, 0)],
-        [gauge("aim_extender_cache_stale_seconds", {"pod": "ex-1"}, 95)]),
-    "AimGpuPodsUnschedulableForPartitionSize": (
-        [counter(DECISIONS, {"result": "pass", "reason": ""}, 2),
-         counter(DECISIONS, {"result": "fail", "reason": "partition_too_small"}, 3)],
-        # no node has ever passed: the pass series does not exist yet
-        [counter(DECISIONS, {"result": "fail", "reason": "partition_too_small"}, 3),
-         counter(DECISIONS, {"result": "unresolvable", "reason": "never_fits"}, 1)]),
-    "AimGpuPodsPendingForPartitionLayout": (
-        [gauge("aim_partitioner_pending_pods", {}, 0)], [gauge("aim_partitioner_pending_pods", {}, 3)]),
-    "AimGpuRepartitionFailed": (
-        [counter("aim_partitioner_repartitions_total", {"result": "failed"}, 0),
-         counter("aim_partitioner_repartitions_total", {"result": "succeeded"}, 0.01)],
-        [counter("aim_partitioner_repartitions_total", {"result": "failed"}, 0.01)]),
-}
+Spec = dict[str, Any]
 
 
 @pytest.fixture(scope="module")
-def rules(releases: dict[str, Installed]) -> dict[str, str]:
+def spec(releases: dict[str, Installed]) -> Spec:
     rule = releases[FULL.key].release.one("PrometheusRule", f"{FULL.prefix}-alerts")
-    return {r["alert"]: r["expr"] for group in rule["spec"]["groups"] for r in group["rules"]}
+    return rule["spec"]  # type: ignore[no-any-return]
 
 
-def test_every_alert_has_a_scenario(rules: dict[str, str]) -> None:
-    assert set(rules) == set(SCENARIOS)
+def alerts(spec: Spec) -> list[dict[str, Any]]:
+    return [r for group in spec["groups"] for r in group["rules"] if "alert" in r]
 
 
-@pytest.mark.parametrize("alert", sorted(SCENARIOS))
-def test_alert_is_quiet_when_healthy_and_fires_when_broken(rules: dict[str, str], alert: str) -> None:
-    healthy, broken = SCENARIOS[alert]
-    assert evaluate(rules[alert], healthy, NOW) == {}, f"{alert} fires on a healthy cluster"
-    fired = evaluate(rules[alert], broken, NOW)
-    assert isinstance(fired, dict) and fired, f"{alert} stays quiet on the state it is about"
+def without_descriptions(spec: Spec, mutate: Callable[[dict[str, Any]], None] = lambda rule: None) -> Spec:
+    """A copy without the runbook paragraphs (promtool compares annotations exactly; the unit tests
+    check the summary), each rule passed through ``mutate``."""
+    copy: Spec = copy_module.deepcopy(spec)
+    for rule in alerts(copy):
+        rule.get("annotations", {}).pop("description", None)
+        mutate(rule)
+    return copy
 
 
-def test_unschedulable_alert_also_fires_when_passes_stopped(rules: dict[str, str]) -> None:
-    expr = rules["AimGpuPodsUnschedulableForPartitionSize"]
-    stopped = [counter(DECISIONS, {"result": "pass", "reason": ""}, 0),
-               counter(DECISIONS, {"result": "fail", "reason": "not_enough_free"}, 3)]
-    assert evaluate(expr, stopped, NOW)
-    unrelated = [counter(DECISIONS, {"result": "fail", "reason": "node_not_in_cache"}, 3)]
-    assert evaluate(expr, unrelated, NOW) == {}
+def test_promtool_loads_the_rendered_rules(spec: Spec, tmp_path: Path) -> None:
+    path = tmp_path / RULES_FILE
+    path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    done = promtool("check", "rules", path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"SUCCESS: {len(alerts(spec))} rules found" in done.stdout, done.stdout
 
 
-def test_the_partition_alert_names_node_and_product(rules: dict[str, str]) -> None:
-    fired = evaluate(rules["AimGpuPartitionsUnhealthy"], SCENARIOS["AimGpuPartitionsUnhealthy"][1], NOW)
-    assert isinstance(fired, dict)
-    ((labels, value),) = fired.items()
-    assert dict(labels) == PARTITIONS and value == 2
+def test_promtool_unit_tests_pass(spec: Spec, tmp_path: Path) -> None:
+    (tmp_path / RULES_FILE).write_text(yaml.safe_dump(without_descriptions(spec), sort_keys=False))
+    shutil.copy(UNIT_TESTS, tmp_path)
+    done = promtool("test", "rules", UNIT_TESTS.name, cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
 
 
-def test_latency_quantile_matches_the_buckets() -> None:
-    expr = "histogram_quantile(0.99, sum by (le, verb) (rate(aim_extender_request_duration_seconds_bucket[5m])))"
-    (value,) = evaluate(expr, latency(0.8), NOW).values()  # type: ignore[union-attr]
-    assert 0.5 < value <= 1.0  # inside the (0.5, 1.0] bucket
+def selected(alert: str, firing: bool, rules_file: str) -> dict[str, Any]:
+    """The unit tests with only the checks of ``alert`` that expect it firing (or quiet), on ``rules_file``."""
+    document = yaml.safe_load(UNIT_TESTS.read_text())
+    groups = []
+    for group in document["tests"]:
+        checks = [c for c in group.get("alert_rule_test", [])
+                  if c["alertname"] == alert and bool(c.get("exp_alerts")) == firing]
+        if checks:
+            groups.append({**group, "alert_rule_test": checks, "promql_expr_test": []})
+    return {**document, "rule_files": [rules_file], "tests": groups}
+
+
+def passed(output: str) -> dict[str, bool]:
+    """Test file -> passed, from promtool's stdout ("Unit Testing:  FILE" then "  SUCCESS" when it passed)."""
+    sections = output.split("Unit Testing:")[1:]
+    return {section.split()[0]: "SUCCESS" in section for section in sections}
+
+
+def test_every_alert_fires_and_stays_quiet_in_the_unit_tests(spec: Spec, tmp_path: Path) -> None:
+    """Each alert's firing cases fail with its expr replaced by NEVER, its quiet cases with ALWAYS
+    (all mutants in one promtool run), and both pass with the chart's rules."""
+    problems, cases = [], {}
+    for rule in alerts(spec):
+        for firing, replacement in ((True, NEVER), (False, ALWAYS)):
+            name, case = rule["alert"], "firing" if firing else "quiet"
+            tests = selected(name, firing, f"{name}-{case}.rules.yaml")
+            if not tests["tests"]:
+                problems.append(f"{name}: no {case} case in {UNIT_TESTS.name}")
+                continue
+
+            def mutate(r: dict[str, Any], name: str = name, replacement: str = replacement) -> None:
+                if r["alert"] == name:
+                    r["expr"] = replacement
+
+            # JSON is YAML to promtool, and much faster to write than PyYAML's output for 44 files
+            (tmp_path / f"{name}-{case}.rules.yaml").write_text(json.dumps(without_descriptions(spec, mutate)))
+            (tmp_path / f"{name}-{case}.yaml").write_text(json.dumps(tests))
+            (tmp_path / f"{name}-{case}.own.yaml").write_text(json.dumps({**tests, "rule_files": [RULES_FILE]}))
+            cases[f"{name}-{case}.yaml"] = f"{name}: its {case} cases pass with expr {replacement!r}"
+    (tmp_path / RULES_FILE).write_text(json.dumps(without_descriptions(spec)))
+    own = [f.replace(".yaml", ".own.yaml") for f in cases]
+    done = promtool("test", "rules", *own, *cases, cwd=tmp_path)
+    results = passed(done.stdout)
+    assert all(results[f] for f in own), f"the selected cases fail on the chart's own rules:\n{done.stderr}"
+    problems += [message for file, message in cases.items() if results[file]]
+    assert not problems, "\n".join(problems)

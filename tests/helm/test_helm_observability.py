@@ -1,9 +1,10 @@
-"""Every dashboard query and alert expression parses (tests/helm/promql.py) and names only series
-the components really export: the extender's /metrics (``aim-extender serve`` against the control
-plane, after a real /filter call), the device plugin's metrics server and the partition
-controller's, each scraped over HTTP. Label matchers use labels those series carry, with values
-the code can produce; ``up`` (made by Prometheus for every target) selects a job the chart's
-monitors create."""
+"""Every dashboard query and alert expression parses (promql-parser, tests/helm/promql_selectors.py)
+and names only series the components really export: the extender's /metrics (``aim-extender serve``
+against the control plane, after real /filter calls), the device plugin's metrics server and the
+partition controller's, each scraped over HTTP. Label matchers use labels those series carry, with
+values the code can produce; ``up`` (made by Prometheus for every target) selects a job the chart's
+monitors create. Then a real Prometheus (tests/helm/prometheus_server.py) scrapes the same live
+components every second and answers every dashboard query with data."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -25,10 +27,12 @@ from partitioner.controller.machine import Outcome
 from partitioner.controller.metrics import NODE_STATES, Metrics as PartitionerMetrics
 from tests.controlplane.harness import ControlPlane
 from tests.controlplane.nodes import create_node, delete_nodes
+from tests.controlplane.processes import wait_until
 from tests.extender.support import partition_labels
 from tests.helm.chart_support import CHART
 from tests.helm.conftest import FULL, Installed
-from tests.helm.promql import GRAFANA_LABEL_VALUES, PromQLError, Selector, parse
+from tests.helm.prometheus_server import Prometheus, Target, running
+from tests.helm.promql_selectors import GRAFANA_LABEL_VALUES, PromQLError, Selector, parse
 
 # Labels Prometheus adds to every scraped series (target labels of the chart's monitors).
 TARGET_LABELS = {"job", "instance", "namespace", "pod", "container", "service", "endpoint"}
@@ -40,6 +44,10 @@ KNOWN_VALUES: dict[tuple[str, str], set[str]] = {
     ("aim_partitioner_nodes", "state"): set(NODE_STATES),
     ("aim_extender_partition_memory_bytes", "state"): {"used", "idle"},
 }
+# Models of the catalogue (sizing/data/models.json) in fp16, for each decision of a 24 GiB partition:
+SMALL_MODEL = "meta-llama/Llama-3.1-8B-Instruct"  # fits: pass
+LARGE_MODEL = "meta-llama/Llama-3.1-70B-Instruct"  # fits a whole MI300X, not 24 GiB: partition_too_small
+HUGE_MODEL = "deepseek-ai/DeepSeek-V3"  # more than the largest partition: unresolvable, never_fits
 SIMPLE_ALTERNATIVES = re.compile(r"^[A-Za-z0-9_.\-]+(\|[A-Za-z0-9_.\-]+)*$")
 
 
@@ -64,8 +72,26 @@ class Exported:
         return cls(labels)
 
 
+@dataclass(frozen=True)
+class Live:
+    """The running components, by name, as scrape targets."""
+
+    targets: dict[str, Target]
+
+    def scrape(self) -> dict[str, Exported]:
+        return {component: Exported.scrape(httpx.get(f"http://{t.address}{t.path}", timeout=5).text)
+                for component, t in self.targets.items()}
+
+
+def filter_call(model: str, nodes: list[str]) -> dict[str, Any]:
+    pod = {"metadata": {"name": "p", "namespace": "default", "annotations": {
+        "aim.amd.com/model": model, "aim.amd.com/precision": "fp16"}},
+        "spec": {"containers": [{"name": "c", "resources": {"limits": {"amd.com/gpu-partition": "1"}}}]}}
+    return {"Pod": pod, "NodeNames": nodes}
+
+
 @pytest.fixture(scope="module")
-def exported(control_plane: ControlPlane) -> Iterator[dict[str, Exported]]:
+def live(control_plane: ControlPlane) -> Iterator[Live]:
     # A node with a bound pod, so the extender's per-node partition-memory series have samples.
     core, node = control_plane.core, "observability-gpu-1"
     create_node(core, node, partitions=8, labels=partition_labels(memory_gib=24, count=8))
@@ -77,29 +103,36 @@ def exported(control_plane: ControlPlane) -> Iterator[dict[str, Exported]]:
     partitioner = PartitionerMetrics()
     server, thread = start_http_server(0, addr="127.0.0.1", registry=partitioner.registry)
     try:
-        # One real filter call, so the decision counter has samples with its labels.
-        pod = {"metadata": {"name": "p", "namespace": "default", "annotations": {
-            "aim.amd.com/model": "meta-llama/Llama-3.1-8B-Instruct", "aim.amd.com/precision": "fp16"}},
-            "spec": {"containers": [{"name": "c", "resources": {"limits": {"amd.com/gpu-partition": "1"}}}]}}
-        assert extender.post("/filter", {"Pod": pod, "NodeNames": ["no-such-node"]}).status_code == 200
         deadline = time.monotonic() + 30  # the watch lists the node and pod within a second or two
         while "aim_extender_partitions_bound_unsized{" not in extender.get("/metrics").text:
             assert time.monotonic() < deadline, "the extender never saw the bound pod"
             time.sleep(0.2)
+        # Real calls, so the decision and request series have samples with their labels: a node the
+        # cache lacks, each model above on the node, and a body the extender cannot read (HTTP 400).
+        for call in (filter_call(SMALL_MODEL, ["no-such-node"]), filter_call(SMALL_MODEL, [node]),
+                     filter_call(LARGE_MODEL, [node]), filter_call(HUGE_MODEL, [node])):
+            assert extender.post("/filter", call).status_code == 200
+        assert extender.post("/prioritize", filter_call(SMALL_MODEL, [node])).status_code == 200
+        assert httpx.post(f"{extender.url}/filter", content=b"{", timeout=5).status_code == 400
         plugin.set_partition_counts(advertised={"MI300X": 8}, healthy={"MI300X": 7}, allocated={"MI300X": 2}, lost=1)
         plugin.set_registered(True)
+        plugin.registrations_total.labels(result="ok").inc()
+        plugin.label_patches_total.labels(result="ok").inc()
+        plugin.discovery_errors_total.inc()
         plugin.allocate_seconds.observe(0.0002)
         plugin.allocate_total.labels(result="ok").inc()
         plugin_port = plugin.serve(0, addr="127.0.0.1")
         partitioner.set_nodes({"idle": 3})
         partitioner.pending.set(1)
+        partitioner.planned.set(1)
+        partitioner.repartitions.labels(result=Outcome.SUCCEEDED.value).inc()
+        partitioner.pods_unblocked.inc()
         partitioner.unblock_seconds.observe(42)
-        pages = {
-            "extender": extender.get("/metrics").text,
-            "deviceplugin": httpx.get(f"http://127.0.0.1:{plugin_port}/metrics", timeout=5).text,
-            "partitioner": httpx.get(f"http://127.0.0.1:{server.server_port}/metrics", timeout=5).text,
-        }
-        yield {component: Exported.scrape(text) for component, text in pages.items()}
+        yield Live({
+            "extender": Target("aim-gpu-extender", extender.url.removeprefix("http://")),
+            "deviceplugin": Target("aim-gpu-deviceplugin", f"127.0.0.1:{plugin_port}"),
+            "partitioner": Target("aim-partitioner-controller", f"127.0.0.1:{server.server_port}"),
+        })
     finally:
         plugin.stop()
         server.shutdown()
@@ -108,6 +141,11 @@ def exported(control_plane: ControlPlane) -> Iterator[dict[str, Exported]]:
         control_plane.stop_process(extender.process)
         core.delete_namespaced_pod("observability-bound", "default", grace_period_seconds=0)
         delete_nodes(core, [node])
+
+
+@pytest.fixture(scope="module")
+def exported(live: Live) -> dict[str, Exported]:
+    return live.scrape()
 
 
 def all_series(exported: dict[str, Exported]) -> dict[str, set[str]]:
@@ -142,19 +180,28 @@ def check_selector(selector: Selector, series: dict[str, set[str]], jobs: set[st
     return problems
 
 
-def dashboard_queries() -> Iterator[tuple[str, str]]:
+@dataclass(frozen=True)
+class Query:
+    dashboard: str  # file name
+    where: str  # "file: panel title" (or "file: $variable")
+    text: str
+
+
+def dashboard_queries() -> Iterator[Query]:
     for path in sorted((CHART / "dashboards").glob("*.json")):
         board = json.loads(path.read_text())
         for panel in board["panels"]:
             for target in panel.get("targets", []):
-                yield f"{path.name}: {panel['title']}", target["expr"]
+                yield Query(path.name, f"{path.name}: {panel['title']}", target["expr"])
 
 
-def dashboard_variables() -> Iterator[tuple[str, str]]:
+def dashboard_variables() -> Iterator[tuple[Query, str]]:
+    """Query variables with their names."""
     for path in sorted((CHART / "dashboards").glob("*.json")):
         for variable in json.loads(path.read_text())["templating"]["list"]:
             if variable["type"] == "query":
-                yield f"{path.name}: ${variable['name']}", variable["query"]["query"]
+                name = variable["name"]
+                yield Query(path.name, f"{path.name}: ${name}", variable["query"]["query"]), name
 
 
 def alert_rules(releases: dict[str, Installed]) -> list[dict[str, Any]]:
@@ -183,19 +230,20 @@ def test_every_dashboard_query_uses_exported_series(exported: dict[str, Exported
                                                     releases: dict[str, Installed]) -> None:
     series, jobs = all_series(exported), monitor_jobs(releases)
     problems, used = [], set()
-    for where, expr in dashboard_queries():
+    for query in dashboard_queries():
+        where = query.where
         try:
-            parsed = parse(expr)
+            parsed = parse(query.text)
         except PromQLError as error:
             problems.append(f"{where}: {error}")
             continue
         assert parsed.selectors, f"{where}: a query without any series"
         used |= parsed.metrics
         problems += [f"{where}: {p}" for s in parsed.selectors for p in check_selector(s, series, jobs)]
-    for where, query in dashboard_variables():
-        match = GRAFANA_LABEL_VALUES.match(query)
+    for variable, _ in dashboard_variables():
+        match = GRAFANA_LABEL_VALUES.match(variable.text)
         if not match or match.group(1) not in series or match.group(2) not in series[match.group(1)]:
-            problems.append(f"{where}: {query!r} does not name an exported series and one of its labels")
+            problems.append(f"{variable.where}: {variable.text!r} names no exported series and one of its labels")
     assert not problems, "\n".join(problems)
     # the panels the issue asks for have their series
     for name in ("aim_deviceplugin_partitions_advertised", "aim_deviceplugin_partitions_healthy",
@@ -246,3 +294,42 @@ def test_the_checker_catches_a_made_up_metric(exported: dict[str, Exported]) -> 
     assert check_selector(selector, series, set())
     (selector,) = parse('aim_deviceplugin_partitions_healthy{gpu="0"}').selectors
     assert check_selector(selector, series, set())
+
+
+GRAFANA_VARIABLE = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?")
+SCRAPED_TIMEOUT_SECONDS = 30  # measured: targets are scraped ~5 s after /-/ready (2.42), then every 1 s
+
+
+def substitute(expr: str, values: dict[str, str]) -> str:
+    """The query Grafana sends: each $variable replaced by its value."""
+    return GRAFANA_VARIABLE.sub(lambda match: values.get(match.group(1), match.group(0)), expr)
+
+
+def scraped_twice(prometheus: Prometheus, jobs: set[str]) -> bool:
+    """Every job up, with two samples or more: rate() and increase() have two points to work with."""
+    counts = {r["metric"]["job"]: float(r["value"][1]) for r in prometheus.query("count_over_time(up[1m])")}
+    ups = {r["metric"]["job"]: float(r["value"][1]) for r in prometheus.query("up")}
+    return all(counts.get(job, 0) >= 2 and ups.get(job) == 1 for job in jobs)
+
+
+def test_a_real_prometheus_answers_every_dashboard_query(live: Live, tmp_path: Path) -> None:
+    jobs = {t.job for t in live.targets.values()}
+    with running(list(live.targets.values()), tmp_path) as prometheus:
+        wait_until(lambda: scraped_twice(prometheus, jobs), SCRAPED_TIMEOUT_SECONDS,
+                   f"two scrapes of {sorted(jobs)} by prometheus")
+        problems: list[str] = []
+        values: dict[tuple[str, str], str] = {}  # (dashboard, variable) -> the first value Prometheus lists
+        for variable, name in dashboard_variables():
+            match = GRAFANA_LABEL_VALUES.match(variable.text)
+            assert match, f"{variable.where}: not a label_values query"
+            found = prometheus.label_values(match.group(2), match.group(1))
+            if not found:
+                problems.append(f"{variable.where}: {variable.text} has no values")
+            values[variable.dashboard, name] = found[0] if found else "none"
+        queries = list(dashboard_queries())
+        for query in queries:
+            expr = substitute(query.text, {name: v for (board, name), v in values.items() if board == query.dashboard})
+            if not prometheus.query(expr):
+                problems.append(f"{query.where}: {expr}: no data")
+    assert not problems, "\n".join(problems)
+    assert queries, f"no query in {CHART / 'dashboards'}"
