@@ -6,7 +6,6 @@ import argparse
 import json
 import os
 import shutil
-import stat
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -19,6 +18,7 @@ import sizing
 import sizing.models_dir
 from sizing import GIB, ModelArch, SizingError, UnknownModelError, json_text
 from sizing.estimator import declared_precision
+from sizing.input_files import list_files, open_regular, read_regular
 from sizing.models_dir import (
     MAX_ENTRY_BYTES,
     entry_document,
@@ -65,14 +65,7 @@ def _table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
 def _read_json(path: Path) -> Any:
     """A config.json: a regular file of at most MAX_ENTRY_BYTES (a FIFO or /dev/zero is refused, not
     read), parsed by sizing.json_text (an over-long integer is named by its field)."""
-    if _regular_size(path) > MAX_ENTRY_BYTES:
-        _fail(f"{path} is larger than {MAX_ENTRY_BYTES} bytes; a config.json is a few kB")
-    try:
-        with path.open("rb") as handle:
-            raw = handle.read(MAX_ENTRY_BYTES + 1)
-    except OSError as exc:
-        _fail(f"cannot read {path}: {exc.strerror}")
-    return json_text.loads(raw, str(path))
+    return json_text.loads(read_regular(path, MAX_ENTRY_BYTES), str(path))
 
 
 def _catalogue(args: argparse.Namespace) -> sizing.Catalogue:
@@ -88,16 +81,7 @@ def _catalogue(args: argparse.Namespace) -> sizing.Catalogue:
             names = entry_names((entry.name for entry in listing), root)
     except OSError as exc:
         _fail(f"cannot list --models-dir {root}: {exc.strerror}")
-    models = []
-    for name in names:
-        path = root / name
-        if _regular_size(path) > MAX_ENTRY_BYTES:  # a FIFO or device would block the read
-            _fail(f"{path} is larger than {MAX_ENTRY_BYTES} bytes")
-        try:
-            with path.open("rb") as handle:
-                models.append(parse_entry(handle.read(MAX_ENTRY_BYTES + 1), name))
-        except OSError as exc:
-            _fail(f"cannot read {path}: {exc.strerror}")
+    models = [parse_entry(read_regular(root / name, MAX_ENTRY_BYTES), name) for name in names]
     return extend_catalogue(sizing.CATALOGUE, models)
 
 
@@ -144,40 +128,21 @@ def cmd_models(args: argparse.Namespace) -> None:
 
 INDEX_FILE = "model.safetensors.index.json"
 MAX_SHARDS = 4096  # checkpoints ship at most a few hundred shards (DeepSeek-V3: 163)
-
-
-def _regular_size(path: Path) -> int:
-    """The size of a regular file; a FIFO, device or directory is refused before it is opened."""
-    try:
-        info = path.stat()
-    except OSError as exc:
-        _fail(f"cannot read {path}: {exc.strerror}")
-    if not stat.S_ISREG(info.st_mode):
-        _fail(f"{path} is not a regular file")
-    return info.st_size
+# Entries of a checkpoint directory listed for its shards: the shards plus a dozen config, tokenizer and
+# licence files (DeepSeek-V3: 163 + 11); more is not a checkpoint directory.
+MAX_CHECKPOINT_ENTRIES = 2 * MAX_SHARDS
 
 
 def _read_safetensors_header(path: Path) -> WeightsSummary:
     """Read only the 8-byte length and the JSON header of one .safetensors file, never its tensors."""
-    size = _regular_size(path)
-    try:
-        with path.open("rb") as handle:
-            length = header_length(handle.read(HEADER_LENGTH_BYTES), size, path.name)
-            raw = handle.read(length)
-    except OSError as exc:
-        _fail(f"cannot read {path}: {exc.strerror}")
+    with open_regular(path) as (handle, size):
+        length = header_length(handle.read(HEADER_LENGTH_BYTES), size, path.name)
+        raw = handle.read(length)
     return parse_header(raw, path.name, size - HEADER_LENGTH_BYTES - length)
 
 
 def _read_index(path: Path) -> WeightsSummary:
-    if _regular_size(path) > MAX_INDEX_BYTES:
-        _fail(f"{path} is larger than {MAX_INDEX_BYTES} bytes")
-    try:
-        with path.open("rb") as handle:
-            raw = handle.read(MAX_INDEX_BYTES + 1)
-    except OSError as exc:
-        _fail(f"cannot read {path}: {exc.strerror}")
-    return parse_index(raw, path.name)
+    return parse_index(read_regular(path, MAX_INDEX_BYTES), path.name)
 
 
 def read_checkpoint_weights(path: Path) -> WeightsSummary:
@@ -186,7 +151,7 @@ def read_checkpoint_weights(path: Path) -> WeightsSummary:
     if path.is_dir():
         if (path / INDEX_FILE).exists():
             return _read_index(path / INDEX_FILE)
-        shards = sorted(path.glob("*.safetensors"))
+        shards = list_files(path, (".safetensors",), max_depth=0, max_entries=MAX_CHECKPOINT_ENTRIES)
         if not shards:
             _fail(f"--weights {path} holds neither {INDEX_FILE} nor .safetensors files")
         if len(shards) > MAX_SHARDS:
@@ -354,23 +319,70 @@ def cmd_profiles_generate(args: argparse.Namespace) -> None:
     print(f"wrote {len(profiles)} profiles and {aim_count} AIM runtime profiles to {out}")
 
 
-def _read_doc(path: Path) -> Any:
-    text = path.read_text(encoding="utf-8")
-    return json.loads(text) if path.suffix == ".json" else yaml.load(text, Loader=_YAML_LOADER)
+# Bounds on a profile directory given to `profiles validate`. The catalogue generates 114 profiles and
+# 683 AIM runtime profiles (aim/ORG/MODEL/NAME.yaml, two directories deep) of at most 4.9 kB each
+# (deepseek-r1-distill-llama-70b int8); the bounds leave 10x room or more and keep a walk of a hostile
+# tree (a symlink loop, thousands of levels, /dev/zero linked in) well under a second.
+MAX_PROFILE_ENTRIES = 10_000  # files and directories under profiles/, and again under aim/
+MAX_AIM_DEPTH = 8  # directories below aim/
+MAX_PROFILE_BYTES = 64 << 10  # one profile file
+MAX_PROFILE_NESTING = 32  # mappings and sequences inside one another; a profile nests 5 deep
+MAX_PROFILE_SCALAR = 4096  # characters of one YAML value (a 5,000-digit "number" would fail int())
+
+
+def _yaml_problem(events: Any) -> str | None:
+    """What makes a YAML profile unfit to load, from libyaml's events (nothing built yet): an alias
+    (generated profiles hold none; an alias bomb expands to gigabytes in the schema check), nesting
+    deeper than MAX_PROFILE_NESTING, or a value longer than MAX_PROFILE_SCALAR characters."""
+    depth = 0
+    for event in events:
+        if isinstance(event, yaml.AliasEvent):
+            return f"holds a YAML alias (*{event.anchor}); generated profiles hold none"
+        if isinstance(event, yaml.CollectionStartEvent):
+            depth += 1
+            if depth > MAX_PROFILE_NESTING:
+                return f"nested more than {MAX_PROFILE_NESTING} levels deep"
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
+        elif isinstance(event, yaml.ScalarEvent) and len(event.value) > MAX_PROFILE_SCALAR:
+            return f"holds a value longer than {MAX_PROFILE_SCALAR} characters"
+    return None
+
+
+def _read_doc(path: Path) -> tuple[Any, str | None]:
+    """A profile file's document, or the problem that makes it unparseable. The file must be regular and
+    at most MAX_PROFILE_BYTES (SizingError naming it otherwise: aim-sizing exits 2 on the first)."""
+    raw = read_regular(path, MAX_PROFILE_BYTES)
+    try:
+        if path.suffix == ".json":
+            return json_text.loads(raw, str(path)), None
+        text = raw.decode("utf-8")
+        problem = _yaml_problem(yaml.parse(text, Loader=_YAML_LOADER))
+        return (None, problem) if problem else (yaml.load(text, Loader=_YAML_LOADER), None)
+    except SizingError as exc:  # json_text names the file itself
+        return None, str(exc).removeprefix(f"{path}: ")
+    except UnicodeDecodeError as exc:
+        return None, f"not UTF-8 text (byte {exc.start})"
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        return None, f"{getattr(exc, 'problem', None) or str(exc).splitlines()[0]}{where}"
 
 
 def validate_profile_dir(root: Path) -> list[str]:
-    """Every problem found in a generated profile directory (empty list when it is valid)."""
+    """Every problem found in a generated profile directory (empty list when it is valid); SizingError
+    naming the path for a tree or file outside the bounds above."""
     problems: list[str] = []
-    files = sorted((root / "profiles").glob("*.json")) + sorted((root / "profiles").glob("*.yaml"))
+    files = list_files(root / "profiles", (".json", ".yaml"), max_depth=0, max_entries=MAX_PROFILE_ENTRIES) \
+        if (root / "profiles").is_dir() else []
+    files.sort(key=lambda path: (path.suffix != ".json", path))  # JSON first, as the index lists them
     if len(files) != EXPECTED_PROFILES:
         problems.append(f"expected {EXPECTED_PROFILES} profiles in {root / 'profiles'}, found {len(files)}")
     seen: set[tuple[str, str]] = set()
     for path in files:
-        try:
-            doc = _read_doc(path)
-        except (ValueError, yaml.YAMLError) as exc:
-            problems.append(f"{path}: not parseable: {str(exc).splitlines()[0]}")
+        doc, problem = _read_doc(path)
+        if problem is not None:
+            problems.append(f"{path}: not parseable: {problem}")
             continue
         problems += [f"{path}: {e}" for e in validate_document(doc, "profile")]
         if isinstance(doc, dict):
@@ -380,11 +392,12 @@ def validate_profile_dir(root: Path) -> list[str]:
     missing = {(m, p.value) for m in sizing.CATALOGUE for p in sizing.PROFILE_PRECISIONS} - seen
     if files and missing:
         problems.append(f"missing profiles for {len(missing)} model/precision pairs, e.g. {sorted(missing)[0]}")
-    for path in sorted((root / "aim").rglob("*.yaml")) if (root / "aim").is_dir() else []:
-        try:
-            doc = yaml.load(path.read_text(encoding="utf-8"), Loader=_YAML_LOADER)
-        except yaml.YAMLError as exc:
-            problems.append(f"{path}: not parseable: {str(exc).splitlines()[0]}")
+    aim_files = list_files(root / "aim", (".yaml",), max_depth=MAX_AIM_DEPTH, max_entries=MAX_PROFILE_ENTRIES) \
+        if (root / "aim").is_dir() else []
+    for path in aim_files:
+        doc, problem = _read_doc(path)
+        if problem is not None:
+            problems.append(f"{path}: not parseable: {problem}")
             continue
         problems += [f"{path}: {e}" for e in validate_document(doc, "aim-profile")]
     return problems
