@@ -94,6 +94,9 @@ def extender_entry(endpoint: ExtenderEndpoint) -> dict[str, Any]:
     entry: dict[str, Any] = {
         "urlPrefix": endpoint.url_prefix,
         "filterVerb": "filter",
+        # Preemption picks victims with kube-scheduler's own plugins and asks only extenders with a
+        # preemptVerb (v1.25 preemption.go callExtenders): /preempt drops nodes too small for the pod.
+        "preemptVerb": "preempt",
         "prioritizeVerb": "prioritize",
         "weight": WEIGHT,
         "enableHTTPS": endpoint.tls is not None,

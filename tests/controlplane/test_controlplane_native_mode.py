@@ -165,7 +165,7 @@ def native(control_plane: ControlPlane, tmp_path_factory: pytest.TempPathFactory
             EXTENDER: second_scheduler_config(API_V1BETA3, scheduler_name=EXTENDER, leader_election=False,
                                               endpoint=ExtenderEndpoint(host="127.0.0.1", port=port_of_extender)),
         }
-        configs[EXTENDER]["extenders"][0]["preemptVerb"] = "preempt"  # extender/service.py preempt
+        assert configs[EXTENDER]["extenders"][0]["preemptVerb"] == "preempt"  # extender/service.py preempt
         for name, configuration in configs.items():
             process = plane.start_scheduler(configuration, name=name)
             schedulers.append(process)

@@ -90,7 +90,8 @@ def test_extender_is_registered_with_filter_prioritize_and_node_cache(path: Path
     ext = only_extender(load_config(path))
     assert ext["filterVerb"] == "filter"
     assert ext["prioritizeVerb"] == "prioritize"
-    assert "bindVerb" not in ext and "preemptVerb" not in ext, "the extender serves no bind/preempt"
+    assert "bindVerb" not in ext, "the extender serves no bind"
+    assert ext["preemptVerb"] == "preempt", "without it preemption evicts on nodes too small for the pod"
     assert ext["nodeCacheCapable"] is True
     assert ext["managedResources"] == [{"name": RESOURCE, "ignoredByScheduler": False}]
     assert ext["ignorable"] is False

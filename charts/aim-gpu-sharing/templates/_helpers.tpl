@@ -86,6 +86,9 @@ the chart and compares it with that function's output).
 {{- $tls := .Values.extender.tls.enabled -}}
 - urlPrefix: {{ printf "%s://%s:%d" (ternary "https" "http" $tls) (include "aim.extenderHost" .) (int .Values.extender.port) }}
   filterVerb: filter
+  # Preemption victims are picked by kube-scheduler's plugins alone unless the extender has a
+  # preemptVerb: /preempt drops nodes whose partitions are too small (docs/extender.md "Preemption").
+  preemptVerb: preempt
   prioritizeVerb: prioritize
   # One step of the best-fit score (10 x 150) outranks every default in-tree score plugin (1,200);
   # docs/deployment.md "Why weight 150".
