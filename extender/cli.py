@@ -275,10 +275,12 @@ def serve(config: ExtenderConfig, webhook: WebhookConfig | None = None) -> int:
 
 def plan(args: argparse.Namespace) -> int:
     from extender import planning
+    from extender.planning.inputs import check_plan_size
 
     try:
         cluster = planning.load_cluster(args.cluster)
         workloads = planning.load_workloads(args.workloads)
+        check_plan_size(cluster, workloads, args.workloads)  # each file is bounded; so is their product
     except PlanInputError as error:
         print(f"aim-extender plan: error: {error}", file=sys.stderr)
         return 2

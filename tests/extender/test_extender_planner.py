@@ -292,3 +292,31 @@ def test_the_largest_files_within_the_bounds_still_load(tmp_path: Path) -> None:
     assert time.perf_counter() - started < 10
     anchored = b"nodes: [{name: a, gpus: &g [{product: MI300X, compute_mode: SPX}]}, {name: b, gpus: *g}]"
     assert len(planning.load_cluster(hostile_write(tmp_path, "a.yaml", anchored)).nodes) == 2  # aliases are fine
+
+
+def test_nodes_times_pods_is_bounded_naming_both_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Each file within its own bounds, 5,000 nodes x 10,000 pods (50 M decisions) ran for minutes; now it is
+    refused once both are read (the time is the reading of two files of the largest size allowed)."""
+    cluster = hostile_write(tmp_path, "cluster.yaml", nodes(5000).encode())
+    pods = hostile_write(tmp_path, "workloads.yaml", workloads(10, replicas=1000).encode())
+    code, out, err, elapsed = _plan(capsys, "--cluster", cluster, "--workloads", pods)
+    assert (code, out) == (2, "")
+    assert err.startswith(f"aim-extender plan: error: {cluster} and {pods}: 5,000 nodes x 10,000 pods") \
+        and err.count("\n") == 1, err
+    assert "more than 1,000,000" in err and "Traceback" not in err
+    assert elapsed < 5, f"refused after {elapsed:.2f} s"
+
+
+def test_the_plan_size_bound_is_the_product() -> None:
+    from extender.planning.inputs import MAX_DECISIONS, check_plan_size
+
+    many = planning.workloads_from_specs([planning.WorkloadSpec(name="w", memory="1Gi", replicas=1000)] * 10)
+    assert len(many) * 100 == MAX_DECISIONS
+    at_bound = planning.Cluster("c.yaml", tuple(planning.PlanNode(f"n{i}", ()) for i in range(100)))
+    check_plan_size(at_bound, many, "w.yaml")  # 100 x 10,000: the bound itself plans
+    over = planning.Cluster("c.yaml", (*at_bound.nodes, planning.PlanNode("n100", ())))
+    with pytest.raises(planning.PlanInputError, match=r"^c\.yaml and w\.yaml: 101 nodes x 10,000 pods is 1,010,000"):
+        check_plan_size(over, many, "w.yaml")
+    with pytest.raises(planning.PlanInputError, match=r"and built-in demo-workloads\.yaml: 101 nodes x 10,000"):
+        check_plan_size(over, many, None)
+    check_plan_size(planning.Cluster("big.yaml", over.nodes * 49), many[:200], None)  # 4,949 x 200: fine
