@@ -65,7 +65,10 @@ def get_json(plane: ControlPlane, *args: str) -> dict[str, Any]:
 
 def pod(namespace: str, name: str, claim: dict[str, str]) -> dict[str, Any]:
     return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": namespace},
-            "spec": {"resourceClaims": [{"name": "gpu", **claim}],
+            # One node: 1.34's DynamicResources plugin does not score, so between nodes the choice
+            # is not the allocator's (docs/dra.md); on the node, the smallest band must win.
+            "spec": {"nodeSelector": {"kubernetes.io/hostname": "dra-node"},
+                     "resourceClaims": [{"name": "gpu", **claim}],
                      "containers": [{"name": "vllm", "image": "vllm/vllm-openai:latest",
                                      "resources": {"claims": [{"name": "gpu"}]}}]}}
 
@@ -74,13 +77,20 @@ def allocated(plane: ControlPlane, namespace: str, pod_name: str) -> dict[str, A
     """The allocation result of the pod's claim, once kube-scheduler bound the pod."""
     def bound() -> dict[str, Any] | None:
         found = get_json(plane, "pod", "-n", namespace, pod_name)
-        statuses = found.get("status", {}).get("resourceClaimStatuses") or []
-        if not found["spec"].get("nodeName") or not statuses:
+        # A claim made from a template is named in the status; a claim the pod names, in its spec.
+        statuses = found.get("status", {}).get("resourceClaimStatuses") or found["spec"]["resourceClaims"]
+        name = statuses[0].get("resourceClaimName")
+        if not found["spec"].get("nodeName") or not name:
             return None
-        claim = get_json(plane, "resourceclaim", "-n", namespace, statuses[0]["resourceClaimName"])
+        claim = get_json(plane, "resourceclaim", "-n", namespace, name)
         return claim if claim.get("status", {}).get("allocation") else None
 
-    claim = wait_until(bound, TIMEOUT, f"pod {pod_name} bound with its claim allocated")
+    try:
+        claim = wait_until(bound, TIMEOUT, f"pod {pod_name} bound with its claim allocated")
+    except TimeoutError as error:
+        events = plane.kubectl("get", "events", "-n", namespace, "-o",
+                               "custom-columns=OBJECT:.involvedObject.name,REASON:.reason,MESSAGE:.message").stdout
+        raise AssertionError(f"{error}; events:\n{events}") from None
     assert isinstance(claim, dict)
     (result,) = claim["status"]["allocation"]["devices"]["results"]
     return dict(result)
