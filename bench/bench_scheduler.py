@@ -40,6 +40,7 @@ import argparse
 import functools
 import json
 import os
+import re
 import statistics
 import sys
 import tempfile
@@ -371,6 +372,17 @@ def cache_holds(extender: RunningExtender, nodes: int) -> bool:
     return extender.metrics().get("aim_extender_cache_nodes") == nodes
 
 
+def extension_points(run: Run) -> dict[str, float]:
+    """kube-scheduler's time per pod (ms) by extension point (scheduler_framework_extension_point_duration_seconds)."""
+    totals: dict[str, float] = {}
+    for key, value in run.scheduler.items():
+        if key.startswith("scheduler_framework_extension_point_duration_seconds_sum{"):
+            point = re.search(r'extension_point="([^"]+)"', key)
+            if point is not None:
+                totals[point.group(1)] = totals.get(point.group(1), 0.0) + 1000 * value / run.pods
+    return {k: v for k, v in sorted(totals.items(), key=lambda kv: -kv[1]) if v >= 0.05}
+
+
 def describe(run: Run) -> str:
     line = (f"{run.nodes:>6} nodes  {run.mode:<8} {run.pods} pods: {run.pods_per_second:7.1f} pods/s"
             f" (first->last binding {run.last_bound - run.first_bound:6.2f} s; scheduler start->all bound"
@@ -380,6 +392,10 @@ def describe(run: Run) -> str:
     if algo_n:
         per_pod = 1000 * algo_sum / algo_n
         line += f"\n        kube-scheduler algorithm time per pod: {per_pod:7.2f} ms ({algo_n:.0f} attempts)"
+    points = extension_points(run)
+    if points:
+        line += "\n        kube-scheduler per pod by extension point: " + ", ".join(
+            f"{point} {ms:.2f} ms" for point, ms in points.items())
     line += f"\n        CPU per pod: kube-scheduler {1000 * run.scheduler_cpu / run.pods:6.2f} ms"
     if run.mode == "with":
         line += f", extender process {1000 * run.extender_cpu / run.pods:6.2f} ms"
