@@ -556,6 +556,12 @@ def mutate(kind: Kind, operation: str, obj: dict[str, Any], offers: Sequence[Off
     if (kind is Kind.POD and isinstance(labels, Mapping) and KSERVE_ISVC_LABEL in labels
             and isinstance(annotations, Mapping) and ANNOTATION_RECORD in annotations):
         return Mutation(True)  # a predictor pod of an InferenceService this webhook already sized
+    if kind is Kind.POD and lookup(obj, ("spec", "resourceClaims")):
+        # DRA mode (docs/dra.md): the claim brings the partition; extended resources and the
+        # partition-label affinity would ask for a second one, or for labels a DRA node lacks.
+        return Mutation(True, warnings=("not mutated by the aim-gpu-sharing webhook: the pod takes its devices from"
+                                        " spec.resourceClaims (DRA mode); annotate its ResourceClaimTemplate with"
+                                        f" {ANNOTATION_MODEL} instead (docs/dra.md)",))
     try:
         workload = read_workload(kind, obj)
         record = _Record(_read_record(_mapping(annotations)))

@@ -27,6 +27,7 @@ from tests.admission.support import RunningWebhook, decode, inventory_of, partit
 
 KIND = {"group": "resource.k8s.io", "version": "v1", "kind": "ResourceClaimTemplate"}
 MIB = 1 << 20
+MODEL_14B = "Qwen/Qwen2.5-14B-Instruct"
 BAND = re.compile(r'm\.memory\.compareTo\(quantity\("(\d+)"\)\) >= 0'
                   r'(?: && m\.memory\.compareTo\(quantity\("(\d+)Mi"\)\) < 0)?\)$')
 
@@ -171,3 +172,19 @@ def test_at_most_eight_subrequests_however_many_sizes_exist() -> None:
     assert len(request["firstAvailable"]) == MAX_SUBREQUESTS
     assert request["firstAvailable"][-1]["name"] == "any-size"
     assert {s["count"] for s in request["firstAvailable"]} == {2}
+
+
+def test_annotated_pod_with_claims_is_left_to_its_claim(webhook: RunningWebhook) -> None:
+    """A DRA pod must not also get amd.com/gpu-partition requests or the partition-label affinity
+    (a second allocation, or labels a DRA-only node does not carry)."""
+    pod_kind = {"group": "", "version": "v1", "kind": "Pod"}
+    pod = {"apiVersion": "v1", "kind": "Pod",
+           "metadata": {"name": "llm", "namespace": "team-a", "annotations": {"aim.amd.com/model": MODEL_14B}},
+           "spec": {"resourceClaims": [{"name": "gpu", "resourceClaimTemplateName": "llm"}],
+                    "containers": [{"name": "vllm", "image": "vllm/vllm-openai",
+                                    "resources": {"claims": [{"name": "gpu"}]}}]}}
+    answer = webhook.review(pod_kind, pod)
+    assert answer.allowed and answer.ops == []
+    assert any("spec.resourceClaims" in w and "docs/dra.md" in w for w in answer.warnings)
+    del pod["spec"]["resourceClaims"]
+    assert webhook.review(pod_kind, pod).ops, "without claims the pod is sized as before"
