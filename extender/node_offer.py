@@ -67,18 +67,10 @@ def decision_fields(raw_memory_mib: object, raw_allocatable: object) -> Decision
 
 
 _cached_decision_fields = lru_cache(maxsize=OFFER_FIELDS_CACHE_SIZE, typed=True)(decision_fields)  # 1 and True differ
-_HASHABLE_SCALARS: Final = frozenset({str, int, float, bool, type(None)})
-
-
-def _cacheable(raw: object) -> bool:
-    """A raw value small enough to be a cache key. A longer string is refused by the parsers on its
-    length alone (a label value has at most 63 characters, a count a few digits), so it is parsed
-    uncached: as a key, a hostile multi-MB label value would stay in memory for good."""
-    if type(raw) is str:
-        return len(raw) <= MAX_TEXT_LENGTH
-    if type(raw) is int:
-        return raw.bit_length() <= 64
-    return type(raw) in _HASHABLE_SCALARS
+# Raw values used as cache keys as they are: a str only up to MAX_TEXT_LENGTH (longer is refused by
+# the parsers on its length alone; as a key, a hostile multi-MB label value would stay in memory for
+# good); orjson decodes no int wider than 64 bits.
+_HASHABLE_SCALARS: Final = frozenset({int, float, bool, type(None)})
 
 
 def _parts(node: object) -> tuple[str, Mapping[str, Any] | None, object, object] | None:
@@ -108,7 +100,10 @@ def offer_fields(node: object) -> tuple[str, int, int | None, str | None] | None
     if parts is None:
         return None
     name, _, raw_memory, raw_count = parts
-    if _cacheable(raw_memory) and _cacheable(raw_count):
+    # Cached only when both are short (see _HASHABLE_SCALARS); inline: this runs for thousands of nodes.
+    short = MAX_TEXT_LENGTH
+    if ((len(raw_memory) <= short if type(raw_memory) is str else type(raw_memory) in _HASHABLE_SCALARS)
+            and (len(raw_count) <= short if type(raw_count) is str else type(raw_count) in _HASHABLE_SCALARS)):
         return name, *_cached_decision_fields(raw_memory, raw_count)
     return name, *decision_fields(raw_memory, raw_count)
 
