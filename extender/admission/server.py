@@ -24,6 +24,7 @@ from starlette.concurrency import run_in_threadpool
 from extender.admission.inventory import Offer
 from extender.admission.mutation import Options
 from extender.admission.review import MAX_BODY_BYTES, Reply, refused_body, review
+from extender.regular_file import file_problem
 from extender.request_body import BodyIncompleteError, BodyTooLargeError, read_body
 
 logger = logging.getLogger("extender.admission")
@@ -121,6 +122,10 @@ class CertificateReloader:
         self._seen = _fingerprint((self.cert_file, self.key_file))
 
     def _load(self) -> None:
+        for flag, path in (("--webhook-cert-file", self.cert_file), ("--webhook-key-file", self.key_file)):
+            problem = file_problem(path)  # a FIFO would block ssl (and the event loop on reload) for good
+            if problem is not None:
+                raise TLSFilesError(f"webhook certificate: {flag} {path}: {problem}")
         try:
             self.context.load_cert_chain(self.cert_file, self.key_file)
         except FileNotFoundError as error:

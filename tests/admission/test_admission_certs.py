@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import os
 import ssl
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -116,3 +119,32 @@ def test_unusable_tls_files_are_one_line_errors(tmp_path: Path) -> None:
         CertificateReloader(str(tmp_path / "bad.crt"), str(tmp_path / "bad.crt"))
     with pytest.raises(TLSFilesError, match="file not found"):
         CertificateReloader(str(tmp_path / "missing.crt"), str(tmp_path / "missing.key"))
+
+
+def _within(seconds: float, call: Callable[[], object]) -> object:
+    """``call()`` on a thread; a failure (not a hung suite) when it blocks longer than ``seconds``."""
+    pool = ThreadPoolExecutor(1)
+    try:
+        return pool.submit(call).result(timeout=seconds)
+    except TimeoutError:
+        pytest.fail(f"blocked for more than {seconds} s")
+    finally:
+        pool.shutdown(wait=False)
+
+
+def test_a_fifo_or_device_as_certificate_is_refused_at_start_and_on_reload(tmp_path: Path) -> None:
+    good = plan(None, None, ("localhost",), NOW)
+    assert good.serving_data is not None
+    cert, key = tmp_path / "tls.crt", tmp_path / "tls.key"
+    cert.write_bytes(good.serving_data["tls.crt"])
+    key.write_bytes(good.serving_data["tls.key"])
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    with pytest.raises(TLSFilesError, match=r"--webhook-cert-file .*fifo: not a regular file \(a FIFO\)"):
+        _within(5, lambda: CertificateReloader(str(fifo), str(key)))
+    with pytest.raises(TLSFilesError, match=r"--webhook-key-file /dev/zero: not a regular file"):
+        _within(5, lambda: CertificateReloader(str(cert), "/dev/zero"))
+    reloader = CertificateReloader(str(cert), str(key))
+    cert.unlink()
+    os.mkfifo(cert)  # the mounted Secret swapped for a FIFO: the reload must not block the event loop
+    assert _within(5, reloader.check) is False  # logged; the last good pair keeps serving
