@@ -49,6 +49,7 @@ class GpuProduct:
     gfx_target_version: int
     modes: tuple[PartitionMode, ...]
     notes: str = ""
+    gpus_per_node: int = 8  # most GPUs of this product in one node (gpus.json; 8 = the OAM baseboard)
 
     @property
     def total_cus(self) -> int:
@@ -136,7 +137,7 @@ def _product_from_entry(entry: Mapping[str, Any], sources: Mapping[str, str]) ->
         modes.append(PartitionMode(shell.name, compute, memory, partitions, shell.hbm_bytes // partitions,
                                    shell.total_cus // partitions, combo["status"]))
     return GpuProduct(shell.name, shell.pci_device_ids, shell.hbm_bytes, shell.xcds, shell.cus_per_xcd,
-                      shell.gfx_target_version, tuple(modes), shell.notes)
+                      shell.gfx_target_version, tuple(modes), shell.notes, entry["gpus_per_node"])
 
 
 def load_geometry(document: object) -> Geometry:

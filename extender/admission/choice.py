@@ -121,8 +121,14 @@ def _counts(target: Target) -> tuple[int, ...]:
 
 
 def known_product_offers() -> tuple[Offer, ...]:
-    """Every partition size of every known product, for when no node advertises partitions."""
-    return tuple(Offer(mode.memory_bytes, mode.partitions) for mode in sizing.GEOMETRY.partition_modes())
+    """Every partition size of every known product on the largest node of that product (its
+    ``gpus_per_node`` GPUs, all in the mode: gpus.json), for when no node of the cluster holds a model.
+
+    A node, not a GPU: a model that needs four 192 GiB partitions fits an 8-GPU MI300X node in SPX
+    and must wait for one (the partitioner sees the demand), not be denied as if nothing held it.
+    """
+    return tuple(Offer(mode.memory_bytes, mode.partitions * product.gpus_per_node)
+                 for product in sizing.GEOMETRY.products for mode in product.modes)
 
 
 def suggestions(target: Target, offers: Sequence[Offer]) -> tuple[str, ...]:

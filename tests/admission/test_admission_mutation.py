@@ -143,7 +143,21 @@ def test_a_model_no_partition_holds_is_denied_with_the_fix() -> None:
     message = result.review["response"]["status"]["message"]
     assert message.startswith("Qwen/Qwen3-235B-A22B fp16 needs ")
     assert "per partition with 1 partition; the largest partition of any known GPU is 288 GiB" in message
-    assert "fix: precision fp8 with 1 partition fits" in message
+    assert "fix: 2 partitions fit, or precision fp8 with 1 partition fits" in message
+
+
+def test_a_model_a_node_of_known_gpus_holds_with_several_partitions_waits_for_one() -> None:
+    """Qwen3-235B fp16 needs ~491 GiB on 1 partition, ~245 GiB on 2: no partition of the demo cluster
+    (24 and 48 GiB) holds it, but a node of known GPUs with several partitions does (2 x 288 GiB
+    MI355X SPX), so it is admitted to wait (the partitioner sees the demand), not denied as if no GPU
+    held it (the known offers once counted the partitions of one GPU, so the count-2 need was "not held")."""
+    pod = fixture_object("review-pod-catalogue-model.json")
+    pod["metadata"]["annotations"] = {"aim.amd.com/model": "Qwen/Qwen3-235B-A22B", "aim.amd.com/precision": "fp16"}
+    result = answer(POD_KIND, pod)
+    assert result.allowed, result.review["response"].get("status")
+    assert any("it waits for a node that holds it" in w for w in result.warnings), result.warnings
+    mutated = result.applied_to(pod)
+    assert mutated["spec"]["containers"][0]["resources"]["limits"][RESOURCE_NAME] == "2"
 
 
 def test_objects_with_nowhere_to_write_pass_with_a_warning() -> None:

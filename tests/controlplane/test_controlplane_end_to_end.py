@@ -256,10 +256,6 @@ def test_a_model_no_partition_holds_is_refused_at_kubectl_create_with_the_fix(e2
     assert e2e.metric('aim_webhook_reviews_total{result="denied"}') - denied == 1
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "defect (report of issue 19): extender/admission/choice.py known_product_offers() counts the"
-    " partitions of ONE GPU, so a model that needs several partitions of a size a known GPU has is denied"
-    " as if no partition held it; MI300X nodes have 8 GPUs (4 x 192 GiB SPX or 8 x 96 GiB DPX hold it)"))
 def test_a_model_a_node_of_known_gpus_holds_with_several_partitions_is_admitted_to_wait(e2e: EndToEnd) -> None:
     """Qwen3-235B 16-bit with only the model annotation: ~125.5 GiB per partition at 4 partitions,
     ~64.7 GiB at 8. No node here holds it, but an MI300X node with four GPUs in SPX (192 GiB each),
