@@ -11,10 +11,10 @@ import threading
 from collections.abc import Callable, Mapping
 from typing import Protocol
 
-from deviceplugin.backoff import Backoff
 from deviceplugin.config import LABEL_BACKOFF_INITIAL_S, LABEL_BACKOFF_MAX_S, STOP_THREAD_JOIN_S
 from deviceplugin.errors import LabelPatchError
 from deviceplugin.metrics import PluginMetrics
+from kube.backoff import Backoff
 
 logger = logging.getLogger(__name__)
 
@@ -71,7 +71,7 @@ class LabelSync:
                 self._patcher.apply(desired)
             except LabelPatchError as exc:
                 self._metrics.label_patches_total.labels(result="error").inc()
-                delay = self._backoff.failed()
+                delay = self._backoff.next()
                 logger.warning("node labels not updated: %s; will retry in %.0f s", exc, delay)
                 if self._stop.wait(delay):
                     return

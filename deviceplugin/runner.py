@@ -22,7 +22,6 @@ from pathlib import Path
 import grpc
 
 from deviceplugin import checkpoint, discovery, labels
-from deviceplugin.backoff import Backoff
 from deviceplugin.config import (
     GRPC_MAX_WORKERS,
     REGISTER_BACKOFF_INITIAL_S,
@@ -42,6 +41,7 @@ from deviceplugin.proto import api_pb2_grpc
 from deviceplugin.registration import register
 from deviceplugin.server import DevicePluginServicer, StreamTracker
 from deviceplugin.state import DeviceState
+from kube.backoff import Backoff
 
 logger = logging.getLogger(__name__)
 
@@ -229,7 +229,7 @@ class PluginRunner:
         except RegistrationError as exc:
             self.metrics.registrations_total.labels(result="error").inc()
             self.metrics.set_registered(False)
-            delay = watch.backoff.failed()
+            delay = watch.backoff.next()
             logger.warning("%s; will retry in %.0f s", exc, delay)
             watch.next_attempt = time.monotonic() + delay
             return

@@ -2,7 +2,7 @@
 
 Runs in ``aim-extender serve`` beside the webhook, whose node watch it reads (the partition sizes
 the nodes advertise). One daemon thread: list the unscheduled Pending pods (field selector, and
-the scheduler's name when the webhook routes pods to one), then watch them (``extender.list_watch``);
+the scheduler's name when the webhook routes pods to one), then watch them (``kube.list_watch``);
 "410 Gone" relists at once, any other failure backs off (``Backoff``) and relists. A relist (at the
 latest when the watch's server timeout ends it) looks at every waiting pod again, so a pod
 kube-scheduler no longer updates is still explained once the nodes are known.
@@ -24,10 +24,10 @@ from typing import Any, Final
 
 from kubernetes.client.exceptions import ApiException
 
-from extender.backoff import Backoff
-from extender.list_watch import HTTP_GONE, WATCH_TIMEOUT_SECONDS, WatchCall, list_objects, short_error
 from extender.pending import PartitionOffer, PendingNote, explain_pod
 from extender.requirement import Sizer
+from kube.backoff import Backoff
+from kube.list_watch import HTTP_GONE, WATCH_TIMEOUT_SECONDS, WatchCall, list_objects, short_error
 
 logger = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """List and watch nodes and pods from the API server into a ``ClusterCache``.
 
 One daemon thread per resource: list (paged), replace the cache, then follow changes from the
-list's resourceVersion (both with ``extender.list_watch``, objects kept as JSON dicts); on
+list's resourceVersion (both with ``kube.list_watch``, objects kept as JSON dicts); on
 "410 Gone" relist at once; on any other failure mark the cache broken, back off (0.5 s doubling
 to 3 s, with jitter) and relist.
 """
@@ -17,11 +17,11 @@ from typing import Any, Final
 from kubernetes import client, config as kube_config_module
 from kubernetes.client.exceptions import ApiException
 
-from extender.backoff import Backoff
 from extender.cache import ClusterCache
-from extender.list_watch import HTTP_GONE, WATCH_TIMEOUT_SECONDS, WatchCall, list_objects, short_error
 from extender.node_offer import read_node_offer
 from extender.pod_demand import BoundPodUsage, bound_pod_usage, pod_id
+from kube.backoff import Backoff
+from kube.list_watch import HTTP_GONE, WATCH_TIMEOUT_SECONDS, WatchCall, list_objects, short_error
 
 logger = logging.getLogger(__name__)
 

@@ -10,10 +10,10 @@ from pathlib import Path
 from typing import Protocol
 
 from deviceplugin import discovery
-from deviceplugin.backoff import Backoff
 from deviceplugin.config import LABEL_BACKOFF_INITIAL_S, LABEL_BACKOFF_MAX_S
 from deviceplugin.dra.publish import Published, SlicePublishError
 from deviceplugin.inventory import Inventory
+from kube.backoff import Backoff
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ def run(publisher: Publisher, sysfs_root: Path, interval_s: float, stop: threadi
         try:
             publish_once(publisher, sysfs_root, on_inventory)
         except SlicePublishError as exc:
-            delay = backoff.failed()
+            delay = backoff.next()
             logger.warning("ResourceSlices of node %s not published: %s; will retry in %.0f s",
                            publisher.node_name, exc, delay)
             stop.wait(delay)

@@ -1,7 +1,7 @@
 """Keeps a ``PartitionInventory`` in step with the nodes' partition labels (list, then watch).
 
 One daemon thread: list nodes (paged), replace the inventory, then follow changes from the list's
-resourceVersion (both with ``extender.list_watch``); "410 Gone" relists at once,
+resourceVersion (both with ``kube.list_watch``); "410 Gone" relists at once,
 any other failure backs off (the extender's ``Backoff``: 0.5 s doubling to 3 s, with jitter) and
 relists. While the watch is broken the inventory keeps the last labels it saw: partition sizes
 change only when an operator repartitions a GPU, so they are the best answer there is.
@@ -16,8 +16,8 @@ from typing import Any
 from kubernetes.client.exceptions import ApiException
 
 from extender.admission.inventory import PartitionInventory
-from extender.backoff import Backoff
-from extender.list_watch import HTTP_GONE, WATCH_TIMEOUT_SECONDS, WatchCall, list_objects
+from kube.backoff import Backoff
+from kube.list_watch import HTTP_GONE, WATCH_TIMEOUT_SECONDS, WatchCall, list_objects
 
 logger = logging.getLogger("extender.admission")
 

@@ -1,9 +1,9 @@
 """List, then watch nodes and pods into the ``Cache`` with the extender's list-then-watch helper
-(``extender.list_watch``: paged list, the kubernetes client's ``watch.Watch``).
+(``kube.list_watch``: paged list, the kubernetes client's ``watch.Watch``).
 
 One daemon thread per kind: list, replace, then follow changes from the list's resourceVersion;
 "410 Gone" relists at once; any other failure marks the cache not live (the loop then changes
-nothing), backs off (``extender.backoff``) and relists.
+nothing), backs off (``kube.backoff``) and relists.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from typing import Any
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from extender.backoff import Backoff
-from extender.list_watch import HTTP_GONE, Lister, WatchCall, list_objects, short_error
+from kube.backoff import Backoff
+from kube.list_watch import HTTP_GONE, Lister, WatchCall, list_objects, short_error
 from partitioner.controller.cache import Cache
 
 logger = logging.getLogger(__name__)

@@ -29,7 +29,7 @@ from tests.controlplane.processes import wait_until
 # /readyz turns 503 this long after the watch broke; short, so the test sees it within seconds.
 STALE_AFTER_SECONDS = 2
 # Time for the extender to notice an outage or a recovery: the watch connection breaks at once;
-# the relist follows the extender's backoff (at most 3 s, extender/backoff.py) plus the list.
+# the relist follows the extender's backoff (at most 3 s, kube/backoff.py) plus the list.
 NOTICE_SECONDS = 20.0
 SCHEDULER = "aim-gpu-scheduler-restart"
 LLAMA_8B = model_annotations("meta-llama/Llama-3.1-8B-Instruct", "fp16")  # fits 24 GiB partitions

@@ -15,7 +15,7 @@ import deviceplugin
 PACKAGE = Path(deviceplugin.__file__).parent
 SOURCES = sorted(p for p in PACKAGE.rglob("*.py") if not p.name.startswith("api_pb2"))
 PURE_MODULES = (
-    "preferred_allocation", "allocate_reply", "labels", "reconcile", "inventory", "checkpoint", "backoff", "kubelet_api"
+    "preferred_allocation", "allocate_reply", "labels", "reconcile", "inventory", "checkpoint", "kubelet_api"
 )
 
 

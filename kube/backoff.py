@@ -1,4 +1,5 @@
-"""The one retry backoff of the extender package: doubling, capped low, with jitter."""
+"""The one retry backoff of the project (extender, webhook, device plugin, partitioner): doubling from
+``initial`` up to ``maximum``, each wait shortened at random by up to ``jitter`` so replicas do not retry in step."""
 
 from __future__ import annotations
 

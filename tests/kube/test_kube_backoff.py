@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-from extender.backoff import INITIAL_SECONDS, JITTER, MAX_SECONDS, Backoff
+from kube.backoff import INITIAL_SECONDS, JITTER, MAX_SECONDS, Backoff
 
 
 def test_waits_double_up_to_the_cap_with_jitter_below_the_nominal_wait() -> None:

@@ -1,4 +1,4 @@
-"""extender.list_watch against the real API server (tests/controlplane; skipped without its binaries):
+"""kube.list_watch against the real API server (tests/controlplane; skipped without its binaries):
 a paged list with a label selector returns every matching object as a dict, and a watch from the
 list's resourceVersion reports exactly the later changes, remembers the last resourceVersion and
 ends on the next event once asked to stop."""
@@ -11,7 +11,7 @@ from typing import Any
 
 from kubernetes import client
 
-from extender.list_watch import WatchCall, list_objects
+from kube.list_watch import WatchCall, list_objects
 from tests.controlplane.harness import ControlPlane
 from tests.controlplane.processes import wait_until
 

@@ -8,8 +8,8 @@ a plain function without a documented return type, so it hands over each event's
 client's model deserialisation (which would cost far more than the few fields callers read).
 
 What to do with the objects, and the retry loop around both (410 Gone, backoff, logs, metrics), stay
-with the callers: ``extender.watch`` (nodes and pods), ``extender.admission.node_watch`` (node labels)
-and ``partitioner.controller.watch``.
+with the callers: ``extender.watch`` (nodes and pods), ``extender.pending_events``, the webhook's node watch
+(node labels) and ``partitioner.controller.watch``.
 """
 
 from __future__ import annotations
