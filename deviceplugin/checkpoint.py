@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from deviceplugin.regular_file import read_regular_file
+from kube.regular_file import read_regular_file
 
 CHECKPOINT_NAME = "kubelet_internal_checkpoint"
 # Our IDs are "<PCI address>-p<n>" (about 16 characters); anything much longer is not ours.

@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from deviceplugin.regular_file import read_regular_file
+from kube.regular_file import read_regular_file
 from sizing.bounded import BoundedValueError, parse_int
 
 # A sysfs attribute is at most one page (fs/sysfs/file.c); a larger "file" is not sysfs.

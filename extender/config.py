@@ -9,9 +9,9 @@ from enum import Enum
 
 from extender.cache import DEFAULT_STALE_AFTER_SECONDS
 from extender.errors import ConfigError
-from extender.regular_file import file_problem
 from extender.verdict import Policy
 from extender.wire import default_max_body_bytes
+from kube.regular_file import file_problem
 
 CONFIG_VERSION = "v1"
 

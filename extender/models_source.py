@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from extender.regular_file import read_regular_file
+from kube.regular_file import read_regular_file
 from sizing import CATALOGUE, Catalogue, ModelArch, SizingError
 from sizing.models_dir import MAX_ENTRY_BYTES, entry_names, extend_catalogue, parse_entry
 

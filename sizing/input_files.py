@@ -7,6 +7,10 @@ only when it is a regular file (checked on the open descriptor, so it cannot be 
 and only up to the caller's bound; a tree is walked with its depth and its number of entries
 bounded, and every directory entered once. Each refusal is a SizingError naming the path,
 which aim-sizing prints as one line before it exits 2.
+
+``opened_regular_file`` and ``read_regular_file`` (OSError, no SizingError) are the project's one
+non-blocking regular-file reader: ``sizing`` may import no other package of the project, so it lives
+here and ``kube.regular_file`` re-exports it for the extender, webhook, device plugin and partitioner.
 """
 
 from __future__ import annotations
@@ -21,7 +25,12 @@ from typing import BinaryIO
 from sizing.errors import SizingError
 
 
-def _kind(mode: int) -> str:
+class NotRegularFileError(OSError):
+    """The path exists but is a directory, FIFO, socket or device; ``str()`` says which."""
+
+
+def file_kind(mode: int) -> str:
+    """What a path that is not a regular file is, from its ``st_mode``, in words."""
     if stat.S_ISDIR(mode):
         return "a directory"
     if stat.S_ISFIFO(mode):
@@ -30,21 +39,41 @@ def _kind(mode: int) -> str:
 
 
 @contextmanager
+def opened_regular_file(path: str | os.PathLike[str]) -> Iterator[tuple[BinaryIO, int]]:
+    """``path`` open for binary reading, and its size; NotRegularFileError for anything but a regular
+    file (checked on the open descriptor, so it cannot be swapped in between), OSError when it cannot
+    be opened. The one non-blocking reader of the project: ``kube.regular_file`` re-exports it."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # O_NONBLOCK: opening a FIFO must not wait for a writer
+    try:
+        info = os.fstat(fd)  # before fdopen, which refuses a directory in its own words
+        if not stat.S_ISREG(info.st_mode):
+            raise NotRegularFileError(f"not a regular file ({file_kind(info.st_mode)})")
+        handle = os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+    with handle:
+        yield handle, info.st_size
+
+
+def read_regular_file(path: str | os.PathLike[str], max_bytes: int) -> bytes:
+    """At most ``max_bytes + 1`` bytes of ``path`` (one more, so the caller sees it is too large);
+    NotRegularFileError for anything but a regular file, OSError when it cannot be opened or read."""
+    with opened_regular_file(path) as (handle, _size):
+        return handle.read(max_bytes + 1)
+
+
+@contextmanager
 def open_regular(path: Path) -> Iterator[tuple[BinaryIO, int]]:
     """``path`` open for binary reading, and its size; SizingError unless it is a regular file that can
     be read (the error of a read inside the block is reported the same way)."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # O_NONBLOCK: opening a FIFO must not wait for a writer
+        with opened_regular_file(path) as (handle, size):
+            yield handle, size
+    except NotRegularFileError as exc:
+        raise SizingError(f"{path} is {exc}") from None
     except OSError as exc:
         raise SizingError(f"cannot read {path}: {exc.strerror or exc}") from None
-    with os.fdopen(fd, "rb") as handle:
-        mode, size = (info := os.fstat(fd)).st_mode, info.st_size
-        if not stat.S_ISREG(mode):
-            raise SizingError(f"{path} is not a regular file ({_kind(mode)})")
-        try:
-            yield handle, size
-        except OSError as exc:
-            raise SizingError(f"cannot read {path}: {exc.strerror or exc}") from None
 
 
 def read_regular(path: Path, max_bytes: int) -> bytes:

@@ -24,8 +24,8 @@ from starlette.concurrency import run_in_threadpool
 from extender.admission.inventory import Offer
 from extender.admission.mutation import Options
 from extender.admission.review import MAX_BODY_BYTES, Reply, refused_body, review
-from extender.regular_file import file_problem
 from extender.request_body import BodyIncompleteError, BodyTooLargeError, read_body
+from kube.regular_file import file_problem
 
 logger = logging.getLogger("extender.admission")
 

@@ -17,7 +17,7 @@ from typing import Any, Final
 import yaml
 
 from extender.errors import PlanInputError
-from extender.regular_file import MAX_FILE_BYTES, NotRegularFileError, read_regular_file
+from kube.regular_file import MAX_FILE_BYTES, NotRegularFileError, read_regular_file
 
 # The formats nest four levels (nodes -> node -> gpus -> group); 32 leaves room for any layout and
 # stays far below Python's recursion limit, which a deeper document would hit while being built.

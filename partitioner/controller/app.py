@@ -16,7 +16,7 @@ from typing import Any, Final
 from kubernetes import client, config as kube_config_module
 from prometheus_client import start_http_server
 
-from extender.regular_file import file_problem
+from kube.regular_file import file_problem
 from partitioner.controller.cache import Cache
 from partitioner.controller.kube import Kube
 from partitioner.controller.leader import LeaseSettings, release, run_elected

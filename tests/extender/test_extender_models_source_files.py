@@ -1,5 +1,5 @@
-"""The models directory's entries are read by extender.regular_file.read_regular_file (the one
-non-blocking reader of the extender): a FIFO, a device (/dev/zero linked in) or a directory named
+"""The models directory's entries are read by kube.regular_file.read_regular_file (the one
+non-blocking reader of the project): a FIFO, a device (/dev/zero linked in) or a directory named
 like an entry is logged with its kind and skipped by the serving source, and refused naming the
 entry by the one-shot reader (aim-extender plan --models-dir), without waiting or reading (issue 18)."""
 
