@@ -117,10 +117,10 @@ def run_server(sock: socket.socket, names: int, http: str = "auto", loop: str = 
     body limit of full Nodes (the bench sends both kinds to one server)."""
     import uvicorn
 
+    from decision.node_offer import read_node_offer
+    from decision.pod_demand import BoundPodUsage
     from extender.app import create_app
     from extender.cache import ClusterCache
-    from extender.node_offer import read_node_offer
-    from extender.pod_demand import BoundPodUsage
     from extender.wire import MAX_BODY_BYTES_NODES
 
     cache = ClusterCache()

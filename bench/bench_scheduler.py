@@ -58,11 +58,11 @@ from kubernetes import client
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from decision.pod_demand import read_pod_demand  # noqa: E402
+from decision.requirement import Sizer  # noqa: E402
 from extender.admission.inventory import PartitionInventory  # noqa: E402
 from extender.admission.mutation import Options, mutate  # noqa: E402
 from extender.admission.workload import Kind  # noqa: E402
-from extender.pod_demand import read_pod_demand  # noqa: E402
-from extender.requirement import Sizer  # noqa: E402
 from extender.scheduler_config import (  # noqa: E402
     API_V1BETA3,
     ExtenderEndpoint,

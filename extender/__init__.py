@@ -5,14 +5,10 @@ The extender answers kube-scheduler's ``filter`` and ``prioritize`` calls for po
 partitions can hold it, then scores the survivors best-fit. ``aim-extender plan`` runs the same
 verdict and score functions over a described cluster, offline.
 
-Modules, one job each, in kube-scheduler's own stages (each imports only the ones above it):
+The stages of kube-scheduler's decision (pod demand, requirement, node offer, verdict, reasons, the
+loop over many nodes) are the pure ``decision`` package, shared with the webhook, the planner and
+the partitioner. Modules here, one job each (each imports only the ones above it):
 
-    reasons       why a node is rejected: codes and messages
-    pod_demand    what a pod asks for (annotations, partition request) and what bound pods use
-    requirement   PodDemand -> Requirement with a given catalogue; the only caller of the sizing estimate
-    node_offer    what a node offers: labels + allocatable, full and fast parser side by side
-    verdict       the verdict for one node: filter, score, policy
-    decisions     the loop over many nodes (once per distinct capacity)
     wire          kube-scheduler extender wire types, request reading, reply writing
     metrics       Prometheus collectors, one registry per app
     cache         node offers + partitions used, and whether the watch is live (thread-safe)

@@ -12,13 +12,13 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import PlainTextResponse, Response
 from starlette.concurrency import run_in_threadpool
 
+from decision.partition_memory import NodePartitionMemory, partition_memory
+from decision.requirement import Sizer
+from decision.verdict import Policy
 from extender.cache import DEFAULT_STALE_AFTER_SECONDS, ClusterCache
 from extender.metrics import CONTENT_TYPE, ExtenderMetrics
-from extender.partition_memory import NodePartitionMemory, partition_memory
 from extender.request_body import BodyIncompleteError, BodyTooLargeError, read_body
-from extender.requirement import Sizer
 from extender.service import ExtenderService, Reply
-from extender.verdict import Policy
 from extender.wire import (
     ErrorReply,
     ExtenderArgs,

@@ -19,9 +19,9 @@ import threading
 import time
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 
-from extender.node_offer import NodeOffer
-from extender.pod_demand import BoundPodUsage
-from extender.verdict import Capacity
+from decision.node_offer import NodeOffer
+from decision.pod_demand import BoundPodUsage
+from decision.verdict import Capacity
 
 # How long the watch may be broken before /readyz says not ready (--stale-after): 30 s rides out an
 # API-server restart or leader change (relisting starts within ~3 s of its return, see backoff.py),

@@ -18,6 +18,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import FrameType
 
+from decision.verdict import Policy
 from extender.admission.certs_command import add_parser as add_certs_parser
 from extender.admission.flags import (
     WebhookConfig,
@@ -28,7 +29,6 @@ from extender.admission.flags import (
 from extender.cache import DEFAULT_STALE_AFTER_SECONDS
 from extender.config import DEFAULT_HOST, DEFAULT_PORT, ExtenderConfig, NodeCacheMode
 from extender.errors import ConfigError, PlanInputError
-from extender.verdict import Policy
 from sizing import Catalogue, ModelArch, SizingError
 from sizing.bounded import BoundedValueError, parse_int, parse_memory_bytes, shown
 
@@ -200,10 +200,10 @@ def serve(config: ExtenderConfig, webhook: WebhookConfig | None = None) -> int:
 
     import uvicorn
 
+    from decision.requirement import Sizer
     from extender.app import create_app
     from extender.cache import ClusterCache
     from extender.metrics import ExtenderMetrics
-    from extender.requirement import Sizer
 
     cache = watcher = api = None
     if config.node_cache is NodeCacheMode.WATCH or webhook is not None:
@@ -286,8 +286,8 @@ def plan(args: argparse.Namespace) -> int:
         return 2
     sizer = None
     if args.models_dir:
+        from decision.requirement import Sizer
         from extender.models_source import read_catalogue
-        from extender.requirement import Sizer
 
         try:
             sizer = Sizer(read_catalogue(Path(args.models_dir)))

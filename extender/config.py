@@ -7,9 +7,9 @@ import ssl
 from dataclasses import asdict, dataclass
 from enum import Enum
 
+from decision.verdict import Policy
 from extender.cache import DEFAULT_STALE_AFTER_SECONDS
 from extender.errors import ConfigError
-from extender.verdict import Policy
 from extender.wire import default_max_body_bytes
 from kube.regular_file import file_problem
 

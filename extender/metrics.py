@@ -9,8 +9,8 @@ from prometheus_client import CollectorRegistry, Counter as PromCounter, Gauge, 
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
-from extender.partition_memory import NodePartitionMemory
-from extender.reasons import ReasonCode
+from decision.partition_memory import NodePartitionMemory
+from decision.reasons import ReasonCode
 
 NAMESPACE = "aim_extender"
 

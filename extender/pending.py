@@ -3,7 +3,7 @@
 In native mode (docs/extender.md) kube-scheduler places pods without the extender, so its
 FailedScheduling event only says "didn't match Pod's node affinity/selector". This module words
 what the extender's /filter would have said about the whole cluster, with the same reasons module
-(``extender.reasons``: ``cluster_too_small``, ``cluster_too_few``, the smallest known partition that
+(``decision.reasons``: ``cluster_too_small``, ``cluster_too_few``, the smallest known partition that
 holds it), from the pod's ``Requirement`` (the extender's own sizing) and the partition sizes the
 nodes advertise. Only the size and count are explained here: a pod kept waiting by busy partitions
 gets kube-scheduler's own "Insufficient amd.com/gpu-partition"; a pod that cannot be sized is denied
@@ -16,10 +16,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
-from extender import reasons
-from extender.pod_demand import read_pod_demand
-from extender.reasons import KnownMode, ReasonCode
-from extender.requirement import Requirement, Sizer
+from decision import reasons
+from decision.pod_demand import read_pod_demand
+from decision.reasons import KnownMode, ReasonCode
+from decision.requirement import Requirement, Sizer
 from sizing.contract import ANNOTATION_MODEL, ANNOTATION_PROFILE
 
 # kube-scheduler's condition on a pod it tried and could not place (status.conditions).

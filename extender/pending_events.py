@@ -24,8 +24,8 @@ from typing import Any, Final
 
 from kubernetes.client.exceptions import ApiException
 
+from decision.requirement import Sizer
 from extender.pending import PartitionOffer, PendingNote, explain_pod
-from extender.requirement import Sizer
 from kube.backoff import Backoff
 from kube.list_watch import HTTP_GONE, WATCH_TIMEOUT_SECONDS, WatchCall, list_objects, short_error
 

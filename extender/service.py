@@ -16,14 +16,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
-from extender import reasons
+from decision import reasons
+from decision.node_offer import offer_fields
+from decision.nodes import CapacityRef, Resolve, as_capacity, filter_nodes, score_refs
+from decision.pod_demand import pod_reference, read_pod_demand
+from decision.requirement import Requirement, Sizer
+from decision.verdict import Policy
 from extender.cache import ClusterCache
-from extender.decisions import CapacityRef, Resolve, as_capacity, filter_nodes, score_refs
 from extender.metrics import ExtenderMetrics
-from extender.node_offer import offer_fields
-from extender.pod_demand import pod_reference, read_pod_demand
-from extender.requirement import Requirement, Sizer
-from extender.verdict import Policy
 from extender.wire import (
     BadRequestError,
     ExtenderRequest,

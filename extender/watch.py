@@ -17,9 +17,9 @@ from typing import Any, Final
 from kubernetes import client, config as kube_config_module
 from kubernetes.client.exceptions import ApiException
 
+from decision.node_offer import read_node_offer
+from decision.pod_demand import BoundPodUsage, bound_pod_usage, pod_id
 from extender.cache import ClusterCache
-from extender.node_offer import read_node_offer
-from extender.pod_demand import BoundPodUsage, bound_pod_usage, pod_id
 from kube.backoff import Backoff
 from kube.list_watch import HTTP_GONE, WATCH_TIMEOUT_SECONDS, WatchCall, list_objects, short_error
 

@@ -23,7 +23,7 @@ from typing import Any, Final
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from extender.verdict import MAX_SCORE
+from decision.verdict import MAX_SCORE
 
 _CANONICAL_FIELDS = {"pod": "Pod", "nodes": "Nodes", "nodenames": "NodeNames"}
 

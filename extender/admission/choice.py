@@ -223,7 +223,7 @@ def decide(target: Target, offers: Sequence[Offer]) -> Outcome:
 # keeps it at 32); the native profile (extender.scheduler_config.native_profile) weights NodeAffinity
 # 1,000,000, so one point is 1,000,000, more than NodeResourcesFit MostAllocated can give
 # (100 x 1,000) plus every other default score plugin (100 x 9). Among nodes of one size the
-# preference is equal and fullness decides: the extender's best fit (extender/verdict.py).
+# preference is equal and fullness decides: the extender's best fit (decision/verdict.py).
 
 # Terms written at most: more distinct sizes than a few node shapes only come from odd labels;
 # sizes beyond the 33rd that fits share the lowest rank (never inverted).

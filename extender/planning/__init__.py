@@ -14,6 +14,7 @@ with its size, depth and aliases bounded), ``inputs`` (cluster and workload file
 ``planner`` (placement), ``output`` (table and JSON rendering).
 """
 
+from decision.verdict import Policy
 from extender.errors import PlanInputError
 from extender.planning.geometry import (
     PartitionGeometry,
@@ -53,7 +54,6 @@ from extender.planning.planner import (
     place_one,
 )
 from extender.planning.yaml_file import load_yaml, parse_yaml
-from extender.verdict import Policy
 
 __all__ = [
     "MAX_NODES",

@@ -9,9 +9,9 @@ import textwrap
 from collections.abc import Sequence
 from typing import Any
 
+from decision.reasons import GIB
+from decision.verdict import Policy
 from extender.planning.planner import Assignment, GpuState, NodeState, PlanResult
-from extender.reasons import GIB
-from extender.verdict import Policy
 
 WIDTH = 110  # wide enough for model ids, narrow enough for a laptop terminal
 

@@ -15,14 +15,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from extender import reasons
-from extender.decisions import filter_nodes, prioritize_nodes
-from extender.node_offer import NodeOffer, read_node_offer
+from decision import reasons
+from decision.node_offer import NodeOffer, read_node_offer
+from decision.nodes import filter_nodes, prioritize_nodes
+from decision.pod_demand import read_pod_demand
+from decision.requirement import Requirement, Sizer
+from decision.verdict import Capacity, Policy
 from extender.planning.geometry import PartitionGeometry
 from extender.planning.inputs import Cluster, PlanNode, Workload
-from extender.pod_demand import read_pod_demand
-from extender.requirement import Requirement, Sizer
-from extender.verdict import Capacity, Policy
 from sizing.contract import RESOURCE_NAME, PartitionShape, node_labels
 
 

@@ -12,8 +12,9 @@ from typing import Any, Final
 
 import pydantic
 
-from extender import planning, reasons
-from extender.pod_demand import read_pod_demand, requested_partitions
+from decision import reasons
+from decision.pod_demand import read_pod_demand, requested_partitions
+from extender import planning
 from partitioner.controller import keys
 from partitioner.controller.clock import parse_time
 from partitioner.errors import AdvisorInputError
@@ -32,7 +33,7 @@ MAX_NAME: Final = 253
 # Longest scheduling message searched for the extender's reason (kube-scheduler writes one line
 # per distinct reason; 64 KiB is hundreds of them).
 MAX_MESSAGE: Final = 1 << 16
-# The extender's reasons that only another partition layout can resolve (extender/reasons.py):
+# The extender's reasons that only another partition layout can resolve (decision/reasons.py):
 # the node's partitions are too small for the model, or there are fewer than the pod asks for.
 LAYOUT_REASONS: Final = (
     reasons.partition_too_small(0, 0).message.partition(" (")[0],

@@ -25,9 +25,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
+from decision.pod_demand import read_pod_demand
+from decision.requirement import Sizer
 from extender import planning
-from extender.pod_demand import read_pod_demand
-from extender.requirement import Sizer
 from partitioner import dcm
 from partitioner.advisor import AdvisorNode, AdvisorOptions, advise
 from partitioner.controller import keys

@@ -22,9 +22,9 @@ import pytest
 import yaml
 from kubernetes import client
 
+from decision.requirement import Sizer
 from extender.admission.inventory import Offer
 from extender.pending_events import PendingExplainer
-from extender.requirement import Sizer
 from extender.scheduler_config import (
     API_V1BETA3,
     ExtenderEndpoint,

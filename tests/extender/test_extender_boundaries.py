@@ -1,14 +1,18 @@
-"""extender depends on sizing only: on its contract and bounded parsers everywhere, and on the sizing
-computation through one module (plus the planner's geometry lookups); its public names are listed."""
+"""extender and its decision core depend on sizing only: on its contract and bounded parsers everywhere,
+and on the sizing computation through one module (plus the planner's geometry lookups); its public
+names are listed."""
 
 from __future__ import annotations
 
 import ast
 from pathlib import Path
 
+import decision
 import extender
 
 PACKAGE = Path(extender.__file__).resolve().parent
+ROOT = PACKAGE.parent
+CORE = Path(decision.__file__).resolve().parent
 SHARED_CONTRACT = {"sizing.contract", "sizing.bounded"}
 
 
@@ -24,7 +28,7 @@ def imported_modules(path: Path) -> set[str]:
 
 
 def modules() -> list[Path]:
-    return sorted(p for p in PACKAGE.rglob("*.py") if "admission" not in p.parts)
+    return sorted(p for package in (PACKAGE, CORE) for p in package.rglob("*.py") if "admission" not in p.parts)
 
 
 def test_extender_never_imports_the_device_plugin() -> None:
@@ -34,19 +38,20 @@ def test_extender_never_imports_the_device_plugin() -> None:
 
 def test_only_the_requirement_stage_and_the_planner_geometry_call_sizing() -> None:
     callers = {
-        str(p.relative_to(PACKAGE))
+        str(p.relative_to(ROOT))
         for p in modules()
         if any(m.split(".")[0] == "sizing" and m not in SHARED_CONTRACT for m in imported_modules(p))
     }
     # models_source.py loads a models directory into a sizing catalogue for the requirement stage;
     # cli.py names the catalogue type when it hands a new one to the sizer
-    assert "requirement.py" in callers
-    assert callers <= {"requirement.py", "planning/geometry.py", "models_source.py", "cli.py"}
+    assert "decision/requirement.py" in callers
+    assert callers <= {"decision/requirement.py", "extender/planning/geometry.py", "extender/models_source.py",
+                       "extender/cli.py"}
 
 
 def test_keys_and_the_resource_name_are_written_only_in_sizing_contract() -> None:
     offenders = [
-        str(p.relative_to(PACKAGE))
+        str(p.relative_to(ROOT))
         for p in modules()
         if '"amd.com/gpu-partition' in p.read_text() or '"aim.amd.com/' in p.read_text()
     ]

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from extender.node_offer import offer_fields, read_node_offer
+from decision.node_offer import offer_fields, read_node_offer
 from extender.wire import BadRequestError, read_extender_args
 
 MEMORY = "amd.com/gpu-partition.memory-mib"

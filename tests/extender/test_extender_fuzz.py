@@ -19,11 +19,11 @@ from typing import Any
 import httpx
 import pytest
 
+from decision.node_offer import read_node_offer
+from decision.verdict import MAX_SCORE
 from extender.app import create_app
 from extender.cache import ClusterCache
 from extender.config import ExtenderConfig, NodeCacheMode
-from extender.node_offer import read_node_offer
-from extender.verdict import MAX_SCORE
 from extender.wire import MAX_BODY_BYTES_NAMES, MAX_BODY_BYTES_NODES
 from sizing.contract import (
     ANNOTATION_MAX_MODEL_LEN,

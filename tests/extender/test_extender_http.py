@@ -16,8 +16,8 @@ from typing import Any
 import httpx
 import pytest
 
+from decision.verdict import Policy
 from extender.app import create_app
-from extender.verdict import Policy
 from tests.extender.support import annotate, label_node, make_node, partition_labels, serve_app
 
 LLAMA_8B = {"aim.amd.com/model": "meta-llama/Llama-3.1-8B-Instruct", "aim.amd.com/precision": "fp16"}  # ~20 GiB

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from extender.node_offer import read_node_offer
+from decision.node_offer import read_node_offer
 from sizing.contract import LABEL_MEMORY_MIB, MIB, RESOURCE_NAME, PartitionShape, node_labels
 from tests.extender.support import make_node, partition_labels
 

@@ -10,10 +10,10 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 import sizing
+from decision.node_offer import read_node_offer
+from decision.pod_demand import bound_pod_usage, pod_id
 from extender.app import create_app
 from extender.cache import ClusterCache
-from extender.node_offer import read_node_offer
-from extender.pod_demand import bound_pod_usage, pod_id
 from tests.extender.support import make_node, partition_labels, serve_app
 from tests.extender.test_extender_node_cache_watch import LLAMA_8B, bound_pod
 

@@ -1,5 +1,5 @@
 """The note on a waiting pod (extender.pending): the size it needs, the largest the cluster has and the
-smallest known partition that holds it, in the words of extender.reasons; only for pods kube-scheduler
+smallest known partition that holds it, in the words of decision.reasons; only for pods kube-scheduler
 tried and could not place, and only when the size or count is why. The Events themselves, their
 deduplication and the wiring into ``aim-extender serve`` are tested on the real control plane
 (tests/controlplane/test_controlplane_native_mode.py)."""
@@ -11,10 +11,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import sizing
+from decision.reasons import smallest_mode_holding
+from decision.requirement import Requirement, Sizer
 from extender.pending import explain, explain_pod, is_waiting
 from extender.pending_events import event_body, event_name
-from extender.reasons import smallest_mode_holding
-from extender.requirement import Requirement, Sizer
 from sizing.contract import RESOURCE_NAME
 
 GIB = 1 << 30

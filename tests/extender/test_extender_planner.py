@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 
+from decision.nodes import filter_nodes
+from decision.pod_demand import read_pod_demand
+from decision.reasons import not_in_cache
+from decision.requirement import Sizer
+from decision.verdict import Policy
 from extender import planning
 from extender.cli import main as cli_main
-from extender.decisions import filter_nodes
-from extender.pod_demand import read_pod_demand
-from extender.reasons import not_in_cache
-from extender.requirement import Sizer
-from extender.verdict import Policy
 from tests.extender.hostile_files import (
     CLUSTER_FILES,
     WORKLOAD_FILES,

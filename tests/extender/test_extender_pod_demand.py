@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
-from extender.pod_demand import PodDemand, bound_pod_usage, read_pod_demand, requested_partitions
-from extender.reasons import GIB, ReasonCode
-from extender.requirement import Sizer
+from decision.pod_demand import PodDemand, bound_pod_usage, read_pod_demand, requested_partitions
+from decision.reasons import GIB, ReasonCode
+from decision.requirement import Sizer
 from sizing.bounded import BoundedValueError
 
 SIZER = Sizer()

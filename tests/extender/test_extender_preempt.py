@@ -10,9 +10,9 @@ from typing import Any
 
 import httpx
 
+from decision.node_offer import read_node_offer
 from extender.app import create_app
 from extender.cache import ClusterCache
-from extender.node_offer import read_node_offer
 from tests.extender.support import make_node, partition_labels, serve_app
 
 LLAMA_70B_FP8 = {"aim.amd.com/model": "meta-llama/Llama-3.3-70B-Instruct", "aim.amd.com/precision": "fp8"}  # ~80 GiB

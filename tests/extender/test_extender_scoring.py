@@ -4,10 +4,10 @@ then free partitions, across the whole 21-288 GiB range of partition sizes."""
 from __future__ import annotations
 
 import sizing
-from extender.decisions import prioritize_nodes
-from extender.reasons import GIB
-from extender.requirement import Requirement
-from extender.verdict import MAX_SCORE, Capacity, Policy, size_bucket
+from decision.nodes import prioritize_nodes
+from decision.reasons import GIB
+from decision.requirement import Requirement
+from decision.verdict import MAX_SCORE, Capacity, Policy, size_bucket
 
 SIZED = Requirement(partitions=1, required_bytes=20 * GIB, model_bytes=18 * GIB, subject="m")
 UNSIZED = Requirement(partitions=1)

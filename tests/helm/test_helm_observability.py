@@ -21,8 +21,8 @@ import pytest
 from prometheus_client import start_http_server
 from prometheus_client.parser import text_string_to_metric_families
 
+from decision.reasons import ReasonCode
 from deviceplugin.metrics import PluginMetrics
-from extender.reasons import ReasonCode
 from partitioner.controller.machine import Outcome
 from partitioner.controller.metrics import NODE_STATES, Metrics as PartitionerMetrics
 from tests.controlplane.harness import ControlPlane

@@ -111,8 +111,8 @@ def test_fifo_and_link_loop_entries_are_reported_not_waited_on(tmp_path: Path,
 
 
 def test_extender_sizes_a_models_dir_pod_with_its_declared_precision(tmp_path: Path) -> None:
-    from extender.pod_demand import read_pod_demand
-    from extender.requirement import Sizer
+    from decision.pod_demand import read_pod_demand
+    from decision.requirement import Sizer
 
     (tmp_path / "a.json").write_text(_entry("acme/mistral-awq"))
     pod = {"metadata": {"annotations": {"aim.amd.com/model": "acme/mistral-awq"}},

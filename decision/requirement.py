@@ -14,8 +14,8 @@ from functools import lru_cache, partial
 from typing import Final
 
 import sizing
-from extender.pod_demand import PodDemand
-from extender.reasons import ReasonCode, Rejection, gib_ceil, gib_floor
+from decision.pod_demand import PodDemand
+from decision.reasons import ReasonCode, Rejection, gib_ceil, gib_floor
 from sizing.contract import (
     ANNOTATION_MAX_MODEL_LEN,
     ANNOTATION_MEMORY,

@@ -16,9 +16,9 @@ from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from itertools import compress, repeat
 
-from extender.reasons import ReasonCode, Rejection
-from extender.requirement import Requirement
-from extender.verdict import Capacity, Policy, filter_verdict, score_capacities
+from decision.reasons import ReasonCode, Rejection
+from decision.requirement import Requirement
+from decision.verdict import Capacity, Policy, filter_verdict, score_capacities
 
 # Verdict for a node without a capacity when scoring: only "does not pass" matters, not the message.
 _UNKNOWN_NODE = Rejection(ReasonCode.NOT_IN_CACHE, "", unresolvable=False)

@@ -30,9 +30,9 @@ from collections.abc import Iterable
 from enum import Enum
 from typing import Final
 
-from extender import reasons
-from extender.reasons import Rejection
-from extender.requirement import Requirement
+from decision import reasons
+from decision.reasons import Rejection
+from decision.requirement import Requirement
 
 # kube-scheduler's MaxExtenderPriority (k8s.io/kube-scheduler/extender/v1 types.go); min is 0.
 MAX_SCORE: Final = 10

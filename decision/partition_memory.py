@@ -13,8 +13,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
-from extender.pod_demand import BoundPodUsage, PodDemand
-from extender.requirement import Requirement
+from decision.pod_demand import BoundPodUsage, PodDemand
+from decision.requirement import Requirement
 
 
 @dataclass(frozen=True, slots=True)
