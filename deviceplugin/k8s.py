@@ -1,6 +1,6 @@
 """The only module that talks to the Kubernetes API: patch this node's labels.
 
-Uses the official client with in-cluster config, else ``KUBECONFIG`` / ~/.kube/config. The
+Uses the official client with in-cluster config, else ``KUBECONFIG`` / ~/.kube/config (``kube.client``). The
 patch is a JSON merge patch (RFC 7386) on ``/api/v1/nodes/<name>``, so only the keys in the
 body change and ``null`` removes a key.
 """
@@ -11,12 +11,12 @@ import logging
 from collections.abc import Mapping
 
 import urllib3.exceptions
-from kubernetes import client, config
+from kubernetes import client
 from kubernetes.client.exceptions import ApiException
-from kubernetes.config.config_exception import ConfigException
 
 from deviceplugin.errors import LabelPatchError
 from deviceplugin.labels import build_label_patch
+from kube.client import KubeConfigError, load_api_client as load_kube_client
 
 logger = logging.getLogger(__name__)
 
@@ -30,13 +30,9 @@ REQUEST_TIMEOUT_S = (5.0, 10.0)
 def load_api_client() -> client.ApiClient:
     """In-cluster config when running in a pod, else KUBECONFIG; LabelPatchError if neither."""
     try:
-        config.load_incluster_config()
-    except ConfigException:
-        try:
-            config.load_kube_config()
-        except (ConfigException, OSError, TypeError) as exc:
-            raise LabelPatchError(f"no Kubernetes credentials (in-cluster or KUBECONFIG): {exc}") from exc
-    return client.ApiClient()
+        return load_kube_client()
+    except KubeConfigError as exc:
+        raise LabelPatchError(f"no Kubernetes credentials (in-cluster or KUBECONFIG): {exc}") from exc
 
 
 class NodeLabelPatcher:

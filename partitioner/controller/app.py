@@ -11,12 +11,12 @@ import sys
 import threading
 import time
 from types import FrameType
-from typing import Any, Final
+from typing import Final
 
-from kubernetes import client, config as kube_config_module
+from kubernetes import client
 from prometheus_client import start_http_server
 
-from kube.regular_file import file_problem
+from kube.client import load_api_client
 from partitioner.controller.cache import Cache
 from partitioner.controller.kube import Kube
 from partitioner.controller.leader import LeaseSettings, release, run_elected
@@ -28,7 +28,6 @@ from partitioner.controller.watch import Watcher, short
 from partitioner.modes import Trust
 
 logger = logging.getLogger("partitioner.controller")
-kube_config: Any = kube_config_module
 
 # On SIGTERM the Lease is released after the current pass ends; a pass makes a few API calls of
 # at most 30 s each (kube.TIMEOUT), normally milliseconds. Longer: the Lease simply expires.
@@ -49,17 +48,7 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 def _api_client(kubeconfig: str | None) -> client.ApiClient:
     """Load the configuration as the process default (the Lease lock uses the default client)."""
-    if kubeconfig:
-        problem = file_problem(kubeconfig)  # a FIFO would block the client for good, /dev/zero never ends
-        if problem:
-            raise ValueError(f"--kubeconfig {kubeconfig}: {problem}")
-        kube_config.load_kube_config(config_file=kubeconfig)
-    else:
-        try:
-            kube_config.load_incluster_config()
-        except kube_config.ConfigException:
-            kube_config.load_kube_config()
-    return client.ApiClient()
+    return load_api_client(kubeconfig)  # the kubeconfig file checked first: a FIFO would block for good
 
 
 def run(args: argparse.Namespace) -> int:
