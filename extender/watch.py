@@ -14,19 +14,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
-from kubernetes import client, config as kube_config_module
+from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from decision.node_offer import read_node_offer
 from decision.pod_demand import BoundPodUsage, bound_pod_usage, pod_id
 from extender.cache import ClusterCache
 from kube.backoff import Backoff
+from kube.client import load_api_client
 from kube.list_watch import HTTP_GONE, WATCH_TIMEOUT_SECONDS, WatchCall, list_objects, short_error
 
 logger = logging.getLogger(__name__)
-
-# The kubernetes client has no type hints: its entry points are used as ``Any``.
-kube_config: Any = kube_config_module
 
 # Pods that can hold devices: bound and not finished. The API server filters; DELETED events
 # arrive when a pod leaves the selection (e.g. it finishes).
@@ -157,12 +155,5 @@ class ClusterWatcher:
 
 
 def core_api(kubeconfig: str | None) -> client.CoreV1Api:
-    """CoreV1Api from a kubeconfig file, else in-cluster config, else the default kubeconfig."""
-    if kubeconfig:
-        api_client = kube_config.new_client_from_config(config_file=kubeconfig)
-        return client.CoreV1Api(api_client)
-    try:
-        kube_config.load_incluster_config()
-    except kube_config.ConfigException:
-        kube_config.load_kube_config()
-    return client.CoreV1Api()
+    """CoreV1Api from a kubeconfig file, else in-cluster config, else the default kubeconfig (``kube.client``)."""
+    return client.CoreV1Api(load_api_client(kubeconfig))
