@@ -16,9 +16,8 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Protocol
 
+from decision.text import gib_ceil, gib_floor
 from sizing.contract import LABEL_MEMORY_MIB
-
-GIB = 1 << 30
 
 
 class ReasonCode(str, Enum):
@@ -42,21 +41,6 @@ class Rejection:
     code: ReasonCode
     message: str
     unresolvable: bool
-
-
-def _gib_tenths(tenths: int) -> str:
-    """GiB from a count of tenths: "24 GiB", "63.9 GiB"."""
-    return f"{tenths // 10} GiB" if tenths % 10 == 0 else f"{tenths // 10}.{tenths % 10} GiB"
-
-
-def gib_floor(n_bytes: int) -> str:
-    """A partition size for a message, never rounded up ("24 GiB", "63.9 GiB")."""
-    return _gib_tenths(n_bytes * 10 // GIB)  # integer arithmetic: exact for any size
-
-
-def gib_ceil(n_bytes: int) -> str:
-    """A requirement for a message, never rounded down, so "24 GiB < 24 GiB" cannot happen."""
-    return _gib_tenths(-(-n_bytes * 10 // GIB))
 
 
 def no_partitions() -> Rejection:

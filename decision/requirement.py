@@ -15,7 +15,8 @@ from typing import Final
 
 import sizing
 from decision.pod_demand import PodDemand
-from decision.reasons import ReasonCode, Rejection, gib_ceil, gib_floor
+from decision.reasons import ReasonCode, Rejection
+from decision.text import gib_ceil, gib_floor
 from sizing.contract import (
     ANNOTATION_MAX_MODEL_LEN,
     ANNOTATION_MEMORY,

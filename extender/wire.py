@@ -23,6 +23,7 @@ from typing import Any, Final
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from decision.text import pydantic_problem
 from decision.verdict import MAX_SCORE
 
 _CANONICAL_FIELDS = {"pod": "Pod", "nodes": "Nodes", "nodenames": "NodeNames"}
@@ -99,9 +100,7 @@ class ErrorReply(BaseModel):
 
 
 def _describe(error: ValidationError) -> str:
-    first = error.errors()[0]
-    where = ".".join(str(part)[:64] for part in first["loc"]) or "body"
-    return f"{where}: {first['msg']}"[:MAX_ERROR_TEXT]
+    return pydantic_problem(error, empty_where="body")[:MAX_ERROR_TEXT]
 
 
 @dataclass(frozen=True, slots=True)

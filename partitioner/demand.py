@@ -12,16 +12,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from decision import text
 from extender import planning
 from partitioner.modes import ModeOption
 
-GIB = 1 << 30
-
-
-def gib(n_bytes: int) -> str:
-    """A size for messages: "24 GiB", "42.6 GiB" (rounded down to a tenth)."""
-    tenths = n_bytes * 10 // GIB
-    return f"{tenths // 10} GiB" if tenths % 10 == 0 else f"{tenths // 10}.{tenths % 10} GiB"
+GIB = text.GIB
+gib = text.gib_floor  # a size for messages: "24 GiB", "42.6 GiB" (rounded down to a tenth)
 
 
 @dataclass(frozen=True, slots=True)

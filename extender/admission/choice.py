@@ -11,12 +11,10 @@ from dataclasses import dataclass
 from typing import Final
 
 import sizing
+from decision.text import MIB, gib
 from extender.admission.inventory import Offer
 from sizing import MemoryEstimate, ModelArch, Precision
 from sizing.contract import RESOURCE_NAME
-
-MIB = 1 << 20
-GIB = 1 << 30
 
 # Partition counts (= tensor-parallel sizes) tried, smallest first: vLLM's usual TP sizes, which
 # are also the counts AIM profiles use (sizing.TP_SIZES).
@@ -24,13 +22,6 @@ PARTITION_COUNTS: tuple[int, ...] = tuple(sizing.TP_SIZES)
 
 # Precisions tried for a suggestion, highest first: each one lower than the user's is offered.
 SUGGESTED_PRECISIONS: tuple[Precision, ...] = (Precision.FP8, Precision.INT8, Precision.INT4)
-
-
-def gib_text(n_bytes: int, *, round_up: bool) -> str:
-    """``151 GiB`` / ``42.7 GiB`` with integer arithmetic (exact for any bounded size)."""
-    tenths = -(-n_bytes * 10 // GIB) if round_up else n_bytes * 10 // GIB
-    whole, tenth = divmod(tenths, 10)
-    return f"{whole} GiB" if tenth == 0 else f"{whole}.{tenth} GiB"
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,9 +152,9 @@ def _too_big(target: Target, offers: Sequence[Offer], in_cluster: bool, waits: b
     where = "in this cluster" if in_cluster else "of any known GPU"
     largest = max((o.memory_bytes for o in offers), default=0)
     noun = "partition" if count == 1 else "partitions"
-    needs = (f"needs {gib_text(_required(target, need), round_up=True)} per partition with {count} {noun}"
+    needs = (f"needs {gib(_required(target, need), round_up=True)} per partition with {count} {noun}"
              if need is not None else f"cannot run on {count} {noun}")
-    text = f"{target.subject} {needs}; the largest partition {where} is {gib_text(largest, round_up=False)}"
+    text = f"{target.subject} {needs}; the largest partition {where} is {gib(largest, round_up=False)}"
     if waits:
         text += "; it waits for a node that holds it"
     fixes = suggestions(target, offers)
@@ -193,7 +184,7 @@ def decide(target: Target, offers: Sequence[Offer]) -> Outcome:
         warnings.append(_too_big(target, offers, in_cluster=True, waits=True))
     count, need = fallback
     if not offers:
-        size = gib_text(_required(target, need), round_up=True)
+        size = gib(_required(target, need), round_up=True)
         warnings.append(f"no node advertises {RESOURCE_NAME} partition labels yet; sized {target.subject}"
                         f" against the partitions of the known GPUs ({count} x {size})")
     return Outcome(Choice(count, need, _required(target, need), fits_cluster=False), tuple(warnings))

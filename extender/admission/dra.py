@@ -20,7 +20,8 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
-from extender.admission.choice import Choice, Target, decide, gib_text, size_bounds
+from decision.text import gib
+from extender.admission.choice import Choice, Target, decide, size_bounds
 from extender.admission.inventory import Offer
 from extender.admission.mutation import ANNOTATION_RECORD, Mutation, Options, _read_record, _Record, read_inputs
 from extender.admission.patching import lookup
@@ -115,7 +116,7 @@ def mutate_claim_template(operation: str, obj: dict[str, Any], offers: Sequence[
         ops.append({"op": "add", "path": "/spec/spec/devices/requests", "value": [request]})
     noun = "partition" if choice.partitions == 1 else "partitions"
     summary = (f"{inputs.model.id} {inputs.precision.value} ctx {choice.need.max_model_len}: {choice.partitions}"
-               f" {noun} of at least {gib_text(choice.required_bytes, round_up=True)} (DRA, smallest band first)")
+               f" {noun} of at least {gib(choice.required_bytes, round_up=True)} (DRA, smallest band first)")
     record.now["requests"] = f"{choice.partitions}x>={choice.required_bytes}"
     document = json.dumps({"sized": summary, "set": dict(sorted(record.now.items()))}, separators=(",", ":"),
                           sort_keys=True)

@@ -18,7 +18,8 @@ from typing import Any, Final
 import orjson
 
 import sizing
-from extender.admission.choice import PREFERRED_TERM_WEIGHT, Choice, Target, decide, gib_text, size_bounds
+from decision.text import gib
+from extender.admission.choice import PREFERRED_TERM_WEIGHT, Choice, Target, decide, size_bounds
 from extender.admission.engine_flags import FlagUse, flag_uses
 from extender.admission.flags import DEFAULT_MODEL_FORMAT, DEFAULT_RUNTIME
 from extender.admission.inventory import Offer
@@ -510,7 +511,7 @@ def _term_signature(term: object) -> str | None:
 def _summary(inputs: Inputs, choice: Choice) -> str:
     noun = "partition" if choice.partitions == 1 else "partitions"
     return (f"{inputs.model.id} {inputs.precision.value} ctx {choice.need.max_model_len}: {choice.partitions}"
-            f" {noun} of at least {gib_text(choice.required_bytes, round_up=True)}")
+            f" {noun} of at least {gib(choice.required_bytes, round_up=True)}")
 
 
 def _user_value_warnings(workload: Workload, root: Mapping[str, Any], choice: Choice) -> list[str]:

@@ -35,6 +35,7 @@ from pydantic import (
     model_validator,
 )
 
+from decision.text import pydantic_problem
 from extender.errors import PlanInputError
 from extender.planning.geometry import (
     PartitionGeometry,
@@ -226,12 +227,7 @@ def _read_yaml(path: str | None, demo: str) -> tuple[str, Any]:
 
 def validation_message(source: str, error: ValidationError) -> str:
     """One line for a pydantic error in an input file: the file, the field's path, the first problem."""
-    problems = error.errors()
-    first = problems[0]
-    where = "".join(f"[{part}]" if isinstance(part, int) else f".{str(part)[:40]}" for part in first["loc"]).lstrip(".")
-    message = first["msg"].removeprefix("Value error, ")
-    more = f" (and {len(problems) - 1} more problem(s))" if len(problems) > 1 else ""
-    return f"{source}: {where or 'document'}: {message}{more}"
+    return pydantic_problem(error, source=source)
 
 
 def _validate(model: type[_Strict], source: str, data: Any) -> Any:

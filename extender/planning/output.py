@@ -9,7 +9,7 @@ import textwrap
 from collections.abc import Sequence
 from typing import Any
 
-from decision.reasons import GIB
+from decision.text import GIB
 from decision.verdict import Policy
 from extender.planning.planner import Assignment, GpuState, NodeState, PlanResult
 

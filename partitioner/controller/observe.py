@@ -14,6 +14,7 @@ import pydantic
 
 from decision import reasons
 from decision.pod_demand import read_pod_demand, requested_partitions
+from decision.text import pydantic_problem
 from extender import planning
 from partitioner.controller import keys
 from partitioner.controller.clock import parse_time
@@ -357,11 +358,7 @@ def _workload(name: str, pod: Mapping[str, Any], partitions: int) -> tuple[plann
             "profile": demand.profile, "memory": demand.memory_text, "partitions": partitions,
         })
     except pydantic.ValidationError as error:
-        errors = error.errors()
-        if not errors:
-            return None, "cannot be planned"
-        where = ".".join(str(part) for part in errors[0]["loc"]) or "pod"
-        return None, f"cannot be planned: {where}: {errors[0]['msg']}"[:300]
+        return None, f"cannot be planned: {pydantic_problem(error, empty_where='pod')}"[:300]
     return planning.Workload(name, spec), None
 
 

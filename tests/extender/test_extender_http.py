@@ -196,7 +196,7 @@ def test_names_request_without_a_node_cache_rejects_every_name_with_the_registra
         (b"[]", "JSON object"),
         (b'{"Nodes": null, "NodeNames": ["a"]}', "no Pod"),
         (b'{"Pod": {}, "Nodes": null, "NodeNames": null}', "neither Nodes nor NodeNames"),
-        (b'{"Pod": {}, "NodeNames": [1, 2]}', "NodeNames.0"),
+        (b'{"Pod": {}, "NodeNames": [1, 2]}', "NodeNames[0]: Input should be a valid string"),
         (b'{"Pod": {}, "Nodes": {"items": [{"metadata": {}}]}}', "Nodes.items[0] has no metadata.name"),
     ],
     ids=["malformed JSON", "array body", "no Pod", "no nodes at all", "names not strings", "node without name"],

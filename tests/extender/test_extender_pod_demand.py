@@ -7,8 +7,9 @@ from typing import Any
 import pytest
 
 from decision.pod_demand import PodDemand, bound_pod_usage, read_pod_demand, requested_partitions
-from decision.reasons import GIB, ReasonCode
+from decision.reasons import ReasonCode
 from decision.requirement import Sizer
+from decision.text import GIB
 from sizing.bounded import BoundedValueError
 
 SIZER = Sizer()

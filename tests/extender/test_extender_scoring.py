@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sizing
 from decision.nodes import prioritize_nodes
-from decision.reasons import GIB
+from decision.text import GIB
 from decision.requirement import Requirement
 from decision.verdict import MAX_SCORE, Capacity, Policy, size_bucket
 
