@@ -7,9 +7,9 @@ Objects stay JSON dicts: lists are read with ``_preload_content=False``, and ``W
 a plain function without a documented return type, so it hands over each event's object without the
 client's model deserialisation (which would cost far more than the few fields callers read).
 
-What to do with the objects, and the retry loop around both (410 Gone, backoff, logs, metrics), stay
-with the callers: ``extender.watch`` (nodes and pods), ``extender.pending_events``, the webhook's node watch
-(node labels) and ``partitioner.controller.watch``.
+The retry loop around both (410 Gone, backoff, logs) with subscribers is ``kube.informer`` (the
+extender's node and pod caches, the webhook's node inventory); ``extender.pending_events`` and
+``partitioner.controller.watch`` keep loops of their own.
 """
 
 from __future__ import annotations
