@@ -14,7 +14,7 @@ second call per node). For each node count, in the same run:
            prioritize scores nothing; uvicorn + orjson like ours): the cost of the HTTP mechanism
   native   extender.scheduler_config.native_scheduler_config (no extender; NodeAffinity and
            MostAllocated weighted) with the pods as the admission webhook writes them
-           (extender.admission.mutation.mutate: required memory-mib Gt + preferred size terms)
+           (webhook.mutation.mutate: required memory-mib Gt + preferred size terms)
 
 Rounds are interleaved (without, with, noop, native, without, ...), so load drifts on a shared
 machine hit every mode. Placement: for each run, the pods bound to a larger partition size than the
@@ -60,9 +60,6 @@ sys.path.insert(0, str(REPO))
 
 from decision.pod_demand import read_pod_demand  # noqa: E402
 from decision.requirement import Sizer  # noqa: E402
-from extender.admission.inventory import PartitionInventory  # noqa: E402
-from extender.admission.mutation import Options, mutate  # noqa: E402
-from extender.admission.workload import Kind  # noqa: E402
 from extender.scheduler_config import (  # noqa: E402
     API_V1BETA3,
     ExtenderEndpoint,
@@ -75,6 +72,9 @@ from tests.controlplane.gpu_cluster import POOL, model_annotations  # noqa: E402
 from tests.controlplane.harness import ControlPlane, RunningExtender  # noqa: E402
 from tests.controlplane.nodes import NOT_READY_TAINT, kubelet_labels, node_status  # noqa: E402
 from tests.controlplane.processes import free_port, wait_until  # noqa: E402
+from webhook.inventory import PartitionInventory  # noqa: E402
+from webhook.mutation import Options, mutate  # noqa: E402
+from webhook.workload import Kind  # noqa: E402
 
 GPU_SPECS = [spec for spec in POOL if spec.count]
 # A queue of mixed models, all fitting 24 GiB partitions or larger ones (1 partition each).

@@ -33,12 +33,12 @@ from pathlib import Path
 
 import httpx
 
-from extender.admission.certs import make_ca, make_serving
-from extender.admission.inventory import PartitionInventory
-from extender.admission.mutation import Options
-from extender.admission.review import review
-from extender.admission.server import CertificateReloader, create_webhook_app, webhook_server
 from sizing.contract import PartitionShape, node_labels
+from webhook.certs import make_ca, make_serving
+from webhook.inventory import PartitionInventory
+from webhook.mutation import Options
+from webhook.review import review
+from webhook.server import CertificateReloader, create_webhook_app, webhook_server
 
 FIXTURES = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "admission"
 CASES = {

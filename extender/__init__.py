@@ -7,7 +7,9 @@ verdict and score functions over a described cluster, offline.
 
 The stages of kube-scheduler's decision (pod demand, requirement, node offer, verdict, reasons, the
 loop over many nodes) are the pure ``decision`` package, shared with the webhook, the planner and
-the partitioner. Modules here, one job each (each imports only the ones above it):
+the partitioner. The admission webhook is its own package, ``webhook``, which ``aim-extender serve``
+starts beside the extender (only ``cli`` imports it). Modules here, one job each (each imports only
+the ones above it):
 
     wire          kube-scheduler extender wire types, request reading, reply writing
     metrics       Prometheus collectors, one registry per app
@@ -20,7 +22,6 @@ the partitioner. Modules here, one job each (each imports only the ones above it
     models_source a models directory (mounted ConfigMap) -> the sizer's catalogue, re-read on change
     scheduler_config  the KubeSchedulerConfiguration documents that register the extender
     planning/     the offline placement planner (public API in planning/__init__.py)
-    admission/    the mutating admission webhook (see its __init__)
 
 Errors::
 

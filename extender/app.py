@@ -17,7 +17,6 @@ from decision.requirement import Sizer
 from decision.verdict import Policy
 from extender.cache import DEFAULT_STALE_AFTER_SECONDS, ClusterCache
 from extender.metrics import CONTENT_TYPE, ExtenderMetrics
-from extender.request_body import BodyIncompleteError, BodyTooLargeError, read_body
 from extender.service import ExtenderService, Reply
 from extender.wire import (
     ErrorReply,
@@ -27,6 +26,7 @@ from extender.wire import (
     default_max_body_bytes,
     encode,
 )
+from kube.request_body import BodyIncompleteError, BodyTooLargeError, read_body
 
 API_VERSION = "0.1.0"
 logger = logging.getLogger(__name__)

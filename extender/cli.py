@@ -19,18 +19,18 @@ from pathlib import Path
 from types import FrameType
 
 from decision.verdict import Policy
-from extender.admission.certs_command import add_parser as add_certs_parser
-from extender.admission.flags import (
-    WebhookConfig,
-    WebhookConfigError,
-    add_serve_flags as add_webhook_flags,
-    webhook_config,
-)
 from extender.cache import DEFAULT_STALE_AFTER_SECONDS
 from extender.config import DEFAULT_HOST, DEFAULT_PORT, ExtenderConfig, NodeCacheMode
 from extender.errors import ConfigError, PlanInputError
 from sizing import Catalogue, ModelArch, SizingError
 from sizing.bounded import BoundedValueError, parse_int, parse_memory_bytes, shown
+from webhook.certs_command import add_parser as add_certs_parser
+from webhook.flags import (
+    WebhookConfig,
+    WebhookConfigError,
+    add_serve_flags as add_webhook_flags,
+    webhook_config,
+)
 
 logger = logging.getLogger("extender")
 
@@ -247,7 +247,7 @@ def serve(config: ExtenderConfig, webhook: WebhookConfig | None = None) -> int:
         access_log=False,  # one line per scheduling call would drown the useful logs; metrics count them
     )
     if webhook is not None and webhook_sock is not None:
-        from extender.admission.serving import ServerWithWebhook, webhook_beside_extender
+        from webhook.serving import ServerWithWebhook, webhook_beside_extender
 
         def model(model_id: str) -> ModelArch:  # the sizer's catalogue: built-in + models directory
             return sizer.catalogue.get_model(model_id)
@@ -341,7 +341,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     if args.command == "scheduler-config":
         return scheduler_config(args)
     if args.command == "certs":
-        from extender.admission.certs_command import run as run_certs
+        from webhook.certs_command import run as run_certs
 
         _configure_logging("info", "text")
         return run_certs(args)

@@ -27,7 +27,7 @@ POD_SCHEDULED: Final = "PodScheduled"
 
 
 class PartitionOffer(Protocol):
-    """What one node offers (``extender.admission.inventory.Offer`` is one)."""
+    """What one node offers (``webhook.inventory.Offer`` is one)."""
 
     @property
     def memory_bytes(self) -> int: ...

@@ -6,8 +6,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from extender.admission.mutation import Options
 from tests.admission.support import RunningWebhook, demo_inventory, models_directory_catalogue, serve_webhook
+from webhook.mutation import Options
 
 
 @pytest.fixture(scope="module")

@@ -27,13 +27,13 @@ import kubernetes_validate
 import yaml
 
 import sizing
-from extender.admission.certs import make_ca, make_serving
-from extender.admission.inventory import PartitionInventory
-from extender.admission.mutation import Options
-from extender.admission.server import CertificateReloader, create_webhook_app, webhook_server
 from sizing import Catalogue
 from sizing.contract import PartitionShape, node_labels
 from sizing.models_dir import extend_catalogue, parse_entry
+from webhook.certs import make_ca, make_serving
+from webhook.inventory import PartitionInventory
+from webhook.mutation import Options
+from webhook.server import CertificateReloader, create_webhook_app, webhook_server
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "admission"
 MODELS_CONFIGMAP = Path(__file__).resolve().parents[2] / "manifests" / "models" / "configmap.yaml"

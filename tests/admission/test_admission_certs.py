@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 
-from extender.admission.certs import make_ca, make_serving, patch_ops_for_ca_bundle, plan, service_names
-from extender.admission.server import CertificateReloader, TLSFilesError
+from webhook.certs import make_ca, make_serving, patch_ops_for_ca_bundle, plan, service_names
+from webhook.server import CertificateReloader, TLSFilesError
 
 NOW = dt.datetime(2026, 11, 30, 8, 0, tzinfo=dt.UTC)
 NAMES = service_names("aim-gpu-webhook", "aim-gpu-sharing")

@@ -19,11 +19,11 @@ from typing import Any
 import jsonpatch
 import orjson
 
-from extender.admission.mutation import Options
-from extender.admission.review import review
 from sizing.bounded import parse_count
 from sizing.contract import RESOURCE_NAME
 from tests.admission.support import FIXTURES, demo_inventory, models_directory_catalogue
+from webhook.mutation import Options
+from webhook.review import review
 
 SEED = 20261130
 ROUNDS = 1500  # ~2 s on 2 shared cores

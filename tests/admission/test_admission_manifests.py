@@ -15,11 +15,11 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from extender.admission.certs import service_names
-from extender.admission.certs_command import add_parser as add_certs_parser
-from extender.admission.flags import DEFAULT_MODEL_FORMAT, DEFAULT_RUNTIME, webhook_config
 from extender.cli import build_parser
 from tests.deploy.deploy_support import MANIFESTS, NAMESPACE, load_docs
+from webhook.certs import service_names
+from webhook.certs_command import add_parser as add_certs_parser
+from webhook.flags import DEFAULT_MODEL_FORMAT, DEFAULT_RUNTIME, webhook_config
 
 WEBHOOK = MANIFESTS / "webhook"
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "webhook.md"

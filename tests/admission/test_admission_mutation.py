@@ -10,9 +10,6 @@ from typing import Any
 
 import orjson
 
-from extender.admission.inventory import PartitionInventory
-from extender.admission.mutation import Options
-from extender.admission.review import review
 from sizing.contract import LABEL_MEMORY_MIB, RESOURCE_NAME
 from tests.admission.support import (
     FIXTURES,
@@ -26,6 +23,9 @@ from tests.admission.support import (
     validate_inference_service,
     validate_pod,
 )
+from webhook.inventory import PartitionInventory
+from webhook.mutation import Options
+from webhook.review import review
 
 RECORD = "aim.amd.com/admission"
 

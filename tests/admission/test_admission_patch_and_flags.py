@@ -8,8 +8,8 @@ from typing import Any
 import jsonpatch
 import pytest
 
-from extender.admission.engine_flags import canonical, last_use, runs_vllm
-from extender.admission.patching import PatchBuilder, UnpatchableError, dotted, pointer
+from webhook.engine_flags import canonical, last_use, runs_vllm
+from webhook.patching import PatchBuilder, UnpatchableError, dotted, pointer
 
 
 @pytest.mark.parametrize("path, expected", [

@@ -14,8 +14,6 @@ from typing import Any
 
 import pytest
 
-from extender.admission.review import MAX_BODY_BYTES
-from extender.admission.workload import MAX_CONTAINERS, MAX_MATCH_EXPRESSIONS, MAX_SELECTOR_TERMS, MAX_TOKENS
 from sizing.contract import LABEL_MEMORY_MIB, RESOURCE_NAME
 from tests.admission.support import (
     FIXTURES,
@@ -28,6 +26,8 @@ from tests.admission.support import (
     validate_pod,
 )
 from tests.extender.support import HealthProbe, post_chunked, post_declaring
+from webhook.review import MAX_BODY_BYTES
+from webhook.workload import MAX_CONTAINERS, MAX_MATCH_EXPRESSIONS, MAX_SELECTOR_TERMS, MAX_TOKENS
 
 RECORD = "aim.amd.com/admission"
 

@@ -20,10 +20,10 @@ from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 
 import sizing
-from extender.admission.flags import WebhookConfig, WebhookConfigError, add_serve_flags, webhook_config
-from extender.admission.serving import ServerWithWebhook, Webhook, bind
 from tests.admission.support import FIXTURES, demo_inventory, free_socket, write_tls
 from tests.controlplane.harness import extender_command
+from webhook.flags import WebhookConfig, WebhookConfigError, add_serve_flags, webhook_config
+from webhook.serving import ServerWithWebhook, Webhook, bind
 
 
 def parse(argv: list[str], environ: dict[str, str] | None = None) -> argparse.Namespace:

@@ -14,10 +14,6 @@ from typing import Any
 import orjson
 
 import sizing
-from extender.admission.choice import MAX_PREFERRED_TERMS, size_bounds
-from extender.admission.inventory import PartitionInventory
-from extender.admission.mutation import Options
-from extender.admission.review import review
 from extender.scheduler_config import FULLNESS_WEIGHT, MAX_NODE_SCORE, OTHER_SCORE_WEIGHTS, SIZE_WEIGHT
 from sizing.contract import LABEL_MEMORY_MIB, RESOURCE_NAME
 from tests.admission.support import (
@@ -34,6 +30,10 @@ from tests.admission.support import (
     validate_inference_service,
     validate_pod,
 )
+from webhook.choice import MAX_PREFERRED_TERMS, size_bounds
+from webhook.inventory import PartitionInventory
+from webhook.mutation import Options
+from webhook.review import review
 
 MIB = 1 << 20
 PREFERRED = "preferredDuringSchedulingIgnoredDuringExecution"

@@ -23,7 +23,6 @@ import yaml
 from kubernetes import client
 
 from decision.requirement import Sizer
-from extender.admission.inventory import Offer
 from extender.pending_events import PendingExplainer
 from extender.scheduler_config import (
     API_V1BETA3,
@@ -45,6 +44,7 @@ from tests.controlplane.gpu_cluster import (
 )
 from tests.controlplane.harness import ControlPlane, RunningExtender
 from tests.controlplane.processes import ManagedProcess, free_port, wait_until
+from webhook.inventory import Offer
 
 WEBHOOK_MANIFEST = Path(__file__).resolve().parents[2] / "manifests" / "webhook" / "mutatingwebhookconfiguration.yaml"
 NATIVE = "aim-native"

@@ -17,13 +17,13 @@ from typing import Any
 import jsonpatch
 import pytest
 
-from extender.admission.choice import Target, decide
-from extender.admission.dra import MAX_SUBREQUESTS, device_request
-from extender.admission.inventory import Offer, PartitionInventory
-from extender.admission.models import catalogue_model
 from sizing import Precision
 from sizing.contract import DRA_DEVICE_CLASS, DRA_DRIVER
 from tests.admission.support import RunningWebhook, decode, inventory_of, partition_labels, serve_webhook
+from webhook.choice import Target, decide
+from webhook.dra import MAX_SUBREQUESTS, device_request
+from webhook.inventory import Offer, PartitionInventory
+from webhook.models import catalogue_model
 
 KIND = {"group": "resource.k8s.io", "version": "v1", "kind": "ResourceClaimTemplate"}
 MIB = 1 << 20

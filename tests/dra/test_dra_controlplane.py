@@ -31,10 +31,10 @@ from deviceplugin.dra.proto import dra_v1_pb2, dra_v1_pb2_grpc
 from deviceplugin.dra.publish import SlicePublisher
 from deviceplugin.dra.slices import device_name
 from deviceplugin.inventory import Inventory, Partition
-from extender.admission.dra import selector
 from sizing.contract import DRA_DEVICE_CLASS, DRA_DRIVER
 from tests.controlplane.harness import ControlPlane
 from tests.controlplane.processes import free_port, wait_until
+from webhook.dra import selector
 
 pytestmark = pytest.mark.optional_tools
 

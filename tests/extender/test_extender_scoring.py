@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import sizing
 from decision.nodes import prioritize_nodes
-from decision.text import GIB
 from decision.requirement import Requirement
+from decision.text import GIB
 from decision.verdict import MAX_SCORE, Capacity, Policy, size_bucket
 
 SIZED = Requirement(partitions=1, required_bytes=20 * GIB, model_bytes=18 * GIB, subject="m")

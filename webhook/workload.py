@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Final
 
-from extender.admission.engine_flags import runs_vllm
-from extender.admission.patching import Path, dotted, lookup
 from sizing.contract import RESOURCE_NAME
+from webhook.engine_flags import runs_vllm
+from webhook.patching import Path, dotted, lookup
 
 KSERVE_GROUP = "serving.kserve.io"
 KSERVE_CONTAINER = "kserve-container"  # the name KServe gives the serving container
@@ -31,7 +31,7 @@ MAX_MATCH_EXPRESSIONS: Final = 256  # matchExpressions of one term; real terms h
 class Kind(str, Enum):
     POD = "Pod"
     INFERENCE_SERVICE = "InferenceService"
-    RESOURCE_CLAIM_TEMPLATE = "ResourceClaimTemplate"  # resource.k8s.io/v1, DRA mode (extender/admission/dra.py)
+    RESOURCE_CLAIM_TEMPLATE = "ResourceClaimTemplate"  # resource.k8s.io/v1, DRA mode (webhook/dra.py)
 
 
 class NotMutableError(ValueError):

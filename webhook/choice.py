@@ -12,9 +12,9 @@ from typing import Final
 
 import sizing
 from decision.text import MIB, gib
-from extender.admission.inventory import Offer
 from sizing import MemoryEstimate, ModelArch, Precision
 from sizing.contract import RESOURCE_NAME
+from webhook.inventory import Offer
 
 # Partition counts (= tensor-parallel sizes) tried, smallest first: vLLM's usual TP sizes, which
 # are also the counts AIM profiles use (sizing.TP_SIZES).

@@ -15,11 +15,11 @@ from typing import Any
 
 from kubernetes.client.exceptions import ApiException
 
-from extender.admission.inventory import PartitionInventory
 from kube.backoff import Backoff
 from kube.list_watch import HTTP_GONE, WATCH_TIMEOUT_SECONDS, WatchCall, list_objects
+from webhook.inventory import PartitionInventory
 
-logger = logging.getLogger("extender.admission")
+logger = logging.getLogger("webhook")
 
 
 def _name_and_labels(node: dict[str, Any]) -> tuple[str, object] | None:

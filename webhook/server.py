@@ -21,13 +21,13 @@ from fastapi.responses import PlainTextResponse, Response
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from starlette.concurrency import run_in_threadpool
 
-from extender.admission.inventory import Offer
-from extender.admission.mutation import Options
-from extender.admission.review import MAX_BODY_BYTES, Reply, refused_body, review
-from extender.request_body import BodyIncompleteError, BodyTooLargeError, read_body
 from kube.regular_file import file_problem
+from kube.request_body import BodyIncompleteError, BodyTooLargeError, read_body
+from webhook.inventory import Offer
+from webhook.mutation import Options
+from webhook.review import MAX_BODY_BYTES, Reply, refused_body, review
 
-logger = logging.getLogger("extender.admission")
+logger = logging.getLogger("webhook")
 
 MUTATE_PATH = "/mutate"
 NAMESPACE = "aim_webhook"

@@ -14,9 +14,9 @@ import datetime as dt
 import logging
 from typing import Any
 
-from extender.admission.flags import CA_DAYS, CERT_DAYS, RENEW_DAYS
+from webhook.flags import CA_DAYS, CERT_DAYS, RENEW_DAYS
 
-logger = logging.getLogger("extender.admission.certs")
+logger = logging.getLogger("webhook.certs")
 
 
 
@@ -47,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     from kubernetes.client.exceptions import ApiException
     from kubernetes.config.config_exception import ConfigException
 
-    from extender.admission.certs import patch_ops_for_ca_bundle, plan, service_names
+    from webhook.certs import patch_ops_for_ca_bundle, plan, service_names
 
     config: Any = config_module  # the kubernetes client's loaders are unannotated
 

@@ -21,11 +21,11 @@ import uvicorn
 from prometheus_client import CollectorRegistry
 
 import sizing
-from extender.admission.flags import WebhookConfig
-from extender.admission.inventory import PartitionInventory
-from extender.admission.models import ModelResolver
-from extender.admission.mutation import Options
-from extender.admission.server import (
+from webhook.flags import WebhookConfig
+from webhook.inventory import PartitionInventory
+from webhook.models import ModelResolver
+from webhook.mutation import Options
+from webhook.server import (
     CERT_CHECK_SECONDS,
     CertificateReloader,
     TLSFilesError,
@@ -34,7 +34,7 @@ from extender.admission.server import (
     webhook_server,
 )
 
-logger = logging.getLogger("extender.admission")
+logger = logging.getLogger("webhook")
 
 # How often missing certificate files are looked for at start: the certs Job writes the Secret within
 # seconds of install, and the kubelet then updates the optional volume within about a minute.
@@ -162,7 +162,7 @@ def webhook_beside_extender(config: WebhookConfig, sock: socket.socket, api: Any
                             registry: CollectorRegistry) -> Webhook:
     """The webhook as ``aim-extender serve`` runs it: partition sizes from its own watch of the node
     labels through ``api`` (a kubernetes CoreV1Api), metrics in the extender's ``registry``."""
-    from extender.admission.node_watch import NodeLabelWatcher
+    from webhook.node_watch import NodeLabelWatcher
 
     inventory = PartitionInventory()
     return Webhook(config, sock, inventory, resolve_model, registry, watcher=NodeLabelWatcher(api, inventory))

@@ -16,10 +16,10 @@ from typing import Any, Final
 
 import orjson
 
-from extender.admission.dra import is_claim_template, mutate_claim_template
-from extender.admission.inventory import Offer
-from extender.admission.mutation import Mutation, Options, mutate
-from extender.admission.workload import KSERVE_GROUP, Kind
+from webhook.dra import is_claim_template, mutate_claim_template
+from webhook.inventory import Offer
+from webhook.mutation import Mutation, Options, mutate
+from webhook.workload import KSERVE_GROUP, Kind
 
 API_VERSIONS: Final = ("admission.k8s.io/v1", "admission.k8s.io/v1beta1")
 
@@ -114,7 +114,7 @@ def review(body: bytes, offers: Callable[[], Sequence[Offer]], options: Options)
     uid = request.get("uid")
     if not isinstance(uid, str) or not 0 < len(uid) <= MAX_UID_LENGTH:
         return _bad(f"request.uid must be a string of 1 to {MAX_UID_LENGTH} characters")
-    if is_claim_template(request.get("kind")):  # DRA mode (extender/admission/dra.py)
+    if is_claim_template(request.get("kind")):  # DRA mode (webhook/dra.py)
         claim = request.get("object")
         if request.get("operation") != "CREATE" or not isinstance(claim, dict):
             return _answer(api_version, uid, Mutation(True), Result.IGNORED)

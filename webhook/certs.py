@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from extender.admission.flags import CA_DAYS, CERT_DAYS, RENEW_DAYS
+from webhook.flags import CA_DAYS, CERT_DAYS, RENEW_DAYS
 
 CLOCK_SKEW = dt.timedelta(minutes=5)  # notBefore in the past: nodes' clocks differ a little
 

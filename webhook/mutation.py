@@ -19,20 +19,6 @@ import orjson
 
 import sizing
 from decision.text import gib
-from extender.admission.choice import PREFERRED_TERM_WEIGHT, Choice, Target, decide, size_bounds
-from extender.admission.engine_flags import FlagUse, flag_uses
-from extender.admission.flags import DEFAULT_MODEL_FORMAT, DEFAULT_RUNTIME
-from extender.admission.inventory import Offer
-from extender.admission.models import ModelResolver, catalogue_model
-from extender.admission.patching import PatchBuilder, Path, UnpatchableError, dotted, lookup
-from extender.admission.workload import (
-    KSERVE_ISVC_LABEL,
-    Kind,
-    NotMutableError,
-    RefusedError,
-    Workload,
-    read_workload,
-)
 from sizing import ModelArch, Precision
 from sizing.bounded import MAX_CONTEXT_TOKENS, BoundedValueError, parse_count, parse_int, parse_memory_bytes, shown
 from sizing.contract import (
@@ -46,6 +32,20 @@ from sizing.contract import (
     RESOURCE_NAME,
 )
 from sizing.estimator import declared_precision
+from webhook.choice import PREFERRED_TERM_WEIGHT, Choice, Target, decide, size_bounds
+from webhook.engine_flags import FlagUse, flag_uses
+from webhook.flags import DEFAULT_MODEL_FORMAT, DEFAULT_RUNTIME
+from webhook.inventory import Offer
+from webhook.models import ModelResolver, catalogue_model
+from webhook.patching import PatchBuilder, Path, UnpatchableError, dotted, lookup
+from webhook.workload import (
+    KSERVE_ISVC_LABEL,
+    Kind,
+    NotMutableError,
+    RefusedError,
+    Workload,
+    read_workload,
+)
 
 # The one annotation that records what the webhook set (JSON: field -> value it set).
 ANNOTATION_RECORD: Final = ANNOTATION_PREFIX + "admission"

@@ -21,12 +21,12 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
 from decision.text import gib
-from extender.admission.choice import Choice, Target, decide, size_bounds
-from extender.admission.inventory import Offer
-from extender.admission.mutation import ANNOTATION_RECORD, Mutation, Options, _read_record, _Record, read_inputs
-from extender.admission.patching import lookup
-from extender.admission.workload import Kind, NotMutableError, RefusedError, Workload
 from sizing.contract import ANNOTATION_MODEL, ANNOTATION_PROFILE, DRA_CAPACITY_MEMORY, DRA_DEVICE_CLASS, DRA_DRIVER
+from webhook.choice import Choice, Target, decide, size_bounds
+from webhook.inventory import Offer
+from webhook.mutation import ANNOTATION_RECORD, Mutation, Options, _read_record, _Record, read_inputs
+from webhook.patching import lookup
+from webhook.workload import Kind, NotMutableError, RefusedError, Workload
 
 API_GROUP: Final = "resource.k8s.io"
 API_VERSION: Final = "v1"
