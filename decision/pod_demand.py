@@ -69,16 +69,18 @@ class BoundPodUsage:
     demand: PodDemand | None = None
 
 
-def _annotation_text(annotations: Mapping[str, Any], key: str) -> str | None:
-    """An annotation as trimmed text; None when absent or blank. BoundedValueError when it is not
-    a string or is too long to be a model, precision or profile id."""
+def annotation_text(annotations: Mapping[str, Any], key: str, *, field: str = "pod annotation") -> str | None:
+    """An annotation as trimmed text; None when absent or blank. BoundedValueError (naming
+    ``field key``) when it is not a string or is too long to be a model, precision, profile id,
+    context length or memory size. The one reader of the ``aim.amd.com/`` annotations: the
+    extender, the webhook and the partitioner read them through it."""
     raw = annotations.get(key)
     if raw is None:
         return None
     if not isinstance(raw, str):
-        raise BoundedValueError(f"pod annotation {key}", raw, f"must be a string, not {type(raw).__name__}")
+        raise BoundedValueError(f"{field} {key}", raw, f"must be a string, not {type(raw).__name__}")
     if len(raw) > MAX_ANNOTATION_TEXT:
-        raise BoundedValueError(f"pod annotation {key}", raw, f"is longer than {MAX_ANNOTATION_TEXT} characters")
+        raise BoundedValueError(f"{field} {key}", raw, f"is longer than {MAX_ANNOTATION_TEXT} characters")
     return raw.strip() or None
 
 
@@ -129,9 +131,9 @@ def read_pod_demand(pod: Any) -> PodDemand:
     except BoundedValueError as error:
         return PodDemand(0, problem=f"invalid pod request {error}")
     try:
-        model = _annotation_text(annotations, ANNOTATION_MODEL)
-        precision = _annotation_text(annotations, ANNOTATION_PRECISION)
-        profile = _annotation_text(annotations, ANNOTATION_PROFILE)
+        model = annotation_text(annotations, ANNOTATION_MODEL)
+        precision = annotation_text(annotations, ANNOTATION_PRECISION)
+        profile = annotation_text(annotations, ANNOTATION_PROFILE)
         raw_length = annotations.get(ANNOTATION_MAX_MODEL_LEN)
         max_model_len = None if raw_length is None else parse_int(
             f"pod annotation {ANNOTATION_MAX_MODEL_LEN}", raw_length, minimum=1, maximum=MAX_CONTEXT_TOKENS

@@ -18,6 +18,7 @@ from typing import Any, Final
 import orjson
 
 import sizing
+from decision.pod_demand import annotation_text
 from decision.text import gib
 from sizing import ModelArch, Precision
 from sizing.bounded import MAX_CONTEXT_TOKENS, BoundedValueError, parse_count, parse_int, parse_memory_bytes, shown
@@ -87,13 +88,11 @@ def _deny_annotation(key: str, raw: object, problem: str) -> AnnotationError:
 
 
 def _annotation(annotations: Mapping[str, object], key: str) -> str | None:
-    raw = annotations.get(key)
-    if raw is None:
-        return None
-    if not isinstance(raw, str):
-        raise _deny_annotation(key, raw, f"must be a string, not {type(raw).__name__}")
-    text = raw.strip()
-    return text or None
+    """The annotation as decision.pod_demand reads it (the extender reads the same text), or the denial."""
+    try:
+        return annotation_text(annotations, key, field="annotation")
+    except BoundedValueError as error:
+        raise _deny_annotation(key, error.raw, error.problem) from None
 
 
 def _model_id(raw: str) -> str:

@@ -157,7 +157,7 @@ def test_a_garbage_annotation_is_denied_naming_it(webhook: RunningWebhook) -> No
     ({"aim.amd.com/model": "Llama-9-405B-Imaginary"}, "unknown model"),
     ({"aim.amd.com/model": "meta-llama/Llama-3.1-8B-Instruct", "aim.amd.com/precision": "fp7"}, "unknown precision"),
     ({"aim.amd.com/model": "../../etc/passwd"}, "is not a model id"),
-    ({"aim.amd.com/model": "x" * 5000}, "is not a model id"),
+    ({"aim.amd.com/model": "x" * 5000}, "is longer than 256 characters"),  # decision.pod_demand.annotation_text
     ({"aim.amd.com/profile": "no-such-profile"}, "unknown AIM profile"),
     ({"aim.amd.com/model": "meta-llama/Llama-3.1-8B-Instruct", "aim.amd.com/max-model-len": "1e400"}, "ASCII digits"),
     ({"aim.amd.com/model": "meta-llama/Llama-3.1-8B-Instruct", "aim.amd.com/max-model-len": "999999"}, "exceeds"),
