@@ -41,13 +41,18 @@ def _fits(workload: planning.Workload, option: ModeOption, gpus: int) -> plannin
     return planning.place_one([node], workload, policy=planning.Policy.BEST_FIT)
 
 
+def spec_key(spec: planning.WorkloadSpec) -> str:
+    """What a workload asks of a partition, names and replicas aside: workloads with one key are probed once."""
+    return spec.model_dump_json(exclude={"name", "replicas"})
+
+
 def demands_of(workloads: Sequence[planning.Workload], options: Iterable[ModeOption], max_gpus: int) -> list[Demand]:
     """The demand of each workload against the given partitionings (nodes of up to ``max_gpus`` GPUs)."""
     by_size = sorted({o.partition_bytes: o for o in options}.values(), key=lambda o: o.partition_bytes)
     known: dict[str, tuple[str, int, str | None]] = {}
     out = []
     for index, workload in enumerate(workloads):
-        key = workload.spec.model_dump_json(exclude={"name", "replicas"})
+        key = spec_key(workload.spec)
         if key not in known:
             partitions = workload.spec.partitions
             required: int | None = None

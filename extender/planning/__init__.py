@@ -33,6 +33,7 @@ from extender.planning.inputs import (
     demo_workloads,
     load_cluster,
     load_workloads,
+    size_refusal,
     validation_message,
     workloads_from_specs,
 )
@@ -87,6 +88,7 @@ __all__ = [
     "render_result",
     "render_tables",
     "stdout_supports_unicode",
+    "size_refusal",
     "validation_message",
     "workloads_from_specs",
 ]

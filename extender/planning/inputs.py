@@ -270,16 +270,23 @@ def load_workloads(path: str | None) -> list[Workload]:
     return workloads_from_specs(parsed.workloads)
 
 
+def size_refusal(cluster_source: str, workloads_path: str | None, work: str, limit: int, cost: str,
+                 remedy: str) -> str:
+    """The one line refusing a cluster and a workload file whose product is too much work (``aim-extender
+    plan``, ``aim-partitioner advise``): both files, the work counted, the limit, its cost, a remedy."""
+    source = workloads_path or f"built-in {DEMO_WORKLOADS}"
+    return f"{cluster_source} and {source}: {work}, more than {limit:,} ({cost}); {remedy}"
+
+
 def check_plan_size(cluster: Cluster, workloads: Sequence[Workload], workloads_path: str | None) -> None:
     """PlanInputError naming both files when planning them takes more than MAX_DECISIONS node x pod
     decisions (each file may be within its own bounds; their product is the planner's work)."""
     decisions = len(cluster.nodes) * len(workloads)
     if decisions > MAX_DECISIONS:
-        source = workloads_path or f"built-in {DEMO_WORKLOADS}"
-        raise PlanInputError(
-            f"{cluster.source} and {source}: {len(cluster.nodes):,} nodes x {len(workloads):,} pods is "
-            f"{decisions:,} placement decisions, more than {MAX_DECISIONS:,} (about 17 s per policy); "
-            "plan a part of the cluster or fewer replicas")
+        raise PlanInputError(size_refusal(
+            cluster.source, workloads_path,
+            f"{len(cluster.nodes):,} nodes x {len(workloads):,} pods is {decisions:,} placement decisions",
+            MAX_DECISIONS, "about 17 s per policy", "plan a part of the cluster or fewer replicas"))
 
 
 def demo_cluster() -> Cluster:
