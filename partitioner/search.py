@@ -45,6 +45,11 @@ class NodeChoices:
     def fixed(self) -> bool:
         return len(self.options) == 1
 
+    @property
+    def kind(self) -> tuple[object, ...]:
+        """Nodes of one kind share every answer of the greedy (the search's work grows with kinds x pods)."""
+        return (self.product, self.gpus, self.options)
+
 
 @dataclass(frozen=True, slots=True)
 class SearchOutcome:
@@ -104,7 +109,7 @@ def greedy_layout(nodes: Sequence[NodeChoices], demands: Sequence[Demand]) -> La
     active = [d for d in demands if d.uses_gpus]
     # Nodes of one kind (product and options) share their tightest option for a demand.
     kinds: dict[tuple[object, ...], int] = {}
-    kind_of = [kinds.setdefault((node.product, node.gpus, node.options), i) for i, node in enumerate(nodes)]
+    kind_of = [kinds.setdefault(node.kind, i) for i, node in enumerate(nodes)]
     representatives = sorted(set(kind_of))
     tight: list[list[int | None]] = []
     for demand in active:
