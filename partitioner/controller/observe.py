@@ -12,7 +12,6 @@ from typing import Any, Final
 
 import pydantic
 
-from decision import reasons
 from decision.pod_demand import read_pod_demand, requested_partitions
 from decision.text import pydantic_problem
 from extender import planning
@@ -21,7 +20,7 @@ from partitioner.controller.clock import parse_time
 from partitioner.errors import AdvisorInputError
 from partitioner.modes import Mode, existing_option
 from sizing.bounded import BoundedValueError, parse_count, parse_int
-from sizing.contract import LABEL_GPU_COUNT, LABEL_PREFIX, RESOURCE_NAME, NodeLabels, read_node_labels
+from sizing.contract import LABEL_GPU_COUNT, RESOURCE_NAME, NodeLabels, read_node_labels
 
 # Labels and annotations read per object: far above what real nodes carry (a few dozen), low
 # enough that a hostile object cannot make a tick slow.
@@ -34,15 +33,16 @@ MAX_NAME: Final = 253
 # Longest scheduling message searched for the extender's reason (kube-scheduler writes one line
 # per distinct reason; 64 KiB is hundreds of them).
 MAX_MESSAGE: Final = 1 << 16
-# The extender's reasons that only another partition layout can resolve (decision/reasons.py):
-# the node's partitions are too small for the model, or there are fewer than the pod asks for.
-LAYOUT_REASONS: Final = (
-    reasons.partition_too_small(0, 0).message.partition(" (")[0],
-    reasons.too_few_partitions(0, 0).message.partition(" (")[0],
-)
-# kube-scheduler's own NodeResourcesFit reason (``Insufficient <resource>``), which rejects a node
-# with fewer partitions than the pod requests before the extender is asked, so the extender's
-# "fewer gpu partitions than requested" never appears. It is layout demand (more, smaller
+# Whether a partition layout is what a pending pod waits for is a computed fact, not read from
+# messages: ``plan.layout_demand`` sizes the pod with the decision core (decision.requirement) and
+# compares it with every node's partitions. What the view records is only that kube-scheduler left
+# the pod unschedulable (the PodScheduled condition's reason, a field) and, where the message is
+# the only source, why:
+UNSCHEDULABLE: Final = "Unschedulable"
+# kube-scheduler's own NodeResourcesFit reason (``Insufficient <resource>``) rejects a node with
+# too few FREE partitions before the extender is asked. Free partitions are kube-scheduler's
+# accounting (allocatable minus the pods it has assumed), which neither the node nor the pods state
+# as a field, so its message is the only source of this fact. It is layout demand (more, smaller
 # partitions) only where the node's partitions are big enough for the pod: ``plan`` checks that.
 INSUFFICIENT: Final = f"Insufficient {RESOURCE_NAME}"
 # nodeSelectorTerms, expressions per term and values per expression read: far above what anyone
@@ -302,7 +302,7 @@ class PodView:
     created: float | None  # metadata.creationTimestamp
     node_selector: Mapping[str, str] = field(default_factory=dict)
     affinity: Affinity = ()  # required node affinity
-    layout_blocked: str | None = None  # the layout reason the pod is unschedulable for (see _layout_blocked)
+    layout_blocked: str | None = None  # UNSCHEDULABLE or INSUFFICIENT while kube-scheduler cannot place it
     workload: planning.Workload | None = None  # the pod as the planner's workload
     problem: str | None = None  # why it has no workload
 
@@ -317,7 +317,10 @@ class PodView:
 
     @property
     def pending_for_layout(self) -> bool:
-        return self.node is None and not self.finished and not self.deleting and self.layout_blocked is not None
+        """Unschedulable and sized: a candidate; ``plan.layout_demand`` decides with the nodes
+        whether a layout is what it waits for."""
+        return (self.node is None and not self.finished and not self.deleting and self.layout_blocked is not None
+                and self.workload is not None)
 
     @property
     def wants_more_partitions(self) -> bool:
@@ -326,25 +329,21 @@ class PodView:
         return self.layout_blocked == INSUFFICIENT
 
 
-def _layout_blocked(status: Mapping[str, Any], affinity: Affinity) -> str | None:
-    """The layout reason a pod is unschedulable for: one of the extender's, or a required node
-    affinity on our partition labels (the admission webhook writes ``memory-mib Gt``), which
-    kube-scheduler's own NodeAffinity filter applies before the extender is asked, or
-    kube-scheduler's ``Insufficient amd.com/gpu-partition`` (too few partitions, or too few free)."""
+def _layout_blocked(status: Mapping[str, Any]) -> str | None:
+    """UNSCHEDULABLE when kube-scheduler could not place the pod (PodScheduled False, reason
+    Unschedulable: extender, node affinity, resources alike), INSUFFICIENT when its message says a
+    node had too few free partitions (the message is the only source: see INSUFFICIENT); None
+    while it is not unschedulable."""
     conditions = status.get("conditions")
     for condition in (conditions if isinstance(conditions, list) else [])[:MAX_ENTRIES]:
         condition = _mapping(condition)
         if condition.get("type") != "PodScheduled" or condition.get("status") != "False":
             continue
+        if condition.get("reason") != UNSCHEDULABLE:
+            return None
         message = condition.get("message")
         text = message[:MAX_MESSAGE] if isinstance(message, str) else ""
-        found = next((reason for reason in LAYOUT_REASONS if reason in text), None)
-        if found is None and condition.get("reason") == "Unschedulable":
-            keys_ = sorted({r.key for term in affinity for r in term if r.key.startswith(LABEL_PREFIX)})
-            found = f"node affinity on {keys_[0]}" if keys_ else None
-        if found is None and INSUFFICIENT in text:
-            found = INSUFFICIENT
-        return found
+        return INSUFFICIENT if INSUFFICIENT in text else UNSCHEDULABLE
     return None
 
 
@@ -383,7 +382,7 @@ def read_pod(obj: object) -> PodView | None:
         except BoundedValueError:
             created = None
     affinity = _affinity(spec)
-    blocked = _layout_blocked(status, affinity)
+    blocked = _layout_blocked(status)
     workload = None
     node = _name(spec.get("nodeName"))
     if problem is None and partitions > 0:

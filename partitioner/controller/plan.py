@@ -1,10 +1,13 @@
 """Which nodes to repartition now, and into which mode: a pure function of what the controller
 sees (nodes, pods, the nodes' repartition states) and the clock.
 
-1. The demand is the pods bound to GPU nodes plus the pods left unschedulable for a layout
-   reason: our extender's (partition too small, too few partitions), a required node affinity on
-   our labels, or kube-scheduler's ``Insufficient amd.com/gpu-partition`` when some node's
-   partitions are big enough for the pod (then more, smaller partitions may let it run).
+1. The demand is the pods bound to GPU nodes plus the pods left unschedulable for a layout, a
+   fact computed here with the decision core, not read from messages: the pod's requirement
+   (``decision.requirement.Sizer``) against every node it may run on (nodeSelector, required node
+   affinity): no node has partitions that hold it, as many as it asks for; or kube-scheduler's
+   ``Insufficient amd.com/gpu-partition`` (too few FREE partitions: its message is the only source,
+   observe.INSUFFICIENT) when some node's partitions are big enough for the pod (then more, smaller
+   partitions may let it run).
 2. The advisor (``partitioner.advise``) chooses a layout for that demand, with every node that may
    not change (not opted in, busy, cooling down, in a repartition) held in its mode.
 3. A change is made only where it pays: the pending pods are placed, in order, with the planner's
@@ -200,35 +203,41 @@ def _sim_node(node: NodeView, state: RepartitionState) -> _SimNode | None:
     return _SimNode(node.name, node.product, node.mode, node.gpus, base, node.missing_partitions)
 
 
-def _big_enough_somewhere(pod: PodView, nodes: Sequence[NodeView], sizer: Sizer) -> bool:
-    """Whether a node the pod may run on (nodeSelector, required node affinity) has partitions big
-    enough for it: then kube-scheduler's ``Insufficient`` is too few partitions, not too small ones."""
+def _held_somewhere(pod: PodView, nodes: Sequence[NodeView], sizer: Sizer, *, count: bool) -> bool | None:
+    """Whether a node the pod may run on (nodeSelector, required node affinity) has partitions that
+    hold one rank of it (and, with ``count``, as many partitions as it asks for), by the decision
+    core's requirement; None when the core cannot size it (then no layout can help)."""
     if pod.workload is None:
-        return False
+        return None
     requirement = sizer.requirement(read_pod_demand(pod.workload.to_pod()))
     if requirement.rejection is not None:
-        return False
+        return None
     for node in nodes:
         size = node.partition_labels.memory_bytes
         if size is None or any(node.labels.get(k) != v for k, v in pod.node_selector.items()) \
                 or not affinity_matches(pod.affinity, node.labels):
             continue
-        if requirement.required_bytes is None or size >= requirement.required_bytes:
+        if requirement.required_bytes is not None and size < requirement.required_bytes:
+            continue
+        have = node.partition_labels.count
+        if not count or have is None or have >= requirement.partitions:
             return True
     return False
 
 
 def layout_demand(nodes: Sequence[NodeView], pods: Sequence[PodView]) -> list[PodView]:
-    """The pods pending for a partition layout (see the module docstring, 1.)."""
+    """The pods pending for a partition layout (see the module docstring, 1.): unschedulable, and
+    no node they may run on holds them, or kube-scheduler found too few free partitions where some
+    node's are big enough."""
     sizer: Sizer | None = None
     out = []
     for pod in pods:
         if not pod.pending_for_layout:
             continue
-        if pod.wants_more_partitions:
-            sizer = sizer or Sizer()
-            if not _big_enough_somewhere(pod, nodes, sizer):
-                continue
+        sizer = sizer or Sizer()
+        held = _held_somewhere(pod, nodes, sizer, count=not pod.wants_more_partitions)
+        if held is None or held != pod.wants_more_partitions:
+            continue
         out.append(pod)
     return out
 

@@ -1,5 +1,6 @@
 """Reading nodes and pods: hostile values end as a named problem, never an exception; the
-extender's reasons are recognised from its own message code."""
+pending pod is recorded as unschedulable (a field), and kube-scheduler's "Insufficient" partitions
+(its message, the only source); whether a layout is what it waits for is computed in plan."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import pytest
 
 from deviceplugin.discovery import discover
 from deviceplugin.labels import desired_labels
-from partitioner.controller.observe import INSUFFICIENT, LAYOUT_REASONS, affinity_matches, read_node, read_pod
+from partitioner.controller.observe import INSUFFICIENT, UNSCHEDULABLE, affinity_matches, read_node, read_pod
 from partitioner.modes import Mode
 from sizing.contract import LABEL_COUNT, LABEL_GPU_COUNT, RESOURCE_NAME
 from tests.deviceplugin.dp_support import lay_capture
@@ -19,8 +20,12 @@ from tests.partitioner_controller import objects
 CPX, SPX = Mode("CPX", "NPS4"), Mode("SPX", "NPS1")
 
 
-def test_the_layout_reasons_are_the_extenders_words() -> None:
-    assert LAYOUT_REASONS == ("gpu partition too small for model", "node has fewer gpu partitions than requested")
+def test_an_unschedulable_pod_is_a_candidate_whatever_the_message_says() -> None:
+    """No message text decides: the extender's words, kube-scheduler's, or none at all."""
+    for message in (objects.TOO_SMALL, objects.AFFINITY_MISMATCH, "0/3 nodes are available: 3 Insufficient cpu.", ""):
+        view = read_pod(objects.pod("p", objects.LLAMA_70B, blocked=message))
+        assert view is not None and view.layout_blocked == UNSCHEDULABLE and view.pending_for_layout
+        assert not view.wants_more_partitions
 
 
 def test_a_cpx_node_reads_as_one_gpu_in_cpx() -> None:
@@ -123,17 +128,18 @@ def test_kube_schedulers_insufficient_partitions_is_layout_demand_to_check() -> 
     view = read_pod(objects.pod("tp16", objects.LLAMA_8B, partitions=16, blocked=message))
     assert view is not None and view.pending_for_layout and view.wants_more_partitions
     assert view.layout_blocked == "Insufficient amd.com/gpu-partition"
-    # The extender's own reasons come first: they need no check.
-    both = read_pod(objects.pod("big", objects.LLAMA_70B, blocked=objects.TOO_SMALL + f" 1 {INSUFFICIENT}."))
-    assert both is not None and both.pending_for_layout and not both.wants_more_partitions
     other = read_pod(objects.pod("gpu", objects.LLAMA_8B,
                                  blocked="0/3 nodes are available: 3 Insufficient amd.com/gpu."))
-    assert other is not None and not other.pending_for_layout
+    assert other is not None and other.pending_for_layout and not other.wants_more_partitions
 
 
-def test_a_pod_pending_for_other_reasons_is_not_ours() -> None:
-    view = read_pod(objects.pod("cpu", objects.LLAMA_70B, blocked="0/3 nodes are available: 3 Insufficient cpu."))
-    assert view is not None and not view.pending_for_layout
+def test_a_pod_not_unschedulable_or_not_sized_is_no_candidate() -> None:
+    obj = objects.pod("gated", objects.LLAMA_70B, blocked="")
+    obj["status"]["conditions"][0]["reason"] = "SchedulingGated"
+    waiting = read_pod(obj)
+    assert waiting is not None and waiting.layout_blocked is None and not waiting.pending_for_layout
+    bad = read_pod(objects.pod("bad", {"aim.amd.com/precision": "fp7", "aim.amd.com/model": "m"}))
+    assert bad is not None and bad.workload is None and not bad.pending_for_layout
 
 
 @pytest.mark.parametrize(("annotations", "problem"), [
@@ -161,10 +167,8 @@ def test_a_huge_partition_request_is_a_problem_not_a_crash() -> None:
 
 def test_a_pod_held_back_by_the_webhooks_node_affinity_is_ours() -> None:
     view = read_pod(objects.pod("mid", objects.QWEN_14B, blocked=objects.AFFINITY_MISMATCH, memory_mib_above=34815))
-    assert view is not None and view.pending_for_layout
-    assert view.layout_blocked == "node affinity on amd.com/gpu-partition.memory-mib"
-    plain = read_pod(objects.pod("other", objects.QWEN_14B, blocked=objects.AFFINITY_MISMATCH))
-    assert plain is not None and not plain.pending_for_layout, "an affinity on other labels is not ours"
+    assert view is not None and view.pending_for_layout and view.layout_blocked == UNSCHEDULABLE
+    assert any(r.key == "amd.com/gpu-partition.memory-mib" for term in view.affinity for r in term)
 
 
 @pytest.mark.parametrize(("operator", "values", "label", "expected"), [

@@ -126,7 +126,25 @@ def test_pods_that_fit_already_or_cannot_be_sized_plan_nothing() -> None:
     assert _plan(nodes, [objects.pod("big", objects.LLAMA_70B)]).changes == (), "s holds it already"
     plan = _plan([objects.node("b")], [objects.pod("odd", {"aim.amd.com/model": "acme/nothing",
                                                            "aim.amd.com/precision": "fp16"})])
-    assert plan.changes == () and "odd" in plan.helpless[0][0]
+    assert plan.changes == () and plan.pending == (), "a pod the core cannot size is no layout's demand"
+
+
+def test_layout_demand_is_computed_by_the_core_not_read_from_the_message() -> None:
+    """A 70B (~151 GiB) left unschedulable for any reason: with only 24 GiB CPX partitions no node holds
+    it, so it is layout demand even though the message names no partition at all; beside an SPX node
+    (192 GiB) that holds it, the same pod waits for something else (here: cpu) and no change is planned."""
+    cpu = "0/2 nodes are available: 2 Insufficient cpu."
+    pod = objects.pod("big", objects.LLAMA_70B, blocked=cpu)
+    plan = _plan([objects.node("b")], [pod])
+    assert plan.pending == ("ns/big",) and len(plan.changes) == 1 and plan.changes[0].target.compute_mode == "SPX"
+    held = _plan([objects.node("b"), objects.node("s", "SPX", "NPS1", opted_in=False)], [pod])
+    assert held.pending == () and held.changes == ()
+    # The extender's words with a node that holds it (a stale event) plan nothing either.
+    stale = objects.pod("big", objects.LLAMA_70B)
+    assert _plan([objects.node("b"), objects.node("s", "SPX", "NPS1", opted_in=False)], [stale]).pending == ()
+    # Too few partitions on the one node whose partitions are big enough: demand (the count is a fact too).
+    tp4 = objects.pod("tp4", objects.LLAMA_70B, partitions=4, blocked=cpu)
+    assert _plan([objects.node("s", "SPX", "NPS1")], [tp4]).pending == ("ns/tp4",)
 
 
 def test_the_webhooks_node_affinity_is_met_by_the_labels_after_the_change() -> None:
