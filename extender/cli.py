@@ -205,9 +205,9 @@ def serve(config: ExtenderConfig, webhook: WebhookConfig | None = None) -> int:
     from extender.cache import ClusterCache
     from extender.metrics import ExtenderMetrics
 
-    cache = watcher = api = None
+    cache = watcher = api = nodes = None
     if config.node_cache is NodeCacheMode.WATCH or webhook is not None:
-        from extender.watch import ClusterWatcher, core_api  # the kubernetes client: only for watch / webhook
+        from extender.watch import ClusterWatcher, core_api, node_informer  # the kubernetes client: watch / webhook
 
         try:
             api = core_api(config.kubeconfig)
@@ -219,9 +219,11 @@ def serve(config: ExtenderConfig, webhook: WebhookConfig | None = None) -> int:
             if webhook_sock is not None:
                 webhook_sock.close()
             return 1
+    if api is not None:
+        nodes = node_informer(api)  # ONE watch of the Nodes: the node cache and the webhook subscribe to it
     if config.node_cache is NodeCacheMode.WATCH and api is not None:
         cache = ClusterCache()
-        watcher = ClusterWatcher(api, cache)
+        watcher = ClusterWatcher(api, cache, nodes=nodes)
     sizer = Sizer()
     if config.models_dir:
         from extender.models_source import ModelsSource
@@ -252,7 +254,7 @@ def serve(config: ExtenderConfig, webhook: WebhookConfig | None = None) -> int:
         def model(model_id: str) -> ModelArch:  # the sizer's catalogue: built-in + models directory
             return sizer.catalogue.get_model(model_id)
 
-        beside = webhook_beside_extender(webhook, webhook_sock, api, model, metrics.registry)
+        beside = webhook_beside_extender(webhook, webhook_sock, api, model, metrics.registry, nodes=nodes)
         server: uvicorn.Server = ServerWithWebhook(server_config, beside)
         # Pending opted-in pods explain themselves (docs/extender.md "Native mode"): the webhook's
         # node watch gives the partition sizes, the sizer the pod's need.

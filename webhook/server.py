@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import PlainTextResponse, Response
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from starlette.concurrency import run_in_threadpool
 
 from kube.regular_file import file_problem
@@ -49,6 +49,8 @@ class WebhookMetrics:
     """Reviews by kind and result, and their latency, in the given registry."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
+        self.inventory_nodes = Gauge("inventory_nodes", "Nodes with GPU partitions in the webhook's inventory"
+                                     " (from the process's node watch).", namespace=NAMESPACE, registry=registry)
         self.reviews = Counter("reviews", "AdmissionReviews answered, by result"
                                " (patched, unchanged, denied, ignored, bad_request).",
                                ["result"], namespace=NAMESPACE, registry=registry)

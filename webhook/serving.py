@@ -21,6 +21,7 @@ import uvicorn
 from prometheus_client import CollectorRegistry
 
 import sizing
+from kube.informer import Informer
 from webhook.flags import WebhookConfig
 from webhook.inventory import PartitionInventory
 from webhook.models import ModelResolver
@@ -85,6 +86,7 @@ class Webhook:
         self.options = Options(runtime=config.runtime, scheduler_name=config.scheduler_name,
                                resolve_model=resolve_model)
         self.metrics = WebhookMetrics(registry)
+        self.metrics.inventory_nodes.set_function(lambda: inventory.node_count)
         self._server: uvicorn.Server | None = None
         self._stopping = asyncio.Event()
 
@@ -159,10 +161,12 @@ class ServerWithWebhook(uvicorn.Server):
 
 
 def webhook_beside_extender(config: WebhookConfig, sock: socket.socket, api: Any, resolve_model: ModelResolver,
-                            registry: CollectorRegistry) -> Webhook:
-    """The webhook as ``aim-extender serve`` runs it: partition sizes from its own watch of the node
-    labels through ``api`` (a kubernetes CoreV1Api), metrics in the extender's ``registry``."""
+                            registry: CollectorRegistry, *, nodes: Informer | None = None) -> Webhook:
+    """The webhook as ``aim-extender serve`` runs it: partition sizes from the node labels through
+    ``nodes`` (the process's node informer, shared with the node cache; default: one of its own on
+    ``api``, a kubernetes CoreV1Api), metrics in the extender's ``registry``."""
     from webhook.node_watch import NodeLabelWatcher
 
     inventory = PartitionInventory()
-    return Webhook(config, sock, inventory, resolve_model, registry, watcher=NodeLabelWatcher(api, inventory))
+    return Webhook(config, sock, inventory, resolve_model, registry,
+                   watcher=NodeLabelWatcher(api, inventory, nodes=nodes))

@@ -1,0 +1,68 @@
+"""One node watch per ``aim-extender serve`` process (issue 19), on the real API server (tests/controlplane;
+skipped without its binaries): with the node cache (--node-cache watch) and the admission webhook both on,
+the API server serves ONE more watch of the Nodes while the process runs (its own gauge,
+apiserver_longrunning_requests{resource="nodes",verb="WATCH"}; two before the shared ``kube.informer``),
+and a node created afterwards reaches both the node cache (aim_extender_cache_nodes) and the webhook's
+partition inventory (aim_webhook_inventory_nodes)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from tests.controlplane.gpu_cluster import NodeSpec, Pool, create_pool, delete_pool
+from tests.controlplane.harness import ControlPlane, RunningExtender, prometheus_samples
+from tests.controlplane.processes import free_port, wait_until
+
+# The extender lists within a second of starting; a watch event arrives in milliseconds. Generous for a
+# loaded machine, and only a broken run waits that long.
+TIMEOUT_SECONDS = 30.0
+# How long the watch count must hold still: longer than the gap of any other client's reconnect.
+STEADY_SECONDS = 2.0
+NEW = (NodeSpec("qpx", "MI300X", "QPX", "NPS1", 76, 48, 4),)
+
+
+def node_watches(plane: ControlPlane) -> float:
+    """Watches of Nodes the API server is serving now, from every client."""
+    samples = prometheus_samples(plane.kubectl("get", "--raw", "/metrics").stdout)
+    return sum(value for name, value in samples.items()
+               if name.startswith("apiserver_longrunning_requests{") and 'verb="WATCH"' in name
+               and 'resource="nodes"' in name)
+
+
+def steady_node_watches(plane: ControlPlane) -> list[float]:
+    """``node_watches`` sampled for STEADY_SECONDS (another client reconnecting dips it for a moment)."""
+    counts = []
+    deadline = time.monotonic() + STEADY_SECONDS
+    while time.monotonic() < deadline:
+        counts.append(node_watches(plane))
+    return counts
+
+
+def gauge(extender: RunningExtender, name: str) -> Callable[[], float]:
+    return lambda: extender.metrics().get(name, -1.0)
+
+
+def test_the_node_cache_and_the_webhook_share_one_node_watch(control_plane: ControlPlane) -> None:
+    plane = control_plane
+    tls = plane.ca.issue("one-node-watch", "127.0.0.1", ip_addresses=("127.0.0.1",), server=True)
+    before = max(steady_node_watches(plane))
+    extender = plane.start_extender(node_cache="watch", extra_args=[
+        f"--webhook-port={free_port()}", f"--webhook-cert-file={tls.cert}", f"--webhook-key-file={tls.key}"])
+    pool: Pool | None = None
+    try:
+        cache_nodes = gauge(extender, "aim_extender_cache_nodes")
+        inventory_nodes = gauge(extender, "aim_webhook_inventory_nodes")
+        wait_until(lambda: extender.metrics().get("aim_extender_cache_synced") == 1.0 and inventory_nodes() >= 0,
+                   TIMEOUT_SECONDS, "the node cache and the webhook inventory to list the nodes")
+        cached, inventoried = cache_nodes(), inventory_nodes()
+
+        pool = create_pool(plane, "one-watch", NEW)
+        wait_until(lambda: cache_nodes() == cached + 1 and inventory_nodes() == inventoried + 1, TIMEOUT_SECONDS,
+                   "the new node in the node cache and in the webhook's inventory")
+        # Both have listed and seen an event: their watches are open now.
+        assert max(steady_node_watches(plane)) - before == 1, "aim-extender serve holds more than one node watch"
+    finally:
+        if pool is not None:
+            delete_pool(plane, pool)
+        plane.stop_process(extender.process)
