@@ -43,27 +43,19 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     """Make the Secrets and the caBundle right; exit 0 when they are, 1 with one line when not."""
-    from kubernetes import client, config as config_module
+    from kubernetes import client
     from kubernetes.client.exceptions import ApiException
-    from kubernetes.config.config_exception import ConfigException
 
+    from kube.client import KubeConfigError, load_api_client
     from webhook.certs import patch_ops_for_ca_bundle, plan, service_names
-
-    config: Any = config_module  # the kubernetes client's loaders are unannotated
 
     if not 1 <= args.renew_days < args.cert_days <= CA_DAYS:
         logger.error("need 1 <= --renew-days < --cert-days <= %d; got %d and %d",
                      CA_DAYS, args.renew_days, args.cert_days)
         return 2
     try:
-        if args.kubeconfig:
-            config.load_kube_config(args.kubeconfig)
-        else:
-            try:
-                config.load_incluster_config()
-            except ConfigException:
-                config.load_kube_config()
-    except (ConfigException, OSError) as error:
+        load_api_client(args.kubeconfig)  # the process default, which the API objects below use
+    except KubeConfigError as error:
         logger.error("cannot configure the Kubernetes client: %s", error)
         return 1
     core, admission = client.CoreV1Api(), client.AdmissionregistrationV1Api()
