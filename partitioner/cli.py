@@ -1,7 +1,8 @@
 """``aim-partitioner advise``: which partition mode each node should be in, for the given workloads.
 
 Without ``--cluster`` the planner's demo cluster's GPUs are used with their modes left free;
-without ``--workloads`` the planner's demo workloads. An invalid file exits 2 with one line.
+without ``--workloads`` the planner's demo workloads. An invalid file, or two whose product is more
+search work than ``inputs.MAX_ADVICE_WORK``, exits 2 with one line.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from partitioner import dcm
 from partitioner.advisor import AdvisorOptions, advise
 from partitioner.controller import cli as controller_cli
 from partitioner.errors import AdvisorInputError
-from partitioner.inputs import demo_nodes, load_cluster
+from partitioner.inputs import check_advice_size, demo_nodes, load_cluster
 from partitioner.modes import Trust
 from partitioner.output import as_json, render
 
@@ -60,14 +61,16 @@ def _fail(error: Exception) -> int:
 
 
 def run_advise(args: argparse.Namespace) -> int:
+    source = args.cluster or "built-in demo cluster, modes free"
+    options = AdvisorOptions(trust=Trust(args.trust))
     try:
         nodes = load_cluster(args.cluster) if args.cluster else demo_nodes()
         workloads = planning.load_workloads(args.workloads)
+        check_advice_size(nodes, workloads, options, source, args.workloads)  # each file is bounded; their product too
     except (AdvisorInputError, planning.PlanInputError) as error:
         return _fail(error)
-    source = args.cluster or "built-in demo cluster, modes free"
     try:
-        advice = advise(nodes, workloads, AdvisorOptions(trust=Trust(args.trust)), source=source)
+        advice = advise(nodes, workloads, options, source=source)
     except AdvisorInputError as error:
         return _fail(error)
     if args.format == "json":

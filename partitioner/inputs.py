@@ -19,17 +19,33 @@ mode per node). Errors are ``AdvisorInputError`` naming the file and the field.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from extender import planning
-from partitioner.advisor import MAX_GPUS_PER_NODE, AdvisorNode
+from partitioner.advisor import MAX_GPUS_PER_NODE, AdvisorNode, AdvisorOptions, choices_for
+from partitioner.demand import spec_key
 from partitioner.errors import AdvisorInputError
 from partitioner.modes import Mode, existing_option, product_name
 
 # RFC 1123 subdomain, what Kubernetes accepts as a node name (apimachinery IsDNS1123Subdomain).
 _NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
+# Search work of one ``advise``, in units of one node x pod decision: the greedy's walk and the
+# planner's replays (two, once a replay costs more than the search budget) weigh every node for every
+# pod, 1.5-2.8 us of CPU a unit (bench/bench_advisor.py --sections bounds, shared 2-core machine).
+# The greedy also finds each pod's tightest mode once per node kind (NodeChoices.kind): at 1,000 nodes
+# x 2,000 pods, 2 kinds took 3.1 s and 272 kinds 7.5 s, ~7 us per kind x pod, three units.
+KIND_WORK = 3
+# One demand probe (the planner placing a workload on an empty node of one partition size, its offer
+# built for it): 180-280 us for a 64-partition workload on a 16-GPU probe node, a hundred units.
+PROBE_WORK = 100
+# Just inside this bound advise took 14-20 s of CPU, 15-21 s end to end with the files read (3,175
+# nodes x 2,000 pods; 272 nodes of 272 kinds x 7,330 pods; 46,368 probes); 5,000 nodes x 10,000 pods,
+# each file within its own bounds, ran past 60 s.
+MAX_ADVICE_WORK = 8_000_000
 
 
 class _Strict(BaseModel):
@@ -138,3 +154,53 @@ def demo_nodes() -> list[AdvisorNode]:
     """The planner's demo cluster's GPUs, with their modes left free."""
     return [AdvisorNode(node.name, node.gpus[0].product, len(node.gpus)) for node in planning.demo_cluster().nodes
             if node.gpus]
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number:,} {noun}{'' if number == 1 else 's'}"
+
+
+@dataclass(frozen=True, slots=True)
+class AdviceWork:
+    """What one ``advise`` will do for these inputs, counted before any search."""
+
+    nodes: int
+    kinds: int  # distinct node kinds (NodeChoices.kind)
+    pods: int
+    specs: int  # distinct workloads (partitioner.demand.spec_key): each probed once per partition size
+    sizes: int  # distinct partition sizes among the nodes' candidate modes
+
+    @property
+    def probes(self) -> int:
+        return self.specs * self.sizes
+
+    @property
+    def total(self) -> int:
+        return (self.nodes + KIND_WORK * self.kinds) * self.pods + PROBE_WORK * self.probes
+
+    def __str__(self) -> str:
+        return (f"{self.nodes:,} nodes ({_count(self.kinds, 'kind')}) x {self.pods:,} pods and"
+                f" {_count(self.specs, 'distinct workload')} x {_count(self.sizes, 'partition size')} are"
+                f" {self.total:,} units of search work"
+                f" ((nodes + {KIND_WORK} x kinds) x pods + {PROBE_WORK} x workloads x sizes)")
+
+
+def advice_work(nodes: Sequence[AdvisorNode], workloads: Sequence[planning.Workload],
+                options: AdvisorOptions) -> AdviceWork:
+    """The work of advising on these inputs; AdvisorInputError for invalid nodes or modes."""
+    choices = choices_for(nodes, options)
+    sizes = {option.partition_bytes for choice in choices for option in choice.options}
+    specs = {spec_key(workload.spec) for workload in workloads}
+    return AdviceWork(len(nodes), len({choice.kind for choice in choices}), len(workloads), len(specs), len(sizes))
+
+
+def check_advice_size(nodes: Sequence[AdvisorNode], workloads: Sequence[planning.Workload], options: AdvisorOptions,
+                      cluster_source: str, workloads_path: str | None) -> None:
+    """AdvisorInputError naming both files when advising on them is more than MAX_ADVICE_WORK units of
+    search work. Each file may be within its own bounds; this bounds what they make together. Cheap (no
+    placement): call it before ``advise``."""
+    work = advice_work(nodes, workloads, options)
+    if work.total > MAX_ADVICE_WORK:
+        raise AdvisorInputError(planning.size_refusal(
+            cluster_source, workloads_path, str(work), MAX_ADVICE_WORK, "about 20 s",
+            "advise on a part of the cluster or fewer workloads"))

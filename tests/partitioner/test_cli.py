@@ -1,4 +1,5 @@
-"""``aim-partitioner advise``: the demo, the JSON fields issue 10 lists, and bad files (exit 2, one line)."""
+"""``aim-partitioner advise``: the demo, the JSON fields issue 10 lists, bad files and too much search work
+(exit 2, one line)."""
 
 from __future__ import annotations
 
@@ -10,8 +11,28 @@ from pathlib import Path
 
 import pytest
 
+from extender import planning
+from partitioner import AdvisorNode, AdvisorOptions
 from partitioner.cli import main
-from tests.extender.hostile_files import CLUSTER_FILES, WORKLOAD_FILES, fifo, release, run_within, write
+from partitioner.errors import AdvisorInputError
+from partitioner.inputs import (
+    KIND_WORK,
+    MAX_ADVICE_WORK,
+    PROBE_WORK,
+    AdviceWork,
+    advice_work,
+    check_advice_size,
+)
+from tests.extender.hostile_files import (
+    CLUSTER_FILES,
+    WORKLOAD_FILES,
+    fifo,
+    nodes,
+    release,
+    run_within,
+    workloads as hostile_workloads,
+    write,
+)
 
 CLUSTER = """\
 nodes:
@@ -136,3 +157,70 @@ def test_hostile_workload_file_a_fifo_and_dev_zero_exit_2_promptly(tmp_path: Pat
             _advise_fails(capsys, flag, "/dev/zero", "not a regular file", 1.0)
     finally:
         release(pipe)
+
+
+def _distinct_unplaceable(count: int) -> str:
+    """``count`` distinct workloads no partition holds: each is probed against every partition size."""
+    return "workloads:\n" + "".join(f"  - {{name: p{i}, memory: {300 * 1024 + i}Mi, partitions: 64}}\n"
+                                    for i in range(count))
+
+
+EVERY_PRODUCT = "nodes:\n" + "".join(f"  - {{name: {p.lower()}, gpus: [{{product: {p}, count: 16}}]}}\n"
+                                     for p in ("MI300X", "MI300A", "MI308X", "MI325X", "MI350X", "MI355X"))
+
+
+@pytest.mark.parametrize(("cluster", "workloads", "fragment"), [
+    # Each file within its own bounds; advise ran past 60 s on these before their product was bounded.
+    (nodes(5000), hostile_workloads(10, replicas=1000), "5,000 nodes (1 kind) x 10,000 pods and 1 distinct"),
+    # Few decisions, but 10,000 distinct workloads x every partition size of six products in probes (~40 s).
+    (EVERY_PRODUCT, _distinct_unplaceable(10_000), "6 nodes (6 kinds) x 10,000 pods and 10,000 distinct workloads x "),
+], ids=["nodes x pods", "distinct workloads x partition sizes"])
+def test_more_search_work_than_the_bound_is_refused_naming_both_files(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], cluster: str, workloads: str, fragment: str) -> None:
+    files = _files(tmp_path, cluster=cluster, workloads=workloads)
+    started = time.perf_counter()
+    assert run_within(15, lambda: main(["advise", *files])) == 2
+    elapsed = time.perf_counter() - started
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.count("\n") == 1, captured.err[:500]
+    assert captured.err.startswith(f"aim-partitioner advise: error: {files[1]} and {files[3]}: {fragment}"), \
+        captured.err[:500]
+    assert f"units of search work ((nodes + {KIND_WORK} x kinds) x pods + {PROBE_WORK} x workloads x sizes)," \
+           f" more than {MAX_ADVICE_WORK:,} (about " in captured.err
+    assert "Traceback" not in captured.err
+    assert elapsed < 5, f"refused after {elapsed:.2f} s"
+
+
+def _spec(name: str, memory: str, replicas: int = 1) -> planning.WorkloadSpec:
+    return planning.WorkloadSpec.model_validate({"name": name, "memory": memory, "replicas": replicas})
+
+
+def test_the_advice_work_bound_counts_nodes_kinds_and_probes() -> None:
+    options = AdvisorOptions()
+    pods = planning.workloads_from_specs([_spec(f"w{i}", "1Gi", replicas=1000) for i in range(10)])
+    # MI300X with its modes free: one kind, four partition sizes (SPX, DPX, QPX, CPX); one distinct workload.
+    fixed = (KIND_WORK * 1) * 10_000 + PROBE_WORK * 4
+    most = (MAX_ADVICE_WORK - fixed) // 10_000
+    cluster = [AdvisorNode(f"n{i}", "MI300X", 8) for i in range(most + 1)]
+    assert advice_work(cluster, pods, options) == AdviceWork(most + 1, 1, 10_000, 1, 4)
+    check_advice_size(cluster[:most], pods, options, "c.yaml", "w.yaml")  # just inside the bound: accepted
+    with pytest.raises(AdvisorInputError, match=(
+            rf"^c\.yaml and w\.yaml: {most + 1:,} nodes \(1 kind\) x 10,000 pods and 1 distinct workload x 4"
+            rf" partition sizes are {(most + 1) * 10_000 + fixed:,} units of search work .*, more than"
+            rf" {MAX_ADVICE_WORK:,} \(about \d+ s\); advise on a part")):
+        check_advice_size(cluster, pods, options, "c.yaml", "w.yaml")
+    with pytest.raises(AdvisorInputError, match=r"and built-in demo-workloads\.yaml: "):
+        check_advice_size(cluster, pods, options, "c.yaml", None)
+    # Kinds: MI300X nodes of 1 to 16 GPUs are 16 kinds, however many nodes there are of each.
+    kinds = [AdvisorNode(f"k{i}", "MI300X", 1 + i % 16) for i in range(64)]
+    assert advice_work(kinds, pods, options).kinds == 16
+    assert advice_work(kinds, pods, options).total == (64 + KIND_WORK * 16) * 10_000 + PROBE_WORK * 4
+    # Probes: distinct workloads (names and replicas aside) x partition sizes, PROBE_WORK each.
+    per_spec = 1 + KIND_WORK + PROBE_WORK * 4
+    specs = MAX_ADVICE_WORK // per_spec
+    distinct = planning.workloads_from_specs([_spec(f"d{i}", f"{1024 + i}Mi") for i in range(specs)])
+    assert advice_work(cluster[:1], distinct, options).total == specs * per_spec
+    check_advice_size(cluster[:1], distinct, options, "c.yaml", "w.yaml")
+    one_more = [*distinct, *planning.workloads_from_specs([_spec("x", "999Mi")])]
+    with pytest.raises(AdvisorInputError, match=rf" and {specs + 1:,} distinct workloads x 4 partition sizes"):
+        check_advice_size(cluster[:1], one_more, options, "c.yaml", "w.yaml")
