@@ -87,8 +87,8 @@ __all__ = [
     "render_comparison",
     "render_result",
     "render_tables",
-    "stdout_supports_unicode",
     "size_refusal",
+    "stdout_supports_unicode",
     "validation_message",
     "workloads_from_specs",
 ]
