@@ -273,7 +273,6 @@ def test_controller_killed_mid_way_resumes_from_the_node_annotations(cluster: Cl
     cluster.plane.stop_process(second.process)
 
 
-@pytest.mark.xfail(reason="regressed by the issue-19 demand-from-core reshape and the new hysteresis; open, see closing note", strict=False)
 def test_two_pending_sizes_change_each_node_once_and_settle(cluster: Cluster) -> None:
     b, c = cluster.node("b"), cluster.node("c")
     cluster.pod("llama-70b", LLAMA_70B)
@@ -363,7 +362,6 @@ def _plans(cluster: Cluster, *variants: tuple[str, ...]) -> list[dict[str, Any]]
     return plans
 
 
-@pytest.mark.xfail(reason="regressed by the issue-19 demand-from-core reshape and the new hysteresis; open, see closing note", strict=False)
 def test_busy_node_moves_only_with_allow_eviction_and_only_as_its_pdb_allows(cluster: Cluster) -> None:
     busy = cluster.node("b")
     spare = cluster.node("x-spare", opted_in=False)  # room for the guarded pod, never changed
