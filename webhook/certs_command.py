@@ -30,7 +30,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                         help="serving Secret to write (kubernetes.io/tls: tls.crt, tls.key, ca.crt)")
     parser.add_argument("--ca-secret", default=None,
                         help="Secret with the CA certificate and key (default: SECRET-ca; not mounted by the server)")
-    parser.add_argument("--webhook", required=True, help="MutatingWebhookConfiguration whose caBundle to set")
+    parser.add_argument("--webhook", required=True, action="append", metavar="NAME",
+                        help="MutatingWebhookConfiguration whose caBundle to set (repeatable: the Pod webhook's and"
+                             " DRA mode's)")
     parser.add_argument("--extra-san", action="append", default=[], metavar="NAME",
                         help="another DNS name or IP address for the certificate (repeatable)")
     parser.add_argument("--kubeconfig", default=None, help="kubeconfig (default: in-cluster, then ~/.kube/config)")
@@ -74,14 +76,15 @@ def run(args: argparse.Namespace) -> int:
             logger.info("wrote Secret %s/%s: %s", args.namespace, args.secret, decision.reason)
         else:
             logger.info("Secret %s/%s holds a valid certificate; nothing to renew", args.namespace, args.secret)
-        hook = admission.read_mutating_webhook_configuration(args.webhook)
         serializer: Any = client.ApiClient()
-        ops = patch_ops_for_ca_bundle(serializer.sanitize_for_serialization(hook), decision.ca_bundle)
-        if ops:
-            admission.patch_mutating_webhook_configuration(args.webhook, ops)
-            logger.info("set the caBundle of MutatingWebhookConfiguration %s (%d webhooks)", args.webhook, len(ops))
-        else:
-            logger.info("MutatingWebhookConfiguration %s already trusts the CA", args.webhook)
+        for name in args.webhook:
+            hook = admission.read_mutating_webhook_configuration(name)
+            ops = patch_ops_for_ca_bundle(serializer.sanitize_for_serialization(hook), decision.ca_bundle)
+            if ops:
+                admission.patch_mutating_webhook_configuration(name, ops)
+                logger.info("set the caBundle of MutatingWebhookConfiguration %s (%d webhooks)", name, len(ops))
+            else:
+                logger.info("MutatingWebhookConfiguration %s already trusts the CA", name)
     except ApiException as error:
         logger.error("Kubernetes API call failed: HTTP %s %s; the Job will retry", error.status, error.reason)
         return 1

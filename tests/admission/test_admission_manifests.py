@@ -104,7 +104,7 @@ def test_the_certs_job_and_cronjob_name_the_service_secret_and_webhook_that_exis
         assert container["args"][0] == "certs"
         args = certs_args(container)
         assert (args.namespace, args.service, args.webhook) == (NAMESPACE, SERVICE["metadata"]["name"],
-                                                                CONFIGURATION["metadata"]["name"])
+                                                                [CONFIGURATION["metadata"]["name"]])
         assert args.secret == "aim-gpu-webhook-tls"
         assert spec["serviceAccountName"] == "aim-gpu-webhook-certs"
         assert container["securityContext"]["readOnlyRootFilesystem"] is True
