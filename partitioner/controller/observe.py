@@ -12,6 +12,13 @@ from typing import Any, Final
 
 import pydantic
 
+from decision.eligibility import (
+    Affinity,
+    Taint,
+    affinity_matches as affinity_matches,  # plan reads it from the views
+    read_affinity,
+    read_taints,
+)
 from decision.pod_demand import read_pod_demand, requested_partitions
 from decision.text import pydantic_problem
 from extender import planning
@@ -19,7 +26,7 @@ from partitioner.controller import keys
 from partitioner.controller.clock import parse_time
 from partitioner.errors import AdvisorInputError
 from partitioner.modes import Mode, existing_option
-from sizing.bounded import BoundedValueError, parse_count, parse_int
+from sizing.bounded import BoundedValueError, parse_count
 from sizing.contract import LABEL_GPU_COUNT, RESOURCE_NAME, NodeLabels, read_node_labels
 
 # Labels and annotations read per object: far above what real nodes carry (a few dozen), low
@@ -45,9 +52,6 @@ UNSCHEDULABLE: Final = "Unschedulable"
 # as a field, so its message is the only source of this fact. It is layout demand (more, smaller
 # partitions) only where the node's partitions are big enough for the pod: ``plan`` checks that.
 INSUFFICIENT: Final = f"Insufficient {RESOURCE_NAME}"
-# nodeSelectorTerms, expressions per term and values per expression read: far above what anyone
-# writes, low enough to bound the work per pod.
-MAX_AFFINITY_TERMS: Final = 32
 # Partitions one planner workload may ask for (extender.planning's WorkloadSpec bound: 8 GPUs x CPX).
 MAX_WORKLOAD_PARTITIONS: Final = 64
 _FINISHED: Final = frozenset({"Succeeded", "Failed"})
@@ -74,17 +78,6 @@ def _uid(raw: object) -> str:
 
 def _name(raw: object) -> str | None:
     return raw if isinstance(raw, str) and 0 < len(raw) <= MAX_NAME else None
-
-
-@dataclass(frozen=True, slots=True)
-class Taint:
-    key: str
-    value: str
-    effect: str
-
-    def as_json(self) -> dict[str, str]:
-        return {"key": self.key, "value": self.value, "effect": self.effect} if self.value else {
-            "key": self.key, "effect": self.effect}
 
 
 DCM_TAINT: Final = Taint(keys.DCM_TAINT_KEY, keys.DCM_TAINT_VALUE, keys.DCM_TAINT_EFFECT)
@@ -143,19 +136,6 @@ class NodeView:
         which can lack a partition per GPU (63 of 64 CPX partitions on the real capture)."""
         return (self.mode == mode and self.gpus is not None and self.partitions_per_gpu is not None
                 and self.gpus * self.partitions_per_gpu == partitions)
-
-
-def _taints(raw: object) -> tuple[tuple[Taint, ...], tuple[Mapping[str, Any], ...]]:
-    items = raw if isinstance(raw, list) else []
-    taints, kept = [], []
-    for item in items[:MAX_ENTRIES]:
-        if not isinstance(item, Mapping):
-            continue
-        key, value, effect = item.get("key"), item.get("value", ""), item.get("effect")
-        if isinstance(key, str) and isinstance(effect, str) and isinstance(value, (str, type(None))):
-            taints.append(Taint(key, value or "", effect))
-            kept.append(item)
-    return tuple(taints), tuple(kept)
 
 
 def _layout(labels: NodeLabels, allocatable: int | None) -> tuple[str | None, Mode | None, int | None, int | None,
@@ -221,7 +201,7 @@ def read_node(obj: object) -> NodeView | None:
     partition_labels = read_node_labels(labels)
     product, mode, gpus, per_gpu, problem = _layout(partition_labels, allocatable)
     version = metadata.get("resourceVersion")
-    taints, taints_raw = _taints(spec.get("taints"))
+    taints, taints_raw = read_taints(spec.get("taints"))
     return NodeView(
         name=name, uid=_uid(metadata.get("uid")),
         resource_version=version if isinstance(version, str) and len(version) <= 64 else "",
@@ -230,62 +210,6 @@ def read_node(obj: object) -> NodeView | None:
         product=product, mode=mode, gpus=gpus, partitions_per_gpu=per_gpu,
         problem=allocatable_problem or problem,
     )
-
-
-@dataclass(frozen=True, slots=True)
-class Requirement:
-    """One nodeAffinity matchExpression (required terms only)."""
-
-    key: str
-    operator: str  # In, NotIn, Exists, DoesNotExist, Gt, Lt
-    values: tuple[str, ...]
-
-    def matches(self, labels: Mapping[str, str]) -> bool:
-        value = labels.get(self.key)
-        if self.operator == "In":
-            return value in self.values
-        if self.operator == "NotIn":
-            return value not in self.values
-        if self.operator == "Exists":
-            return value is not None
-        if self.operator == "DoesNotExist":
-            return value is None
-        if self.operator in ("Gt", "Lt") and value is not None and len(self.values) == 1:
-            try:
-                have = parse_int(f"label {self.key}", value, minimum=-(1 << 62), maximum=1 << 62)
-                want = parse_int(f"nodeAffinity {self.key}", self.values[0], minimum=-(1 << 62), maximum=1 << 62)
-            except BoundedValueError:
-                return False
-            return have > want if self.operator == "Gt" else have < want
-        return False
-
-
-# A pod's required node affinity: terms ORed, each a tuple of requirements ANDed.
-Affinity = tuple[tuple[Requirement, ...], ...]
-
-
-def affinity_matches(affinity: Affinity, labels: Mapping[str, str]) -> bool:
-    return not affinity or any(all(r.matches(labels) for r in term) for term in affinity)
-
-
-def _affinity(spec: Mapping[str, Any]) -> Affinity:
-    """spec.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution, bounded."""
-    required = _mapping(_mapping(_mapping(spec.get("affinity")).get("nodeAffinity")).get(
-        "requiredDuringSchedulingIgnoredDuringExecution"))
-    terms = required.get("nodeSelectorTerms")
-    out = []
-    for term in (terms if isinstance(terms, list) else [])[:MAX_AFFINITY_TERMS]:
-        expressions = _mapping(term).get("matchExpressions")
-        requirements = []
-        for expression in (expressions if isinstance(expressions, list) else [])[:MAX_AFFINITY_TERMS]:
-            expression = _mapping(expression)
-            key, operator, values = expression.get("key"), expression.get("operator"), expression.get("values") or []
-            if not isinstance(key, str) or not isinstance(operator, str) or not isinstance(values, list):
-                continue
-            requirements.append(Requirement(key[:MAX_NAME], operator[:16], tuple(
-                str(v)[:MAX_NAME] for v in values[:MAX_AFFINITY_TERMS] if isinstance(v, (str, int)))))
-        out.append(tuple(requirements))
-    return tuple(out)
 
 
 @dataclass(frozen=True, slots=True)
@@ -381,7 +305,7 @@ def read_pod(obj: object) -> PodView | None:
             created = parse_time("metadata.creationTimestamp", raw_created)
         except BoundedValueError:
             created = None
-    affinity = _affinity(spec)
+    affinity = read_affinity(spec)
     blocked = _layout_blocked(status)
     workload = None
     node = _name(spec.get("nodeName"))
