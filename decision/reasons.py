@@ -127,11 +127,12 @@ def _partitions_text(partitions: int) -> str:
 
 
 def cluster_too_small(subject: str, partitions: int, required_bytes: int, largest_bytes: int | None,
-                      holder: str | None) -> Rejection:
-    """No node of the cluster has partitions that hold the pod (what every node's
-    ``partition_too_small`` adds up to), with the fix: the smallest known partition that would."""
-    where = ("no node advertises gpu partitions" if largest_bytes is None
-             else f"the largest in this cluster is {gib_floor(largest_bytes)}")
+                      holder: str | None, *, scope: str = "in this cluster") -> Rejection:
+    """No node of the cluster (or of ``scope``, the nodes the pod may run on) has partitions that hold
+    the pod (what every node's ``partition_too_small`` adds up to), with the fix: the smallest known
+    partition that would."""
+    where = (f"no node {scope} advertises gpu partitions" if largest_bytes is None
+             else f"the largest {scope} is {gib_floor(largest_bytes)}")
     fix = (f"the smallest that holds it is {holder}: repartition a node, or lower max-model-len or precision"
            if holder is not None else "no known GPU partition holds it: lower max-model-len or precision,"
                                       " or request more partitions")
