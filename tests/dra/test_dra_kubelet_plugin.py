@@ -97,6 +97,7 @@ def test_prepare_answers_the_cdi_id_of_the_allocated_partition(kubelet: tuple[Pa
     (found,) = ok.devices
     assert (list(found.request_names), found.pool_name, found.device_name) == (["gpu/below-65536mi"], NODE, DEVICES[3])
     assert list(found.cdi_device_ids) == [f"{CDI_KIND}={DEVICES[3]}"]
+    assert not found.HasField("share_id")  # a whole partition, not a share of consumable capacity (1.36)
     two = response.claims["two"]
     assert two.error == "" and [d.device_name for d in two.devices] == [DEVICES[3], DEVICES[4]]
 
@@ -166,3 +167,26 @@ def test_wire_names_are_the_kubelets() -> None:
     assert {m.name for m in dra.methods} == {"NodePrepareResources", "NodeUnprepareResources"}
     registration = pluginregistration_pb2.DESCRIPTOR.services_by_name["Registration"]
     assert registration.full_name == "pluginregistration.Registration"
+
+
+# The kubelet's messages, field name -> number, in k8s.io/kubelet/pkg/apis/dra/v1/api.proto of
+# Kubernetes v1.34.9 and v1.36.2 (microshift release-4.21 and main): 1.36 added Device.share_id.
+KUBELET_DRA_V1_FIELDS = {
+    "v1.34.9": {"Claim": {"namespace": 1, "uid": 2, "name": 3},
+                "Device": {"request_names": 1, "pool_name": 2, "device_name": 3, "cdi_device_ids": 4},
+                "NodePrepareResourceResponse": {"devices": 1, "error": 2},
+                "NodeUnprepareResourceResponse": {"error": 1},
+                "NodePrepareResourcesRequest": {"claims": 1}, "NodePrepareResourcesResponse": {"claims": 1},
+                "NodeUnprepareResourcesRequest": {"claims": 1}, "NodeUnprepareResourcesResponse": {"claims": 1}},
+}
+KUBELET_DRA_V1_FIELDS["v1.36.2"] = {**KUBELET_DRA_V1_FIELDS["v1.34.9"], "Device": {
+    **KUBELET_DRA_V1_FIELDS["v1.34.9"]["Device"], "share_id": 5}}
+
+
+@pytest.mark.parametrize("version", sorted(KUBELET_DRA_V1_FIELDS))
+def test_every_kubelet_field_is_in_our_proto_with_its_number(version: str) -> None:
+    """Our dra_v1.proto has every field of each kubelet's (1.36's is a superset of 1.34's, so one
+    proto serves both; a field 1.34 does not know is skipped by its decoder)."""
+    for message, fields in KUBELET_DRA_V1_FIELDS[version].items():
+        ours = {f.name: f.number for f in dra_v1_pb2.DESCRIPTOR.message_types_by_name[message].fields}
+        assert {name: ours.get(name) for name in fields} == fields, message
