@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 from sizing.hf_config import (
     MAX_CONTEXT,
@@ -52,39 +53,54 @@ def _indices(f: _Fields, key: str, layers: int) -> list[int] | None:
     return list(raw)
 
 
-def _attention(f: _Fields, p: str, hidden: int, heads: int, kv: int, head_dim: int, *, bias: bool = False,
-               gated: bool = False, qk_norm: bool = False, out: str = "o_proj",
-               norms: tuple[str, str] = ("q_norm", "k_norm")) -> tuple[list[Linear], int]:
-    """Self-attention projections (q doubled when the output is gated) and its per-head q/k norms."""
-    q_out = heads * head_dim
-    lins = [Linear(f"{p}.q_proj", hidden, q_out * (2 if gated else 1), bias),
-            Linear(f"{p}.k_proj", hidden, kv * head_dim, bias),
-            Linear(f"{p}.v_proj", hidden, kv * head_dim, bias),
-            Linear(f"{p}.{out}", q_out, hidden, bias)]
-    return lins, (2 * head_dim if qk_norm else 0)
+@dataclass(frozen=True)
+class _Trunk:
+    """The widths and counts every hybrid family reads first: residual width, attention heads, layers, vocabulary."""
+
+    hidden: int
+    heads: int
+    kv: int
+    head_dim: int
+    layers: int
+    vocab: int
 
 
-def _heads(f: _Fields, head_dim_key: str = "head_dim") -> tuple[int, int, int, int]:
+def _trunk(f: _Fields) -> _Trunk:
     hidden = f.int_("hidden_size")
     heads = f.int_("num_attention_heads", maximum=MAX_HEADS)
     kv = f.int_("num_key_value_heads", maximum=MAX_HEADS, default=heads)
     if heads % kv:
         raise f.error("num_key_value_heads", f"must be a positive divisor of num_attention_heads ({heads}), got {kv}")
-    head_dim = f.int_(head_dim_key, default=hidden // heads if hidden >= heads else None)
-    return hidden, heads, kv, head_dim
+    head_dim = f.int_("head_dim", default=hidden // heads if hidden >= heads else None)
+    layers = f.int_("num_hidden_layers", maximum=MAX_LAYERS)
+    vocab = f.int_("vocab_size", maximum=MAX_VOCAB)
+    return _Trunk(hidden, heads, kv, head_dim, layers, vocab)
 
 
-def _layout(f: _Fields, *, linears: Sequence[Linear], other: int, hidden: int, vocab: int, layers: int, heads: int,
-            kv: int, head_dim: int, inter: int, tied: bool, kv_layers: int, state: RecurrentState | None,
-            experts: int = 0, top_k: int = 0, max_context: int | None = None) -> Layout:
+def _attention(f: _Fields, p: str, t: _Trunk, *, bias: bool = False, gated: bool = False, qk_norm: bool = False,
+               out: str = "o_proj") -> tuple[list[Linear], int]:
+    """Self-attention projections (q doubled when the output is gated) and its per-head q/k norms."""
+    q_out = t.heads * t.head_dim
+    lins = [Linear(f"{p}.q_proj", t.hidden, q_out * (2 if gated else 1), bias),
+            Linear(f"{p}.k_proj", t.hidden, t.kv * t.head_dim, bias),
+            Linear(f"{p}.v_proj", t.hidden, t.kv * t.head_dim, bias),
+            Linear(f"{p}.{out}", q_out, t.hidden, bias)]
+    return lins, (2 * t.head_dim if qk_norm else 0)
+
+
+def _layout(f: _Fields, t: _Trunk, *, linears: Sequence[Linear], other: int, inter: int, kv_layers: int,
+            state: RecurrentState | None, tied: bool | None = None, experts: int = 0, top_k: int = 0) -> Layout:
+    """The ``Layout`` of a hybrid reader's parts; ``tied`` is tie_word_embeddings (default false) unless given."""
+    if tied is None:
+        tied = f.bool_("tie_word_embeddings", False)
     lins = list(linears)
     if not tied:
-        lins.append(Linear("lm_head", hidden, vocab))
-    context = max_context or f.int_("max_position_embeddings", maximum=MAX_CONTEXT, default=4096)
+        lins.append(Linear("lm_head", t.hidden, t.vocab))
+    context = f.int_("max_position_embeddings", maximum=MAX_CONTEXT, default=4096)
     return Layout(
-        model_type=f.model_type, linears=tuple(lins), embedding_params=vocab * hidden, other_params=other,
-        hidden_size=hidden, vocab_size=vocab, num_layers=layers, num_attention_heads=heads, num_kv_heads=kv,
-        head_dim=head_dim, intermediate_size=inter, tied_embeddings=tied, max_context=context,
+        model_type=f.model_type, linears=tuple(lins), embedding_params=t.vocab * t.hidden, other_params=other,
+        hidden_size=t.hidden, vocab_size=t.vocab, num_layers=t.layers, num_attention_heads=t.heads,
+        num_kv_heads=t.kv, head_dim=t.head_dim, intermediate_size=inter, tied_embeddings=tied, max_context=context,
         layer_windows=(0,) * kv_layers, num_experts=experts, experts_per_token=top_k,
         kv_layers=kv_layers, state=state,
     )
@@ -104,9 +120,8 @@ def _ssm_fp32(f: _Fields) -> bool:
 
 def _qwen_next(f: _Fields) -> Layout:
     """Qwen3-Next and Qwen3.5: gated delta nets, with a gated full-attention layer every few layers."""
-    hidden, heads, kv, head_dim = _heads(f)
-    layers = f.int_("num_hidden_layers", maximum=MAX_LAYERS)
-    vocab = f.int_("vocab_size", maximum=MAX_VOCAB)
+    t = _trunk(f)
+    hidden, layers = t.hidden, t.layers
     kinds = _layer_kinds(f, "layer_types", layers, {"linear_attention": "linear", "full_attention": "attention"})
     if kinds is None:  # transformers: every full_attention_interval-th layer is full attention
         step = f.int_("full_attention_interval", maximum=MAX_LAYERS, default=4)
@@ -133,8 +148,7 @@ def _qwen_next(f: _Fields) -> Layout:
         p = f"model.layers.{i}"
         other += 2 * hidden
         if kind == "attention":
-            attn, extra = _attention(f, f"{p}.self_attn", hidden, heads, kv, head_dim, bias=bias, gated=gated,
-                                     qk_norm=True)
+            attn, extra = _attention(f, f"{p}.self_attn", t, bias=bias, gated=gated, qk_norm=True)
             linears += attn
             other += extra
         else:
@@ -158,16 +172,14 @@ def _qwen_next(f: _Fields) -> Layout:
     linear_layers = kinds.count("linear")
     state = RecurrentState(layers=linear_layers, conv_elements=linear_layers * conv_dim * (kernel - 1),
                            ssm_elements=linear_layers * nv * dk * dv, ssm_fp32=_ssm_fp32(f))
-    return _layout(f, linears=linears, other=other, hidden=hidden, vocab=vocab, layers=layers, heads=heads, kv=kv,
-                   head_dim=head_dim, inter=inter, tied=f.bool_("tie_word_embeddings", False),
-                   kv_layers=kinds.count("attention"), state=state, experts=experts, top_k=top_k)
+    return _layout(f, t, linears=linears, other=other, inter=inter, kv_layers=kinds.count("attention"), state=state,
+                   experts=experts, top_k=top_k)
 
 
 def _jamba(f: _Fields) -> Layout:
     """Jamba: Mamba-1 mixers with an attention layer every attn_layer_period, MoE every expert_layer_period."""
-    hidden, heads, kv, head_dim = _heads(f)
-    layers = f.int_("num_hidden_layers", maximum=MAX_LAYERS)
-    vocab = f.int_("vocab_size", maximum=MAX_VOCAB)
+    t = _trunk(f)
+    hidden, layers = t.hidden, t.layers
     attn_period = f.int_("attn_layer_period", maximum=MAX_LAYERS, default=8)
     attn_offset = f.int_("attn_layer_offset", maximum=MAX_LAYERS, minimum=0, default=4)
     moe_period = f.int_("expert_layer_period", maximum=MAX_LAYERS, default=2)
@@ -188,7 +200,7 @@ def _jamba(f: _Fields) -> Layout:
         other += 2 * hidden  # input_layernorm, pre_ff_layernorm
         if i % attn_period == attn_offset:
             attn_layers += 1
-            linears += _attention(f, f"{p}.self_attn", hidden, heads, kv, head_dim)[0]
+            linears += _attention(f, f"{p}.self_attn", t)[0]
         else:
             mamba_layers += 1
             m = f"{p}.mamba"
@@ -205,8 +217,7 @@ def _jamba(f: _Fields) -> Layout:
             linears += _mlp(f"{p}.feed_forward", hidden, inter, gated=True)
     state = RecurrentState(layers=mamba_layers, conv_elements=mamba_layers * d_inner * (d_conv - 1),
                            ssm_elements=mamba_layers * d_inner * d_state)
-    return _layout(f, linears=linears, other=other, hidden=hidden, vocab=vocab, layers=layers, heads=heads, kv=kv,
-                   head_dim=head_dim, inter=inter, tied=f.bool_("tie_word_embeddings", False), kv_layers=attn_layers,
+    return _layout(f, t, linears=linears, other=other, inter=inter, kv_layers=attn_layers,
                    state=state, experts=experts if experts > 1 else 0, top_k=top_k if experts > 1 else 0)
 
 
@@ -232,9 +243,8 @@ def _mamba2(f: _Fields, m: str, hidden: int, d_inner: int) -> tuple[list[Linear]
 
 def _granite_hybrid(f: _Fields) -> Layout:
     """Granite-4.0-H: Mamba-2 or attention per layer, each followed by MoE and a shared MLP."""
-    hidden, heads, kv, head_dim = _heads(f)
-    layers = f.int_("num_hidden_layers", maximum=MAX_LAYERS)
-    vocab = f.int_("vocab_size", maximum=MAX_VOCAB)
+    t = _trunk(f)
+    hidden, layers = t.hidden, t.layers
     allowed = {"mamba": "mamba", "attention": "attention", "linear_attention": "mamba"}
     kinds = _layer_kinds(f, "layer_types", layers, allowed) or _layer_kinds(f, "layers_block_type", layers, allowed)
     kinds = kinds or ["mamba"] * layers  # transformers' default: every layer a Mamba mixer
@@ -250,7 +260,7 @@ def _granite_hybrid(f: _Fields) -> Layout:
         p = f"model.layers.{i}"
         other += 2 * hidden
         if kind == "attention":
-            linears += _attention(f, f"{p}.self_attn", hidden, heads, kv, head_dim, bias=bias)[0]
+            linears += _attention(f, f"{p}.self_attn", t, bias=bias)[0]
         else:
             lins, extra, (c, r, s) = _mamba2(f, f"{p}.mamba", hidden, d_inner)
             linears += lins
@@ -266,16 +276,14 @@ def _granite_hybrid(f: _Fields) -> Layout:
                         Linear(f"{p}.shared_mlp.output_linear", shared, hidden)]
     mamba_layers = kinds.count("mamba")
     state = RecurrentState(layers=mamba_layers, conv_elements=conv, ssm_elements=ssm, conv_replicated=replicated)
-    return _layout(f, linears=linears, other=other, hidden=hidden, vocab=vocab, layers=layers, heads=heads, kv=kv,
-                   head_dim=head_dim, inter=inter, tied=f.bool_("tie_word_embeddings", False),
-                   kv_layers=kinds.count("attention"), state=state, experts=experts, top_k=top_k)
+    return _layout(f, t, linears=linears, other=other, inter=inter, kv_layers=kinds.count("attention"), state=state,
+                   experts=experts, top_k=top_k)
 
 
 def _falcon_h1(f: _Fields) -> Layout:
     """Falcon-H1: every layer runs attention and a Mamba-2 mixer side by side, then a gated MLP."""
-    hidden, heads, kv, head_dim = _heads(f)
-    layers = f.int_("num_hidden_layers", maximum=MAX_LAYERS)
-    vocab = f.int_("vocab_size", maximum=MAX_VOCAB)
+    t = _trunk(f)
+    hidden, layers = t.hidden, t.layers
     inter = f.int_("intermediate_size")
     d_inner = f.opt_int("mamba_d_ssm") or f.int_("mamba_expand", maximum=64, default=2) * hidden
     attn_bias = f.bool_("attention_bias", False)
@@ -286,15 +294,13 @@ def _falcon_h1(f: _Fields) -> Layout:
     for i in range(layers):
         p = f"model.layers.{i}"
         other += 2 * hidden  # input_layernorm, pre_ff_layernorm
-        linears += _attention(f, f"{p}.self_attn", hidden, heads, kv, head_dim, bias=attn_bias)[0]
+        linears += _attention(f, f"{p}.self_attn", t, bias=attn_bias)[0]
         lins, extra, (c, r, s) = _mamba2(f, f"{p}.mamba", hidden, d_inner)
         linears += lins + _mlp(f"{p}.feed_forward", hidden, inter, gated=True, bias=mlp_bias)
         other += extra
         conv, replicated, ssm = conv + c, replicated + r, ssm + s
     state = RecurrentState(layers=layers, conv_elements=conv, ssm_elements=ssm, conv_replicated=replicated)
-    return _layout(f, linears=linears, other=other, hidden=hidden, vocab=vocab, layers=layers, heads=heads, kv=kv,
-                   head_dim=head_dim, inter=inter, tied=f.bool_("tie_word_embeddings", False), kv_layers=layers,
-                   state=state)
+    return _layout(f, t, linears=linears, other=other, inter=inter, kv_layers=layers, state=state)
 
 
 def _lfm2_ffn(f: _Fields) -> int:
@@ -314,9 +320,8 @@ def _lfm2_ffn(f: _Fields) -> int:
 
 def _lfm2(f: _Fields) -> Layout:
     """LFM2: gated short-convolution blocks and GQA attention blocks (q/k layernorm), SwiGLU MLP."""
-    hidden, heads, kv, head_dim = _heads(f)
-    layers = f.int_("num_hidden_layers", maximum=MAX_LAYERS)
-    vocab = f.int_("vocab_size", maximum=MAX_VOCAB)
+    t = _trunk(f)
+    hidden, layers = t.hidden, t.layers
     kinds = _layer_kinds(f, "layer_types", layers, {"conv": "conv", "full_attention": "attention"})
     if kinds is None:
         attn = _indices(f, "full_attn_idxs", layers)
@@ -330,8 +335,7 @@ def _lfm2(f: _Fields) -> Layout:
         p = f"model.layers.{i}"
         other += 2 * hidden  # operator_norm, ffn_norm
         if kind == "attention":
-            attn_lins, extra = _attention(f, f"{p}.self_attn", hidden, heads, kv, head_dim, qk_norm=True,
-                                          out="out_proj")
+            attn_lins, extra = _attention(f, f"{p}.self_attn", t, qk_norm=True, out="out_proj")
             linears += attn_lins
             other += extra
         else:
@@ -342,8 +346,8 @@ def _lfm2(f: _Fields) -> Layout:
     conv_layers = kinds.count("conv")
     state = RecurrentState(layers=conv_layers, conv_elements=conv_layers * hidden * (cache - 1), ssm_elements=0)
     tied = f.bool_("tie_embedding", f.bool_("tie_word_embeddings", True))
-    return _layout(f, linears=linears, other=other, hidden=hidden, vocab=vocab, layers=layers, heads=heads, kv=kv,
-                   head_dim=head_dim, inter=inter, tied=tied, kv_layers=kinds.count("attention"), state=state)
+    return _layout(f, t, linears=linears, other=other, inter=inter, kv_layers=kinds.count("attention"), state=state,
+                   tied=tied)
 
 
 HYBRID_READERS: dict[str, Callable[[_Fields], Layout]] = {

@@ -118,76 +118,94 @@ def _mllama(v: _Fields, text_hidden: int) -> VisionTower:
     return VisionTower(tuple(lins), other, cross_attention_tokens=tiles * patches)
 
 
-def _qwen_merger(prefix: str, h: int, merge: int, out: int) -> list[Linear]:
-    merged = h * merge * merge
-    return [Linear(f"{prefix}.linear_fc1", merged, merged, True), Linear(f"{prefix}.linear_fc2", merged, out, True)]
+@dataclass(frozen=True)
+class _Conv3dTower:
+    """The widths every Conv3d-patch tower reads (Qwen2.5-VL, Qwen3-VL/Qwen3.5, GLM-4.5V)."""
+
+    hidden: int
+    inter: int
+    depth: int
+    patch: int
+    channels: int
+    temporal: int
+    merge: int
+    out: int  # the merger's output width (the text width unless out_hidden_size says otherwise)
+
+    @property
+    def patch_in(self) -> int:
+        """Inputs of the Conv3d patch embedding: channels x temporal x patch x patch."""
+        return self.channels * self.temporal * self.patch * self.patch
+
+    @property
+    def merged(self) -> int:
+        """Width of spatial_merge_size^2 neighbouring patches concatenated (the merger's input)."""
+        return self.hidden * self.merge * self.merge
 
 
-def _qwen2_5_vl(v: _Fields, text_hidden: int) -> VisionTower:
+def _conv3d_tower(v: _Fields, text_hidden: int, *channel_keys: str) -> _Conv3dTower:
     h = v.int_("hidden_size")
     inter = v.int_("intermediate_size")
     depth = v.int_("depth", maximum=MAX_LAYERS)
-    patch, channels = _patch(v, "in_chans", "in_channels")
+    patch, channels = _patch(v, *channel_keys)
     temporal = v.int_("temporal_patch_size", maximum=MAX_PATCH, default=2)
     merge = v.int_("spatial_merge_size", maximum=MAX_PATCH, default=2)
     out = v.int_("out_hidden_size", default=text_hidden)
-    lins = [Linear("visual.patch_embed.proj", channels * temporal * patch * patch, h)]
-    for i in range(depth):
+    return _Conv3dTower(h, inter, depth, patch, channels, temporal, merge, out)
+
+
+def _qwen_merger(prefix: str, t: _Conv3dTower, names: tuple[str, str] = ("linear_fc1", "linear_fc2")) -> list[Linear]:
+    fc1, fc2 = names
+    return [Linear(f"{prefix}.{fc1}", t.merged, t.merged, True), Linear(f"{prefix}.{fc2}", t.merged, t.out, True)]
+
+
+def _qwen2_5_vl(v: _Fields, text_hidden: int) -> VisionTower:
+    t = _conv3d_tower(v, text_hidden, "in_chans", "in_channels")
+    h, inter = t.hidden, t.inter
+    lins = [Linear("visual.patch_embed.proj", t.patch_in, h)]
+    for i in range(t.depth):
         p = f"visual.blocks.{i}"
         lins += [Linear(f"{p}.attn.qkv", h, 3 * h, True), Linear(f"{p}.attn.proj", h, h, True),
                  Linear(f"{p}.mlp.gate_proj", h, inter, True), Linear(f"{p}.mlp.up_proj", h, inter, True),
                  Linear(f"{p}.mlp.down_proj", inter, h, True)]
-    lins += [Linear("visual.merger.mlp.0", h * merge * merge, h * merge * merge, True),
-             Linear("visual.merger.mlp.2", h * merge * merge, out, True)]
-    return VisionTower(tuple(lins), depth * 2 * h + h)  # RMSNorm norm1/norm2 per block, merger ln_q
+    lins += _qwen_merger("visual.merger", t, ("mlp.0", "mlp.2"))
+    return VisionTower(tuple(lins), t.depth * 2 * h + h)  # RMSNorm norm1/norm2 per block, merger ln_q
 
 
 def _qwen3_vl(v: _Fields, text_hidden: int) -> VisionTower:
-    h = v.int_("hidden_size")
-    inter = v.int_("intermediate_size")
-    depth = v.int_("depth", maximum=MAX_LAYERS)
-    patch, channels = _patch(v, "in_channels", "in_chans")
-    temporal = v.int_("temporal_patch_size", maximum=MAX_PATCH, default=2)
-    merge = v.int_("spatial_merge_size", maximum=MAX_PATCH, default=2)
-    out = v.int_("out_hidden_size", default=text_hidden)
+    t = _conv3d_tower(v, text_hidden, "in_channels", "in_chans")
+    h, depth = t.hidden, t.depth
     positions = v.int_("num_position_embeddings", maximum=MAX_WIDTH)
     deepstack = v.text.get("deepstack_visual_indexes") or []
     if not isinstance(deepstack, list) or len(deepstack) > depth:
         raise v.error("deepstack_visual_indexes", f"must be a list of at most {depth} block indices")
-    lins = [Linear("model.visual.patch_embed.proj", channels * temporal * patch * patch, h, True),
-            *_vit_layers("model.visual.blocks", depth, h, inter, qkv_fused=True, bias=True,
+    lins = [Linear("model.visual.patch_embed.proj", t.patch_in, h, True),
+            *_vit_layers("model.visual.blocks", depth, h, t.inter, qkv_fused=True, bias=True,
                          names=("attn", "qkv", "", "", "proj", "mlp.linear_fc1,mlp.linear_fc2")),
-            *_qwen_merger("model.visual.merger", h, merge, out)]
+            *_qwen_merger("model.visual.merger", t)]
     for j in range(len(deepstack)):
-        lins += _qwen_merger(f"model.visual.deepstack_merger_list.{j}", h, merge, out)
-    merged = h * merge * merge
-    other = positions * h + depth * 2 * 2 * h + 2 * h + len(deepstack) * 2 * merged  # positions, LayerNorms
+        lins += _qwen_merger(f"model.visual.deepstack_merger_list.{j}", t)
+    other = positions * h + depth * 2 * 2 * h + 2 * h + len(deepstack) * 2 * t.merged  # positions, LayerNorms
     return VisionTower(tuple(lins), other)
 
 
 def _glm4v(v: _Fields, text_hidden: int) -> VisionTower:
     """GLM-4.5V (Glm4vMoeVisionModel): Conv3d patch embedding, learned positions, RMSNorm blocks with a
     fused qkv and a gated MLP of out_hidden_size, a conv downsample and a gated merger MLP."""
-    h = v.int_("hidden_size")
-    inter = v.int_("intermediate_size")
-    depth = v.int_("depth", maximum=MAX_LAYERS)
-    patch, channels = _patch(v, "in_channels", "in_chans")
-    temporal = v.int_("temporal_patch_size", maximum=MAX_PATCH, default=2)
-    merge = v.int_("spatial_merge_size", maximum=MAX_PATCH, default=2)
-    out = v.int_("out_hidden_size", default=text_hidden)
-    positions = (v.int_("image_size", maximum=MAX_WIDTH) // patch) ** 2
+    t = _conv3d_tower(v, text_hidden, "in_channels", "in_chans")
+    h, inter, out = t.hidden, t.inter, t.out
+    positions = (v.int_("image_size", maximum=MAX_WIDTH) // t.patch) ** 2
     bias = v.bool_("attention_bias", False)
-    lins = [Linear("model.visual.patch_embed.proj", channels * temporal * patch * patch, h, True)]
-    for i in range(depth):
+    lins = [Linear("model.visual.patch_embed.proj", t.patch_in, h, True)]
+    for i in range(t.depth):
         p = f"model.visual.blocks.{i}"
         lins += [Linear(f"{p}.attn.qkv", h, 3 * h, bias), Linear(f"{p}.attn.proj", h, h, bias),
                  *(Linear(f"{p}.mlp.{n}", h, out) for n in ("gate_proj", "up_proj")),
                  Linear(f"{p}.mlp.down_proj", out, h)]
-    lins += [Linear("model.visual.downsample", h * merge * merge, out, True),
+    lins += [Linear("model.visual.downsample", t.merged, out, True),
              Linear("model.visual.merger.proj", out, out),
              Linear("model.visual.merger.gate_proj", out, inter), Linear("model.visual.merger.up_proj", out, inter),
              Linear("model.visual.merger.down_proj", inter, out)]
-    other = positions * h + depth * 2 * h + 2 * h + 2 * out  # positions, block RMSNorms, post-conv/post norms, LN
+    other = positions * h + t.depth * 2 * h + 2 * h + 2 * out  # positions, block RMSNorms, post-conv/post norms, LN
     return VisionTower(tuple(lins), other)
 
 
