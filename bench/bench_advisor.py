@@ -36,14 +36,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import sizing
-from extender import planning
+from decision import planning
 from partitioner import AdvisorNode, AdvisorOptions, Mode, Totals, advise
 from partitioner.advisor import choices_for, layout_cluster, totals_of
 from partitioner.cli import main as cli_main
 from partitioner.demand import demands_of
 from partitioner.exhaustive import optimum
 from partitioner.inputs import KIND_WORK, MAX_ADVICE_WORK, PROBE_WORK, advice_work
-from partitioner.replay import replay
 from partitioner.search import changed_count
 from tests.partitioner.mixes import KINDS, large_mix, random_mix
 
@@ -52,7 +51,9 @@ def _uniform(nodes: Sequence[AdvisorNode], workloads: Sequence[planning.Workload
     """Every node in its candidate mode with this compute mode (the all-CPX / all-SPX baselines)."""
     choices = choices_for(nodes, AdvisorOptions())
     layout = tuple(next(i for i, o in enumerate(c.options) if o.mode.compute_mode == compute_mode) for c in choices)
-    return totals_of(replay(layout_cluster(choices, layout, compute_mode), workloads), changed_count(choices, layout))
+    result = planning.place_all(layout_cluster(choices, layout, compute_mode), workloads,
+                                policy=planning.Policy.BEST_FIT)
+    return totals_of(result, changed_count(choices, layout))
 
 
 class Column:

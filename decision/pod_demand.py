@@ -149,6 +149,27 @@ def read_pod_demand(pod: Any) -> PodDemand:
     )
 
 
+def demand_pod(name: str, namespace: str, partitions: int, *, model: str | None = None,
+               precision: str | None = None, max_model_len: int | None = None, profile: str | None = None,
+               memory: str | None = None) -> dict[str, Any]:
+    """A v1.Pod JSON object that asks for this, as KServe would create it: the AIM annotations given
+    (the ones ``read_pod_demand`` reads) and the partition request. The planner's workloads are pods
+    of this shape, read back with ``read_pod_demand`` like any pod."""
+    annotations = {
+        annotation: str(value)
+        for annotation, value in (
+            (ANNOTATION_MODEL, model), (ANNOTATION_PRECISION, precision), (ANNOTATION_MAX_MODEL_LEN, max_model_len),
+            (ANNOTATION_PROFILE, profile), (ANNOTATION_MEMORY, memory),
+        )
+        if value is not None
+    }
+    request = {RESOURCE_NAME: str(partitions)} if partitions else {}
+    return {
+        "metadata": {"name": name, "namespace": namespace, "annotations": annotations},
+        "spec": {"containers": [{"name": "vllm", "resources": {"requests": request, "limits": request}}]},
+    }
+
+
 def pod_id(pod: Any) -> str | None:
     """The pod's uid (else ``namespace/name``): what the node cache files its usage under."""
     metadata = pod.get("metadata") if isinstance(pod, Mapping) else None

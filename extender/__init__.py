@@ -21,15 +21,19 @@ the ones above it):
     config, cli   ExtenderConfig; ``aim-extender serve|plan``
     models_source a models directory (mounted ConfigMap) -> the sizer's catalogue, re-read on change
     scheduler_config  the KubeSchedulerConfiguration documents that register the extender
-    planning/     the offline placement planner (public API in planning/__init__.py)
+    yaml_file     a YAML input file read with its size, depth and aliases bounded
+    plan_files    the planner's cluster and workload files and the built-in demo (the planner
+                  itself is ``decision.planning``)
+    terminal      whether stdout shows Unicode (the plan and advice tables)
 
 Errors::
 
     ExtenderError
-    ├── ConfigError        bad flag / env value (cli exits 2)
-    └── PlanInputError     invalid cluster or workload file (cli exits 2)
+    └── ConfigError        bad flag / env value (cli exits 2)
+
+An invalid cluster or workload file is ``decision.planning.PlanInputError`` (cli exits 2).
 """
 
-from extender.errors import ConfigError, ExtenderError, PlanInputError
+from extender.errors import ConfigError, ExtenderError
 
-__all__ = ["ConfigError", "ExtenderError", "PlanInputError"]
+__all__ = ["ConfigError", "ExtenderError"]

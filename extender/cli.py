@@ -21,7 +21,7 @@ from types import FrameType
 from decision.verdict import Policy
 from extender.cache import DEFAULT_STALE_AFTER_SECONDS
 from extender.config import DEFAULT_HOST, DEFAULT_PORT, ExtenderConfig, NodeCacheMode
-from extender.errors import ConfigError, PlanInputError
+from extender.errors import ConfigError
 from sizing import Catalogue, ModelArch, SizingError
 from sizing.bounded import BoundedValueError, parse_int, parse_memory_bytes, shown
 from webhook.certs_command import add_parser as add_certs_parser
@@ -276,14 +276,15 @@ def serve(config: ExtenderConfig, webhook: WebhookConfig | None = None) -> int:
 
 
 def plan(args: argparse.Namespace) -> int:
-    from extender import planning
-    from extender.planning.inputs import check_plan_size
+    from decision import planning
+    from extender import plan_files
+    from extender.terminal import stdout_supports_unicode
 
     try:
-        cluster = planning.load_cluster(args.cluster)
-        workloads = planning.load_workloads(args.workloads)
-        check_plan_size(cluster, workloads, args.workloads)  # each file is bounded; so is their product
-    except PlanInputError as error:
+        cluster = plan_files.load_cluster(args.cluster)
+        workloads = plan_files.load_workloads(args.workloads)
+        plan_files.check_plan_size(cluster, workloads, args.workloads)  # each file is bounded; so is their product
+    except planning.PlanInputError as error:
         print(f"aim-extender plan: error: {error}", file=sys.stderr)
         return 2
     sizer = None
@@ -301,7 +302,7 @@ def plan(args: argparse.Namespace) -> int:
     if args.format == "json":
         text = json.dumps(planning.as_json(results), indent=2) + "\n"
     else:
-        text = planning.render_tables(results, unicode=planning.stdout_supports_unicode())
+        text = planning.render_tables(results, unicode=stdout_supports_unicode())
     try:
         sys.stdout.write(text)
         sys.stdout.flush()

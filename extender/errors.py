@@ -9,7 +9,3 @@ class ExtenderError(Exception):
 
 class ConfigError(ExtenderError):
     """A flag, environment variable or config value is invalid; the message names it."""
-
-
-class PlanInputError(ExtenderError):
-    """A cluster or workload file for ``aim-extender plan`` is invalid; the message names the field."""

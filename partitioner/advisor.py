@@ -5,7 +5,7 @@ by the planner's own placement. Pure: no I/O, no logging, no clock.
     advice = advise([AdvisorNode("gpu-a", "MI300X", 8, current=Mode("CPX", "NPS4"))], workloads)
     advice.nodes[0].target, advice.totals.placed, advice.dcm_config
 
-``workloads`` are ``extender.planning.Workload`` values (the planner's), in arrival order. See
+``workloads`` are ``decision.planning.Workload`` values (the planner's), in arrival order. See
 docs/partitioner.md for the objective, the search and the guarantees.
 """
 
@@ -15,12 +15,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from extender import planning
+from decision import planning
 from partitioner import dcm
 from partitioner.demand import Demand, demands_of, gib
 from partitioner.errors import AdvisorInputError
 from partitioner.modes import Mode, ModeOption, Trust, candidate_options, existing_option, product_name
-from partitioner.replay import replay
 from partitioner.search import Layout, NodeChoices, Score, changed_count, greedy_layout, local_search
 
 # GPUs in one node: the planner's bound (8 on OAM platforms; 16 leaves room for others).
@@ -180,7 +179,8 @@ def advise(
 
     def placed(layout: Layout) -> planning.PlanResult:
         if layout not in results:
-            results[layout] = replay(layout_cluster(choices, layout, source), workloads)
+            results[layout] = planning.place_all(layout_cluster(choices, layout, source), workloads,
+                                                    policy=planning.Policy.BEST_FIT)
         return results[layout]
 
     def evaluate(layout: Layout) -> Score:

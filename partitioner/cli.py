@@ -13,7 +13,9 @@ import os
 import sys
 from collections.abc import Sequence
 
-from extender import planning
+from decision import planning
+from extender import plan_files
+from extender.terminal import stdout_supports_unicode
 from partitioner import dcm
 from partitioner.advisor import AdvisorOptions, advise
 from partitioner.controller import cli as controller_cli
@@ -65,7 +67,7 @@ def run_advise(args: argparse.Namespace) -> int:
     options = AdvisorOptions(trust=Trust(args.trust))
     try:
         nodes = load_cluster(args.cluster) if args.cluster else demo_nodes()
-        workloads = planning.load_workloads(args.workloads)
+        workloads = plan_files.load_workloads(args.workloads)
         check_advice_size(nodes, workloads, options, source, args.workloads)  # each file is bounded; their product too
     except (AdvisorInputError, planning.PlanInputError) as error:
         return _fail(error)
@@ -77,7 +79,7 @@ def run_advise(args: argparse.Namespace) -> int:
         document = as_json(advice, configmap_name=args.dcm_configmap, namespace=args.dcm_namespace)
         _write(json.dumps(document, indent=2) + "\n")
     else:
-        _write(render(advice, unicode=planning.stdout_supports_unicode()))
+        _write(render(advice, unicode=stdout_supports_unicode()))
     return 0
 
 

@@ -12,8 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from decision import text
-from extender import planning
+from decision import planning, text
 from partitioner.modes import ModeOption
 
 GIB = text.GIB

@@ -1,5 +1,5 @@
 """The exact optimum over node modes for small clusters: every combination of candidate modes,
-each placed by the planner's best-fit replay, best by the advisor's objective. For tests, the
+each placed by the planner's best-fit placement, best by the advisor's objective. For tests, the
 benchmark and anyone who wants to check an answer; the work grows as modes^nodes. Pure.
 """
 
@@ -9,13 +9,12 @@ import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from extender import planning
+from decision import planning
 from partitioner.advisor import AdvisorNode, AdvisorOptions, Totals, choices_for, layout_cluster, totals_of
 from partitioner.modes import Mode
-from partitioner.replay import replay
 from partitioner.search import changed_count
 
-# Layouts the exhaustive search will try before refusing (about a second of small replays).
+# Layouts the exhaustive search will try before refusing (about a second of small placements).
 MAX_LAYOUTS = 20_000
 
 
@@ -37,7 +36,8 @@ def optimum(nodes: Sequence[AdvisorNode], workloads: Sequence[planning.Workload]
         raise ValueError(f"{count} layouts; the exhaustive search stops at {MAX_LAYOUTS}")
     best: tuple[tuple[int, int, int], tuple[int, ...], planning.PlanResult] | None = None
     for layout in itertools.product(*(range(len(c.options)) for c in choices)):
-        result = replay(layout_cluster(choices, layout, "exhaustive"), workloads)
+        result = planning.place_all(layout_cluster(choices, layout, "exhaustive"), workloads,
+                                    policy=planning.Policy.BEST_FIT)
         score = (len(result.placements), result.free_gpus - result.gpu_count, -changed_count(choices, layout))
         if best is None or score > best[0]:
             best = (score, layout, result)

@@ -25,7 +25,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from extender import planning
+from decision import planning
+from extender import plan_files, yaml_file
 from partitioner.advisor import MAX_GPUS_PER_NODE, AdvisorNode, AdvisorOptions, choices_for
 from partitioner.demand import spec_key
 from partitioner.errors import AdvisorInputError
@@ -125,7 +126,7 @@ class ClusterFile(_Strict):
 def parse_cluster(source: str, text: str) -> list[AdvisorNode]:
     """Nodes from the text of a cluster file; AdvisorInputError naming ``source`` and the field."""
     try:
-        data: Any = planning.parse_yaml(source, text)
+        data: Any = yaml_file.parse_yaml(source, text)
     except planning.PlanInputError as error:
         raise AdvisorInputError(str(error)) from None
     return _nodes(source, data)
@@ -134,7 +135,7 @@ def parse_cluster(source: str, text: str) -> list[AdvisorNode]:
 def load_cluster(path: str) -> list[AdvisorNode]:
     """Nodes from a cluster file, read with the planner's bounds (size, depth, aliases)."""
     try:
-        data: Any = planning.load_yaml(path)
+        data: Any = yaml_file.load_yaml(path)
     except planning.PlanInputError as error:
         raise AdvisorInputError(str(error)) from None
     return _nodes(path, data)
@@ -152,7 +153,7 @@ def _nodes(source: str, data: Any) -> list[AdvisorNode]:
 
 def demo_nodes() -> list[AdvisorNode]:
     """The planner's demo cluster's GPUs, with their modes left free."""
-    return [AdvisorNode(node.name, node.gpus[0].product, len(node.gpus)) for node in planning.demo_cluster().nodes
+    return [AdvisorNode(node.name, node.gpus[0].product, len(node.gpus)) for node in plan_files.demo_cluster().nodes
             if node.gpus]
 
 
@@ -201,6 +202,6 @@ def check_advice_size(nodes: Sequence[AdvisorNode], workloads: Sequence[planning
     placement): call it before ``advise``."""
     work = advice_work(nodes, workloads, options)
     if work.total > MAX_ADVICE_WORK:
-        raise AdvisorInputError(planning.size_refusal(
+        raise AdvisorInputError(plan_files.size_refusal(
             cluster_source, workloads_path, str(work), MAX_ADVICE_WORK, "about 20 s",
             "advise on a part of the cluster or fewer workloads"))

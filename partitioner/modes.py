@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from enum import Enum
 
 import sizing
-from extender import planning
+from decision import planning
 from partitioner.errors import AdvisorInputError
 
 # Compute partitions DCM can apply (device-config-manager constants.go ValidComputePartitions);

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from extender import planning
+from decision import planning
 from partitioner import dcm
 from partitioner.advisor import Advice, NodeAdvice, Totals
 

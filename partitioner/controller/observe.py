@@ -12,6 +12,7 @@ from typing import Any, Final
 
 import pydantic
 
+from decision import planning
 from decision.eligibility import (
     Affinity,
     Taint,
@@ -21,7 +22,6 @@ from decision.eligibility import (
 )
 from decision.pod_demand import read_pod_demand, requested_partitions
 from decision.text import pydantic_problem
-from extender import planning
 from partitioner.controller import keys
 from partitioner.controller.clock import parse_time
 from partitioner.errors import AdvisorInputError
@@ -52,7 +52,7 @@ UNSCHEDULABLE: Final = "Unschedulable"
 # as a field, so its message is the only source of this fact. It is layout demand (more, smaller
 # partitions) only where the node's partitions are big enough for the pod: ``plan`` checks that.
 INSUFFICIENT: Final = f"Insufficient {RESOURCE_NAME}"
-# Partitions one planner workload may ask for (extender.planning's WorkloadSpec bound: 8 GPUs x CPX).
+# Partitions one planner workload may ask for (decision.planning's WorkloadSpec bound: 8 GPUs x CPX).
 MAX_WORKLOAD_PARTITIONS: Final = 64
 _FINISHED: Final = frozenset({"Succeeded", "Failed"})
 

@@ -28,9 +28,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
+from decision import planning
 from decision.pod_demand import read_pod_demand
 from decision.requirement import Sizer
-from extender import planning
 from partitioner import dcm
 from partitioner.advisor import AdvisorNode, AdvisorOptions, advise
 from partitioner.controller import keys
@@ -93,6 +93,9 @@ class Plan:
 
 @dataclass(frozen=True, slots=True)
 class _SimNode:
+    """A node as the simulation sees it whatever its mode: product, GPUs, labels and its mode now. Its
+    partitions in one mode, while pods are placed, are a ``planning.NodeState`` (``_simulate``)."""
+
     name: str
     product: str
     mode: Mode
@@ -101,65 +104,21 @@ class _SimNode:
     missing: int = 0  # partitions its GPUs lack in ``mode`` (63 of 64 CPX): never free
 
 
-class _Counted(planning.NodeState):
-    """A planner node that keeps its used-partition count instead of summing its slots on every
-    decision (the same device as ``partitioner.replay``'s node); decisions are ``place_one``'s."""
-
-    def __init__(self, name: str, gpus: list[planning.GpuState], labels: dict[str, str]) -> None:
-        super().__init__(name, gpus)
-        self._used = sum(gpu.used for gpu in gpus)
-        self._labels = labels
-
-    def labels(self) -> dict[str, str]:
-        return self._labels  # the device plugin's labels for this partitioning, computed once per layout
-
-    @property
-    def used(self) -> int:
-        return self._used
-
-    def take(self, workload: str, requirement: Any) -> list[tuple[int, int]]:
-        taken = super().take(workload, requirement)
-        self._used += len(taken)
-        return taken
-
-
-def _occupy(state: planning.NodeState, partitions: int) -> None:
-    """Mark ``partitions`` partitions used, GPU by GPU (bound pods hold them; which ones does not
-    matter to the extender, which judges a node by its counts)."""
-    left = partitions
-    for gpu in state.gpus:
-        for slot in range(len(gpu.slots)):
-            if left <= 0:
-                return
-            if gpu.slots[slot] is None:
-                gpu.slots[slot] = planning.Assignment("bound", "bound", None)
-                left -= 1
-
-
-# The device plugin's labels of one partitioning (product, mode, GPUs), computed once per plan.
-_LabelCache = dict[tuple[str, Mode, int], dict[str, str]]
-
-
 def _simulate(nodes: Sequence[_SimNode], modes: Mapping[str, Mode], used: Mapping[str, int],
-              queue: Sequence[PodView], cache: _LabelCache) -> set[str]:
+              queue: Sequence[PodView]) -> set[str]:
     """The pods of ``queue`` the planner places, in order, on ``nodes`` (modes overridden by ``modes``)."""
-    states: list[tuple[planning.NodeState, dict[str, str]]] = []
+    states: list[planning.NodeState] = []
     for node in nodes:
         mode = modes.get(node.name, node.mode)
         option = existing_option(node.product, mode)
-        fresh = planning.NodeState.from_plan(planning.PlanNode(node.name, (option.geometry,) * node.gpus))
-        _occupy(fresh, used.get(node.name, 0) + (node.missing if mode == node.mode else 0))
-        key = (node.product, mode, node.gpus)
-        if key not in cache:
-            cache[key] = fresh.labels()
-        state = _Counted(fresh.name, fresh.gpus, cache[key])
-        states.append((state, {**node.labels, **cache[key]}))
+        held = used.get(node.name, 0) + (node.missing if mode == node.mode else 0)
+        states.append(planning.NodeState(node.name, (option.geometry,) * node.gpus, labels=node.labels, held=held))
     placed: set[str] = set()
     for pod in queue:
         if pod.workload is None:
             continue
-        eligible = [s for s, labels in states if all(labels.get(k) == v for k, v in pod.node_selector.items())
-                    and affinity_matches(pod.affinity, labels)]
+        eligible = [s for s in states if all(s.labels().get(k) == v for k, v in pod.node_selector.items())
+                    and affinity_matches(pod.affinity, s.labels())]
         if eligible and isinstance(planning.place_one(eligible, pod.workload, policy=planning.Policy.BEST_FIT),
                                    planning.Placement):
             placed.add(pod.key)
@@ -288,9 +247,8 @@ def make_plan(nodes: Sequence[NodeView], pods: Sequence[PodView], states: Mappin
         notes.append(problem)
 
     modes: dict[str, Mode] = {}
-    labels: _LabelCache = {}
     moved: list[PodView] = []  # pods of the changes chosen so far that must run elsewhere, placed first
-    placed = _simulate(sim, modes, used, pending, labels)
+    placed = _simulate(sim, modes, used, pending)
     changes: list[Change] = []
     open_nodes = {n.name: n for n in sim if n.name in allowed}
     while open_nodes and len(changes) < MAX_CHANGES and len(placed) < len(pending):
@@ -314,7 +272,7 @@ def make_plan(nodes: Sequence[NodeView], pods: Sequence[PodView], states: Mappin
                     continue
                 trial = {**modes, name: option.mode}
                 leaving = [*moved, *busy]
-                result = _simulate(sim, trial, {**used, name: 0} if busy else used, [*leaving, *pending], labels)
+                result = _simulate(sim, trial, {**used, name: 0} if busy else used, [*leaving, *pending])
                 if not all(p.key in result for p in leaving):
                     continue  # the pods that must leave their nodes could not all run elsewhere
                 gained = tuple(p.key for p in pending if p.key in result and p.key not in placed)
@@ -334,7 +292,7 @@ def make_plan(nodes: Sequence[NodeView], pods: Sequence[PodView], states: Mappin
         if change.evicts:
             used = {**used, change.node: 0}
             moved = [*moved, *holders.get(change.node, [])]
-        placed = _simulate(sim, modes, used, [*moved, *pending], labels) & {p.key for p in pending}
+        placed = _simulate(sim, modes, used, [*moved, *pending]) & {p.key for p in pending}
         del open_nodes[change.node]
     helpless = tuple((p.key, _why_not(p, by_name)) for p in pending if p.key not in placed)
     return Plan(tuple(changes), tuple(p.key for p in pending), helpless, tuple(notes))

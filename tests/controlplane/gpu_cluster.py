@@ -11,7 +11,7 @@ from typing import Any, cast
 
 from kubernetes import client
 
-from extender import planning
+from decision import planning
 from sizing.contract import ANNOTATION_MODEL, ANNOTATION_PRECISION, RESOURCE_NAME, PartitionShape, node_labels
 from tests.controlplane.harness import ControlPlane
 from tests.controlplane.processes import wait_until

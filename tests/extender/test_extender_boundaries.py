@@ -23,7 +23,9 @@ def imported_modules(path: Path) -> set[str]:
         if isinstance(node, ast.Import):
             found.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            found.add(node.module)
+            for alias in node.names:  # ``from sizing import contract`` imports the contract, not sizing
+                name = f"{node.module}.{alias.name}"
+                found.add(name if name in SHARED_CONTRACT else node.module)
     return found
 
 
@@ -45,7 +47,7 @@ def test_only_the_requirement_stage_and_the_planner_geometry_call_sizing() -> No
     # models_source.py loads a models directory into a sizing catalogue for the requirement stage;
     # cli.py names the catalogue type when it hands a new one to the sizer
     assert "decision/requirement.py" in callers
-    assert callers <= {"decision/requirement.py", "extender/planning/geometry.py", "extender/models_source.py",
+    assert callers <= {"decision/requirement.py", "decision/planning/geometry.py", "extender/models_source.py",
                        "extender/cli.py"}
 
 

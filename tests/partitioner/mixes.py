@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from extender import planning
+from decision import planning
 from partitioner import AdvisorNode, Mode
 
 # Workload kinds: catalogue models at several precisions and sizes, bring-your-own memory, and

@@ -7,7 +7,8 @@ import re
 
 import pytest
 
-from extender import planning
+from decision import planning
+from extender import plan_files
 from partitioner import AdvisorInputError, AdvisorNode, AdvisorOptions, Mode, advise
 from partitioner.dcm import PROFILE_LABEL, configmap
 from partitioner.inputs import demo_nodes
@@ -126,6 +127,6 @@ def test_greedy_only_skips_the_search() -> None:
 def test_the_demo_advice_reaches_the_exhaustive_optimum() -> None:
     # 14 placed on 6 GPUs is partitioner.exhaustive.optimum over all 1,024 demo layouts (about 3 s, so
     # computed once, not here); the 235B fp16 model fits no partition of any product.
-    advice = advise(demo_nodes(), planning.demo_workloads())
+    advice = advise(demo_nodes(), plan_files.demo_workloads())
     assert (advice.totals.placed, advice.totals.gpus_used) == (14, 6)
     assert [u.workload for u in advice.unplaceable] == ["qwen3-235b-fp16"]

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from extender import planning
+from decision import planning
 from partitioner import AdvisorNode, AdvisorOptions
 from partitioner.cli import main
 from partitioner.errors import AdvisorInputError

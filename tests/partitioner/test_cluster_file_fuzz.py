@@ -10,7 +10,7 @@ from typing import Any
 
 import yaml
 
-from extender import planning
+from extender import plan_files
 from partitioner import AdvisorInputError, advise
 from partitioner.inputs import parse_cluster
 
@@ -41,7 +41,7 @@ def _mutated(rng: random.Random) -> dict[str, Any]:
 
 def test_mutated_cluster_files_are_refused_cleanly_or_advised() -> None:
     rng = random.Random(10)
-    workloads = planning.demo_workloads()[:3]
+    workloads = plan_files.demo_workloads()[:3]
     answered = refused = 0
     for _ in range(300):
         text = yaml.safe_dump(_mutated(rng))

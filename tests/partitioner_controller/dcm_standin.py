@@ -17,7 +17,7 @@ from typing import Any
 
 from kubernetes import client, watch as kube_watch
 
-from extender import planning
+from decision import planning
 from partitioner.controller import keys
 from partitioner.dcm import CONFIG_KEY
 from sizing.contract import RESOURCE_NAME, PartitionShape, node_labels

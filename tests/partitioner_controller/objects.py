@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from extender import planning
+from decision import planning
 from partitioner.controller import keys
 from sizing.contract import (
     ANNOTATION_MODEL,

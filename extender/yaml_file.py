@@ -16,7 +16,7 @@ from typing import Any, Final
 
 import yaml
 
-from extender.errors import PlanInputError
+from decision.planning.inputs import PlanInputError
 from kube.regular_file import MAX_FILE_BYTES, NotRegularFileError, read_regular_file
 
 # The formats nest four levels (nodes -> node -> gpus -> group); 32 leaves room for any layout and

@@ -1,4 +1,5 @@
-"""Cluster and workload files for ``aim-extender plan``: YAML, validated, with errors naming the field.
+"""Cluster and workload files for ``aim-extender plan``, validated, with errors naming the field.
+Pure: the documents come parsed (``extender.plan_files`` reads the files and the built-in demo).
 
 Cluster file::
 
@@ -14,16 +15,13 @@ Workload file::
       - {name: coder-70b, model: meta-llama/Llama-3.3-70B-Instruct, precision: fp16, partitions: 1}
       - {name: bring-your-own, memory: 40Gi}
       - {name: by-profile, profile: qwen--qwen3-8b--int8}
-
-Without a file the built-in demo in ``extender/data/`` is used.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
-from importlib import resources
 from typing import Any
 
 from pydantic import (
@@ -35,26 +33,11 @@ from pydantic import (
     model_validator,
 )
 
+from decision.planning.geometry import PartitionGeometry, known_precision, partition_geometry
+from decision.pod_demand import demand_pod
 from decision.text import pydantic_problem
-from extender.errors import PlanInputError
-from extender.planning.geometry import (
-    PartitionGeometry,
-    known_precision,
-    partition_geometry,
-)
-from extender.planning.yaml_file import load_yaml, parse_yaml
+from sizing import contract
 from sizing.bounded import MAX_CONTEXT_TOKENS, BoundedValueError, parse_memory_bytes
-from sizing.contract import (
-    ANNOTATION_MAX_MODEL_LEN,
-    ANNOTATION_MEMORY,
-    ANNOTATION_MODEL,
-    ANNOTATION_PRECISION,
-    ANNOTATION_PROFILE,
-    RESOURCE_NAME,
-)
-
-DEMO_CLUSTER = "demo-cluster.yaml"
-DEMO_WORKLOADS = "demo-workloads.yaml"
 
 # RFC 1123 subdomain, what Kubernetes accepts as a node or pod name (apimachinery IsDNS1123Subdomain).
 _NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
@@ -71,11 +54,6 @@ MAX_NODES = 5000
 MAX_PODS = 10_000
 # Replicas of one workload: a Deployment of a thousand GPU pods is already a very large one.
 MAX_REPLICAS = 1000
-# Node x pod decisions of one plan (nodes x the sum of replicas), per policy: at ~60,000 a second
-# (measured here, load 9 on 2 cores: 1,000 nodes of 8 MI300X CPX x 2,000 pods, 2 M decisions in 51 s,
-# 19 s of CPU) a million take ~17 s, ~35 s for --policy both; the largest files each bound allows
-# (5,000 nodes x 10,000 pods, 50 M) would run for ~14 minutes per policy.
-MAX_DECISIONS = 1_000_000
 
 
 class _Strict(BaseModel):
@@ -135,12 +113,12 @@ class ClusterFile(_Strict):
 
 class WorkloadSpec(_Strict):
     name: str
-    model: str | None = Field(None, description=f"catalogue id ({ANNOTATION_MODEL})")
-    precision: str | None = Field(None, description=f"fp16, bf16, fp8, int8, int4 ({ANNOTATION_PRECISION})")
-    max_model_len: int | None = Field(None, ge=1, le=MAX_CONTEXT_TOKENS, description=ANNOTATION_MAX_MODEL_LEN)
-    profile: str | None = Field(None, description=f"AIM profile id ({ANNOTATION_PROFILE})")
-    memory: str | None = Field(None, description=f"Kubernetes quantity per partition ({ANNOTATION_MEMORY})")
-    partitions: int = Field(1, ge=0, le=MAX_PARTITIONS, description=f"{RESOURCE_NAME} count (tensor parallel)")
+    model: str | None = Field(None, description=f"catalogue id ({contract.ANNOTATION_MODEL})")
+    precision: str | None = Field(None, description=f"fp16, bf16, fp8, int8, int4 ({contract.ANNOTATION_PRECISION})")
+    max_model_len: int | None = Field(None, ge=1, le=MAX_CONTEXT_TOKENS, description=contract.ANNOTATION_MAX_MODEL_LEN)
+    profile: str | None = Field(None, description=f"AIM profile id ({contract.ANNOTATION_PROFILE})")
+    memory: str | None = Field(None, description=f"Kubernetes quantity per partition ({contract.ANNOTATION_MEMORY})")
+    partitions: int = Field(1, ge=0, le=MAX_PARTITIONS, description=f"{contract.RESOURCE_NAME} count (tensor parallel)")
     replicas: int = Field(1, ge=1, le=MAX_REPLICAS)
 
     _name = field_validator("name")(_check_name)
@@ -202,27 +180,12 @@ class Workload:
     def to_pod(self) -> dict[str, Any]:
         """The pod KServe would create: AIM annotations and the partition request."""
         spec = self.spec
-        annotations = {
-            annotation: str(value)
-            for annotation, value in (
-                (ANNOTATION_MODEL, spec.model), (ANNOTATION_PRECISION, spec.precision),
-                (ANNOTATION_MAX_MODEL_LEN, spec.max_model_len), (ANNOTATION_PROFILE, spec.profile),
-                (ANNOTATION_MEMORY, spec.memory),
-            )
-            if value is not None
-        }
-        resources_ = {RESOURCE_NAME: str(spec.partitions)} if spec.partitions else {}
-        return {
-            "metadata": {"name": self.name, "namespace": "plan", "annotations": annotations},
-            "spec": {"containers": [{"name": "vllm", "resources": {"requests": resources_, "limits": resources_}}]},
-        }
+        return demand_pod(self.name, "plan", spec.partitions, model=spec.model, precision=spec.precision,
+                          max_model_len=spec.max_model_len, profile=spec.profile, memory=spec.memory)
 
 
-def _read_yaml(path: str | None, demo: str) -> tuple[str, Any]:
-    if path is None:
-        source = f"built-in {demo}"
-        return source, parse_yaml(source, resources.files("extender").joinpath("data", demo).read_text("utf-8"))
-    return path, load_yaml(path)
+class PlanInputError(ValueError):
+    """A cluster or workload file for the planner or the advisor is invalid; the message names the file and field."""
 
 
 def validation_message(source: str, error: ValidationError) -> str:
@@ -239,9 +202,8 @@ def _validate(model: type[_Strict], source: str, data: Any) -> Any:
         raise PlanInputError(validation_message(source, error)) from error
 
 
-def load_cluster(path: str | None) -> Cluster:
-    """A cluster from a YAML file (None = the built-in demo); PlanInputError naming the field."""
-    source, data = _read_yaml(path, DEMO_CLUSTER)
+def cluster_from_document(source: str, data: Any) -> Cluster:
+    """A cluster from a parsed cluster file named ``source``; PlanInputError naming the field."""
     parsed: ClusterFile = _validate(ClusterFile, source, data)
     nodes = []
     for node in parsed.nodes:
@@ -263,37 +225,7 @@ def workloads_from_specs(specs: Iterable[WorkloadSpec]) -> list[Workload]:
     return out
 
 
-def load_workloads(path: str | None) -> list[Workload]:
-    """Workloads from a YAML file (None = the built-in demo); PlanInputError naming the field."""
-    source, data = _read_yaml(path, DEMO_WORKLOADS)
+def workloads_from_document(source: str, data: Any) -> list[Workload]:
+    """Workloads from a parsed workload file named ``source``; PlanInputError naming the field."""
     parsed: WorkloadFile = _validate(WorkloadFile, source, data)
     return workloads_from_specs(parsed.workloads)
-
-
-def size_refusal(cluster_source: str, workloads_path: str | None, work: str, limit: int, cost: str,
-                 remedy: str) -> str:
-    """The one line refusing a cluster and a workload file whose product is too much work (``aim-extender
-    plan``, ``aim-partitioner advise``): both files, the work counted, the limit, its cost, a remedy."""
-    source = workloads_path or f"built-in {DEMO_WORKLOADS}"
-    return f"{cluster_source} and {source}: {work}, more than {limit:,} ({cost}); {remedy}"
-
-
-def check_plan_size(cluster: Cluster, workloads: Sequence[Workload], workloads_path: str | None) -> None:
-    """PlanInputError naming both files when planning them takes more than MAX_DECISIONS node x pod
-    decisions (each file may be within its own bounds; their product is the planner's work)."""
-    decisions = len(cluster.nodes) * len(workloads)
-    if decisions > MAX_DECISIONS:
-        raise PlanInputError(size_refusal(
-            cluster.source, workloads_path,
-            f"{len(cluster.nodes):,} nodes x {len(workloads):,} pods is {decisions:,} placement decisions",
-            MAX_DECISIONS, "about 17 s per policy", "plan a part of the cluster or fewer replicas"))
-
-
-def demo_cluster() -> Cluster:
-    """The built-in demo cluster (extender/data/demo-cluster.yaml)."""
-    return load_cluster(None)
-
-
-def demo_workloads() -> list[Workload]:
-    """The built-in demo workloads (extender/data/demo-workloads.yaml)."""
-    return load_workloads(None)

@@ -1,17 +1,16 @@
-"""Render plan results: a per-node / per-GPU table for people, JSON for tools. Pure, except
-``stdout_supports_unicode``, which looks at the encoding of sys.stdout."""
+"""Render plan results: a per-node / per-GPU table for people, JSON for tools. Pure (whether the
+terminal shows Unicode is ``extender.terminal``'s question)."""
 
 from __future__ import annotations
 
-import codecs
-import sys
 import textwrap
 from collections.abc import Sequence
 from typing import Any
 
+from decision.planning.node_state import Assignment, GpuState, NodeState
+from decision.planning.planner import PlanResult
 from decision.text import GIB
 from decision.verdict import Policy
-from extender.planning.planner import Assignment, GpuState, NodeState, PlanResult
 
 WIDTH = 110  # wide enough for model ids, narrow enough for a laptop terminal
 
@@ -19,14 +18,6 @@ _POLICY_NOTE = {
     Policy.BEST_FIT: "smallest partition that holds the model, then the fullest node",
     Policy.SPREAD: "largest partition and emptiest node first, like kube-scheduler's default LeastAllocated",
 }
-
-
-def stdout_supports_unicode() -> bool:
-    encoding = getattr(sys.stdout, "encoding", None) or "ascii"
-    try:
-        return codecs.lookup(encoding).name in ("utf-8", "utf-16", "utf-32")
-    except LookupError:
-        return False
 
 
 def _gib(n_bytes: int) -> str:
@@ -150,7 +141,7 @@ def _result_json(result: PlanResult) -> dict[str, Any]:
             ]
             gpus.append({"index": gpu.index, "partitioning": gpu.geometry.label,
                          "partition_bytes": gpu.geometry.memory_bytes, "partitions": partitions})
-        nodes.append({"name": node.name, "labels": node.labels(), "gpus": gpus})
+        nodes.append({"name": node.name, "labels": dict(node.labels()), "gpus": gpus})
     return {
         "policy": result.policy.value,
         "totals": {
