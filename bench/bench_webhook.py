@@ -8,11 +8,13 @@ The cluster has --nodes labelled nodes of five partition shapes (the webhook kee
   core   ``review()`` on the request bytes: decode, size, patch, encode (what one call costs the CPU)
   https  POST /mutate to the webhook under uvicorn with TLS in its own process, one keep-alive
          connection, sequential calls (the API server sends one review per object)
+  big    a Pod at the bounds the webhook reads: 256 containers of 1,024 args each (the serving
+         container last), sized and patched (what the patch's diff costs on a big object)
   hostile  a Pod with 1,000,000 containers (3 MB, denied): ``review()`` time in process, and over
          HTTPS the review's time and the slowest /healthz answered meanwhile (issue 18)
 
     .venv/bin/python bench/bench_webhook.py [--requests 2000] [--https-requests 300] [--nodes 5000]
-        [--hostile-requests 5]
+        [--big-requests 200] [--hostile-requests 5]
 
 Not a test: it prints p50/p99 per case.
 """
@@ -94,6 +96,23 @@ def million_containers() -> bytes:
     body = json.loads((FIXTURES / CASES["pod catalogue model"]).read_text())
     spec = body["request"]["object"]["spec"]
     spec["containers"] = [{}] * 1_000_000 + spec["containers"]
+    return json.dumps(body).encode()
+
+
+BIG_CONTAINERS = 256  # webhook.workload.MAX_CONTAINERS
+BIG_ARGS = 1024  # webhook.workload.MAX_TOKENS
+
+
+def big_pod() -> bytes:
+    """The catalogue-model Pod review with 255 sidecars before its vLLM container, every container
+    with 1,024 args (the serving container's own two plus 1,022 more), about 2.5 MB."""
+    body = json.loads((FIXTURES / CASES["pod catalogue model"]).read_text())
+    spec = body["request"]["object"]["spec"]
+    vllm = spec["containers"][0]
+    vllm["args"] = vllm["args"] + [f"--x{j}" for j in range(BIG_ARGS - len(vllm["args"]))]
+    sidecars = [{"name": f"side-{i}", "image": "busybox", "args": [f"--x{j}" for j in range(BIG_ARGS)]}
+                for i in range(BIG_CONTAINERS - 1)]
+    spec["containers"] = [*sidecars, vllm]
     return json.dumps(body).encode()
 
 
@@ -196,11 +215,14 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=2000, help="in-process calls per case")
     parser.add_argument("--https-requests", type=int, default=300, help="HTTPS calls per case (0: skip)")
     parser.add_argument("--nodes", type=int, default=5000, help="labelled nodes in the cluster")
+    parser.add_argument("--big-requests", type=int, default=200, help="256 x 1,024-args Pod reviews (0: skip)")
     parser.add_argument("--hostile-requests", type=int, default=5, help="1,000,000-container reviews (0: skip)")
     args = parser.parse_args()
     bodies = {name: (FIXTURES / file).read_bytes() for name, file in CASES.items()}
     print(f"{args.nodes} nodes, {len(inventory(args.nodes).offers())} distinct partition offers")
     bench_core(bodies, inventory(args.nodes), args.requests)
+    if args.big_requests:
+        bench_core({"pod 256 x 1,024 args": big_pod()}, inventory(args.nodes), args.big_requests)
     hostile = million_containers() if args.hostile_requests else None
     if hostile is not None:
         bench_hostile_core(hostile, inventory(args.nodes), args.hostile_requests)

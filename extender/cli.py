@@ -205,9 +205,14 @@ def serve(config: ExtenderConfig, webhook: WebhookConfig | None = None) -> int:
     from extender.cache import ClusterCache
     from extender.metrics import ExtenderMetrics
 
-    cache = watcher = api = nodes = None
+    cache = watcher = api = nodes = pods = None
     if config.node_cache is NodeCacheMode.WATCH or webhook is not None:
-        from extender.watch import ClusterWatcher, core_api, node_informer  # the kubernetes client: watch / webhook
+        from extender.watch import (  # the kubernetes client: watch / webhook
+            ClusterWatcher,
+            core_api,
+            node_informer,
+            pod_informer,
+        )
 
         try:
             api = core_api(config.kubeconfig)
@@ -220,10 +225,13 @@ def serve(config: ExtenderConfig, webhook: WebhookConfig | None = None) -> int:
                 webhook_sock.close()
             return 1
     if api is not None:
-        nodes = node_informer(api)  # ONE watch of the Nodes: the node cache and the webhook subscribe to it
+        # ONE watch of the Nodes (the node cache, the webhook and the pending explainer subscribe to
+        # it) and ONE of the Pods (the node cache's bound pods and the explainer's waiting ones).
+        nodes = node_informer(api)
+        pods = pod_informer(api, pending=webhook is not None)
     if config.node_cache is NodeCacheMode.WATCH and api is not None:
         cache = ClusterCache()
-        watcher = ClusterWatcher(api, cache, nodes=nodes)
+        watcher = ClusterWatcher(api, cache, nodes=nodes, pods=pods)
     sizer = Sizer()
     if config.models_dir:
         from extender.models_source import ModelsSource
@@ -256,12 +264,12 @@ def serve(config: ExtenderConfig, webhook: WebhookConfig | None = None) -> int:
 
         beside = webhook_beside_extender(webhook, webhook_sock, api, model, metrics.registry, nodes=nodes)
         server: uvicorn.Server = ServerWithWebhook(server_config, beside)
-        # Pending opted-in pods explain themselves (docs/extender.md "Native mode"): the webhook's
-        # node watch gives the partition sizes, the sizer the pod's need.
+        # Pending opted-in pods explain themselves (docs/extender.md "Native mode"): the process's
+        # node watch gives where pods may run and the partitions, the sizer the pod's need.
         from extender.pending_events import PendingExplainer
 
-        explainer = PendingExplainer(api, sizer, beside.inventory.offers, scheduler_name=webhook.scheduler_name,
-                                     nodes_synced=getattr(beside.watcher, "synced", None))
+        assert nodes is not None and pods is not None  # the webhook needs the client: api is set
+        explainer = PendingExplainer(api, sizer, nodes=nodes, pods=pods, scheduler_name=webhook.scheduler_name)
         explainer.start()
     else:
         server = uvicorn.Server(server_config)

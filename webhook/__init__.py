@@ -18,7 +18,7 @@ Modules, one job each (each imports only the ones below it):
     workload      where to read and write in a Pod or an InferenceService
     models        model id -> ModelArch (catalogue, models directory)
     engine_flags  the vLLM flags a container already has
-    patching      JSON Pointer and the JSONPatch builder
+    patching      the draft the mutation edits, and its JSONPatch (jsonpatch.make_patch)
     inventory     the partition sizes that exist (from node labels)
     flags         flags and defaults (no heavy imports: the CLI parser is built from them)
 """

@@ -25,7 +25,7 @@ from sizing.contract import ANNOTATION_MODEL, ANNOTATION_PROFILE, DRA_CAPACITY_M
 from webhook.choice import Choice, Target, decide, size_bounds
 from webhook.inventory import Offer
 from webhook.mutation import ANNOTATION_RECORD, Mutation, Options, _read_record, _Record, read_inputs
-from webhook.patching import lookup
+from webhook.patching import Draft, UnpatchableError, lookup
 from webhook.workload import Kind, NotMutableError, RefusedError, Workload
 
 API_GROUP: Final = "resource.k8s.io"
@@ -106,20 +106,16 @@ def mutate_claim_template(operation: str, obj: dict[str, Any], offers: Sequence[
     if outcome.choice is None:
         return Mutation(False, message=outcome.denial)
     choice = outcome.choice
-    request = device_request(choice, offers)
-    ops: list[dict[str, Any]] = []
-    if spec is None:
-        ops.append({"op": "add", "path": "/spec/spec", "value": {"devices": {"requests": [request]}}})
-    elif not isinstance(spec.get("devices"), Mapping):
-        ops.append({"op": "add", "path": "/spec/spec/devices", "value": {"requests": [request]}})
-    else:
-        ops.append({"op": "add", "path": "/spec/spec/devices/requests", "value": [request]})
+    draft = Draft(obj)
+    try:
+        draft.put(REQUESTS_PATH, [device_request(choice, offers)])
+    except UnpatchableError as error:  # e.g. spec.spec.devices is a string: the API server would refuse it too
+        return Mutation(False, message=str(error))
     noun = "partition" if choice.partitions == 1 else "partitions"
     summary = (f"{inputs.model.id} {inputs.precision.value} ctx {choice.need.max_model_len}: {choice.partitions}"
                f" {noun} of at least {gib(choice.required_bytes, round_up=True)} (DRA, smallest band first)")
     record.now["requests"] = f"{choice.partitions}x>={choice.required_bytes}"
     document = json.dumps({"sized": summary, "set": dict(sorted(record.now.items()))}, separators=(",", ":"),
                           sort_keys=True)
-    ops.append({"op": "add", "path": "/metadata/annotations/" + ANNOTATION_RECORD.replace("~", "~0").replace("/", "~1"),
-                "value": document})
-    return Mutation(True, tuple(ops), (*inputs.warnings, *outcome.warnings))
+    draft.put(("metadata", "annotations", ANNOTATION_RECORD), document)
+    return Mutation(True, tuple(draft.patch()), (*inputs.warnings, *outcome.warnings))

@@ -38,7 +38,7 @@ from webhook.engine_flags import FlagUse, flag_uses
 from webhook.flags import DEFAULT_MODEL_FORMAT, DEFAULT_RUNTIME
 from webhook.inventory import Offer
 from webhook.models import ModelResolver, catalogue_model
-from webhook.patching import PatchBuilder, Path, UnpatchableError, dotted, lookup
+from webhook.patching import Draft, Path, UnpatchableError, dotted, lookup
 from webhook.workload import (
     KSERVE_ISVC_LABEL,
     Kind,
@@ -300,18 +300,18 @@ def _text(value: object) -> str | None:
 class _Writer:
     """Applies the choice to one object through the record's ownership rule."""
 
-    def __init__(self, workload: Workload, root: dict[str, Any], record: _Record, options: Options) -> None:
+    def __init__(self, workload: Workload, original: dict[str, Any], record: _Record, options: Options) -> None:
         self.workload = workload
-        self.root = root
+        self.draft = Draft(original)
+        self.root = self.draft.root  # the draft: reads see the earlier writes
         self.record = record
         self.options = options
-        self.patch = PatchBuilder(root)
         self.warnings: list[str] = []
 
     def scalar(self, key: str, path: Path, desired: str) -> None:
         current = _text(lookup(self.root, path))
         if self.record.claim(key, current, desired):
-            self.patch.put(path, desired)
+            self.draft.put(path, desired)
 
     def resources(self, count: int) -> None:
         base = (*self.workload.container_path, "resources")
@@ -322,12 +322,12 @@ class _Writer:
             # The user's count: only complete the missing half (extended resources need both equal).
             for kind, value in values.items():
                 if value is None:
-                    self.patch.put((*base, kind, RESOURCE_NAME), present[0])
+                    self.draft.put((*base, kind, RESOURCE_NAME), present[0])
             return
         self.record.now["resources"] = desired
         for kind, value in values.items():
             if value != desired:
-                self.patch.put((*base, kind, RESOURCE_NAME), desired)
+                self.draft.put((*base, kind, RESOURCE_NAME), desired)
 
     def engine_args(self, desired: Mapping[str, str]) -> None:
         args_path = (*self.workload.container_path, "args")
@@ -339,18 +339,18 @@ class _Writer:
             key = "args:" + flag
             if use is None:
                 self.record.now[key] = value
-                self.patch.append(args_path, f"{flag}={value}")
+                self.draft.append(args_path, f"{flag}={value}")
             elif use.args_index is not None and self.record.owns(key, use.value):
                 self.record.now[key] = value
                 if use.value != value:
-                    self.patch.replace_item(args_path, use.args_index, f"{flag}={value}")
+                    self.draft.replace_item(args_path, use.args_index, f"{flag}={value}")
         # A flag the webhook set earlier that the new sizing does not want (e.g. --quantization after
         # the precision changed to fp16) goes; last, highest index first, so no index shifts.
         stale = sorted((use.args_index for key in self.record.previous if key.startswith("args:")
                         and key[5:] not in desired and (use := uses.get(key[5:])) is not None
                         and use.args_index is not None and self.record.owns(key, use.value)), reverse=True)
         for index in stale:
-            self.patch.remove_item(args_path, index)
+            self.draft.remove_item(args_path, index)
 
     def affinity(self, required_mib: int) -> None:
         desired = str(required_mib - 1)
@@ -360,7 +360,7 @@ class _Writer:
         terms = lookup(self.root, terms_path)
         if not terms:
             self.record.now["affinity"] = desired
-            self.patch.put(terms_path, [{"matchExpressions": [expression]}])
+            self.draft.put(terms_path, [{"matchExpressions": [expression]}])
             return
         if not isinstance(terms, list):
             raise UnpatchableError(terms_path, "a list")
@@ -376,7 +376,7 @@ class _Writer:
                     if isinstance(e, dict) and e.get("key") == LABEL_MEMORY_MIB]
             if not ours:
                 self.record.now["affinity"] = desired
-                self.patch.append(expressions_path, expression)
+                self.draft.append(expressions_path, expression)
                 continue
             current = (expressions or [])[ours[-1]]
             values = current.get("values")
@@ -385,7 +385,7 @@ class _Writer:
             if self.record.owns("affinity", _text(value)):
                 self.record.now["affinity"] = desired
                 if value != desired:
-                    self.patch.replace_item(expressions_path, ours[-1], expression)
+                    self.draft.replace_item(expressions_path, ours[-1], expression)
 
     def preferred(self, bounds: Sequence[int]) -> None:
         """The preferred node-affinity terms that rank partition sizes (native mode; choice.size_bounds):
@@ -409,11 +409,11 @@ class _Writer:
             if ",".join(sig for _, sig in ours) == signature:
                 return
             for index, _ in reversed(ours):
-                self.patch.remove_item(path, index)
+                self.draft.remove_item(path, index)
         elif desired:
             self.record.now["preferred"] = signature
         for term in desired:
-            self.patch.append(path, term)
+            self.draft.append(path, term)
 
     def context_annotation(self, max_model_len: int) -> None:
         """``aim.amd.com/max-model-len`` = the sized context, so the extender sizes the same pod alike
@@ -461,13 +461,13 @@ class _Writer:
         if current == DEFAULT_SCHEDULER and self.workload.kind is Kind.POD:
             current = None  # the API server's default, not the user's choice
         if self.record.claim("schedulerName", current, name) and current != name:
-            self.patch.put(path, name)
+            self.draft.put(path, name)
 
     def write_record(self, summary: str, previous_raw: object) -> None:
         document = json.dumps({"sized": summary, "set": dict(sorted(self.record.now.items()))},
                               separators=(",", ":"), sort_keys=True)
         if document != previous_raw:
-            self.patch.put(("metadata", "annotations", ANNOTATION_RECORD), document)
+            self.draft.put(("metadata", "annotations", ANNOTATION_RECORD), document)
 
 
 # Preferred node-affinity terms read from an object: real pods carry a few; the API server accepts
@@ -546,7 +546,7 @@ def _carries_model(kind: Kind, obj: Mapping[str, Any]) -> bool:
 
 
 def mutate(kind: Kind, operation: str, obj: dict[str, Any], offers: Sequence[Offer], options: Options) -> Mutation:
-    """The answer for one object. ``obj`` is edited in place (it is the decoded request's)."""
+    """The answer for one object (``obj`` is not changed: the patch is the diff to an edited draft)."""
     if operation not in ("CREATE", "UPDATE") or (kind is Kind.POD and operation != "CREATE"):
         return Mutation(True)
     if not _carries_model(kind, obj):
@@ -584,7 +584,7 @@ def mutate(kind: Kind, operation: str, obj: dict[str, Any], offers: Sequence[Off
             if not inputs.precision_given:
                 args.pop("--dtype", None)  # vLLM keeps the checkpoint's own 16-bit dtype
             writer.engine_args(args)
-            warnings.extend(_user_value_warnings(workload, obj, choice))
+            warnings.extend(_user_value_warnings(workload, writer.root, choice))
         writer.affinity(choice.required_mib)
         writer.preferred(size_bounds(choice.required_mib, offers))
         writer.context_annotation(choice.need.max_model_len)
@@ -599,7 +599,7 @@ def mutate(kind: Kind, operation: str, obj: dict[str, Any], offers: Sequence[Off
         return Mutation(True, warnings=(*warnings, f"not mutated by the aim-gpu-sharing webhook: {error}"))
     except RefusedError as denied:
         return Mutation(False, message=str(denied))
-    return Mutation(True, tuple(writer.patch.ops), tuple([*warnings, *writer.warnings]))
+    return Mutation(True, tuple(writer.draft.patch()), tuple([*warnings, *writer.warnings]))
 
 
 def _mapping(value: object) -> Mapping[str, Any]:
