@@ -9,12 +9,16 @@ the planner's best-fit code and compared with the exact optimum over node modes 
 Speed: ``advise`` on 100 nodes x 8 GPUs and 500 workloads (median of several seeds), end to end
 (demand probing, greedy, local search, the proving placement).
 
+Few pods (``--sections few``, under a minute): 1 and 10 pods on up to 5,000 nodes, where the search
+places many layouts of every node for little placement work (issue 19: 11-15 s of CPU for 1 pod when
+every node's offer was rebuilt for every layout).
+
 Bounds (``--sections bounds``, a few minutes): how the time grows with nodes, pods and distinct node
 kinds, what one demand probe costs, and ``aim-partitioner advise`` end to end (files read, checked,
 advised) on inputs just inside ``partitioner.inputs.MAX_ADVICE_WORK``: the numbers behind that bound.
 
     .venv/bin/python bench/bench_advisor.py [--mixes 60] [--max-nodes 4] [--speed-runs 3]
-        [--sections quality,speed,bounds]
+        [--sections quality,speed,few,bounds]
 
 Not a test: it prints numbers.
 """
@@ -37,8 +41,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import sizing
 from decision import planning
-from partitioner import AdvisorNode, AdvisorOptions, Mode, Totals, advise
-from partitioner.advisor import choices_for, layout_cluster, totals_of
+from partitioner import Advice, AdvisorNode, AdvisorOptions, Mode, Totals, advise
+from partitioner.advisor import choices_for, layout_cluster, mode_nodes, totals_of
 from partitioner.cli import main as cli_main
 from partitioner.demand import demands_of
 from partitioner.exhaustive import optimum
@@ -51,7 +55,7 @@ def _uniform(nodes: Sequence[AdvisorNode], workloads: Sequence[planning.Workload
     """Every node in its candidate mode with this compute mode (the all-CPX / all-SPX baselines)."""
     choices = choices_for(nodes, AdvisorOptions())
     layout = tuple(next(i for i, o in enumerate(c.options) if o.mode.compute_mode == compute_mode) for c in choices)
-    result = planning.place_all(layout_cluster(choices, layout, compute_mode), workloads,
+    result = planning.place_all(layout_cluster(mode_nodes(choices), layout, compute_mode), workloads,
                                 policy=planning.Policy.BEST_FIT)
     return totals_of(result, changed_count(choices, layout))
 
@@ -194,9 +198,10 @@ def _timed(call: Callable[[], object]) -> tuple[float, float]:
 def _row(label: str, nodes: Sequence[AdvisorNode], specs: Sequence[planning.WorkloadSpec]) -> tuple[float, int]:
     workloads = planning.workloads_from_specs(specs)
     work = advice_work(nodes, workloads, AdvisorOptions())
-    wall, cpu = _timed(lambda: advise(nodes, workloads))
+    advice: list[Advice] = []
+    wall, cpu = _timed(lambda: advice.append(advise(nodes, workloads)))
     print(f"  {label:<30}{work.nodes:>6,}{work.kinds:>6}{work.pods:>7,}{work.probes:>8,}{work.total:>12,}"
-          f"{wall:>8.1f}{cpu:>7.1f}{cpu / work.total * 1e6:>8.2f}", flush=True)
+          f"{wall:>8.1f}{cpu:>7.1f}{cpu / work.total * 1e6:>8.2f}{advice[0].evaluations:>8}", flush=True)
     return cpu, work.probes
 
 
@@ -228,11 +233,22 @@ def _largest_inside(build: Shape, step: int, high: int) -> int:
     return low
 
 
+def few() -> None:
+    print("Few pods: advise() on many nodes for 1 and 10 pods (each layout the search places sets up every node)")
+    print(f"  {'':<30}{'nodes':>6}{'kinds':>6}{'pods':>7}{'probes':>8}{'work':>12}{'wall s':>8}{'CPU s':>7}"
+          f"{'us/unit':>8}{'layouts':>8}")
+    one = [planning.WorkloadSpec.model_validate({"name": "w", **KINDS[0]})]
+    for count in (1000, 5000):
+        _row("modes known, 1 pod", kinds_cluster(count), one)
+        _row("MI300X, modes free, 1 pod", [AdvisorNode(f"n{i}", "MI300X", 8) for i in range(count)], one)
+    _row("modes known, 10 pods", kinds_cluster(5000), mixed_specs(10))
+
+
 def bounds() -> None:
     print(f"Bounds: advise() on growing inputs; work = (nodes + {KIND_WORK} x kinds) x pods + {PROBE_WORK} x probes"
           " (partitioner/inputs.py)")
     print(f"  {'':<30}{'nodes':>6}{'kinds':>6}{'pods':>7}{'probes':>8}{'work':>12}{'wall s':>8}{'CPU s':>7}"
-          f"{'us/unit':>8}")
+          f"{'us/unit':>8}{'layouts':>8}")
     for count in (250, 500, 1000, 2000):
         _row("nodes grow, 2,000 pods", kinds_cluster(count), mixed_specs(2000))
     for count in (1250, 2500, 5000, 10_000):
@@ -274,10 +290,10 @@ def main() -> int:
     parser.add_argument("--mixes", type=int, default=60)
     parser.add_argument("--max-nodes", type=int, default=4)
     parser.add_argument("--speed-runs", type=int, default=3)
-    parser.add_argument("--sections", default="quality,speed", help="comma-separated: quality, speed, bounds")
+    parser.add_argument("--sections", default="quality,speed", help="comma-separated: quality, speed, few, bounds")
     args = parser.parse_args()
     sections = {"quality": lambda: quality(args.mixes, args.max_nodes), "speed": lambda: speed(args.speed_runs),
-                "bounds": bounds}
+                "few": few, "bounds": bounds}
     for i, name in enumerate(args.sections.split(",")):
         if i:
             print()

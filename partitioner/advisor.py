@@ -29,6 +29,11 @@ MAX_GPUS_PER_NODE = 16
 # start plus one move and the whole answer stays under 2 s (bench_advisor.py: there the greedy is
 # already within 0.5 % of a lower bound on GPUs); small clusters get hundreds of moves.
 WORK_BUDGET = 100_000
+# Setting up one node for a layout placed (its state, its share of the totals), in decisions: what
+# a node offers is looked up once per mode (mode_nodes), so the rest costs about one decision
+# (bench_advisor.py --sections few). Counted so that few pods on many nodes do not buy hundreds
+# of layouts: 1 pod on 5,000 nodes took 11-15 s of CPU when only nodes x pods was counted.
+NODE_SETUP_WORK = 1
 # Layouts tried at most, whatever the size: small clusters converge long before this.
 MAX_EVALUATIONS = 600
 
@@ -154,11 +159,19 @@ def choices_for(nodes: Sequence[AdvisorNode], options: AdvisorOptions) -> list[N
     return [_choices(node, options.trust) for node in nodes]
 
 
-def layout_cluster(nodes: Sequence[NodeChoices], layout: Layout, source: str) -> planning.Cluster:
-    return planning.Cluster(source, tuple(
-        planning.PlanNode(node.name, (node.options[index].geometry,) * node.gpus)
-        for node, index in zip(nodes, layout, strict=True)
-    ))
+# Per node, the planner's node in each of its options (indexed like NodeChoices.options).
+ModeNodes = Sequence[tuple[planning.PlanNode, ...]]
+
+
+def mode_nodes(nodes: Sequence[NodeChoices]) -> ModeNodes:
+    """Each node in each of its options, built once per advice: what a node offers in a mode is
+    looked up once (``PlanNode.partitioning``), not once per layout placed."""
+    return [tuple(planning.PlanNode(node.name, (option.geometry,) * node.gpus) for option in node.options)
+            for node in nodes]
+
+
+def layout_cluster(nodes: ModeNodes, layout: Layout, source: str) -> planning.Cluster:
+    return planning.Cluster(source, tuple(options[index] for options, index in zip(nodes, layout, strict=True)))
 
 
 def totals_of(result: planning.PlanResult, changed: int) -> Totals:
@@ -176,10 +189,11 @@ def advise(
     demands = demands_of(workloads, [o for c in choices for o in c.options], max(n.gpus for n in nodes))
 
     results: dict[Layout, planning.PlanResult] = {}
+    in_modes = mode_nodes(choices)
 
     def placed(layout: Layout) -> planning.PlanResult:
         if layout not in results:
-            results[layout] = planning.place_all(layout_cluster(choices, layout, source), workloads,
+            results[layout] = planning.place_all(layout_cluster(in_modes, layout, source), workloads,
                                                     policy=planning.Policy.BEST_FIT)
         return results[layout]
 
@@ -191,7 +205,7 @@ def advise(
     starts = [greedy]
     if any(c.current is not None for c in choices):
         starts.append(tuple(c.current if c.current is not None else g for c, g in zip(choices, greedy, strict=True)))
-    work = max(1, len(choices) * len(workloads))
+    work = max(1, len(choices) * (len(workloads) + NODE_SETUP_WORK))  # one layout placed
     budget = 1 if options.greedy_only else max(len(starts), min(options.max_evaluations, options.work_budget // work))
     outcome = local_search(choices, starts, evaluate, max_evaluations=budget)
     plan = placed(outcome.layout)

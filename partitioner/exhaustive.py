@@ -10,7 +10,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from decision import planning
-from partitioner.advisor import AdvisorNode, AdvisorOptions, Totals, choices_for, layout_cluster, totals_of
+from partitioner.advisor import (
+    AdvisorNode,
+    AdvisorOptions,
+    Totals,
+    choices_for,
+    layout_cluster,
+    mode_nodes,
+    totals_of,
+)
 from partitioner.modes import Mode
 from partitioner.search import changed_count
 
@@ -35,8 +43,9 @@ def optimum(nodes: Sequence[AdvisorNode], workloads: Sequence[planning.Workload]
     if count > MAX_LAYOUTS:
         raise ValueError(f"{count} layouts; the exhaustive search stops at {MAX_LAYOUTS}")
     best: tuple[tuple[int, int, int], tuple[int, ...], planning.PlanResult] | None = None
+    in_modes = mode_nodes(choices)
     for layout in itertools.product(*(range(len(c.options)) for c in choices)):
-        result = planning.place_all(layout_cluster(choices, layout, "exhaustive"), workloads,
+        result = planning.place_all(layout_cluster(in_modes, layout, "exhaustive"), workloads,
                                     policy=planning.Policy.BEST_FIT)
         score = (len(result.placements), result.free_gpus - result.gpu_count, -changed_count(choices, layout))
         if best is None or score > best[0]:

@@ -11,10 +11,11 @@ import only from here::
     result = planning.place_all(cluster, workloads, policy=planning.Policy.BEST_FIT)
     print(planning.render_tables([result], unicode=True))
 
-Modules: ``geometry`` (partitionings and precisions from ``sizing``), ``inputs`` (cluster and workload
-documents, validated), ``node_state`` (one node's partitions while planning: the one node state of the
-planner, the advisor and the controller), ``planner`` (placement), ``output`` (table and JSON
-rendering). Pure, like the rest of ``decision``: reading the files is ``extender.plan_files``' job.
+Modules: ``geometry`` (partitionings and precisions from ``sizing``), ``partitioning`` (what a
+node's GPUs offer, shared by alike nodes), ``inputs`` (cluster and workload documents, validated),
+``node_state`` (one node's partitions while planning: the one node state of the planner, the advisor
+and the controller), ``planner`` (placement), ``output`` (table and JSON rendering). Pure, like the
+rest of ``decision``: reading the files is ``extender.plan_files``' job.
 """
 
 from decision.planning.geometry import PartitionGeometry, known_precision, partition_geometry
@@ -32,8 +33,9 @@ from decision.planning.inputs import (
     workloads_from_document,
     workloads_from_specs,
 )
-from decision.planning.node_state import Assignment, GpuState, NodeState, Partitioning, partitioning
+from decision.planning.node_state import Assignment, GpuState, NodeState
 from decision.planning.output import as_json, render_comparison, render_result, render_tables
+from decision.planning.partitioning import Partitioning, partitioning_of
 from decision.planning.planner import Placement, PlanResult, Unplaced, place_all, place_one
 from decision.verdict import Policy
 
@@ -59,7 +61,7 @@ __all__ = [
     "cluster_from_document",
     "known_precision",
     "partition_geometry",
-    "partitioning",
+    "partitioning_of",
     "place_all",
     "place_one",
     "render_comparison",

@@ -22,6 +22,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from pydantic import (
@@ -34,6 +35,7 @@ from pydantic import (
 )
 
 from decision.planning.geometry import PartitionGeometry, known_precision, partition_geometry
+from decision.planning.partitioning import Partitioning, partitioning_of
 from decision.pod_demand import demand_pod
 from decision.text import pydantic_problem
 from sizing import contract
@@ -162,6 +164,11 @@ class WorkloadFile(_Strict):
 class PlanNode:
     name: str
     gpus: tuple[PartitionGeometry, ...]  # one entry per GPU, in order
+
+    @cached_property
+    def partitioning(self) -> Partitioning:
+        """What the node offers (shared by alike nodes), looked up once per PlanNode."""
+        return partitioning_of(self.gpus)
 
 
 @dataclass(frozen=True)

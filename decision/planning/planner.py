@@ -55,7 +55,7 @@ class PlanResult:
         """Memory left unused inside partitions that hold a sized workload."""
         return sum(
             gpu.geometry.memory_bytes - slot.model_bytes
-            for node in self.nodes for gpu in node.gpus for slot in gpu.slots
+            for node in self.nodes if node.used for gpu in node.gpus for slot in gpu.slots
             if slot is not None and slot.model_bytes is not None
         )
 
@@ -64,21 +64,21 @@ class PlanResult:
         """Memory the placed sized workloads use, summed over their partitions."""
         return sum(
             slot.model_bytes
-            for node in self.nodes for gpu in node.gpus for slot in gpu.slots
+            for node in self.nodes if node.used for gpu in node.gpus for slot in gpu.slots
             if slot is not None and slot.model_bytes is not None
         )
 
     @property
     def gpu_count(self) -> int:
-        return sum(len(node.gpus) for node in self.nodes)
+        return sum(node.gpu_count for node in self.nodes)
 
     @property
     def free_gpus(self) -> int:
-        return sum(1 for node in self.nodes for gpu in node.gpus if gpu.used == 0)
+        return sum(node.gpu_count - node.gpus_used for node in self.nodes)
 
     @property
     def free_partitions(self) -> int:
-        return sum(gpu.free for node in self.nodes for gpu in node.gpus)
+        return sum(node.capacity - node.used for node in self.nodes)
 
 
 def place_one(

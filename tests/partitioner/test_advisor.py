@@ -10,6 +10,7 @@ import pytest
 from decision import planning
 from extender import plan_files
 from partitioner import AdvisorInputError, AdvisorNode, AdvisorOptions, Mode, advise
+from partitioner.advisor import NODE_SETUP_WORK, choices_for
 from partitioner.dcm import PROFILE_LABEL, configmap
 from partitioner.inputs import demo_nodes
 
@@ -130,3 +131,30 @@ def test_the_demo_advice_reaches_the_exhaustive_optimum() -> None:
     advice = advise(demo_nodes(), plan_files.demo_workloads())
     assert (advice.totals.placed, advice.totals.gpus_used) == (14, 6)
     assert [u.workload for u in advice.unplaceable] == ["qwen3-235b-fp16"]
+
+
+def _one_pod_on(nodes: int) -> tuple[list[AdvisorNode], list[planning.Workload]]:
+    return ([AdvisorNode(f"n{i}", ("MI300X", "MI325X")[i % 2], 8, Mode("SPX", "NPS1")) for i in range(nodes)],
+            _workloads({"memory": "12Gi"}))
+
+
+def test_the_search_budget_counts_setting_up_every_node_of_a_layout() -> None:
+    """Issue 19: a layout placed sets up every node, however few the pods; 1 pod on 5,000 nodes took
+    11-15 s of CPU when the budget counted nodes x pods only (2,000 // 100 = 20 layouts here)."""
+    nodes, pods = _one_pod_on(100)
+    advice = advise(nodes, pods, AdvisorOptions(work_budget=2000))
+    assert 2 <= advice.evaluations <= 2000 // (100 * (1 + NODE_SETUP_WORK))
+
+
+def test_what_a_node_offers_is_looked_up_once_per_node_and_mode_not_per_layout() -> None:
+    """The planner's node for each node in each mode is built once per advice (mode_nodes), so its
+    offer (the device plugin's labels and allocatable, parsed) is not rebuilt for every layout placed."""
+    nodes, pods = _one_pod_on(40)
+    choices = choices_for(nodes, AdvisorOptions())
+    planning.partitioning_of.cache_clear()
+    advice = advise(nodes, pods)
+    lookups = planning.partitioning_of.cache_info()
+    assert advice.evaluations > 10  # without the memo: 40 lookups for every one of them
+    probes = len({o.partition_bytes for c in choices for o in c.options})  # the demand probes' nodes
+    assert lookups.hits + lookups.misses <= sum(len(c.options) for c in choices) + probes
+    assert lookups.misses <= len({(c.product, o.mode) for c in choices for o in c.options}) + probes
