@@ -14,6 +14,8 @@ from functools import lru_cache, partial
 from typing import Final
 
 import sizing
+from decision.fits import Target, product_offers
+from decision.fixes import fix_clause, memory_clause
 from decision.pod_demand import PodDemand
 from decision.reasons import ReasonCode, Rejection
 from decision.text import gib_ceil, gib_floor
@@ -24,7 +26,7 @@ from sizing.contract import (
     ANNOTATION_PRECISION,
     ANNOTATION_PROFILE,
 )
-from sizing.requirement import requirement as size_requirement, suggest_fixes
+from sizing.requirement import requirement as size_requirement
 
 # A model annotated without a precision is sized at 16 bits: the dtype most checkpoints ship in
 # (fp16 and bf16 weigh the same, sizing-api.md "Precision").
@@ -68,6 +70,7 @@ class Sizer:
     def __init__(self, catalogue: sizing.Catalogue | None = None, geometry: sizing.Geometry | None = None) -> None:
         self.geometry = geometry if geometry is not None else sizing.GEOMETRY
         self.largest_partition_bytes = self.geometry.largest_partition_bytes()
+        self.offers = product_offers(self.geometry)  # what the fixes are sized against (decision.fixes)
         self.catalogue = catalogue if catalogue is not None else sizing.CATALOGUE
 
     @property
@@ -83,8 +86,8 @@ class Sizer:
             partial(self._size, catalogue)
         )
 
-    def _never_fits(self, subject: str, required: int, partitions: int, fixes: tuple[str, ...]) -> Rejection:
-        fix = "; fix: " + " or ".join(fixes) if fixes else "; no lower precision or partition count fits"
+    def _never_fits(self, subject: str, required: int, partitions: int, fix: str) -> Rejection:
+        """``fix``: decision.fixes' clause (``; fix: ...``)."""
         return Rejection(
             ReasonCode.NEVER_FITS,
             f"{subject} needs {gib_ceil(required)} per partition with {partitions} partition(s),"
@@ -96,7 +99,7 @@ class Sizer:
         partitions = demand.partitions
         subject = f"{demand.model or demand.profile or 'workload'} ({demand.memory_text} per partition)"
         if need > self.largest_partition_bytes:
-            fix = (f"lower {ANNOTATION_MEMORY}, or request more partitions with less memory each",)
+            fix = memory_clause(max(partitions, 1), self.offers)
             return Requirement(partitions, need, need, subject, self._never_fits(subject, need, partitions, fix))
         return Requirement(partitions, need, need, subject)
 
@@ -164,8 +167,8 @@ class Sizer:
             subject += f" ctx {max_model_len}"
         required = estimate.required_partition_bytes
         if required > self.largest_partition_bytes:
-            fixes = suggest_fixes(catalogue, self.geometry, model, precision, partitions=tensor_parallel,
-                                  max_model_len=max_model_len)
-            rejection = self._never_fits(subject, required, tensor_parallel, tuple(fixes))
+            target = Target(catalogue.get_model(model), sizing.parse_precision(precision), max_model_len,
+                            tensor_parallel)
+            rejection = self._never_fits(subject, required, tensor_parallel, fix_clause(target, self.offers))
             return Requirement(partitions, required, estimate.total_bytes, subject, rejection)
         return Requirement(partitions, required, estimate.total_bytes, subject)

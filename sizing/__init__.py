@@ -31,7 +31,7 @@ from sizing.estimator import (
 from sizing.geometry import Geometry, GpuProduct, PartitionMode, _packaged_geometry, load_geometry
 from sizing.precision import PROFILE_PRECISIONS, Precision, parse_precision
 from sizing.profiles import Placement, Profile, generate_profiles as _generate_profiles
-from sizing.requirement import TP_SIZES, requirement as _requirement, suggest_fixes as _suggest_fixes
+from sizing.requirement import TP_SIZES, requirement as _requirement
 
 # Loaded and validated once at import; a broken data file fails here with the entry and field.
 CATALOGUE: Catalogue = _packaged_catalogue()
@@ -53,11 +53,6 @@ def partition_requirement(model: str | ModelArch, precision: Precision | str, *,
 
 def largest_partition_bytes() -> int:
     return GEOMETRY.largest_partition_bytes()
-
-
-def suggest_fixes(model: str | ModelArch, precision: Precision | str, *, partitions: int = 1,
-                  max_model_len: int | None = None) -> tuple[str, ...]:
-    return _suggest_fixes(CATALOGUE, GEOMETRY, model, precision, partitions=partitions, max_model_len=max_model_len)
 
 
 def generate_profiles() -> tuple[Profile, ...]:
@@ -90,5 +85,5 @@ __all__ = [
     "Precision", "Profile", "SizingError", "UnknownModelError", "default_context", "engine_args", "estimate",
     "fit_table", "generate_profiles", "get_profile", "largest_partition_bytes", "load_catalogue",
     "load_geometry", "max_context", "model_from_hf_config", "parse_precision", "partition_requirement",
-    "profiles_by_id", "suggest_fixes", "usable_bytes",
+    "profiles_by_id", "usable_bytes",
 ]

@@ -1,7 +1,8 @@
 """The sizing decision: which partition count, which partition size, which vLLM arguments.
 
-Pure: ``sizing`` does the arithmetic; this module only searches the partition counts against the
-partition sizes that exist in the cluster (``Offer``) and words the outcome for people.
+Pure: ``sizing`` does the arithmetic and ``decision.fits`` the search of the partition counts against
+the partition sizes that exist in the cluster (``Offer``); this module picks the choice and words
+the outcome for people (the fixes are ``decision.fixes``', the extender's too).
 """
 
 from __future__ import annotations
@@ -11,32 +12,11 @@ from dataclasses import dataclass
 from typing import Final
 
 import sizing
+from decision.fits import Offer, Target, first_fit, need_at, product_offers, required_bytes
+from decision.fixes import fix_clause
 from decision.text import MIB, gib
-from sizing import MemoryEstimate, ModelArch, Precision
+from sizing import MemoryEstimate
 from sizing.contract import RESOURCE_NAME
-from webhook.inventory import Offer
-
-# Partition counts (= tensor-parallel sizes) tried, smallest first: vLLM's usual TP sizes, which
-# are also the counts AIM profiles use (sizing.TP_SIZES).
-PARTITION_COUNTS: tuple[int, ...] = tuple(sizing.TP_SIZES)
-
-# Precisions tried for a suggestion, highest first: each one lower than the user's is offered.
-SUGGESTED_PRECISIONS: tuple[Precision, ...] = (Precision.FP8, Precision.INT8, Precision.INT4)
-
-
-@dataclass(frozen=True, slots=True)
-class Target:
-    """What is being sized: the model, its precision and context, and what the user fixed."""
-
-    model: ModelArch
-    precision: Precision
-    max_model_len: int | None = None  # None: sizing's default context
-    partitions: int | None = None  # the user's amd.com/gpu-partition count (fixed), else searched
-    memory_bytes: int | None = None  # aim.amd.com/memory: per-partition need that overrides the estimate
-
-    @property
-    def subject(self) -> str:
-        return f"{self.model.id} {self.precision.value}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,84 +61,18 @@ class Outcome:
     denial: str = ""  # set exactly when choice is None
 
 
-def _need(target: Target, precision: Precision, partitions: int) -> MemoryEstimate | None:
-    """sizing's estimate, or None when the model cannot run at this count (heads do not divide)."""
-    try:
-        return sizing.partition_requirement(target.model, precision, partitions=partitions,
-                                            max_model_len=target.max_model_len)
-    except sizing.SizingError:
-        return None
-
-
-def _required(target: Target, need: MemoryEstimate) -> int:
-    return target.memory_bytes if target.memory_bytes is not None else need.required_partition_bytes
-
-
-def _holds(offers: Sequence[Offer], required: int, partitions: int) -> bool:
-    return any(o.memory_bytes >= required and (o.count is None or o.count >= partitions) for o in offers)
-
-
-def _first_fit(target: Target, precision: Precision, counts: Sequence[int],
-               offers: Sequence[Offer]) -> tuple[int, MemoryEstimate] | None:
-    for count in counts:
-        need = _need(target, precision, count)
-        if need is not None and _holds(offers, _required(target, need), count):
-            return count, need
-    return None
-
-
-def _counts(target: Target) -> tuple[int, ...]:
-    return (target.partitions,) if target.partitions is not None else PARTITION_COUNTS
-
-
-def known_product_offers() -> tuple[Offer, ...]:
-    """Every partition size of every known product on the largest node of that product (its
-    ``gpus_per_node`` GPUs, all in the mode: gpus.json), for when no node of the cluster holds a model.
-
-    A node, not a GPU: a model that needs four 192 GiB partitions fits an 8-GPU MI300X node in SPX
-    and must wait for one (the partitioner sees the demand), not be denied as if nothing held it.
-    """
-    return tuple(Offer(mode.memory_bytes, mode.partitions * product.gpus_per_node)
-                 for product in sizing.GEOMETRY.products for mode in product.modes)
-
-
-def suggestions(target: Target, offers: Sequence[Offer]) -> tuple[str, ...]:
-    """What would fit ``offers``: more partitions at the same precision, then a lower precision
-    (with the fewest partitions that holds it), then the default context."""
-    out: list[str] = []
-    if target.memory_bytes is not None:
-        return ()
-    more = _first_fit(target, target.precision, [c for c in PARTITION_COUNTS if c > (target.partitions or 0)], offers)
-    if more is not None and target.partitions is not None:
-        out.append(f"{more[0]} partitions fit")
-    for lower in SUGGESTED_PRECISIONS:
-        if lower.bits >= target.precision.bits:
-            continue
-        found = _first_fit(target, lower, PARTITION_COUNTS, offers)
-        if found is not None:
-            noun = "partition" if found[0] == 1 else "partitions"
-            out.append(f"precision {lower.value} with {found[0]} {noun} fits")
-            break
-    if target.max_model_len is not None and target.max_model_len > sizing.DEFAULT_CONTEXT_CAP:
-        shorter = Target(target.model, target.precision, sizing.DEFAULT_CONTEXT_CAP, target.partitions)
-        if _first_fit(shorter, target.precision, _counts(shorter), offers) is not None:
-            out.append(f"max-model-len {sizing.DEFAULT_CONTEXT_CAP} fits")
-    return tuple(out)
-
-
 def _too_big(target: Target, offers: Sequence[Offer], in_cluster: bool, waits: bool = False) -> str:
-    count = target.partitions or PARTITION_COUNTS[0]
-    need = _need(target, target.precision, count)
+    count = target.counts[0]
+    need = need_at(target, target.precision, count, target.max_model_len)
     where = "in this cluster" if in_cluster else "of any known GPU"
     largest = max((o.memory_bytes for o in offers), default=0)
     noun = "partition" if count == 1 else "partitions"
-    needs = (f"needs {gib(_required(target, need), round_up=True)} per partition with {count} {noun}"
+    needs = (f"needs {gib(required_bytes(target, need), round_up=True)} per partition with {count} {noun}"
              if need is not None else f"cannot run on {count} {noun}")
     text = f"{target.subject} {needs}; the largest partition {where} is {gib(largest, round_up=False)}"
     if waits:
         text += "; it waits for a node that holds it"
-    fixes = suggestions(target, offers)
-    return text + ("; fix: " + ", or ".join(fixes) if fixes else "")
+    return text + fix_clause(target, offers)
 
 
 def decide(target: Target, offers: Sequence[Offer]) -> Outcome:
@@ -170,24 +84,22 @@ def decide(target: Target, offers: Sequence[Offer]) -> Outcome:
     either, there is no choice: the object is denied with the fix (admitted, it could only wait
     forever, or, without the webhook's node affinity, be placed by count on a partition too small).
     """
-    counts = _counts(target)
-    found = _first_fit(target, target.precision, counts, offers)
+    found = first_fit(target, offers, target.counts)
     if found is not None:
-        count, need = found
-        return Outcome(Choice(count, need, _required(target, need), fits_cluster=True))
-    known = known_product_offers()
+        return Outcome(Choice(found.partitions, found.need, found.required_bytes, fits_cluster=True))
+    known = product_offers(sizing.GEOMETRY)
     warnings: list[str] = []
-    fallback = _first_fit(target, target.precision, counts, known)
+    fallback = first_fit(target, known, target.counts)
     if fallback is None:
         return Outcome(None, denial=_too_big(target, (*known, *offers), in_cluster=False))
     if offers:
         warnings.append(_too_big(target, offers, in_cluster=True, waits=True))
-    count, need = fallback
     if not offers:
-        size = gib(_required(target, need), round_up=True)
+        size = gib(fallback.required_bytes, round_up=True)
         warnings.append(f"no node advertises {RESOURCE_NAME} partition labels yet; sized {target.subject}"
-                        f" against the partitions of the known GPUs ({count} x {size})")
-    return Outcome(Choice(count, need, _required(target, need), fits_cluster=False), tuple(warnings))
+                        f" against the partitions of the known GPUs ({fallback.partitions} x {size})")
+    return Outcome(Choice(fallback.partitions, fallback.need, fallback.required_bytes, fits_cluster=False),
+                   tuple(warnings))
 
 
 # --- Native mode: preferred node-affinity terms that rank partition sizes ----------------------

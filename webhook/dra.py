@@ -20,10 +20,10 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
+from decision.fits import Offer, Target
 from decision.text import gib
 from sizing.contract import ANNOTATION_MODEL, ANNOTATION_PROFILE, DRA_CAPACITY_MEMORY, DRA_DEVICE_CLASS, DRA_DRIVER
-from webhook.choice import Choice, Target, decide, size_bounds
-from webhook.inventory import Offer
+from webhook.choice import Choice, decide, size_bounds
 from webhook.mutation import ANNOTATION_RECORD, Mutation, Options, _read_record, _Record, read_inputs
 from webhook.patching import Draft, UnpatchableError, lookup
 from webhook.workload import Kind, NotMutableError, RefusedError, Workload

@@ -8,17 +8,9 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Mapping
-from dataclasses import dataclass
 
+from decision.fits import Offer
 from sizing.contract import read_node_labels
-
-
-@dataclass(frozen=True, slots=True, order=True)
-class Offer:
-    """What one node offers: its smallest partition's memory and how many partitions it has."""
-
-    memory_bytes: int
-    count: int | None = None  # None: the count label is absent (the node is not limited by it)
 
 
 def offer_from_labels(labels: object) -> Offer | None:

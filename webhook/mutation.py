@@ -18,6 +18,7 @@ from typing import Any, Final
 import orjson
 
 import sizing
+from decision.fits import Offer, Target
 from decision.pod_demand import annotation_text
 from decision.text import gib
 from sizing import ModelArch, Precision
@@ -33,10 +34,9 @@ from sizing.contract import (
     RESOURCE_NAME,
 )
 from sizing.estimator import declared_precision
-from webhook.choice import PREFERRED_TERM_WEIGHT, Choice, Target, decide, size_bounds
+from webhook.choice import PREFERRED_TERM_WEIGHT, Choice, decide, size_bounds
 from webhook.engine_flags import FlagUse, flag_uses
 from webhook.flags import DEFAULT_MODEL_FORMAT, DEFAULT_RUNTIME
-from webhook.inventory import Offer
 from webhook.models import ModelResolver, catalogue_model
 from webhook.patching import Draft, Path, UnpatchableError, dotted, lookup
 from webhook.workload import (

@@ -16,8 +16,8 @@ from typing import Any, Final
 
 import orjson
 
+from decision.fits import Offer
 from webhook.dra import is_claim_template, mutate_claim_template
-from webhook.inventory import Offer
 from webhook.mutation import Mutation, Options, mutate
 from webhook.workload import KSERVE_GROUP, Kind
 

@@ -21,9 +21,9 @@ from fastapi.responses import PlainTextResponse, Response
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from starlette.concurrency import run_in_threadpool
 
+from decision.fits import Offer
 from kube.regular_file import file_problem
 from kube.request_body import BodyIncompleteError, BodyTooLargeError, read_body
-from webhook.inventory import Offer
 from webhook.mutation import Options
 from webhook.review import MAX_BODY_BYTES, Reply, refused_body, review
 

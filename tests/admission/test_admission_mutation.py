@@ -143,7 +143,7 @@ def test_a_model_no_partition_holds_is_denied_with_the_fix() -> None:
     message = result.review["response"]["status"]["message"]
     assert message.startswith("Qwen/Qwen3-235B-A22B fp16 needs ")
     assert "per partition with 1 partition; the largest partition of any known GPU is 288 GiB" in message
-    assert "fix: 2 partitions fit, or precision fp8 with 1 partition fits" in message
+    assert message.endswith("; fix: precision fp8 on 1 x 256 GiB, or 2 partitions of 256 GiB")
 
 
 def test_a_model_a_node_of_known_gpus_holds_with_several_partitions_waits_for_one() -> None:

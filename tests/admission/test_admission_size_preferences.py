@@ -210,7 +210,7 @@ def test_over_https_an_object_nothing_holds_is_denied_and_one_that_fits_gets_the
     assert not denied.allowed and denied.ops == []
     assert denied.response["status"]["code"] == 400
     message = denied.response["status"]["message"]
-    assert "the largest partition of any known GPU is 288 GiB; fix: 2 partitions fit, or precision fp8" in message
+    assert "the largest partition of any known GPU is 288 GiB; fix: precision fp8 on 1 x 256 GiB" in message
     isvc = fixture_object("review-isvc-profile.json")
     mutated = webhook.review(ISVC_KIND, isvc).applied_to(isvc)
     validate_inference_service(mutated)

@@ -249,7 +249,7 @@ def test_a_model_no_partition_holds_is_refused_at_kubectl_create_with_the_fix(e2
     assert done.returncode != 0
     assert 'admission webhook "namespaces.webhook.aim.amd.com" denied the request' in done.stderr, done.stderr
     assert "Qwen/Qwen3-235B-A22B fp16 needs" in done.stderr and "with 1 partition" in done.stderr, done.stderr
-    assert "fix: " in done.stderr and "precision fp8 with 1 partition fits" in done.stderr, done.stderr
+    assert "fix: precision fp8 on 1 x 256 GiB, or 2 partitions of 256 GiB" in done.stderr, done.stderr
     with pytest.raises(client.ApiException) as missing:
         plane.core.read_namespaced_pod(name, e2e.namespace)
     assert missing.value.status == 404

@@ -11,7 +11,6 @@ or a wrong formula makes a test fail.
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 
 import pytest
@@ -28,7 +27,6 @@ from sizing import (
     max_context,
     model_from_hf_config,
     partition_requirement,
-    suggest_fixes,
 )
 from sizing.estimator import kv_bytes_per_token, kv_cache_bytes
 from tests.sizing.published_facts import PUBLISHED_PARAMS, B
@@ -500,7 +498,7 @@ def test_engine_args_refuse_a_partition_that_is_too_small() -> None:
 
 
 # ---------------------------------------------------------------------------------------------
-# 7. partition_requirement, suggest_fixes, largest_partition_bytes.
+# 7. partition_requirement, largest_partition_bytes.
 # ---------------------------------------------------------------------------------------------
 
 def test_partition_requirement_looks_up_and_splits() -> None:
@@ -518,56 +516,11 @@ def test_partition_requirement_looks_up_and_splits() -> None:
     assert "meta-llama/Llama-3.1-8B-Instruct" in str(err.value)
 
 
-_SUGGESTION = re.compile(r"^(?:precision (?P<prec>\w+) fits a (?P<g1>[\d.]+) GiB partition"
-                         r"|request (?P<tp>\d) partitions \(tensor parallel \d\) of at least (?P<g2>[\d.]+) GiB"
-                         r"|max-model-len (?P<ctx>\d+) fits a (?P<g3>[\d.]+) GiB partition)$")
-
-
-def _check_suggestions_are_true(model_id: str, precision: str, suggestions: tuple[str, ...],
-                                partitions: int = 1) -> None:
-    """Every suggestion, when followed, yields a workload that fits some known partition."""
-    sizes = [m.memory_bytes for m in GEOMETRY.partition_modes()]
-    for text in suggestions:
-        match = _SUGGESTION.match(text)
-        assert match, text
-        if match["prec"]:
-            need = partition_requirement(model_id, match["prec"], partitions=partitions)
-            gib = float(match["g1"])
-        elif match["tp"]:
-            need = partition_requirement(model_id, precision, partitions=int(match["tp"]))
-            gib = float(match["g2"])
-        else:
-            need = partition_requirement(model_id, precision, partitions=partitions, max_model_len=int(match["ctx"]))
-            gib = float(match["g3"])
-        holding = [s for s in sizes if need.fits(s)]
-        assert holding, text
-        assert min(holding) / GIB == pytest.approx(gib, abs=0.05), text
-
-
-def test_deepseek_v3_fp16_needs_more_partitions() -> None:
-    # 671B x 2 bytes = 1250 GiB: no precision fits one partition of <= 288 GiB (int4 ~325 GiB),
-    # but 8 x 192 GiB (~156 GiB per rank) does.
+def test_deepseek_v3_fp16_fits_no_single_partition() -> None:
+    # 671B x 2 bytes = 1250 GiB: more than any one partition (the fixes are decision.fixes', tested
+    # in tests/decision/test_decision_fixes.py).
     need = partition_requirement("deepseek-ai/DeepSeek-V3", "fp16")
     assert not need.fits(largest_partition_bytes())
-    fixes = suggest_fixes("deepseek-ai/DeepSeek-V3", "fp16")
-    assert fixes, "a model that fits nowhere must get a suggestion"
-    assert any("int4" in f or "int8" in f or "partitions" in f for f in fixes)
-    assert any(f.startswith("request 8 partitions") for f in fixes)
-    _check_suggestions_are_true("deepseek-ai/DeepSeek-V3", "fp16", fixes)
-
-
-def test_suggestions_for_a_model_too_big_for_cpx() -> None:
-    fixes = suggest_fixes("Qwen/Qwen3-32B", "fp16")
-    assert any(f.startswith("precision fp8") for f in fixes)  # fp8 is the first lower precision that fits
-    assert any(f.startswith("request 2 partitions") for f in fixes)
-    _check_suggestions_are_true("Qwen/Qwen3-32B", "fp16", fixes)
-    long_ctx = suggest_fixes("Qwen/Qwen3-32B", "fp16", max_model_len=40960)
-    assert any(f.startswith("max-model-len 8192") for f in long_ctx)
-
-
-def test_suggestions_never_propose_higher_precision() -> None:
-    fixes = suggest_fixes("deepseek-ai/DeepSeek-V3", "int4")
-    assert not any(f.startswith("precision") for f in fixes)
 
 
 # ---------------------------------------------------------------------------------------------
