@@ -24,10 +24,11 @@ from partitioner.search import Layout, NodeChoices, Score, changed_count, greedy
 
 # GPUs in one node: the planner's bound (8 on OAM platforms; 16 leaves room for others).
 MAX_GPUS_PER_NODE = 16
-# Search work, in node x workload decisions of the planner. One replay of 100 nodes and 500
-# workloads is 50,000 and takes 0.2-0.4 s on a busy 2-core machine, so 100 nodes get the greedy
-# start plus one move and the whole answer stays under 2 s (bench_advisor.py: there the greedy is
-# already within 0.5 % of a lower bound on GPUs); small clusters get hundreds of moves.
+# Search work, in node x workload decisions of the planner. One layout of 100 nodes and 500
+# workloads placed is 50,100 (with NODE_SETUP_WORK) and the whole advice takes 0.2-0.3 s on a busy
+# 2-core machine (bench_advisor.py --sections speed; 0.3-0.5 s for two layouts before issue 19), so
+# 100 nodes get the greedy start (there already within 0.5 % of a lower bound on GPUs) and the
+# answer stays far under 2 s; small clusters get hundreds of moves.
 WORK_BUDGET = 100_000
 # Setting up one node for a layout placed (its state, its share of the totals), in decisions: what
 # a node offers is looked up once per mode (mode_nodes), so the rest costs about one decision

@@ -35,8 +35,9 @@ from partitioner.modes import Mode, existing_option, product_name
 # RFC 1123 subdomain, what Kubernetes accepts as a node name (apimachinery IsDNS1123Subdomain).
 _NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
 # Search work of one ``advise``, in units of one node x pod decision: the greedy's walk and the
-# planner's replays (two, once a replay costs more than the search budget) weigh every node for every
-# pod, 1.5-2.8 us of CPU a unit (bench/bench_advisor.py --sections bounds, shared 2-core machine).
+# planner's placements of a layout (one or two, once a layout costs more than the search budget)
+# weigh every node for every pod, 1.5-2.8 us of CPU a unit (bench/bench_advisor.py --sections bounds,
+# shared 2-core machine, before issue 19 made a layout's per-node set-up cheaper: an upper bound now).
 # The greedy also finds each pod's tightest mode once per node kind (NodeChoices.kind): at 1,000 nodes
 # x 2,000 pods, 2 kinds took 3.1 s and 272 kinds 7.5 s, ~7 us per kind x pod, three units.
 KIND_WORK = 3
