@@ -53,6 +53,7 @@ from typing import Any, cast
 from urllib.parse import urlsplit
 
 import httpx
+import jsonpatch
 from kubernetes import client
 
 REPO = Path(__file__).resolve().parents[1]
@@ -154,12 +155,15 @@ def webhook_offers() -> PartitionInventory:
 
 
 def native_pod(name: str, scheduler: str, i: int, inventory: PartitionInventory) -> dict[str, Any]:
-    """The pod as the admission webhook stores it (mutate applies its patch to the object)."""
+    """The pod as the admission webhook stores it: its JSONPatch applied, as the API server does."""
     obj = {"apiVersion": "v1", "kind": "Pod", **pod(name, scheduler, i)}
     result = mutate(Kind.POD, "CREATE", obj, inventory.offers(), Options())
     if not result.allowed or not result.ops:
         raise RuntimeError(f"the webhook did not size {name}: {result.message or result.warnings}")
-    return obj
+    patched: dict[str, Any] = jsonpatch.apply_patch(obj, list(result.ops))
+    if not patched["spec"].get("affinity"):
+        raise RuntimeError(f"the webhook's patch for {name} has no node affinity: {result.ops}")
+    return patched
 
 
 NOOP_SERVER = """
