@@ -556,12 +556,11 @@ def mutate(kind: Kind, operation: str, obj: dict[str, Any], offers: Sequence[Off
     if (kind is Kind.POD and isinstance(labels, Mapping) and KSERVE_ISVC_LABEL in labels
             and isinstance(annotations, Mapping) and ANNOTATION_RECORD in annotations):
         return Mutation(True)  # a predictor pod of an InferenceService this webhook already sized
-    if kind is Kind.POD and lookup(obj, ("spec", "resourceClaims")):
-        # DRA mode (docs/dra.md): the claim brings the partition; extended resources and the
-        # partition-label affinity would ask for a second one, or for labels a DRA node lacks.
-        return Mutation(True, warnings=("not mutated by the aim-gpu-sharing webhook: the pod takes its devices from"
-                                        " spec.resourceClaims (DRA mode); annotate its ResourceClaimTemplate with"
-                                        f" {ANNOTATION_MODEL} instead (docs/dra.md)",))
+    # DRA mode (docs/dra.md): the pod's claim brings the partitions (webhook.dra sized its template
+    # from the same annotations), so the pod gets the vLLM arguments and the context annotation only:
+    # extended resources and the partition-label affinity would ask for a second allocation, or for
+    # labels a DRA node lacks.
+    dra = kind is Kind.POD and bool(lookup(obj, ("spec", "resourceClaims")))
     try:
         workload = read_workload(kind, obj)
         record = _Record(_read_record(_mapping(annotations)))
@@ -570,31 +569,46 @@ def mutate(kind: Kind, operation: str, obj: dict[str, Any], offers: Sequence[Off
         return Mutation(False, message=str(denied))
     except NotMutableError as why:
         return Mutation(True, warnings=(f"not mutated by the aim-gpu-sharing webhook: {why}",))
-    target = Target(inputs.model, inputs.precision, inputs.max_model_len, inputs.partitions, inputs.memory_bytes)
+    # A DRA pod is sized as its claim template is (dra.mutate_claim_template: the count searched,
+    # never the container's), so the tensor-parallel size is the template's device count.
+    partitions = None if dra else inputs.partitions
+    target = Target(inputs.model, inputs.precision, inputs.max_model_len, partitions, inputs.memory_bytes)
     outcome = decide(target, offers)
     warnings = [*inputs.warnings, *outcome.warnings]
     choice = outcome.choice
     if choice is None:
         return Mutation(False, message=outcome.denial)
+    if dra and inputs.partitions is not None and inputs.partitions != choice.partitions:
+        warnings.append(f"the container runs {inputs.partitions} tensor-parallel ranks but its ResourceClaimTemplate,"
+                        f" sized from the same annotations, asks for {choice.partitions} partition(s) (DRA mode);"
+                        " vLLM needs one partition per rank: make them equal")
+    annotated_len = workload.annotations.get(ANNOTATION_MAX_MODEL_LEN)
+    if dra and inputs.max_model_len is not None and annotated_len != str(inputs.max_model_len):
+        warnings.append(f"--max-model-len={inputs.max_model_len} in the container: the ResourceClaimTemplate is sized"
+                        f" from its annotations only (DRA mode); give it {ANNOTATION_MAX_MODEL_LEN}="
+                        f"{inputs.max_model_len} too")
     writer = _Writer(workload, obj, record, options)
     try:
-        writer.resources(choice.partitions)
+        if not dra:
+            writer.resources(choice.partitions)
         if workload.runs_vllm:
             args = choice.engine_args()
             if not inputs.precision_given:
                 args.pop("--dtype", None)  # vLLM keeps the checkpoint's own 16-bit dtype
             writer.engine_args(args)
             warnings.extend(_user_value_warnings(workload, writer.root, choice))
-        writer.affinity(choice.required_mib)
-        writer.preferred(size_bounds(choice.required_mib, offers))
+        if not dra:
+            writer.affinity(choice.required_mib)
+            writer.preferred(size_bounds(choice.required_mib, offers))
         writer.context_annotation(choice.need.max_model_len)
         if kind is Kind.INFERENCE_SERVICE:
             writer.gpu_types()
             if workload.model_spec:
                 writer.runtime()
-        if options.scheduler_name:
+        if options.scheduler_name and not dra:
             writer.scheduler(options.scheduler_name)
-        writer.write_record(_summary(inputs, choice), _mapping(annotations).get(ANNOTATION_RECORD))
+        summary = _summary(inputs, choice) + (" (DRA: the partitions come from spec.resourceClaims)" if dra else "")
+        writer.write_record(summary, _mapping(annotations).get(ANNOTATION_RECORD))
     except UnpatchableError as error:
         return Mutation(True, warnings=(*warnings, f"not mutated by the aim-gpu-sharing webhook: {error}"))
     except RefusedError as denied:

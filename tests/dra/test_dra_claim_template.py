@@ -19,7 +19,14 @@ import pytest
 
 from sizing import Precision
 from sizing.contract import DRA_DEVICE_CLASS, DRA_DRIVER
-from tests.admission.support import RunningWebhook, decode, inventory_of, partition_labels, serve_webhook
+from tests.admission.support import (
+    RunningWebhook,
+    args_of,
+    decode,
+    inventory_of,
+    partition_labels,
+    serve_webhook,
+)
 from webhook.choice import Target, decide
 from webhook.dra import MAX_SUBREQUESTS, device_request
 from webhook.inventory import Offer, PartitionInventory
@@ -174,17 +181,74 @@ def test_at_most_eight_subrequests_however_many_sizes_exist() -> None:
     assert {s["count"] for s in request["firstAvailable"]} == {2}
 
 
-def test_annotated_pod_with_claims_is_left_to_its_claim(webhook: RunningWebhook) -> None:
-    """A DRA pod must not also get amd.com/gpu-partition requests or the partition-label affinity
-    (a second allocation, or labels a DRA-only node does not carry)."""
-    pod_kind = {"group": "", "version": "v1", "kind": "Pod"}
-    pod = {"apiVersion": "v1", "kind": "Pod",
-           "metadata": {"name": "llm", "namespace": "team-a", "annotations": {"aim.amd.com/model": MODEL_14B}},
-           "spec": {"resourceClaims": [{"name": "gpu", "resourceClaimTemplateName": "llm"}],
-                    "containers": [{"name": "vllm", "image": "vllm/vllm-openai",
-                                    "resources": {"claims": [{"name": "gpu"}]}}]}}
-    answer = webhook.review(pod_kind, pod)
-    assert answer.allowed and answer.ops == []
-    assert any("spec.resourceClaims" in w and "docs/dra.md" in w for w in answer.warnings)
-    del pod["spec"]["resourceClaims"]
-    assert webhook.review(pod_kind, pod).ops, "without claims the pod is sized as before"
+POD_KIND = {"group": "", "version": "v1", "kind": "Pod"}
+MODEL_14B_NOTES = {"aim.amd.com/model": MODEL_14B, "aim.amd.com/precision": "fp16"}
+
+
+def dra_pod(annotations: dict[str, str], args: list[str] | None = None) -> dict[str, Any]:
+    """A pod that takes its partitions from a claim of the template ``llm`` (docs/dra.md)."""
+    return {"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "llm", "namespace": "team-a", "annotations": dict(annotations)},
+            "spec": {"resourceClaims": [{"name": "gpu", "resourceClaimTemplateName": "llm"}],
+                     "containers": [{"name": "vllm", "image": "vllm/vllm-openai", "command": ["vllm", "serve"],
+                                     "args": ["/models/qwen2.5-14b", *(args or [])],
+                                     "resources": {"claims": [{"name": "gpu"}]}}]}}
+
+
+def test_annotated_pod_with_claims_gets_the_vllm_args_its_template_was_sized_for(webhook: RunningWebhook) -> None:
+    """DRA mode: the pod's vLLM arguments are the ones the device-plugin mode writes for the same pod,
+    at the tensor-parallel size its template asks devices for; no amd.com/gpu-partition requests and
+    no partition-label affinity (a second allocation, or labels a DRA-only node does not carry)."""
+    # CPX only: Qwen2.5-14B fp16 (~34.5 GiB at 8k) takes 2 partitions of 24 GiB.
+    webhook.inventory.replace_all({"cpx": partition_labels("MI300X", "CPX", 24, 8)})
+    claim, _ = review(webhook, template(MODEL_14B_NOTES))
+    (request,) = claim["spec"]["spec"]["devices"]["requests"]
+    count = request["firstAvailable"][0]["count"]
+    assert count == 2
+    pod = dra_pod(MODEL_14B_NOTES)
+    answer = webhook.review(POD_KIND, pod)
+    assert answer.allowed, answer.response
+    mutated = answer.applied_to(pod)
+    container = mutated["spec"]["containers"][0]
+    args = args_of(container)
+    assert args["--tensor-parallel-size"] == str(count)
+    assert {"--max-model-len", "--gpu-memory-utilization"} <= set(args)
+    assert container["resources"] == {"claims": [{"name": "gpu"}]}
+    assert "affinity" not in mutated["spec"] and "schedulerName" not in mutated["spec"]
+    assert mutated["spec"]["resourceClaims"] == pod["spec"]["resourceClaims"]
+    assert "DRA" in json.loads(mutated["metadata"]["annotations"]["aim.amd.com/admission"])["sized"]
+    # Exactly the arguments the device-plugin mode writes for the pod without the claim.
+    native = copy.deepcopy(pod)
+    del native["spec"]["resourceClaims"]
+    native["spec"]["containers"][0]["resources"] = {}
+    native_answer = webhook.review(POD_KIND, native)
+    native_mutated = native_answer.applied_to(native)
+    assert native_mutated["spec"]["containers"][0]["args"] == container["args"]
+    assert native_mutated["spec"]["containers"][0]["resources"]["limits"]["amd.com/gpu-partition"] == str(count)
+    # Reinvocation: nothing more to do.
+    assert webhook.review(POD_KIND, mutated).ops == []
+
+
+def test_a_dra_pod_keeps_the_users_own_flags_and_is_told_when_they_disagree(webhook: RunningWebhook) -> None:
+    webhook.inventory.replace_all({"cpx": partition_labels("MI300X", "CPX", 24, 8)})
+    pod = dra_pod(MODEL_14B_NOTES, ["--tensor-parallel-size=4", "--max-model-len=4096"])
+    answer = webhook.review(POD_KIND, pod)
+    assert answer.allowed
+    args = args_of(answer.applied_to(pod)["spec"]["containers"][0])
+    assert args["--tensor-parallel-size"] == "4" and args["--max-model-len"] == "4096"
+    assert any("asks for 2 partition(s) (DRA mode)" in w and "runs 4 tensor-parallel ranks" in w
+               for w in answer.warnings), answer.warnings
+    assert any("give it aim.amd.com/max-model-len=4096 too" in w for w in answer.warnings), answer.warnings
+    # The same context as an annotation reaches the template as well: no such warning.
+    pod = dra_pod({**MODEL_14B_NOTES, "aim.amd.com/max-model-len": "4096"}, ["--max-model-len=4096"])
+    assert not any("ResourceClaimTemplate is sized" in w for w in webhook.review(POD_KIND, pod).warnings)
+
+
+def test_a_dra_pod_that_does_not_run_vllm_gets_no_args(webhook: RunningWebhook) -> None:
+    pod = dra_pod(MODEL_14B_NOTES)
+    pod["spec"]["containers"][0].update(image="busybox", command=["sleep"], args=["3600"])
+    answer = webhook.review(POD_KIND, pod)
+    assert answer.allowed
+    mutated = answer.applied_to(pod)
+    assert mutated["spec"]["containers"][0] == pod["spec"]["containers"][0]
+    assert "affinity" not in mutated["spec"]
