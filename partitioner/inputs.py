@@ -18,7 +18,6 @@ mode per node). Errors are ``AdvisorInputError`` naming the file and the field.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -32,8 +31,6 @@ from partitioner.demand import spec_key
 from partitioner.errors import AdvisorInputError
 from partitioner.modes import Mode, existing_option, product_name
 
-# RFC 1123 subdomain, what Kubernetes accepts as a node name (apimachinery IsDNS1123Subdomain).
-_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
 # Search work of one ``advise``, in units of one node x pod decision: the greedy's walk and the
 # planner's placements of a layout (one or two, once a layout costs more than the search budget)
 # weigh every node for every pod, 1.5-2.8 us of CPU a unit (bench/bench_advisor.py --sections bounds,
@@ -84,12 +81,7 @@ class NodeEntry(_Strict):
     repartition: bool = True
     gpus: list[GpuGroup] = Field(min_length=1, max_length=MAX_GPUS_PER_NODE)
 
-    @field_validator("name")
-    @classmethod
-    def _name(cls, value: str) -> str:
-        if not _NAME.match(value):
-            raise ValueError(f"{value!r} is not a Kubernetes node name (lowercase letters, digits, '-', '.')")
-        return value
+    _name = field_validator("name")(planning.check_name)
 
     @model_validator(mode="after")
     def _one_layout(self) -> NodeEntry:
@@ -116,12 +108,7 @@ class ClusterFile(_Strict):
     @field_validator("nodes")
     @classmethod
     def _unique(cls, nodes: list[NodeEntry]) -> list[NodeEntry]:
-        seen: set[str] = set()
-        for node in nodes:
-            if node.name in seen:
-                raise ValueError(f"node name {node.name!r} appears twice")
-            seen.add(node.name)
-        return nodes
+        return planning.unique_names(nodes, "node")
 
 
 def parse_cluster(source: str, text: str) -> list[AdvisorNode]:

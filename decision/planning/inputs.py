@@ -62,7 +62,8 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-def _check_name(value: str) -> str:
+def check_name(value: str) -> str:
+    """``value`` when it is a Kubernetes name (a node or pod name), else ValueError for pydantic."""
     if not _NAME.match(value):
         raise ValueError(f"{value!r} is not a Kubernetes name (lowercase letters, digits, '-', '.')")
     return value
@@ -84,7 +85,7 @@ class NodeSpec(_Strict):
     name: str
     gpus: list[GpuGroupSpec] = Field(default_factory=list, max_length=MAX_GPUS_PER_NODE)
 
-    _name = field_validator("name")(_check_name)
+    _name = field_validator("name")(check_name)
 
     @field_validator("gpus")
     @classmethod
@@ -95,7 +96,8 @@ class NodeSpec(_Strict):
         return groups
 
 
-def _unique_names(items: list[Any], what: str) -> list[Any]:
+def unique_names(items: list[Any], what: str) -> list[Any]:
+    """``items`` when no two have one ``name``, else ValueError naming the first repeated one."""
     seen: set[str] = set()
     for item in items:
         if item.name in seen:
@@ -110,7 +112,7 @@ class ClusterFile(_Strict):
     @field_validator("nodes")
     @classmethod
     def _unique(cls, nodes: list[NodeSpec]) -> list[NodeSpec]:
-        return _unique_names(nodes, "node")
+        return unique_names(nodes, "node")
 
 
 class WorkloadSpec(_Strict):
@@ -123,7 +125,7 @@ class WorkloadSpec(_Strict):
     partitions: int = Field(1, ge=0, le=MAX_PARTITIONS, description=f"{contract.RESOURCE_NAME} count (tensor parallel)")
     replicas: int = Field(1, ge=1, le=MAX_REPLICAS)
 
-    _name = field_validator("name")(_check_name)
+    _name = field_validator("name")(check_name)
 
     @field_validator("precision")
     @classmethod
@@ -154,7 +156,7 @@ class WorkloadFile(_Strict):
         pods = sum(w.replicas for w in workloads)
         if pods > MAX_PODS:
             raise ValueError(f"{pods} pods in all (the sum of replicas); at most {MAX_PODS}")
-        return _unique_names(workloads, "workload")
+        return unique_names(workloads, "workload")
 
 
 # --- resolved, ready for the planner ---------------------------------------------------------------

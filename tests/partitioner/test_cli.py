@@ -109,7 +109,7 @@ def test_table_shows_current_and_target(tmp_path: Path, capsys: pytest.CaptureFi
     ("nodes:\n  - name: a\n    gpus: [{product: MI999X}]\n", "unknown GPU product 'MI999X'"),
     ("nodes:\n  - name: a\n    gpus: [{product: MI300X}, {product: MI325X}]\n", "different products"),
     ("nodes:\n  - name: a\n    repartition: false\n    gpus: [{product: MI300X}]\n", "compute_mode is not given"),
-    ("nodes:\n  - name: Bad_Name\n    gpus: [{product: MI300X}]\n", "not a Kubernetes node name"),
+    ("nodes:\n  - name: Bad_Name\n    gpus: [{product: MI300X}]\n", "not a Kubernetes name"),
     ("nodes:\n  - name: a\n    gpus: [{product: MI300X, count: 17}]\n", "less than or equal to 16"),
     ("[" * 1000, "nested more than 32 levels deep"),
 ])
