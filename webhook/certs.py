@@ -28,6 +28,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from webhook.flags import CA_DAYS, CERT_DAYS, RENEW_DAYS
+from webhook.patching import Draft
 
 CLOCK_SKEW = dt.timedelta(minutes=5)  # notBefore in the past: nodes' clocks differ a little
 
@@ -203,7 +204,7 @@ def patch_ops_for_ca_bundle(configuration: dict[str, Any], bundle: bytes) -> lis
     caBundle already trusts the bundle's first (current) CA."""
     current_ca = _certificates(bundle)[0]
     encoded = base64.b64encode(bundle).decode("ascii")
-    ops = []
+    draft = Draft(configuration)
     for index, hook in enumerate(configuration.get("webhooks") or []):
         client = hook.get("clientConfig") or {}
         raw = client.get("caBundle")
@@ -213,5 +214,5 @@ def patch_ops_for_ca_bundle(configuration: dict[str, Any], bundle: bytes) -> lis
             trusted = []
         if current_ca in trusted:
             continue
-        ops.append({"op": "add", "path": f"/webhooks/{index}/clientConfig/caBundle", "value": encoded})
-    return ops
+        draft.put(("webhooks", index, "clientConfig", "caBundle"), encoded)
+    return draft.patch()

@@ -92,7 +92,7 @@ def test_ca_bundle_patch_only_where_the_ca_is_not_trusted_yet() -> None:
                                   {"name": "c", "clientConfig": {"caBundle": "bm90IGEgY2VydA=="}}]}
     ops = patch_ops_for_ca_bundle(configuration, first.ca_bundle)
     assert ops == [{"op": "add", "path": "/webhooks/1/clientConfig/caBundle", "value": encoded},
-                   {"op": "add", "path": "/webhooks/2/clientConfig/caBundle", "value": encoded}]
+                   {"op": "replace", "path": "/webhooks/2/clientConfig/caBundle", "value": encoded}]
 
 
 def test_the_server_reloads_a_rotated_certificate_and_keeps_the_old_one_on_garbage(tmp_path: Path) -> None:
