@@ -124,25 +124,17 @@ def _one_line_naming(err: str, path: str, fragment: str) -> None:
     assert fragment in err and "Traceback" not in err, err[:500]
 
 
-@pytest.mark.parametrize(("name", "data", "fragment", "seconds"), WORKLOAD_FILES,
-                         ids=[case[0] for case in WORKLOAD_FILES])
-def test_hostile_workload_files_are_refused_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                                                        name: str, data: bytes, fragment: str,
-                                                        seconds: float) -> None:
-    path = hostile_write(tmp_path, "workloads.yaml", data)
-    code, out, err, elapsed = _plan(capsys, "--workloads", path)
-    assert (code, out) == (2, "")
-    _one_line_naming(err, path, fragment)
-    assert elapsed < seconds, f"{name}: refused after {elapsed:.2f} s"
+HOSTILE = [("--workloads", "workloads.yaml", *case) for case in WORKLOAD_FILES] + [
+    ("--cluster", "cluster.yaml", *case) for case in CLUSTER_FILES]
 
 
-@pytest.mark.parametrize(("name", "data", "fragment", "seconds"), CLUSTER_FILES,
-                         ids=[case[0] for case in CLUSTER_FILES])
-def test_hostile_cluster_files_are_refused_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                                                       name: str, data: bytes, fragment: str,
-                                                       seconds: float) -> None:
-    path = hostile_write(tmp_path, "cluster.yaml", data)
-    code, out, err, elapsed = _plan(capsys, "--cluster", path)
+@pytest.mark.parametrize(("flag", "file", "name", "data", "fragment", "seconds"), HOSTILE,
+                         ids=[f"{case[1]}: {case[2]}" for case in HOSTILE])
+def test_hostile_files_are_refused_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str], flag: str,
+                                               file: str, name: str, data: bytes, fragment: str,
+                                               seconds: float) -> None:
+    path = hostile_write(tmp_path, file, data)
+    code, out, err, elapsed = _plan(capsys, flag, path)
     assert (code, out) == (2, "")
     _one_line_naming(err, path, fragment)
     assert elapsed < seconds, f"{name}: refused after {elapsed:.2f} s"
