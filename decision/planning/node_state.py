@@ -73,6 +73,9 @@ class NodeState:
         if held:
             self._hold(held)
 
+    def __repr__(self) -> str:
+        return f"NodeState({self.name!r}, {self.gpu_count} GPUs, {self.used}/{self.capacity} partitions used)"
+
     @classmethod
     def from_plan(cls, node: PlanNode) -> NodeState:
         return cls(node.name, node.gpus, partitioning=node.partitioning)

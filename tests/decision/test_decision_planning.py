@@ -108,6 +108,7 @@ def test_held_partitions_and_labels_of_a_node() -> None:
     gpu = planning.partition_geometry("MI300X", "QPX", None)  # 4 partitions per GPU
     state = planning.NodeState("n", (gpu,) * 2, labels={"pool": "a", "amd.com/gpu-partition.count": "stale"}, held=5)
     assert state.used == 5 and [g.used for g in state.gpus] == [4, 1]
+    assert repr(state) == "NodeState('n', 2 GPUs, 5/8 partitions used)"
     assert state.labels()["pool"] == "a" and state.labels()["amd.com/gpu-partition.count"] == "8"  # the plugin's wins
 
 
