@@ -113,6 +113,9 @@ class Inputs:
     memory_bytes: int | None
     partitions: int | None  # the user's amd.com/gpu-partition count (or tensor-parallel size)
     warnings: tuple[str, ...] = ()
+    # The flags the serving container has, scanned once (command then args; engine_flags): a Pod
+    # at the bounds has 1,024 args, and the writer and the warnings read the same scan.
+    flags: Mapping[str, FlagUse] = field(default_factory=dict)
 
 
 def _resolve(options: Options, model_id: str, key: str) -> ModelArch:
@@ -277,7 +280,7 @@ def read_inputs(workload: Workload, root: Mapping[str, Any], options: Options, r
     if partitions == 0:
         warnings.append(f"the container requests 0 {RESOURCE_NAME}; {model.id} needs at least one")
         partitions = None
-    return Inputs(model, precision, given, max_len, memory, partitions, tuple(warnings))
+    return Inputs(model, precision, given, max_len, memory, partitions, tuple(warnings), uses)
 
 
 def _text(value: object) -> str | None:
@@ -329,11 +332,11 @@ class _Writer:
             if value != desired:
                 self.draft.put((*base, kind, RESOURCE_NAME), desired)
 
-    def engine_args(self, desired: Mapping[str, str]) -> None:
+    def engine_args(self, desired: Mapping[str, str], uses: Mapping[str, FlagUse]) -> None:
+        """``uses``: the scan of the object as it came (Inputs.flags; nothing before this changes
+        the args). The webhook's own appends are flags not in the scan, and a replacement keeps
+        every index, so the scan stays true for the remaining flags."""
         args_path = (*self.workload.container_path, "args")
-        # Scanned once: the webhook's own appends are flags not in the scan, and a replacement keeps
-        # every index, so the scan stays true for the remaining flags.
-        uses = flag_uses(self.workload.tokens(self.root, "command"), self.workload.tokens(self.root, "args"))
         for flag, value in desired.items():
             use = uses.get(flag)
             key = "args:" + flag
@@ -513,9 +516,10 @@ def _summary(inputs: Inputs, choice: Choice) -> str:
             f" {noun} of at least {gib(choice.required_bytes, round_up=True)}")
 
 
-def _user_value_warnings(workload: Workload, root: Mapping[str, Any], choice: Choice) -> list[str]:
-    """Warnings for vLLM arguments the user set that break what was sized."""
-    uses = flag_uses(workload.tokens(root, "command"), workload.tokens(root, "args"))
+def _user_value_warnings(uses: Mapping[str, FlagUse], record: _Record, choice: Choice) -> list[str]:
+    """Warnings for vLLM arguments the user set that break what was sized (``uses``: the object's
+    flags as it came; a flag the webhook sets now is its own, not the user's)."""
+    uses = {flag: use for flag, use in uses.items() if "args:" + flag not in record.now}
     out: list[str] = []
     utilization = uses.get("--gpu-memory-utilization")
     if utilization is not None and utilization.value is not None:
@@ -595,8 +599,8 @@ def mutate(kind: Kind, operation: str, obj: dict[str, Any], offers: Sequence[Off
             args = choice.engine_args()
             if not inputs.precision_given:
                 args.pop("--dtype", None)  # vLLM keeps the checkpoint's own 16-bit dtype
-            writer.engine_args(args)
-            warnings.extend(_user_value_warnings(workload, writer.root, choice))
+            writer.engine_args(args, inputs.flags)
+            warnings.extend(_user_value_warnings(inputs.flags, record, choice))
         if not dra:
             writer.affinity(choice.required_mib)
             writer.preferred(size_bounds(choice.required_mib, offers))
