@@ -7,9 +7,9 @@ Objects stay JSON dicts: lists are read with ``_preload_content=False``, and ``W
 a plain function without a documented return type, so it hands over each event's object without the
 client's model deserialisation (which would cost far more than the few fields callers read).
 
-The retry loop around both (410 Gone, backoff, logs) with subscribers is ``kube.informer`` (the
-extender's node and pod caches, the webhook's node inventory); ``extender.pending_events`` and
-``partitioner.controller.watch`` keep loops of their own.
+The retry loop around both (410 Gone, backoff, logs) with subscribers is ``kube.informer``, the only
+user: the extender's node and pod caches, the webhook's node inventory, the pending explainer and the
+partition controller all subscribe to informers.
 """
 
 from __future__ import annotations

@@ -30,6 +30,7 @@ from extender.scheduler_config import (
     native_scheduler_config,
     second_scheduler_config,
 )
+from extender.watch import node_informer, pod_informer
 from sizing.contract import LABEL_MEMORY_MIB, RESOURCE_NAME
 from tests.controlplane.gpu_cluster import (
     IMAGE,
@@ -44,7 +45,6 @@ from tests.controlplane.gpu_cluster import (
 )
 from tests.controlplane.harness import ControlPlane, RunningExtender
 from tests.controlplane.processes import ManagedProcess, free_port, wait_until
-from webhook.inventory import Offer
 
 WEBHOOK_MANIFEST = Path(__file__).resolve().parents[2] / "manifests" / "webhook" / "mutatingwebhookconfiguration.yaml"
 NATIVE = "aim-native"
@@ -205,6 +205,12 @@ def test_native_mode_places_webhook_sized_pods_best_fit_across_three_sizes(nativ
     assert bound_node(core, ns, "qwen-32b") == fit["dpx"]  # ~72 GiB: only 96 GiB partitions hold it
 
 
+def explainer_events(native: Native, pod: str) -> list[client.CoreV1Event]:
+    """The pending explainer's Events on ``pod``."""
+    events = native.plane.core.list_namespaced_event(native.namespace, field_selector=f"involvedObject.name={pod}")
+    return [e for e in events.items if e.source and e.source.component == "aim-gpu-extender"]
+
+
 def test_a_pod_no_node_holds_gets_one_event_naming_its_size_and_the_fix(native: Native) -> None:
     plane, ns = native.plane, native.namespace
     # Llama-3.3-70B fp16 on the user's one partition: ~151 GiB; no node of the cluster has that
@@ -214,8 +220,7 @@ def test_a_pod_no_node_holds_gets_one_event_naming_its_size_and_the_fix(native: 
     failed_scheduling(plane.core, ns, "llama-70b", contains="didn't match Pod's node affinity")
 
     def ours() -> list[client.CoreV1Event]:
-        return [e for e in plane.core.list_namespaced_event(ns, field_selector="involvedObject.name=llama-70b").items
-                if e.source and e.source.component == "aim-gpu-extender"]
+        return explainer_events(native, "llama-70b")
 
     (event,) = wait_until(ours, READY_TIMEOUT_SECONDS, "the pending explainer's Event")
     assert event.reason == "PartitionTooSmall" and event.type == "Warning"
@@ -227,9 +232,27 @@ def test_a_pod_no_node_holds_gets_one_event_naming_its_size_and_the_fix(native: 
     # restart) looks at it: still one Event.
     for i in range(3):
         plane.core.patch_namespaced_pod("llama-70b", ns, {"metadata": {"labels": {"touched": str(i)}}})
-    second = PendingExplainer(plane.core, Sizer(), lambda: (Offer(96 << 30, 2),), scheduler_name=NATIVE)
+    second = PendingExplainer(plane.core, Sizer(), nodes=node_informer(plane.core),
+                              pods=pod_informer(plane.core, pending=True), scheduler_name=NATIVE)
+    second.nodes.replace(plane.api.sanitize_for_serialization(plane.core.list_node())["items"])
     second.consider(plane.api.sanitize_for_serialization(plane.core.read_namespaced_pod("llama-70b", ns)))
     assert len(ours()) == 1
+
+
+def test_a_pod_pinned_to_a_pool_is_told_the_largest_partition_there(native: Native) -> None:
+    """The note judges the nodes the pod may run on (issue 19): pinned to the 48 GiB node by a required
+    affinity of its own, Qwen3-32B (~72 GiB) hears of 48 GiB, not of the 96 GiB partitions elsewhere."""
+    plane, ns = native.plane, native.namespace
+    pod = model_pod("qwen-on-qpx", native.fit, {"aim.amd.com/model": "Qwen/Qwen3-32B"})
+    pod["spec"]["affinity"] = {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+        "nodeSelectorTerms": [{"matchExpressions": [
+            {"key": "kubernetes.io/hostname", "operator": "In", "values": [native.fit["qpx"]]}]}]}}}
+    submit(plane.core, ns, pod)
+    (event,) = wait_until(lambda: explainer_events(native, "qwen-on-qpx"), READY_TIMEOUT_SECONDS,
+                          "the pending explainer's Event")
+    assert event.reason == "PartitionTooSmall"
+    assert "; the largest on the nodes it may run on is 48 GiB;" in event.message, event.message
+    plane.core.delete_namespaced_pod("qwen-on-qpx", ns)
 
 
 def _preempts_only_where_it_fits(native: Native, scheduler: str) -> None:

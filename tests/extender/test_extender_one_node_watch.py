@@ -1,9 +1,11 @@
-"""One node watch per ``aim-extender serve`` process (issue 19), on the real API server (tests/controlplane;
-skipped without its binaries): with the node cache (--node-cache watch) and the admission webhook both on,
-the API server serves ONE more watch of the Nodes while the process runs (its own gauge,
-apiserver_longrunning_requests{resource="nodes",verb="WATCH"}; two before the shared ``kube.informer``),
-and a node created afterwards reaches both the node cache (aim_extender_cache_nodes) and the webhook's
-partition inventory (aim_webhook_inventory_nodes)."""
+"""One node watch and one pod watch per ``aim-extender serve`` process (issue 19), on the real API server
+(tests/controlplane; skipped without its binaries): with the node cache (--node-cache watch) and the
+admission webhook (with the pending explainer beside it) both on, the API server serves ONE more watch
+of the Nodes and ONE more of the Pods while the process runs (its own gauge,
+apiserver_longrunning_requests{resource=...,verb="WATCH"}; two node watches before the shared
+``kube.informer``, then two pod watches while the explainer kept a loop of its own), and a node created
+afterwards reaches both the node cache (aim_extender_cache_nodes) and the webhook's partition inventory
+(aim_webhook_inventory_nodes)."""
 
 from __future__ import annotations
 
@@ -22,31 +24,34 @@ STEADY_SECONDS = 2.0
 NEW = (NodeSpec("qpx", "MI300X", "QPX", "NPS1", 76, 48, 4),)
 
 
-def node_watches(plane: ControlPlane) -> float:
-    """Watches of Nodes the API server is serving now, from every client."""
+def watches(plane: ControlPlane) -> dict[str, float]:
+    """Watches of Nodes and of Pods the API server is serving now, from every client."""
     samples = prometheus_samples(plane.kubectl("get", "--raw", "/metrics").stdout)
-    return sum(value for name, value in samples.items()
-               if name.startswith("apiserver_longrunning_requests{") and 'verb="WATCH"' in name
-               and 'resource="nodes"' in name)
+    return {resource: sum(value for name, value in samples.items()
+                          if name.startswith("apiserver_longrunning_requests{") and 'verb="WATCH"' in name
+                          and f'resource="{resource}"' in name) for resource in ("nodes", "pods")}
 
 
-def steady_node_watches(plane: ControlPlane) -> list[float]:
-    """``node_watches`` sampled for STEADY_SECONDS (another client reconnecting dips it for a moment)."""
-    counts = []
+def steady_watches(plane: ControlPlane) -> dict[str, float]:
+    """The most ``watches`` of each resource sampled for STEADY_SECONDS (another client reconnecting
+    dips a count for a moment)."""
+    most = {"nodes": 0.0, "pods": 0.0}
     deadline = time.monotonic() + STEADY_SECONDS
     while time.monotonic() < deadline:
-        counts.append(node_watches(plane))
-    return counts
+        for resource, count in watches(plane).items():
+            most[resource] = max(most[resource], count)
+    return most
 
 
 def gauge(extender: RunningExtender, name: str) -> Callable[[], float]:
     return lambda: extender.metrics().get(name, -1.0)
 
 
-def test_the_node_cache_and_the_webhook_share_one_node_watch(control_plane: ControlPlane) -> None:
+def test_the_node_cache_the_webhook_and_the_explainer_share_one_node_and_one_pod_watch(
+        control_plane: ControlPlane) -> None:
     plane = control_plane
     tls = plane.ca.issue("one-node-watch", "127.0.0.1", ip_addresses=("127.0.0.1",), server=True)
-    before = max(steady_node_watches(plane))
+    before = steady_watches(plane)
     extender = plane.start_extender(node_cache="watch", extra_args=[
         f"--webhook-port={free_port()}", f"--webhook-cert-file={tls.cert}", f"--webhook-key-file={tls.key}"])
     pool: Pool | None = None
@@ -61,7 +66,9 @@ def test_the_node_cache_and_the_webhook_share_one_node_watch(control_plane: Cont
         wait_until(lambda: cache_nodes() == cached + 1 and inventory_nodes() == inventoried + 1, TIMEOUT_SECONDS,
                    "the new node in the node cache and in the webhook's inventory")
         # Both have listed and seen an event: their watches are open now.
-        assert max(steady_node_watches(plane)) - before == 1, "aim-extender serve holds more than one node watch"
+        after = steady_watches(plane)
+        assert after["nodes"] - before["nodes"] == 1, f"aim-extender serve holds {after} watches, before {before}"
+        assert after["pods"] - before["pods"] == 1, f"aim-extender serve holds {after} watches, before {before}"
     finally:
         if pool is not None:
             delete_pool(plane, pool)
