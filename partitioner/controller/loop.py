@@ -96,9 +96,12 @@ class Controller:
                                    state.phase, keys.STATE)
         self._tracked = {n.name: n for n in nodes if states[n.name].phase is not Phase.IDLE}
         # From here on ``states`` holds each node's state after this pass's step.
-        self._follow_pods(pods, {n.name: n for n in nodes}, states)
         plan = make_plan(nodes, pods, states, now, self._settings)
-        pending_since = {p.key: p.created for p in pods if p.pending_for_layout and p.created is not None}
+        # Only the partition demand (plan.pending: the decision core's verdict, not a pod waiting
+        # for CPU or memory alone) is followed for the metrics and counts for the hysteresis.
+        demand = frozenset(plan.pending)
+        self._follow_pods(pods, demand, states)
+        pending_since = {p.key: p.created for p in pods if p.key in demand and p.created is not None}
         decision = decide(plan.changes, self._memory, pending_since, now, self._settings.stable_seconds)
         self._memory, self._due = decision.memory, decision.due
         self._record(nodes, states, plan, now)
@@ -179,12 +182,14 @@ class Controller:
         return True
 
     # --- metrics -------------------------------------------------------------------------------
-    def _follow_pods(self, pods: Sequence[PodView], nodes: Mapping[str, NodeView],
+    def _follow_pods(self, pods: Sequence[PodView], demand: frozenset[str],
                      states: Mapping[str, RepartitionState]) -> None:
+        """Pods of the partition demand (``demand``: their keys) followed until bound: bound on a node
+        that changed for them, they count as unblocked."""
         present = set()
         for pod in pods:
             present.add(pod.uid)
-            if pod.pending_for_layout and pod.uid not in self._pending and len(self._pending) < MAX_FOLLOWED_PODS:
+            if pod.key in demand and pod.uid not in self._pending and len(self._pending) < MAX_FOLLOWED_PODS:
                 self._pending[pod.uid] = pod.created if pod.created is not None else self._clock()
             elif pod.node is not None and pod.uid in self._pending:
                 created = self._pending.pop(pod.uid)
