@@ -9,38 +9,17 @@ afterwards reaches both the node cache (aim_extender_cache_nodes) and the webhoo
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 
 from tests.controlplane.gpu_cluster import NodeSpec, Pool, create_pool, delete_pool
-from tests.controlplane.harness import ControlPlane, RunningExtender, prometheus_samples
+from tests.controlplane.harness import ControlPlane, RunningExtender
 from tests.controlplane.processes import free_port, wait_until
+from tests.kube.watch_counts import steady_watches
 
 # The extender lists within a second of starting; a watch event arrives in milliseconds. Generous for a
 # loaded machine, and only a broken run waits that long.
 TIMEOUT_SECONDS = 30.0
-# How long the watch count must hold still: longer than the gap of any other client's reconnect.
-STEADY_SECONDS = 2.0
 NEW = (NodeSpec("qpx", "MI300X", "QPX", "NPS1", 76, 48, 4),)
-
-
-def watches(plane: ControlPlane) -> dict[str, float]:
-    """Watches of Nodes and of Pods the API server is serving now, from every client."""
-    samples = prometheus_samples(plane.kubectl("get", "--raw", "/metrics").stdout)
-    return {resource: sum(value for name, value in samples.items()
-                          if name.startswith("apiserver_longrunning_requests{") and 'verb="WATCH"' in name
-                          and f'resource="{resource}"' in name) for resource in ("nodes", "pods")}
-
-
-def steady_watches(plane: ControlPlane) -> dict[str, float]:
-    """The most ``watches`` of each resource sampled for STEADY_SECONDS (another client reconnecting
-    dips a count for a moment)."""
-    most = {"nodes": 0.0, "pods": 0.0}
-    deadline = time.monotonic() + STEADY_SECONDS
-    while time.monotonic() < deadline:
-        for resource, count in watches(plane).items():
-            most[resource] = max(most[resource], count)
-    return most
 
 
 def gauge(extender: RunningExtender, name: str) -> Callable[[], float]:
