@@ -45,13 +45,14 @@ def _list(raw: object, most: int) -> list[Any]:
     return raw[:most] if isinstance(raw, list) else []
 
 
-def read_strings(raw: object) -> dict[str, str]:
-    """A string-to-string map (labels, nodeSelector), bounded; other entries dropped."""
+def read_strings(raw: object, *, max_value: int = MAX_NAME) -> dict[str, str]:
+    """A string-to-string map (labels, nodeSelector, annotations with a longer ``max_value``), bounded:
+    at most MAX_ENTRIES entries read; entries that are not strings, or too long, dropped."""
     out: dict[str, str] = {}
     for index, (key, value) in enumerate(_mapping(raw).items()):
         if index >= MAX_ENTRIES:
             break
-        if isinstance(key, str) and isinstance(value, str) and len(key) <= MAX_NAME and len(value) <= MAX_NAME:
+        if isinstance(key, str) and isinstance(value, str) and len(key) <= MAX_NAME and len(value) <= max_value:
             out[key] = value
     return out
 

@@ -18,6 +18,7 @@ from decision.eligibility import (
     Taint,
     affinity_matches as affinity_matches,  # plan reads it from the views
     read_affinity,
+    read_strings,
     read_taints,
 )
 from decision.pod_demand import read_pod_demand, requested_partitions
@@ -63,13 +64,7 @@ def _mapping(raw: object) -> Mapping[str, Any]:
 
 def _strings(raw: object) -> dict[str, str]:
     """A string-to-string map (labels, annotations, nodeSelector), bounded; other entries dropped."""
-    out: dict[str, str] = {}
-    for index, (key, value) in enumerate(_mapping(raw).items()):
-        if index >= MAX_ENTRIES:
-            break
-        if isinstance(key, str) and isinstance(value, str) and len(key) <= MAX_NAME and len(value) <= MAX_VALUE_LENGTH:
-            out[key] = value
-    return out
+    return read_strings(raw, max_value=MAX_VALUE_LENGTH)
 
 
 def _uid(raw: object) -> str:
