@@ -25,8 +25,8 @@ from partitioner.search import Layout, NodeChoices, Score, changed_count, greedy
 # GPUs in one node: the planner's bound (8 on OAM platforms; 16 leaves room for others).
 MAX_GPUS_PER_NODE = 16
 # Search work, in node x workload decisions of the planner. One layout of 100 nodes and 500
-# workloads placed is 50,100 (with NODE_SETUP_WORK) and the whole advice takes 0.2-0.3 s on a busy
-# 2-core machine (bench_advisor.py --sections speed; 0.3-0.5 s for two layouts before issue 19), so
+# workloads placed is 50,100 (with NODE_SETUP_WORK) and the whole advice takes 0.1-0.2 s on the
+# shared 2-core machine (bench_advisor.py --sections speed; 0.3-0.5 s for two layouts before issue 19), so
 # 100 nodes get the greedy start (there already within 0.5 % of a lower bound on GPUs) and the
 # answer stays far under 2 s; small clusters get hundreds of moves.
 WORK_BUDGET = 100_000
