@@ -1,11 +1,12 @@
 """``python -m deviceplugin.dra --node-name NODE [--sysfs-root /sys] [--interval 30] [--once]
-[--kubelet-plugin [--cdi-dir D --plugin-dir D --registry-dir D]]``: publish this node's partitions
+[--kubelet-plugin [--cdi-dir D --plugin-dir D --registry-dir D --dev-root /dev]]``: publish this node's partitions
 as ResourceSlices and, with ``--kubelet-plugin``, serve the kubelet's DRA gRPC API and keep the CDI
 spec of the partitions (docs/dra.md). NODE defaults to $NODE_NAME."""
 
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import os
 import signal
@@ -17,37 +18,31 @@ from types import FrameType
 
 from deviceplugin.cli import NODE_NAME_ENV, _positive_float
 from deviceplugin.config import DEFAULT_DISCOVERY_INTERVAL_S
-from deviceplugin.dra.cdi import DEFAULT_CDI_DIR, write_cdi_spec
+from deviceplugin.dra.cdi import DEFAULT_CDI_DIR
 from deviceplugin.dra.kubelet_plugin import (
     DEFAULT_PLUGIN_DIR,
     DEFAULT_REGISTRY_DIR,
     DraPluginServicer,
+    HealthServicer,
     api_claim_reader,
     serve,
 )
 from deviceplugin.dra.loop import publish_once, run
+from deviceplugin.dra.node_devices import NodeDevices
 from deviceplugin.dra.publish import SlicePublisher, SlicePublishError
-from deviceplugin.dra.slices import device, device_name
+from deviceplugin.health import HealthVerdict, check_health
 from deviceplugin.inventory import Inventory
 
 # Seconds the gRPC server lets a kubelet call finish at shutdown.
 STOP_GRACE_S = 2.0
+# The kubelet turns a device's health Unknown after this many discovery intervals without news:
+# one missed discovery (a slow sysfs, an API server away) is not an outage.
+HEALTH_TIMEOUT_INTERVALS = 3
 
 
-class NodeDevices:
-    """The device names this node publishes now: set by the publishing loop, read by the gRPC
-    threads (one attribute holding an immutable set: replaced, never changed in place)."""
-
-    def __init__(self, cdi_dir: Path) -> None:
-        self.cdi_dir = cdi_dir
-        self.names: frozenset[str] = frozenset()
-
-    def update(self, inventory: Inventory) -> None:
-        write_cdi_spec(inventory, self.cdi_dir)
-        self.names = frozenset(device_name(p) for p in inventory.partitions if device(p) is not None)
-
-    def __call__(self) -> frozenset[str]:
-        return self.names
+def check_inventory(inventory: Inventory, *, dev_root: Path, sysfs_root: Path) -> dict[str, HealthVerdict]:
+    """The device plugin's health verdicts (KFD node and render node present) for the inventory."""
+    return dict(check_health(inventory.partitions, dev_root=dev_root, sysfs_root=sysfs_root))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -64,6 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--cdi-dir", type=Path, default=DEFAULT_CDI_DIR)
     parser.add_argument("--plugin-dir", type=Path, default=DEFAULT_PLUGIN_DIR)
     parser.add_argument("--registry-dir", type=Path, default=DEFAULT_REGISTRY_DIR)
+    parser.add_argument("--dev-root", type=Path, default=Path("/dev"),
+                        help="device directory whose render nodes are health-checked (default /dev)")
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     return parser
 
@@ -94,14 +91,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.kubelet_plugin:
         run(publisher, args.sysfs_root, args.interval, stop)
         return 0
-    devices = NodeDevices(args.cdi_dir)
+    devices = NodeDevices(args.cdi_dir, functools.partial(check_inventory, dev_root=args.dev_root,
+                                                          sysfs_root=args.sysfs_root))
     try:
         reader = api_claim_reader(publisher.api_client())
     except SlicePublishError as exc:
         logging.getLogger("deviceplugin.dra").error("%s", exc)
         return 1
     servicer = DraPluginServicer(args.node_name, reader, devices)
-    server, _ = serve(servicer, args.plugin_dir, args.registry_dir)
+    health = HealthServicer(args.node_name, devices, int(args.interval * HEALTH_TIMEOUT_INTERVALS) + 1)
+    server, _ = serve(servicer, args.plugin_dir, args.registry_dir, health)
     try:
         run(publisher, args.sysfs_root, args.interval, stop, devices.update)
     finally:

@@ -24,9 +24,9 @@ import httpx
 import pytest
 import yaml
 
-from deviceplugin.dra.__main__ import NodeDevices
 from deviceplugin.dra.cdi import cdi_id
 from deviceplugin.dra.kubelet_plugin import DraPluginServicer, api_claim_reader, serve
+from deviceplugin.dra.node_devices import NodeDevices
 from deviceplugin.dra.proto import dra_v1_pb2, dra_v1_pb2_grpc
 from deviceplugin.dra.publish import SlicePublisher
 from deviceplugin.dra.slices import device_name

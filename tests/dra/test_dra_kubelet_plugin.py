@@ -6,8 +6,10 @@ NodePrepareResources/NodeUnprepareResources with claims shaped as resource.k8s.i
 
 from __future__ import annotations
 
+import functools
 import json
 import tempfile
+import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -15,13 +17,31 @@ from typing import Any
 import grpc
 import pytest
 
-from deviceplugin.dra.__main__ import NodeDevices
+from deviceplugin.discovery import kfd_nodes_dir
+from deviceplugin.dra.__main__ import check_inventory
 from deviceplugin.dra.cdi import CDI_KIND, SPEC_FILE, cdi_spec
-from deviceplugin.dra.kubelet_plugin import ClaimReadError, DraPluginServicer, serve
-from deviceplugin.dra.proto import dra_v1_pb2, dra_v1_pb2_grpc, pluginregistration_pb2, pluginregistration_pb2_grpc
+from deviceplugin.dra.kubelet_plugin import (
+    HEALTH_WAKE_S,
+    MAX_HEALTH_STREAMS,
+    ClaimReadError,
+    DraPluginServicer,
+    HealthServicer,
+    serve,
+)
+from deviceplugin.dra.node_devices import NodeDevices
+from deviceplugin.dra.proto import (
+    dra_health_v1alpha1_pb2,
+    dra_health_v1alpha1_pb2_grpc,
+    dra_v1_pb2,
+    dra_v1_pb2_grpc,
+    pluginregistration_pb2,
+    pluginregistration_pb2_grpc,
+)
 from deviceplugin.dra.slices import device_name
+from deviceplugin.health import render_node_path
 from deviceplugin.inventory import Inventory
 from sizing.contract import DRA_DRIVER
+from tests.controlplane.processes import wait_until
 from tests.dra.test_dra_controlplane import inventory
 
 NODE = "node-a"
@@ -155,7 +175,7 @@ def test_committed_stubs_are_what_the_protos_generate(tmp_path: Path) -> None:
     from deviceplugin.dra.proto import regenerate
 
     fresh = regenerate.regenerate(tmp_path)
-    assert len(fresh) == 6
+    assert len(fresh) == 9
     for path in fresh:
         assert path.read_bytes() == (regenerate.PROTO_DIR / path.name).read_bytes(), f"{path.name} is stale"
 
@@ -190,3 +210,77 @@ def test_every_kubelet_field_is_in_our_proto_with_its_number(version: str) -> No
     for message, fields in KUBELET_DRA_V1_FIELDS[version].items():
         ours = {f.name: f.number for f in dra_v1_pb2.DESCRIPTOR.message_types_by_name[message].fields}
         assert {name: ours.get(name) for name in fields} == fields, message
+
+
+# --- the health stream 1.36 kubelets open (v1alpha1.DRAResourceHealth, ResourceHealthStatus) ---------
+
+def node_files(root: Path) -> tuple[Path, Path]:
+    """A sysfs and a /dev with every partition's KFD node and render node, as the health check reads them."""
+    sysfs, dev = root / "sys", root / "dev"
+    for partition in inventory().partitions:
+        node = kfd_nodes_dir(sysfs) / str(partition.kfd_node)
+        node.mkdir(parents=True)
+        (node / "properties").write_text("simd_count 1\n")
+        render_node_path(dev, partition).parent.mkdir(parents=True, exist_ok=True)
+        render_node_path(dev, partition).touch()
+    return sysfs, dev
+
+
+@pytest.fixture
+def health_kubelet() -> Iterator[tuple[Path, NodeDevices, HealthServicer, Path]]:
+    with tempfile.TemporaryDirectory(prefix="aim-dra-") as short:
+        root = Path(short)
+        sysfs, dev = node_files(root)
+        devices = NodeDevices(root / "cdi", functools.partial(check_inventory, dev_root=dev, sysfs_root=sysfs))
+        devices.update(inventory())
+        health = HealthServicer(NODE, devices, timeout_s=91)
+        server, _ = serve(DraPluginServicer(NODE, read_claim, devices), root / "plugin", root / "registry", health)
+        try:
+            yield root / "plugin" / "dra.sock", devices, health, dev
+        finally:
+            server.stop(0).wait()
+
+
+def test_health_stream_sends_every_device_then_each_discovery(
+        health_kubelet: tuple[Path, NodeDevices, HealthServicer, Path]) -> None:
+    endpoint, devices, _, dev = health_kubelet
+    with grpc.insecure_channel(f"unix://{endpoint}") as channel:
+        stream = dra_health_v1alpha1_pb2_grpc.DRAResourceHealthStub(channel).NodeWatchResources(
+            dra_health_v1alpha1_pb2.NodeWatchResourcesRequest(), timeout=10)
+        first = next(stream)
+        assert [d.device.device_name for d in first.devices] == DEVICES
+        assert {(d.device.pool_name, d.health, d.health_check_timeout_seconds) for d in first.devices} == {
+            (NODE, dra_health_v1alpha1_pb2.HEALTHY, 91)}
+        gone = inventory().partitions[3]
+        render_node_path(dev, gone).unlink()  # the render node of one partition disappears
+        devices.update(inventory())
+        second = {d.device.device_name: d for d in next(stream).devices}
+        stream.cancel()
+    assert second[DEVICES[3]].health == dra_health_v1alpha1_pb2.UNHEALTHY
+    assert "disappeared" in second[DEVICES[3]].message
+    assert second[DEVICES[0]].health == dra_health_v1alpha1_pb2.HEALTHY and len(second) == len(DEVICES)
+    assert second[DEVICES[3]].last_updated_time >= first.devices[3].last_updated_time > 0
+
+
+def test_health_streams_are_bounded_and_end_with_the_kubelets_call(
+        health_kubelet: tuple[Path, NodeDevices, HealthServicer, Path]) -> None:
+    endpoint, _, health, _ = health_kubelet
+    with grpc.insecure_channel(f"unix://{endpoint}") as channel:
+        stub = dra_health_v1alpha1_pb2_grpc.DRAResourceHealthStub(channel)
+        streams = [stub.NodeWatchResources(dra_health_v1alpha1_pb2.NodeWatchResourcesRequest(), timeout=10)
+                   for _ in range(MAX_HEALTH_STREAMS)]
+        for stream in streams:
+            next(stream)
+        extra = stub.NodeWatchResources(dra_health_v1alpha1_pb2.NodeWatchResourcesRequest(), timeout=10)
+        with pytest.raises(grpc.RpcError) as refused:
+            next(extra)
+        assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        for stream in streams:
+            stream.cancel()
+        # A cancelled stream frees its worker at once (woken by the cancel, not by HEALTH_WAKE_S).
+        start = time.monotonic()
+        wait_until(lambda: health.open_streams == 0, 3.0, "the cancelled health streams to end")
+        assert time.monotonic() - start < HEALTH_WAKE_S
+        # A new stream is served again and a call is answered beside it.
+        assert len(next(stub.NodeWatchResources(dra_health_v1alpha1_pb2.NodeWatchResourcesRequest(),
+                                                timeout=10)).devices) == len(DEVICES)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 PROTO_DIR = Path(__file__).resolve().parent
 INCLUDE_ROOT = PROTO_DIR.parents[2]  # the directory holding the deviceplugin package
-PROTO_FILES = ("dra_v1.proto", "pluginregistration.proto")
+PROTO_FILES = ("dra_v1.proto", "pluginregistration.proto", "dra_health_v1alpha1.proto")
 
 
 def generated_files(stem: str) -> tuple[str, ...]:
