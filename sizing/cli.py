@@ -369,6 +369,14 @@ def _read_doc(path: Path) -> tuple[Any, str | None]:
         return None, f"{getattr(exc, 'problem', None) or str(exc).splitlines()[0]}{where}"
 
 
+def _document_problems(path: Path, schema: str) -> tuple[Any, list[str]]:
+    """The document at ``path`` (None when it does not parse) and its problems against ``schema``."""
+    doc, problem = _read_doc(path)
+    if problem is not None:
+        return None, [f"{path}: not parseable: {problem}"]
+    return doc, [f"{path}: {e}" for e in validate_document(doc, schema)]
+
+
 def validate_profile_dir(root: Path) -> list[str]:
     """Every problem found in a generated profile directory (empty list when it is valid); SizingError
     naming the path for a tree or file outside the bounds above."""
@@ -380,11 +388,8 @@ def validate_profile_dir(root: Path) -> list[str]:
         problems.append(f"expected {EXPECTED_PROFILES} profiles in {root / 'profiles'}, found {len(files)}")
     seen: set[tuple[str, str]] = set()
     for path in files:
-        doc, problem = _read_doc(path)
-        if problem is not None:
-            problems.append(f"{path}: not parseable: {problem}")
-            continue
-        problems += [f"{path}: {e}" for e in validate_document(doc, "profile")]
+        doc, found = _document_problems(path, "profile")
+        problems += found
         if isinstance(doc, dict):
             seen.add((str(doc.get("model_id")), str(doc.get("precision"))))
             if path.stem != doc.get("id"):
@@ -395,11 +400,7 @@ def validate_profile_dir(root: Path) -> list[str]:
     aim_files = list_files(root / "aim", (".yaml",), max_depth=MAX_AIM_DEPTH, max_entries=MAX_PROFILE_ENTRIES) \
         if (root / "aim").is_dir() else []
     for path in aim_files:
-        doc, problem = _read_doc(path)
-        if problem is not None:
-            problems.append(f"{path}: not parseable: {problem}")
-            continue
-        problems += [f"{path}: {e}" for e in validate_document(doc, "aim-profile")]
+        problems += _document_problems(path, "aim-profile")[1]
     return problems
 
 
