@@ -63,11 +63,12 @@ def get_json(plane: ControlPlane, *args: str) -> dict[str, Any]:
     return json.loads(plane.kubectl("get", "-o", "json", *args).stdout)
 
 
-def pod(namespace: str, name: str, claim: dict[str, str]) -> dict[str, Any]:
+def pod(namespace: str, name: str, claim: dict[str, str],
+        node_selector: dict[str, str] | None = None) -> dict[str, Any]:
     return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": namespace},
             # One node: 1.34's DynamicResources plugin does not score, so between nodes the choice
             # is not the allocator's (docs/dra.md); on the node, the smallest band must win.
-            "spec": {"nodeSelector": {"kubernetes.io/hostname": "dra-node"},
+            "spec": {"nodeSelector": node_selector or {"kubernetes.io/hostname": "dra-node"},
                      "resourceClaims": [{"name": "gpu", **claim}],
                      "containers": [{"name": "vllm", "image": "vllm/vllm-openai:latest",
                                      "resources": {"claims": [{"name": "gpu"}]}}]}}
@@ -208,3 +209,55 @@ def test_control_enough_memory_alone_gets_the_largest_partition(cluster: tuple[C
     plane.kubectl("create", "-f", "-", stdin=json.dumps(pod(namespace, "control", {"resourceClaimName": "enough"})))
     result = allocated(plane, namespace, "control")
     assert result["device"] == device_name(inventory().partitions[0]), result  # the SPX partition
+
+
+def minor_version(plane: ControlPlane) -> int:
+    """The API server's minor version (GET /version), e.g. 36."""
+    found = json.loads(plane.kubectl("get", "--raw", "/version").stdout)
+    return int(str(found["minor"]).rstrip("+"))
+
+
+def template(namespace: str, name: str) -> dict[str, Any]:
+    return {"apiVersion": "resource.k8s.io/v1", "kind": "ResourceClaimTemplate",
+            "metadata": {"name": name, "namespace": namespace, "annotations": {"aim.amd.com/model": MODEL}},
+            "spec": {"spec": {"devices": {}}}}
+
+
+def test_publisher_restores_the_slices_a_starting_kubelet_wipes(cluster: tuple[ControlPlane, str]) -> None:
+    """A starting kubelet (1.34 and 1.36, DRAPluginManager) deletes every ResourceSlice of its
+    node (DeleteCollection, field selector spec.nodeName); the next publish writes them again."""
+    plane, _ = cluster
+    plane.create_node("dra-restarted", partitions=None)
+    publisher = SlicePublisher("dra-restarted", api_client=plane.api)
+    assert publisher.publish(inventory()).changed
+    plane.kubectl("delete", "resourceslices", "--field-selector=spec.nodeName=dra-restarted")
+    assert get_json(plane, "resourceslices", "--field-selector=spec.nodeName=dra-restarted")["items"] == []
+    again = publisher.publish(inventory())
+    assert again.changed and again.devices == 15
+    (stored,) = get_json(plane, "resourceslices", "--field-selector=spec.nodeName=dra-restarted")["items"]
+    assert len(stored["spec"]["devices"]) == 15
+
+
+def test_between_nodes_the_smallest_band_wins_from_1_36(cluster: tuple[ControlPlane, str]) -> None:
+    """Kubernetes 1.36's DynamicResources plugin scores a node by the firstAvailable subrequest it
+    could allocate there (earlier is better, weight 2): unpinned pods go to the node whose
+    partitions are the smallest that hold the model (48 GiB), not to one that has only 192 GiB.
+    1.34's plugin has no Score: there the choice between such nodes is a tie (docs/dra.md)."""
+    plane, namespace = cluster
+    if minor_version(plane) < 36:
+        pytest.skip("Kubernetes 1.34's DynamicResources plugin does not score nodes (Score came in 1.36)")
+    label = {"aim-test/dra-score": "yes"}
+    spx = Inventory().with_partitions([p for p in inventory().partitions if p.compute_mode == "SPX"])
+    qpx = Inventory().with_partitions([p for p in inventory().partitions if p.compute_mode == "QPX"])
+    for node, partitions in (("dra-score-big", spx), ("dra-score-fit", qpx)):
+        plane.create_node(node, partitions=None, labels=label)
+        SlicePublisher(node, api_client=plane.api).publish(partitions)
+    plane.kubectl("create", "-f", "-", stdin=json.dumps(template(namespace, "qwen-score")))
+    # Three pods, one after the other: with a tie each would have one chance in two.
+    for index in range(3):
+        name = f"scored-{index}"
+        plane.kubectl("create", "-f", "-", stdin=json.dumps(
+            pod(namespace, name, {"resourceClaimTemplateName": "qwen-score"}, node_selector=label)))
+        result = allocated(plane, namespace, name)
+        assert result["pool"] == "dra-score-fit", result
+        assert result["device"] in {device_name(p) for p in qpx.partitions}, result
