@@ -14,6 +14,7 @@ from kubernetes import client
 from decision import planning
 from sizing.contract import ANNOTATION_MODEL, ANNOTATION_PRECISION, RESOURCE_NAME, PartitionShape, node_labels
 from tests.controlplane.harness import ControlPlane
+from tests.controlplane.nodes import delete_nodes
 from tests.controlplane.processes import wait_until
 
 GIB = 1 << 30
@@ -81,12 +82,7 @@ def create_pool(plane: ControlPlane, prefix: str, specs: tuple[NodeSpec, ...] = 
 
 
 def delete_pool(plane: ControlPlane, pool: Pool) -> None:
-    for name in pool.nodes.values():
-        try:
-            plane.core.delete_node(name)
-        except client.ApiException as error:
-            if error.status != 404:
-                raise
+    delete_nodes(plane.core, pool.nodes.values())
 
 
 def model_annotations(model: str, precision: str) -> dict[str, str]:

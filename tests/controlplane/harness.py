@@ -20,12 +20,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import yaml
 from kubernetes import client, config as kube_config
 from prometheus_client.parser import text_string_to_metric_families
 
+from extender.scheduler_config import API_V1BETA3, ExtenderEndpoint, ExtenderTLS, second_scheduler_config
 from tests.controlplane import nodes
 from tests.controlplane.binaries import Binaries
 from tests.controlplane.certs import CertificateAuthority, KeyPair, service_account_key
@@ -82,6 +84,19 @@ class RunningExtender:
             return self.get("/readyz").status_code == 200
         except httpx.HTTPError:
             return False
+
+    def endpoint(self, *, node_cache_capable: bool = True, tls: ExtenderTLS | None = None) -> ExtenderEndpoint:
+        """Where a kube-scheduler on this machine reaches this extender: loopback, its port."""
+        return ExtenderEndpoint(host=LOOPBACK, port=urlsplit(self.url).port or 0,
+                                node_cache_capable=node_cache_capable, tls=tls)
+
+    def scheduler_config(self, name: str, *, node_cache_capable: bool = True,
+                         tls: ExtenderTLS | None = None) -> dict[str, Any]:
+        """The second scheduler as shipped, calling this extender: v1beta3 (what this kube-scheduler
+        build takes), ``name`` its profile's schedulerName, leader election off (one instance)."""
+        return second_scheduler_config(API_V1BETA3, endpoint=self.endpoint(node_cache_capable=node_cache_capable,
+                                                                           tls=tls),
+                                       scheduler_name=name, leader_election=False)
 
 
 class ControlPlane:
@@ -269,6 +284,19 @@ class ControlPlane:
         (e.g. ``scheduler_scheduler_cache_size{type="nodes"}``, refreshed by it every second)."""
         port = next(a.split("=", 1)[1] for a in process.argv if a.startswith("--secure-port="))
         return prometheus_samples(httpx.get(f"https://{LOOPBACK}:{port}/metrics", verify=False, timeout=5.0).text)
+
+    def wait_for_scheduler_cache(self, process: ManagedProcess, *, nodes: int, pods: int = 0,
+                                 timeout: float = START_TIMEOUT_SECONDS) -> None:
+        """Wait until the kube-scheduler ``process`` caches at least ``nodes`` nodes and ``pods``
+        bound pods (its cache-size gauge, refreshed every second): best fit judged among fewer nodes,
+        or without the bound pods' usage, would be another decision. At least: a node deleted while
+        pods were bound to it stays in the cache until they are gone."""
+        def cached() -> bool:
+            samples = self.scheduler_metrics(process)
+            return (samples.get('scheduler_scheduler_cache_size{type="nodes"}', 0) >= nodes
+                    and samples.get('scheduler_scheduler_cache_size{type="pods"}', 0) >= pods)
+
+        wait_until(cached, timeout, f"{process.name} to cache {nodes} nodes and {pods} bound pods")
 
     # --- extra processes ---------------------------------------------------------------------
     def start_process(self, name: str, argv: Sequence[str], env: Mapping[str, str] | None = None) -> ManagedProcess:

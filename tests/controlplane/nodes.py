@@ -5,7 +5,7 @@ binds to them and ``kubectl describe node`` shows them like real nodes."""
 from __future__ import annotations
 
 import datetime
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from kubernetes import client
@@ -71,7 +71,8 @@ def set_partitions(core: client.CoreV1Api, name: str, partitions: int) -> None:
                                              "allocatable": {RESOURCE_NAME: str(partitions)}}})
 
 
-def delete_nodes(core: client.CoreV1Api, names: list[str]) -> None:
+def delete_nodes(core: client.CoreV1Api, names: Iterable[str]) -> None:
+    """Delete these nodes; one already gone is fine (cleanup after a test that may have failed half-way)."""
     for name in names:
         try:
             core.delete_node(name)

@@ -7,11 +7,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from typing import Any
-from urllib.parse import urlsplit
 
 import pytest
 
-from extender.scheduler_config import API_V1BETA3, ExtenderEndpoint, second_scheduler_config
 from tests.controlplane.gpu_cluster import (
     POOL_LABEL,
     NodeSpec,
@@ -59,10 +57,7 @@ def verdict(extender: RunningExtender, names: list[str]) -> tuple[list[str], dic
 def watched(control_plane: ControlPlane) -> Iterator[tuple[RunningExtender, Pool]]:
     pool = create_pool(control_plane, PREFIX, SPECS)
     extender = control_plane.start_extender(node_cache="watch", extra_args=[f"--stale-after={STALE_AFTER_SECONDS}"])
-    config = second_scheduler_config(
-        API_V1BETA3, endpoint=ExtenderEndpoint(host="127.0.0.1", port=urlsplit(extender.url).port or 0),
-        scheduler_name=SCHEDULER, leader_election=False)
-    scheduler = control_plane.start_scheduler(config, name=SCHEDULER)
+    scheduler = control_plane.start_scheduler(extender.scheduler_config(SCHEDULER), name=SCHEDULER)
     yield extender, pool
     control_plane.stop_process(scheduler)
     control_plane.stop_process(extender.process)

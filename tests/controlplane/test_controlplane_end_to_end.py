@@ -24,12 +24,10 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 import pytest
 from kubernetes import client
 
-from extender.scheduler_config import API_V1BETA3, ExtenderEndpoint, second_scheduler_config
 from sizing.contract import ANNOTATION_MAX_MODEL_LEN, ANNOTATION_MODEL, LABEL_MEMORY_MIB, RESOURCE_NAME
 from tests.admission.support import args_of
 from tests.admission.test_admission_controlplane import webhook_configuration
@@ -75,14 +73,11 @@ class EndToEnd:
         return str(wait_until(line, LOG_TIMEOUT_SECONDS, f"the extender's /filter log line for {pod}"))
 
 
-def scheduler_config(extender_url: str) -> dict[str, Any]:
-    """The second scheduler as shipped (v1beta3 for this build), calling the extender at
-    ``extender_url``, its profile limited to this module's nodes by NodeAffinity ``addedAffinity``
-    (applied to every pod of the profile, so the pods stay as a user writes them)."""
-    config = second_scheduler_config(
-        API_V1BETA3, endpoint=ExtenderEndpoint(host="127.0.0.1", port=urlsplit(extender_url).port or 0,
-                                               node_cache_capable=True),
-        scheduler_name=SCHEDULER, leader_election=False)
+def scheduler_config(extender: RunningExtender) -> dict[str, Any]:
+    """The second scheduler as shipped calling ``extender``, its profile limited to this module's
+    nodes by NodeAffinity ``addedAffinity`` (applied to every pod of the profile, so the pods stay as
+    a user writes them)."""
+    config = extender.scheduler_config(SCHEDULER)
     (profile,) = config["profiles"]
     profile["pluginConfig"] = [{"name": "NodeAffinity", "args": {"addedAffinity": {
         "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [{"matchExpressions": [
@@ -161,12 +156,11 @@ def e2e(control_plane: ControlPlane, tmp_path_factory: pytest.TempPathFactory) -
             f"--webhook-scheduler-name={SCHEDULER}",
             "--log-level=debug"])  # the per-pod filter line is a debug line (extender/service.py)
         processes.append(extender.process)
-        scheduler = plane.start_scheduler(scheduler_config(extender.url), name=SCHEDULER)
+        scheduler = plane.start_scheduler(scheduler_config(extender), name=SCHEDULER)
         processes.append(scheduler)
         plane.kubectl("apply", "-f", "-", stdin=json.dumps(registration(plane, port, namespace)))
         total = len(plane.core.list_node().items)
-        wait_until(lambda: plane.scheduler_metrics(scheduler).get('scheduler_scheduler_cache_size{type="nodes"}', 0)
-                   >= total, READY_TIMEOUT_SECONDS, "the scheduler to see every node")
+        plane.wait_for_scheduler_cache(scheduler, nodes=total, timeout=READY_TIMEOUT_SECONDS)
         wait_until(lambda: extender.metrics().get("aim_extender_cache_nodes", 0) >= total, READY_TIMEOUT_SECONDS,
                    "the extender's node cache to hold every node")
 

@@ -6,7 +6,6 @@ ServiceAccounts."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from urllib.parse import urlsplit
 
 import pytest
 
@@ -14,7 +13,6 @@ from extender.scheduler_config import (
     API_V1BETA3,
     NAMESPACE,
     SCHEDULER_NAME,
-    ExtenderEndpoint,
     second_scheduler_config,
 )
 from sizing.contract import LABEL_COUNT
@@ -180,7 +178,7 @@ def test_components_work_as_their_service_accounts(
     try:
         # The second scheduler, as its ServiceAccount, with leader election on its own lease.
         config = second_scheduler_config(
-            API_V1BETA3, endpoint=ExtenderEndpoint(host="127.0.0.1", port=urlsplit(extender.url).port or 0),
+            API_V1BETA3, endpoint=extender.endpoint(),
             kubeconfig=str(plane.service_account_kubeconfig(NAMESPACE, SCHEDULER_NAME)))
         scheduler = plane.start_scheduler(config, name="aim-gpu-scheduler-as-sa")
         submit(plane.core, namespace, gpu_pod("as-sa", scheduler=SCHEDULER_NAME, pool="rbac",

@@ -26,9 +26,7 @@ from decision.requirement import Sizer
 from extender.pending_events import PendingExplainer
 from extender.scheduler_config import (
     API_V1BETA3,
-    ExtenderEndpoint,
     native_scheduler_config,
-    second_scheduler_config,
 )
 from extender.watch import node_informer, pod_informer
 from sizing.contract import LABEL_MEMORY_MIB, RESOURCE_NAME
@@ -159,23 +157,15 @@ def native(control_plane: ControlPlane, tmp_path_factory: pytest.TempPathFactory
                 "aim.amd.com/admission" in json.loads(done.stdout)["metadata"]["annotations"])
 
         wait_until(sized_against_the_nodes, READY_TIMEOUT_SECONDS, "the webhook to size against the nodes")
-        port_of_extender = int(extender.url.rsplit(":", 1)[1])
         configs = {
             NATIVE: native_scheduler_config(API_V1BETA3, scheduler_name=NATIVE, leader_election=False),
-            EXTENDER: second_scheduler_config(API_V1BETA3, scheduler_name=EXTENDER, leader_election=False,
-                                              endpoint=ExtenderEndpoint(host="127.0.0.1", port=port_of_extender)),
+            EXTENDER: extender.scheduler_config(EXTENDER),
         }
         assert configs[EXTENDER]["extenders"][0]["preemptVerb"] == "preempt"  # extender/service.py preempt
         for name, configuration in configs.items():
-            process = plane.start_scheduler(configuration, name=name)
-            schedulers.append(process)
-
-            def sees_everything(process: ManagedProcess = process) -> bool:
-                samples = plane.scheduler_metrics(process)
-                return (samples.get('scheduler_scheduler_cache_size{type="nodes"}', 0) >= len(FIT) + 3 * len(FULL)
-                        and samples.get('scheduler_scheduler_cache_size{type="pods"}', 0) >= bound)
-
-            wait_until(sees_everything, READY_TIMEOUT_SECONDS, f"{name} to cache the nodes and bound pods")
+            schedulers.append(plane.start_scheduler(configuration, name=name))
+            plane.wait_for_scheduler_cache(schedulers[-1], nodes=len(FIT) + 3 * len(FULL), pods=bound,
+                                           timeout=READY_TIMEOUT_SECONDS)
         yield Native(plane, namespace, fit, full, extender)
     finally:
         plane.kubectl("delete", "mutatingwebhookconfiguration", WEBHOOK, "--ignore-not-found")

@@ -6,11 +6,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
 import pytest
 
-from extender.scheduler_config import API_V1BETA3, ExtenderEndpoint, second_scheduler_config
 from sizing.contract import ANNOTATION_MAX_MODEL_LEN, ANNOTATION_PRECISION, LABEL_KEYS, RESOURCE_NAME
 from tests.controlplane.gpu_cluster import (
     POOL,
@@ -55,21 +53,11 @@ def scheduling(request: pytest.FixtureRequest, control_plane: ControlPlane) -> I
     mode = request.param
     extender = control_plane.start_extender(node_cache=mode)
     name = f"aim-gpu-scheduler-{mode}"
-    config = second_scheduler_config(
-        API_V1BETA3,
-        endpoint=ExtenderEndpoint(host="127.0.0.1", port=urlsplit(extender.url).port or 0,
-                                  node_cache_capable=mode == "watch"),
-        scheduler_name=name, leader_election=False,
-    )
-    scheduler = control_plane.start_scheduler(config, name=name)
+    scheduler = control_plane.start_scheduler(extender.scheduler_config(name, node_cache_capable=mode == "watch"),
+                                              name=name)
     yield Scheduling(control_plane, mode, extender, name, scheduler)
     control_plane.stop_process(scheduler)
     control_plane.stop_process(extender.process)
-
-
-def scheduler_nodes(scheduling: Scheduling) -> float:
-    return scheduling.plane.scheduler_metrics(scheduling.scheduler).get(
-        'scheduler_scheduler_cache_size{type="nodes"}', -1.0)
 
 
 @pytest.fixture
@@ -80,8 +68,7 @@ def pool(request: pytest.FixtureRequest, scheduling: Scheduling) -> Iterator[Poo
     created = create_pool(scheduling.plane, prefix.rstrip("-"), specs)
     total = len(scheduling.plane.core.list_node().items)
     # Both must know every node before a pod arrives, or best fit is judged among fewer nodes.
-    # (>=: a node deleted while pods were bound to it stays in its cache until they are gone)
-    wait_until(lambda: scheduler_nodes(scheduling) >= total, 10.0, "kube-scheduler's cache to hold every node")
+    scheduling.plane.wait_for_scheduler_cache(scheduling.scheduler, nodes=total, timeout=10.0)
     if scheduling.mode == "watch":
         wait_until(lambda: scheduling.metric("aim_extender_cache_nodes") == total, 10.0,
                    "the extender's node cache to hold every node")

@@ -7,16 +7,12 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import pytest
 
 from extender.scheduler_config import (
-    API_V1BETA3,
     SERVICE_HOST,
-    ExtenderEndpoint,
     ExtenderTLS,
-    second_scheduler_config,
 )
 from tests.controlplane.certs import CertificateAuthority
 from tests.controlplane.gpu_cluster import (
@@ -50,10 +46,8 @@ def https_extender(control_plane: ControlPlane) -> Iterator[RunningExtender]:
 @contextlib.contextmanager
 def tls_scheduler(plane: ControlPlane, extender: RunningExtender, name: str, ca_file: Path) -> Iterator[None]:
     """A kube-scheduler named ``name`` calling ``extender`` over HTTPS, trusting ``ca_file``."""
-    endpoint = ExtenderEndpoint(host="127.0.0.1", port=urlsplit(extender.url).port or 0,
-                                tls=ExtenderTLS(ca_file=str(ca_file), server_name=SERVICE_HOST))
-    process = plane.start_scheduler(second_scheduler_config(API_V1BETA3, endpoint=endpoint, scheduler_name=name,
-                                                            leader_election=False), name=name)
+    tls = ExtenderTLS(ca_file=str(ca_file), server_name=SERVICE_HOST)
+    process = plane.start_scheduler(extender.scheduler_config(name, tls=tls), name=name)
     try:
         yield
     finally:

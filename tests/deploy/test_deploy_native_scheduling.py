@@ -103,15 +103,9 @@ def native(control_plane: ControlPlane) -> Iterator[Native]:
         config = native_scheduler_config(API_V1BETA3, scheduler_name=NATIVE, leader_election=False)
         assert "extenders" not in config
         for name, configuration in ((NATIVE, config), (CONTROL, control_config())):
-            process = plane.start_scheduler(configuration, name=name)
-            schedulers.append(process)
-
-            def sees_everything(process: ManagedProcess = process) -> bool:
-                samples = plane.scheduler_metrics(process)
-                return (samples.get('scheduler_scheduler_cache_size{type="nodes"}', 0) >= len(NODES)
-                        and samples.get('scheduler_scheduler_cache_size{type="pods"}', 0) >= sum(IN_USE.values()))
-
-            wait_until(sees_everything, READY_TIMEOUT_SECONDS, f"{name} to cache the nodes and bound pods")
+            schedulers.append(plane.start_scheduler(configuration, name=name))
+            plane.wait_for_scheduler_cache(schedulers[-1], nodes=len(NODES), pods=sum(IN_USE.values()),
+                                           timeout=READY_TIMEOUT_SECONDS)
         yield Native(plane, namespace, pool)
     finally:
         for process in schedulers:

@@ -12,18 +12,17 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
-from urllib.parse import urlsplit
 
 import pytest
 import yaml
 from kubernetes import client
 
-from extender.scheduler_config import API_V1BETA3, ExtenderEndpoint, second_scheduler_config
 from partitioner import dcm
 from partitioner.controller import keys
 from sizing.contract import LABEL_COMPUTE_MODE, LABEL_COUNT, RESOURCE_NAME
 from tests.controlplane.gpu_cluster import bound_node, gpu_pod, submit
 from tests.controlplane.harness import ControlPlane
+from tests.controlplane.nodes import delete_nodes
 from tests.controlplane.processes import wait_until
 from tests.partitioner_controller.controller_process import RunningController, start_controller
 from tests.partitioner_controller.dcm_standin import DcmStandIn
@@ -52,9 +51,7 @@ class Scheduling:
 @pytest.fixture(scope="module")
 def scheduling(control_plane: ControlPlane) -> Iterator[Scheduling]:
     extender = control_plane.start_extender(node_cache="watch")
-    config = second_scheduler_config(
-        API_V1BETA3, endpoint=ExtenderEndpoint(host="127.0.0.1", port=urlsplit(extender.url).port or 0),
-        scheduler_name=SCHEDULER, leader_election=False)
+    config = extender.scheduler_config(SCHEDULER)
     # Retry unschedulable pods quickly after a node changes (defaults 1 s / 10 s).
     config["podInitialBackoffSeconds"] = 1
     config["podMaxBackoffSeconds"] = 1
@@ -166,12 +163,7 @@ def cluster(request: pytest.FixtureRequest, scheduling: Scheduling, namespace: s
     dcm.stop()
     for kind, name in made.cluster_scoped:
         plane.kubectl("delete", kind.lower(), name, "--ignore-not-found")
-    for name in made.nodes:
-        try:
-            plane.core.delete_node(name)
-        except client.ApiException as error:
-            if error.status != 404:
-                raise
+    delete_nodes(plane.core, made.nodes)
 
 
 def test_pending_70b_on_all_cpx_makes_one_idle_node_spx_and_never_touches_opt_out(cluster: Cluster) -> None:

@@ -16,17 +16,16 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Final
-from urllib.parse import urlsplit
 
 import pytest
 from kubernetes import client
 
-from extender.scheduler_config import API_V1BETA3, ExtenderEndpoint, second_scheduler_config
 from partitioner.controller import keys
 from partitioner.controller.settings import STABLE_SECONDS
 from sizing.contract import LABEL_COMPUTE_MODE, LABEL_COUNT
 from tests.controlplane.gpu_cluster import POOL_LABEL, gpu_pod, submit
 from tests.controlplane.harness import ControlPlane
+from tests.controlplane.nodes import delete_nodes
 from tests.controlplane.processes import wait_until
 from tests.partitioner_controller.controller_process import RunningController, start_controller
 from tests.partitioner_controller.dcm_standin import DcmStandIn
@@ -149,10 +148,7 @@ class Pool:
 def scheduler(control_plane: ControlPlane) -> Iterator[ControlPlane]:
     extender = control_plane.start_extender(node_cache="watch")
     # kube-scheduler's own retry backoff (podInitialBackoffSeconds 1, podMaxBackoffSeconds 10): as deployed.
-    config = second_scheduler_config(
-        API_V1BETA3, endpoint=ExtenderEndpoint(host="127.0.0.1", port=urlsplit(extender.url).port or 0),
-        scheduler_name=SCHEDULER, leader_election=False)
-    process = control_plane.start_scheduler(config, name=SCHEDULER)
+    process = control_plane.start_scheduler(extender.scheduler_config(SCHEDULER), name=SCHEDULER)
     yield control_plane
     control_plane.stop_process(process)
     control_plane.stop_process(extender.process)
@@ -166,12 +162,7 @@ def pool(request: pytest.FixtureRequest, scheduler: ControlPlane, namespace: str
     made = Pool(scheduler, namespace, prefix, dcm)
     yield made
     dcm.stop()
-    for name in made.nodes:
-        try:
-            scheduler.core.delete_node(name)
-        except client.ApiException as error:
-            if error.status != 404:
-                raise
+    delete_nodes(scheduler.core, made.nodes)
 
 
 def test_a_pending_pod_is_bound_within_30_s_of_its_creation_with_the_default_timings(pool: Pool) -> None:

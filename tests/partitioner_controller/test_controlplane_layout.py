@@ -29,6 +29,7 @@ from deviceplugin.labels import desired_labels
 from partitioner.controller import keys
 from sizing.contract import LABEL_COMPUTE_MODE, LABEL_COUNT, LABEL_GPU_COUNT, LABEL_KEYS, RESOURCE_NAME
 from tests.controlplane.gpu_cluster import POOL_LABEL
+from tests.controlplane.nodes import delete_nodes
 from tests.controlplane.processes import wait_until
 from tests.deviceplugin.dp_support import lay_capture
 from tests.partitioner_controller.controller_process import RunningController
@@ -100,12 +101,7 @@ def cluster(request: pytest.FixtureRequest, scheduling: Scheduling,  # noqa: F81
     made = Cluster(plane, namespace, prefix, dcm, [])
     yield made
     dcm.stop()
-    for name in made.nodes:
-        try:
-            plane.core.delete_node(name)
-        except client.ApiException as error:
-            if error.status != 404:
-                raise
+    delete_nodes(plane.core, made.nodes)
 
 
 def _real_cpx_node(cluster: Cluster, suffix: str, labels: dict[str, str]) -> str:
