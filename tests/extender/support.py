@@ -77,30 +77,41 @@ def serve_app(app: FastAPI, **uvicorn_options: Any) -> Iterator[str]:
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on", **uvicorn_options)
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("uvicorn did not start within 10 s")
-        time.sleep(0.01)
     scheme = "https" if "ssl_certfile" in uvicorn_options else "http"
     try:
-        yield f"{scheme}://127.0.0.1:{port}"
+        with server_thread(uvicorn.Server(config), sock, "uvicorn"):
+            yield f"{scheme}://127.0.0.1:{port}"
+    finally:
+        sock.close()
+
+
+@contextmanager
+def server_thread(server: uvicorn.Server, sock: socket.socket, what: str) -> Iterator[None]:
+    """Run ``server`` on the bound ``sock`` in a daemon thread for the block, once it has started
+    (10 s at most, else RuntimeError naming ``what``); asked to exit and joined afterwards."""
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 10
+        while not server.started:
+            if time.monotonic() > deadline or not thread.is_alive():
+                raise RuntimeError(f"{what} did not start within 10 s")
+            time.sleep(0.01)
+        yield
     finally:
         server.should_exit = True
         thread.join(timeout=10)
-        sock.close()
 
 
 class HealthProbe:
     """GETs /healthz in a loop from its own thread and keeps the slowest answer and any failure."""
 
-    def __init__(self, url: str, *, timeout: float = 2.0, verify: ssl.SSLContext | bool = True) -> None:
+    def __init__(self, url: str, *, timeout: float = 2.0, verify: ssl.SSLContext | bool = True,
+                 interval: float = 0.02) -> None:
         self.url = url
         self.timeout = timeout
         self.verify = verify
+        self.interval = interval  # seconds between answers; the benchmarks probe every 10 ms
         self.slowest = 0.0
         self.probes = 0
         self.failures: list[str] = []
@@ -119,7 +130,7 @@ class HealthProbe:
                     self.failures.append(repr(error))
                 self.slowest = max(self.slowest, time.perf_counter() - started)
                 self.probes += 1
-                self._stop.wait(0.02)
+                self._stop.wait(self.interval)
 
     def __enter__(self) -> HealthProbe:
         self._thread.start()
