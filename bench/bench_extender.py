@@ -31,13 +31,16 @@ import multiprocessing
 import socket
 import statistics
 import sys
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tests.extender.support import HealthProbe, post_chunked, post_declaring
 
 RESOURCE = "amd.com/gpu-partition"  # sizing.contract.RESOURCE_NAME; the bench writes the wire as a cluster would
 FIXTURES = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "extender"  # captured kube-scheduler requests
@@ -237,56 +240,18 @@ def over_limit() -> int:
     return MAX_BODY_BYTES_NODES + 1
 
 
-class HealthProbe:
-    """GETs /healthz in a loop from its own thread, keeping the slowest answer."""
-
-    def __init__(self, url: str) -> None:
-        self.url, self.slowest = url, 0.0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        with httpx.Client(timeout=60) as client:
-            while not self._stop.is_set():
-                started = time.perf_counter()
-                client.get(f"{self.url}/healthz")
-                self.slowest = max(self.slowest, time.perf_counter() - started)
-                self._stop.wait(0.01)
-
-    def __enter__(self) -> HealthProbe:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self._stop.set()
-        self._thread.join(60)
-
-
 def declared_post(port: int, size: int) -> int:
     """Headers declaring ``size`` bytes and no body: the status once the server answers."""
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-    connection.putrequest("POST", "/filter")
-    connection.putheader("Content-Type", "application/json")
-    connection.putheader("Content-Length", str(size))
-    connection.endheaders()
-    status = connection.getresponse().status
-    connection.close()
-    return status
+    return post_declaring(f"http://127.0.0.1:{port}", "/filter", size, timeout=60).status
 
 
 def chunked_post(port: int, size: int) -> int | None:
-    """``size`` bytes of whitespace in 1 MiB chunks: the status, or None when the server closed the
-    connection (after its 413) before the client read it."""
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-    chunk = b" " * (1 << 20)
+    """``size`` bytes (a "[" and whitespace) in 1 MiB chunks: the status, or None when the server
+    closed the connection (after its 413) before the client read it."""
     try:
-        connection.request("POST", "/filter", body=(chunk for _ in range(-(-size >> 20))),
-                           headers={"Content-Type": "application/json"}, encode_chunked=True)
-        return connection.getresponse().status
+        return post_chunked(f"http://127.0.0.1:{port}", "/filter", size, chunk=1 << 20, timeout=60).status
     except OSError:
         return None
-    finally:
-        connection.close()
 
 
 def bench_hostile(url: str, port: int, rounds: int) -> None:
@@ -304,7 +269,7 @@ def bench_hostile(url: str, port: int, rounds: int) -> None:
     for name, post in cases.items():
         times, health, statuses = [], [], set()
         for _ in range(rounds):
-            with HealthProbe(url) as probe:
+            with HealthProbe(url, timeout=60, interval=0.01) as probe:
                 time.sleep(0.05)
                 started = time.perf_counter()
                 statuses.add(post())
