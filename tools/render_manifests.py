@@ -48,9 +48,8 @@ CHART = REPO / "charts" / "aim-gpu-sharing"
 MANIFESTS = REPO / "manifests"
 NAMESPACE = "aim-gpu-sharing"
 RELEASE = "aim-gpu-sharing"
-# Directories of manifests/ written by hand: examples users apply one by one, and DRA mode (not in
-# the chart yet).
-HAND_WRITTEN = ("examples", "kserve", "models", "dra")
+# Directories of manifests/ written by hand: examples users apply one by one.
+HAND_WRITTEN = ("examples", "kserve", "models")
 HEADER = ("# Generated from the chart (charts/aim-gpu-sharing) by tools/render_manifests.py; edit the\n"
           "# chart and run `python tools/render_manifests.py`, not this file.\n")
 # A whole install takes ~2 s here; the bounds only end a hang.
@@ -58,6 +57,10 @@ INSTALL_TIMEOUT_SECONDS = 120
 KUBECTL_TIMEOUT_SECONDS = 60
 DCM_NAMESPACE = "kube-amd-gpu"  # values.yaml partitioner.dcm.namespace, looked up by the chart
 STANDIN_CRDS = REPO / "tests" / "helm" / "data" / "standin-crds.yaml"
+# DRA mode's kind (DeviceClass, resource.k8s.io/v1, Kubernetes 1.34+) for a cluster without it: the
+# renderer's control plane is v1.25 (../shared/k8s/bin). Applied only where the group is not served.
+STANDIN_DRA_CRDS = REPO / "tests" / "helm" / "data" / "standin-dra-crds.yaml"
+DRA_API = "resource.k8s.io/v1"
 
 # Every rendering: the kustomize form (no Helm labels or hooks, the Namespace), for a GA cluster
 # (KubeSchedulerConfiguration v1; the kube-scheduler image tag follows: set yours per cluster),
@@ -80,6 +83,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     # not written: what `components: [components/tls, webhook]` must build (the tests compare)
     "tls-webhook": {"extender": {"tls": {"enabled": True}}},
     "default-scheduler": {"webhook": {"enabled": False}, "scheduler": {"mode": "default-scheduler"}},
+    "dra": {"dra": {"enabled": True}},
 }
 
 # Where each object goes, in file order: (kind, name) -> path under manifests/.
@@ -118,6 +122,11 @@ FILES: dict[str, list[tuple[str, str]]] = {
     "webhook/certs-job.yaml": [("Job", "aim-gpu-webhook-certs"), ("CronJob", "aim-gpu-webhook-certs")],
     "webhook/cert-manager/certificate.yaml": [("Issuer", "aim-gpu-webhook-selfsigned"),
                                               ("Certificate", "aim-gpu-webhook")],
+    "dra/deviceclass.yaml": [("DeviceClass", "gpu-partition.amd.com")],
+    "dra/mutatingwebhookconfiguration.yaml": [("MutatingWebhookConfiguration", "aim-gpu-webhook-dra")],
+    "dra/serviceaccount.yaml": [("ServiceAccount", "aim-gpu-dra-plugin")],
+    "dra/rbac.yaml": [("ClusterRole", "aim-gpu-dra-plugin"), ("ClusterRoleBinding", "aim-gpu-dra-plugin")],
+    "dra/daemonset.yaml": [("DaemonSet", "aim-gpu-dra-plugin")],
 }
 SCHEDULER_CONFIGMAP = ("ConfigMap", "aim-gpu-scheduler-config")
 DEFAULT_SCHEDULER_CONFIGMAP = ("ConfigMap", "aim-gpu-scheduler-default-scheduler-config")
@@ -189,6 +198,15 @@ COMPONENTS = (
 # The extender Deployment stays: its pods serve the webhook. The ConfigMap keeps its name, so roll
 # the scheduler after switching: kubectl -n aim-gpu-sharing rollout restart deploy/aim-gpu-scheduler
 """),
+    Component("dra", "webhook", "dra", """\
+# Optional component: DRA mode (docs/dra.md; Kubernetes 1.34+, resource.k8s.io/v1). Each GPU
+# partition a device of driver gpu-partition.amd.com: adds the DRA kubelet plugin DaemonSet
+# (python -m deviceplugin.dra --kubelet-plugin) with its RBAC, the DeviceClass and the webhook's
+# configuration for ResourceClaimTemplates (its caBundle set by the certs Job, given --webhook for
+# it), and removes the device plugin DaemonSet (both on one node would hand out the same
+# partitions). Needs the webhook component before it:
+#   components: [webhook, dra]
+"""),
 )
 
 BASE_KUSTOMIZATION = """\
@@ -212,6 +230,9 @@ components:
   # Native scheduling mode: the second scheduler without the extender call, ranking the webhook's
   # node affinity (needs the webhook; not with components/tls; docs/extender.md "Native mode").
   # - components/native
+  # DRA mode (Kubernetes 1.34+): the DRA kubelet plugin instead of the device plugin, the
+  # DeviceClass, the webhook for ResourceClaimTemplates (needs the webhook; docs/dra.md).
+  # - dra
 {images}"""
 
 PARTITIONER_KUSTOMIZATION = """\
@@ -278,8 +299,9 @@ def render_variants(kubeconfig: Path) -> dict[str, list[Doc]]:
 
 def _prepare(kubeconfig: Path) -> None:
     """What the chart needs of the cluster: the release namespace, the DCM namespace it looks up
-    (AMD's GPU Operator's) and cert-manager's kinds (stand-in CRDs with open schemas,
-    tests/helm/data/standin-crds.yaml)."""
+    (AMD's GPU Operator's), cert-manager's kinds (stand-in CRDs with open schemas,
+    tests/helm/data/standin-crds.yaml) and, where the cluster does not serve it, DRA's DeviceClass
+    (tests/helm/data/standin-dra-crds.yaml: the chart checks resource.k8s.io/v1 is there)."""
     kubectl = _kubectl()
 
     def run(*args: str) -> None:
@@ -291,6 +313,12 @@ def _prepare(kubeconfig: Path) -> None:
     run("apply", "--server-side", "-f", str(STANDIN_CRDS))
     run("wait", "--for=condition=Established", "crd/certificates.cert-manager.io", "crd/issuers.cert-manager.io",
         f"--timeout={KUBECTL_TIMEOUT_SECONDS}s")
+    served = subprocess.run([kubectl, f"--kubeconfig={kubeconfig}", "api-versions"], capture_output=True, text=True,
+                            timeout=KUBECTL_TIMEOUT_SECONDS, check=False)
+    if DRA_API not in served.stdout.split():
+        run("apply", "--server-side", "-f", str(STANDIN_DRA_CRDS))
+        run("wait", "--for=condition=Established", "crd/deviceclasses.resource.k8s.io",
+            f"--timeout={KUBECTL_TIMEOUT_SECONDS}s")
     # The release's own namespace too: the chart renders it (renderedManifests), so Helm adopts it
     # (take_ownership) rather than creating it first and then failing on "already exists".
     namespace = "---\n".join(f"apiVersion: v1\nkind: Namespace\nmetadata: {{name: {name}}}\n"

@@ -4,7 +4,7 @@
   so no release touches the objects other tests apply to the session's) and every generated file
   under manifests/ must equal the committed one; an edit of either alone fails here.
 - Composed: `kubectl kustomize` of each entry point the docs name (manifests/, manifests/partitioner/,
-  with components/tls, components/native, webhook/cert-manager) builds exactly the objects the chart
+  with components/tls, components/native, webhook/cert-manager, dra) builds exactly the objects the chart
   renders with the matching values, so the generated component patches compose as the chart does.
 """
 
@@ -116,7 +116,8 @@ def test_every_generated_file_says_so(rendered: tuple[dict[str, list[rm.Doc]], d
     (["webhook", "components/native"], "native"),
     (["webhook", "webhook/cert-manager"], "cert-manager"),
     ([], "base"),
-], ids=["shipped", "tls", "native", "cert-manager", "no-webhook"])
+    (["webhook", "dra"], "dra"),
+], ids=["shipped", "tls", "native", "cert-manager", "no-webhook", "dra"])
 def test_kustomize_entry_points_build_the_chart(rendered: tuple[dict[str, list[rm.Doc]], dict[str, str]],
                                                tmp_path: Path, components: list[str], variant: str) -> None:
     variants, _ = rendered

@@ -185,3 +185,26 @@ second-scheduler or native); with default-scheduler the profile exists only once
 {{- define "aim.runsScheduler" -}}
 {{- if has .Values.scheduler.mode (list "second-scheduler" "native") -}}true{{- end -}}
 {{- end -}}
+
+{{/*
+"true" when the device plugin DaemonSet is installed, else empty: deviceplugin.enabled, and with
+DRA mode on only if dra.keepDevicePlugin (both on one node would hand out the same partitions).
+*/}}
+{{- define "aim.devicePluginOn" -}}
+{{- if and .Values.deviceplugin.enabled (or (not .Values.dra.enabled) .Values.dra.keepDevicePlugin) -}}true{{- end -}}
+{{- end -}}
+
+{{/* The DRA driver name: sizing.contract.DRA_DRIVER (a test keeps the two equal). */}}
+{{- define "aim.draDriver" -}}
+gpu-partition.amd.com
+{{- end -}}
+
+{{/* The MutatingWebhookConfiguration of DRA mode (ResourceClaimTemplates): "<webhook name>-dra". */}}
+{{- define "aim.draWebhookName" -}}
+{{- printf "%s-dra" (include "aim.name" (dict "root" . "component" "webhook")) -}}
+{{- end -}}
+
+{{/* "true" when DRA mode's claim-template webhook is installed (dra.enabled and webhook.enabled), else empty. */}}
+{{- define "aim.draWebhookOn" -}}
+{{- if and .Values.dra.enabled .Values.webhook.enabled -}}true{{- end -}}
+{{- end -}}
