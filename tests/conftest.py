@@ -4,14 +4,12 @@ test that asks for it, once per session, and always torn down."""
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from tests.controlplane.binaries import find_binaries
-from tests.controlplane.harness import ControlPlane
+from tests.controlplane.harness import ControlPlane, running_plane
 
 
 @pytest.fixture(scope="session")
@@ -21,13 +19,8 @@ def control_plane() -> Iterator[ControlPlane]:
     binaries = find_binaries()
     if isinstance(binaries, str):
         pytest.skip(binaries)
-    with tempfile.TemporaryDirectory(prefix="aim-controlplane-") as workdir:
-        plane = ControlPlane(binaries, Path(workdir))
-        try:
-            plane.start()
-            yield plane
-        finally:
-            plane.stop()
+    with running_plane(binaries, "aim-controlplane-") as plane:
+        yield plane
 
 
 @pytest.fixture

@@ -15,8 +15,10 @@ import itertools
 import ssl
 import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,6 +51,19 @@ SERVICE_ACCOUNT_ISSUER = "https://kubernetes.default.svc.cluster.local"
 CONTROLLERS = "*,-nodeipam,-nodelifecycle,-cloud-node-lifecycle,-service,-route"
 # Lifetime of a ServiceAccount token made for a test kubeconfig: longer than any session.
 TOKEN_SECONDS = 3600
+
+
+@contextmanager
+def running_plane(binaries: Binaries, prefix: str, *, default_scheduler: bool = True) -> Iterator[ControlPlane]:
+    """A ``ControlPlane`` in a fresh temporary directory (``prefix``), started, and stopped after the
+    block however it ends (its directory removed)."""
+    with tempfile.TemporaryDirectory(prefix=prefix) as workdir:
+        plane = ControlPlane(binaries, Path(workdir))
+        try:
+            plane.start(default_scheduler=default_scheduler)
+            yield plane
+        finally:
+            plane.stop()
 
 
 def prometheus_samples(text: str) -> dict[str, float]:
