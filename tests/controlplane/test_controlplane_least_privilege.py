@@ -16,6 +16,7 @@ from extender.scheduler_config import (
     second_scheduler_config,
 )
 from sizing.contract import LABEL_COUNT
+from tests.controlplane import dra_access
 from tests.controlplane.access import Access, assert_least_privilege, broad_denials, can_i, service_account
 from tests.controlplane.deployment import apply_rbac, create_referenced_namespaces, deploy_base
 from tests.controlplane.gpu_cluster import (
@@ -59,6 +60,9 @@ NEEDS: dict[str, tuple[list[Access], list[Access]]] = {
          Access("patch", "nodes", subresource="status"), Access("get", "pods", namespace=OTHER),
          Access("list", "pods")],
     ),
+    # deviceplugin/dra: its Node (owner reference); its resource.k8s.io rights need a 1.34+ API
+    # server and are checked on one by tests/helm/test_helm_dra_plane.py
+    "aim-gpu-dra-plugin": (dra_access.CORE_ALLOWED, dra_access.CORE_DENIED),
     "aim-gpu-scheduler": (  # kube-scheduler: informers, binding, status, events, its lease, authn/z
         read_only("pods") + read_only("nodes")
         + [Access("delete", "pods", namespace=OTHER),  # preemption

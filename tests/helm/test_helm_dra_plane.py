@@ -20,6 +20,8 @@ from typing import Any
 import pytest
 
 from sizing.contract import DRA_DRIVER
+from tests.controlplane import dra_access
+from tests.controlplane.access import assert_least_privilege, broad_denials, service_account
 from tests.controlplane.harness import ControlPlane
 from tests.dra.binaries import configured_planes, find_dra_binaries
 from tests.helm.chart_support import Release, apply_standin_crds, helm, install
@@ -89,10 +91,7 @@ def test_the_plugin_publishes_with_the_charts_rbac(installed: tuple[ControlPlane
     again = subprocess.run(argv, env=dict(os.environ, KUBECONFIG=str(kubeconfig)), capture_output=True, text=True,
                            timeout=60, check=False)
     assert again.returncode == 0 and "unchanged" in again.stdout, again.stderr
-    who = f"system:serviceaccount:{NAMESPACE}:{pod['serviceAccountName']}"
-    for verb, resource, allowed in (("delete", "resourceslices.resource.k8s.io", "yes"),
-                                    ("get", "resourceclaims.resource.k8s.io", "yes"),
-                                    ("patch", "resourceslices.resource.k8s.io", "no"),
-                                    ("list", "resourceclaims.resource.k8s.io", "no")):
-        answer = plane.kubectl("auth", "can-i", verb, resource, f"--as={who}", check=False).stdout.strip()
-        assert answer == allowed, (verb, resource, answer)
+    assert_least_privilege(
+        plane, service_account(NAMESPACE, pod["serviceAccountName"]),
+        allowed=dra_access.CORE_ALLOWED + dra_access.RESOURCE_ALLOWED,
+        denied=[*dra_access.CORE_DENIED, *dra_access.RESOURCE_DENIED, *broad_denials(NAMESPACE, "default")])
