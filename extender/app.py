@@ -26,7 +26,7 @@ from extender.wire import (
     default_max_body_bytes,
     encode,
 )
-from kube.request_body import BodyIncompleteError, BodyTooLargeError, read_body
+from kube.request_body import BodyIncompleteError, BodyTooLargeError, read_body, refusal
 
 API_VERSION = "0.1.0"
 logger = logging.getLogger(__name__)
@@ -114,9 +114,7 @@ def create_app(
         except BodyTooLargeError as error:
             metrics.bad_requests.labels(verb).inc()
             logger.warning("refused a %s request with HTTP 413: %s", verb, error)
-            # Connection: close: uvicorn then closes the connection instead of draining the rest of the body.
-            return Response(encode({"Error": str(error)}), status_code=413, media_type="application/json",
-                            headers={"Connection": "close"})
+            return refusal(encode({"Error": str(error)}), error)
         except BodyIncompleteError:
             return Response(status_code=400)  # the caller left: nobody reads this
         return _reply(await run_in_threadpool(handle, body))

@@ -4,13 +4,29 @@ A body over the limit is refused before it is read: by its ``Content-Length`` wh
 else (``Transfer-Encoding: chunked``) as soon as the bytes received pass the limit. Reading awaits
 each chunk as uvicorn receives it, so other requests (``/healthz``) are served meanwhile, and a
 refused body is never held in memory beyond the limit.
+
+The refusal (``refusal``) is sent before the rest of a streamed body is read. Closing a connection
+whose unread bytes are still arriving makes the kernel send a reset, which can reach the client
+before it has read the 413: so the connection lingers, reading and dropping what keeps coming for a
+bounded time and size, and is closed after (nginx's lingering close, bounded more tightly).
 """
 
 from __future__ import annotations
 
+import asyncio
+import time
 from typing import Final
 
 from starlette.requests import ClientDisconnect, Request
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
+
+# How long a refused connection keeps reading before it closes: the client has its answer; 1 s
+# gives a loaded client time to read it (nginx lingers up to 30 s, lingering_time, for slow links).
+LINGER_SECONDS: Final = 1.0
+# What a refused connection reads at most while it lingers, as a multiple of the body limit: no more
+# than one more request's worth of work (the refusal costs what a legitimate request would).
+LINGER_LIMITS: Final = 1
 
 # Longest Content-Length value read: 20 digits hold any 64-bit size; longer is garbage, not a size.
 _MAX_LENGTH_DIGITS: Final = 20
@@ -56,3 +72,35 @@ async def read_body(request: Request, limit: int) -> bytes:
     except ClientDisconnect:
         raise BodyIncompleteError("the client disconnected before sending the whole body") from None
     return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+class _LingeringResponse(Response):
+    """A response sent in full, then the rest of the request body read and dropped (at most
+    ``linger_bytes`` or ``LINGER_SECONDS``) before the connection closes (``Connection: close``)."""
+
+    def __init__(self, content: bytes, status_code: int, linger_bytes: int) -> None:
+        super().__init__(content, status_code=status_code, media_type="application/json",
+                         headers={"Connection": "close"})
+        self.linger_bytes = linger_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
+        await send({"type": "http.response.body", "body": self.body, "more_body": True})
+        deadline = time.monotonic() + LINGER_SECONDS
+        dropped = 0
+        while dropped <= self.linger_bytes and (left := deadline - time.monotonic()) > 0:
+            try:
+                message = await asyncio.wait_for(receive(), left)
+            except TimeoutError:
+                break
+            if message["type"] != "http.request":
+                break  # the client went away
+            dropped += len(message.get("body", b""))
+            if not message.get("more_body", False):
+                break
+        await send({"type": "http.response.body", "body": b"", "more_body": False})  # then uvicorn closes
+
+
+def refusal(content: bytes, error: BodyTooLargeError) -> Response:
+    """HTTP 413 with ``content`` (JSON), the connection closed after it (see the module's docstring)."""
+    return _LingeringResponse(content, 413, LINGER_LIMITS * error.limit)

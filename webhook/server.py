@@ -23,7 +23,7 @@ from starlette.concurrency import run_in_threadpool
 
 from decision.fits import Offer
 from kube.regular_file import file_problem
-from kube.request_body import BodyIncompleteError, BodyTooLargeError, read_body
+from kube.request_body import BodyIncompleteError, BodyTooLargeError, read_body, refusal
 from webhook.mutation import Options
 from webhook.review import MAX_BODY_BYTES, Reply, refused_body, review
 
@@ -78,9 +78,11 @@ def create_webhook_app(offers: Callable[[], Sequence[Offer]], options: Options,
     @app.post(MUTATE_PATH)
     async def mutate(request: Request) -> Response:
         started = time.perf_counter()
+        too_large = None
         try:
             body = await read_body(request, max_body_bytes)
         except BodyTooLargeError as error:
+            too_large = error
             reply = refused_body(str(error))
         except BodyIncompleteError:
             return Response(status_code=400)  # the caller left: nobody reads this
@@ -90,9 +92,9 @@ def create_webhook_app(offers: Callable[[], Sequence[Offer]], options: Options,
             metrics.observe(reply, time.perf_counter() - started)
         if reply.status != 200:
             logger.warning("answered an admission request with HTTP %d: %s", reply.status, reply.body[:200].decode())
-        # A refused body is not drained: Connection: close has uvicorn close the connection instead.
-        headers = {"Connection": "close"} if reply.status == 413 else None
-        return Response(reply.body, status_code=reply.status, media_type="application/json", headers=headers)
+        if too_large is not None:
+            return refusal(reply.body, too_large)
+        return Response(reply.body, status_code=reply.status, media_type="application/json")
 
     @app.get("/healthz", response_class=PlainTextResponse)
     async def healthz() -> str:

@@ -378,6 +378,15 @@ def test_lists_at_their_bound_are_still_sized(webhook: RunningWebhook) -> None:
     assert answer.allowed and answer.ops
 
 
+def test_a_client_still_sending_when_refused_reads_its_413_over_tls(webhook: RunningWebhook) -> None:
+    # As the extender's test_a_client_still_sending_when_refused_reads_its_413, over TLS, where a close
+    # under unread bytes lost the reply in CI (RemoteDisconnected): the connection lingers instead.
+    context = ssl.create_default_context(cafile=str(webhook.tls.ca))
+    for _ in range(3):
+        reply = post_chunked(webhook.url, "/mutate", 8 * MAX_BODY_BYTES, chunk=64 << 10, tls=context, read_after=0.3)
+        assert reply.status == 413 and "a chunked body is over the limit" in json.loads(reply.body)["error"]
+
+
 def test_a_body_over_the_limit_is_413_by_its_declared_length_or_while_it_streams(webhook: RunningWebhook) -> None:
     context = ssl.create_default_context(cafile=str(webhook.tls.ca))
     declared = post_declaring(webhook.url, "/mutate", 94_000_000, tls=context)

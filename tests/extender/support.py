@@ -170,10 +170,11 @@ def post_declaring(url: str, path: str, length: int, *, tls: ssl.SSLContext | No
 
 
 def post_chunked(url: str, path: str, total: int, *, chunk: int = 256 << 10, pause: float = 0.0,
-                 tls: ssl.SSLContext | None = None, timeout: float = 10.0) -> RawReply:
+                 tls: ssl.SSLContext | None = None, timeout: float = 10.0, read_after: float = 0.0) -> RawReply:
     """POST a ``Transfer-Encoding: chunked`` body of up to ``total`` bytes (``pause`` seconds between
-    chunks), sent from another thread while this one waits for the reply; ``sent`` says how much of
-    the body had gone out when the reply came (the server may answer, and close, before the end)."""
+    chunks), sent from another thread while this one waits for the reply (after ``read_after``
+    seconds: a client busy sending); ``sent`` says how much of the body had gone out when the reply
+    came (the server may answer, and close, before the end)."""
     with _connect(url, tls, timeout) as sock:
         sent = [0]
         done = threading.Event()
@@ -198,6 +199,7 @@ def post_chunked(url: str, path: str, total: int, *, chunk: int = 256 << 10, pau
         sender = threading.Thread(target=send, daemon=True)
         sender.start()
         try:
+            time.sleep(read_after)
             reply = http.client.HTTPResponse(sock)
             reply.begin()
             at = sent[0]

@@ -326,6 +326,15 @@ def test_a_chunked_body_over_the_limit_is_413_while_it_streams_and_health_stays_
     assert probe.slowest < REPLY_DEADLINE_SECONDS, f"/healthz took {probe.slowest:.2f} s"
 
 
+def test_a_client_still_sending_when_refused_reads_its_413(limited_url: str) -> None:
+    # The client reads 0.3 s after it starts sending, its sender still going: a server that closed
+    # right after its reply would have the kernel reset the connection under the unread bytes, and
+    # the 413 would be lost (http.client: RemoteDisconnected / ConnectionResetError).
+    for _ in range(3):
+        reply = post_chunked(limited_url, "/filter", 64 * BODY_LIMIT, chunk=64 << 10, read_after=0.3)
+        assert reply.status == 413 and "a chunked body is over the limit" in json.loads(reply.body)["Error"]
+
+
 def test_the_default_body_limit_fits_the_request_kind_and_a_legitimate_body_passes() -> None:
     assert ExtenderConfig().body_limit == MAX_BODY_BYTES_NODES == 128 << 20
     assert ExtenderConfig(node_cache=NodeCacheMode.WATCH).body_limit == MAX_BODY_BYTES_NAMES == 8 << 20
