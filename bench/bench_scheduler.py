@@ -15,9 +15,13 @@ second call per node). For each node count, in the same run:
   native   extender.scheduler_config.native_scheduler_config (no extender; NodeAffinity and
            MostAllocated weighted) with the pods as the admission webhook writes them
            (webhook.mutation.mutate: required memory-mib Gt + preferred size terms)
+  required native mode with the webhook's preferred terms removed from the pods: what ranking
+           partition sizes costs (native - required) apart from admitting only nodes that hold them
 
 Rounds are interleaved (without, with, noop, native, without, ...), so load drifts on a shared
-machine hit every mode. Placement: for each run, the pods bound to a larger partition size than the
+machine hit every mode; the ratio to plain is also given per round (each run against the plain run
+of its round) and as the median of those paired ratios, less sensitive to load that drifts
+between rounds than the ratio of medians. Placement: for each run, the pods bound to a larger partition size than the
 smallest that holds them and still had a free partition when they were bound (best fit: 0), and
 per pod whether native mode put it on the same partition size as the extender.
 
@@ -29,7 +33,7 @@ scheduling-algorithm time per pod (its /metrics; it includes the extender calls)
 trip of a filter + prioritize pair sent directly from Python with every node name.
 
     .venv/bin/python bench/bench_scheduler.py [--nodes 500,5000] [--pods 500] [--threads 8] [--repeat 1]
-        [--direct-calls 50] [--modes without,with,noop,native]
+        [--direct-calls 50] [--modes without,with,noop,native,required]
 
 Not a test: it prints numbers. Needs the binaries (AIM_K8S_BIN, see tests/controlplane/README.md).
 """
@@ -154,8 +158,10 @@ def webhook_offers() -> PartitionInventory:
     return inventory
 
 
-def native_pod(name: str, scheduler: str, i: int, inventory: PartitionInventory) -> dict[str, Any]:
-    """The pod as the admission webhook stores it: its JSONPatch applied, as the API server does."""
+def native_pod(name: str, scheduler: str, i: int, inventory: PartitionInventory, *,
+               preferred: bool = True) -> dict[str, Any]:
+    """The pod as the admission webhook stores it: its JSONPatch applied, as the API server does
+    (without the preferred node-affinity terms unless ``preferred``)."""
     obj = {"apiVersion": "v1", "kind": "Pod", **pod(name, scheduler, i)}
     result = mutate(Kind.POD, "CREATE", obj, inventory.offers(), Options())
     if not result.allowed or not result.ops:
@@ -163,6 +169,8 @@ def native_pod(name: str, scheduler: str, i: int, inventory: PartitionInventory)
     patched: dict[str, Any] = jsonpatch.apply_patch(obj, list(result.ops))
     if not patched["spec"].get("affinity"):
         raise RuntimeError(f"the webhook's patch for {name} has no node affinity: {result.ops}")
+    if not preferred:
+        patched["spec"]["affinity"]["nodeAffinity"].pop("preferredDuringSchedulingIgnoredDuringExecution", None)
     return patched
 
 
@@ -269,12 +277,14 @@ def one_run(plane: ControlPlane, nodes: int, mode: str, pods: int, extender: Run
 
     def manifest(i: int) -> dict[str, Any]:
         name = f"p-{i:05d}"
-        return native_pod(name, scheduler_name, i, inventory) if mode == "native" else pod(name, scheduler_name, i)
+        if mode in ("native", "required"):
+            return native_pod(name, scheduler_name, i, inventory, preferred=mode == "native")
+        return pod(name, scheduler_name, i)
 
     with ThreadPoolExecutor(threads) as pool:
         list(pool.map(lambda i: core.create_namespaced_pod(namespace, cast(Any, manifest(i))), range(pods)))
     endpoint = ExtenderEndpoint(host="127.0.0.1", port=urlsplit(noop_url if mode == "noop" else extender.url).port or 0)
-    if mode == "native":
+    if mode in ("native", "required"):
         config = native_scheduler_config(API_V1BETA3, scheduler_name=scheduler_name, leader_election=False)
     else:
         config = second_scheduler_config(API_V1BETA3, endpoint=endpoint, scheduler_name=scheduler_name,
@@ -423,8 +433,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     counts = sorted(int(n) for n in args.nodes.split(","))
     modes = [m for m in args.modes.split(",") if m]
-    if not modes or modes[0] != "without" or not set(modes) <= {"without", "with", "noop", "native"}:
-        print("--modes: 'without' first, then any of with, noop, native", file=sys.stderr)
+    if not modes or modes[0] != "without" or not set(modes) <= {"without", "with", "noop", "native", "required"}:
+        print("--modes: 'without' first, then any of with, noop, native, required", file=sys.stderr)
         return 2
     binaries = find_binaries()
     if isinstance(binaries, str):
@@ -462,6 +472,17 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def paired_ratios(here: list[Run], mode: str) -> list[float]:
+    """Each run of ``mode`` against the plain run of its round (runs are in round order, plain first)."""
+    ratios, plain = [], None
+    for run in here:
+        if run.mode == "without":
+            plain = run
+        elif run.mode == mode and plain is not None:
+            ratios.append(run.pods_per_second / plain.pods_per_second)
+    return ratios or [1.0]
+
+
 def report(count: int, here: list[Run], sizes: dict[str, tuple[int, int]], modes: list[str]) -> None:
     """Medians per mode, throughput ratios to plain kube-scheduler, and placement."""
     rate = {m: statistics.median(r.pods_per_second for r in here if r.mode == m) for m in modes}
@@ -469,7 +490,9 @@ def report(count: int, here: list[Run], sizes: dict[str, tuple[int, int]], modes
     algo = {m: statistics.median(algorithm_ms_per_pod(r) for r in here if r.mode == m) for m in modes}
     for m in modes:
         worse = sorted(worse_than_best_fit(r, sizes) for r in here if r.mode == m)
-        print(f"{count:>6} nodes  {m:<8} median {rate[m]:7.1f} pods/s, ratio to plain {rate[m] / rate['without']:.2f};"
+        paired = paired_ratios(here, m)
+        print(f"{count:>6} nodes  {m:<8} median {rate[m]:7.1f} pods/s, ratio to plain {rate[m] / rate['without']:.2f}"
+              f" (per round {', '.join(f'{x:.2f}' for x in paired)}; median {statistics.median(paired):.2f});"
               f" kube-scheduler CPU {cpu[m]:.2f} ms/pod, algorithm {algo[m]:.2f} ms/pod; pods worse than best fit"
               f" per run {worse}", flush=True)
     if "with" in modes:
