@@ -14,10 +14,10 @@ import pydantic
 
 from decision import planning
 from decision.eligibility import (
-    Affinity,
+    NodeFacts,
+    PlacementRules,
     Taint,
-    affinity_matches as affinity_matches,  # plan reads it from the views
-    read_affinity,
+    read_placement,
     read_strings,
     read_taints,
 )
@@ -109,6 +109,11 @@ class NodeView:
     @property
     def dcm_state(self) -> str | None:
         return self.labels.get(keys.DCM_STATE_LABEL)
+
+    @property
+    def facts(self) -> NodeFacts:
+        """What decides whether a pod may run here (labels, taints, cordon)."""
+        return NodeFacts(self.name, self.labels, self.taints, self.unschedulable)
 
     @property
     def has_dcm_taint(self) -> bool:
@@ -219,8 +224,7 @@ class PodView:
     finished: bool  # phase Succeeded or Failed
     deleting: bool  # metadata.deletionTimestamp set
     created: float | None  # metadata.creationTimestamp
-    node_selector: Mapping[str, str] = field(default_factory=dict)
-    affinity: Affinity = ()  # required node affinity
+    placement: PlacementRules = field(default_factory=PlacementRules)  # nodeSelector, node affinity, tolerations
     layout_blocked: str | None = None  # UNSCHEDULABLE or INSUFFICIENT while kube-scheduler cannot place it
     workload: planning.Workload | None = None  # the pod as the planner's workload
     problem: str | None = None  # why it has no workload
@@ -300,7 +304,6 @@ def read_pod(obj: object) -> PodView | None:
             created = parse_time("metadata.creationTimestamp", raw_created)
         except BoundedValueError:
             created = None
-    affinity = read_affinity(spec)
     blocked = _layout_blocked(status)
     workload = None
     node = _name(spec.get("nodeName"))
@@ -314,6 +317,6 @@ def read_pod(obj: object) -> PodView | None:
         namespace=namespace, name=name, uid=_uid(uid) or f"{namespace}/{name}",
         node=node, partitions=partitions, finished=status.get("phase") in _FINISHED,
         deleting=metadata.get("deletionTimestamp") is not None, created=created,
-        node_selector=_strings(spec.get("nodeSelector")), affinity=affinity, layout_blocked=blocked, workload=workload,
+        placement=read_placement(pod), layout_blocked=blocked, workload=workload,
         problem=problem,
     )

@@ -29,13 +29,14 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from decision import planning
+from decision.eligibility import NodeFacts
 from decision.pod_demand import read_pod_demand
 from decision.requirement import Sizer
 from partitioner import dcm
 from partitioner.advisor import AdvisorNode, AdvisorOptions, advise
 from partitioner.controller import keys
 from partitioner.controller.machine import Phase, RepartitionState, Target
-from partitioner.controller.observe import NodeView, PodView, affinity_matches
+from partitioner.controller.observe import NodeView, PodView
 from partitioner.controller.settings import Settings
 from partitioner.errors import AdvisorInputError
 from partitioner.modes import Mode, candidate_options, existing_option
@@ -117,8 +118,8 @@ def _simulate(nodes: Sequence[_SimNode], modes: Mapping[str, Mode], used: Mappin
     for pod in queue:
         if pod.workload is None:
             continue
-        eligible = [s for s in states if all(s.labels().get(k) == v for k, v in pod.node_selector.items())
-                    and affinity_matches(pod.affinity, s.labels())]
+        # simulated nodes are schedulable (blocked ones are left out): labels decide
+        eligible = [s for s in states if pod.placement.admits(NodeFacts(s.name, s.labels()))]
         if eligible and isinstance(planning.place_one(eligible, pod.workload, policy=planning.Policy.BEST_FIT),
                                    planning.Placement):
             placed.add(pod.key)
@@ -163,7 +164,8 @@ def _sim_node(node: NodeView, state: RepartitionState) -> _SimNode | None:
 
 
 def _held_somewhere(pod: PodView, nodes: Sequence[NodeView], sizer: Sizer, *, count: bool) -> bool | None:
-    """Whether a node the pod may run on (nodeSelector, required node affinity) has partitions that
+    """Whether a node the pod may run on (nodeSelector, required node affinity, taints it tolerates,
+    not cordoned: kube-scheduler's node filters) has partitions that
     hold one rank of it (and, with ``count``, as many partitions as it asks for), by the decision
     core's requirement; None when the core cannot size it (then no layout can help)."""
     if pod.workload is None:
@@ -173,8 +175,7 @@ def _held_somewhere(pod: PodView, nodes: Sequence[NodeView], sizer: Sizer, *, co
         return None
     for node in nodes:
         size = node.partition_labels.memory_bytes
-        if size is None or any(node.labels.get(k) != v for k, v in pod.node_selector.items()) \
-                or not affinity_matches(pod.affinity, node.labels):
+        if size is None or not pod.placement.admits(node.facts):
             continue
         if requirement.required_bytes is not None and size < requirement.required_bytes:
             continue
@@ -254,8 +255,8 @@ def make_plan(nodes: Sequence[NodeView], pods: Sequence[PodView], states: Mappin
     while open_nodes and len(changes) < MAX_CHANGES and len(placed) < len(pending):
         best: tuple[tuple[Any, ...], Change] | None = None
         seen_classes: set[tuple[Any, ...]] = set()
-        selectors = {k for p in pending for k in p.node_selector} | {
-            r.key for p in pending for term in p.affinity for r in term}
+        selectors = {k for p in pending for k, _ in p.placement.node_selector} | {
+            r.key for p in pending for term in p.placement.affinity for r in term}
         for name in sorted(open_nodes, key=lambda n: (n not in advised, n)):
             node_ = open_nodes[name]
             busy = holders.get(name, [])

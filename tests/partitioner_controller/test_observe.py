@@ -9,9 +9,10 @@ from typing import Any
 
 import pytest
 
+from decision.eligibility import affinity_matches
 from deviceplugin.discovery import discover
 from deviceplugin.labels import desired_labels
-from partitioner.controller.observe import INSUFFICIENT, UNSCHEDULABLE, affinity_matches, read_node, read_pod
+from partitioner.controller.observe import INSUFFICIENT, UNSCHEDULABLE, read_node, read_pod
 from partitioner.modes import Mode
 from sizing.contract import LABEL_COUNT, LABEL_GPU_COUNT, RESOURCE_NAME
 from tests.deviceplugin.dp_support import lay_capture
@@ -168,7 +169,7 @@ def test_a_huge_partition_request_is_a_problem_not_a_crash() -> None:
 def test_a_pod_held_back_by_the_webhooks_node_affinity_is_ours() -> None:
     view = read_pod(objects.pod("mid", objects.QWEN_14B, blocked=objects.AFFINITY_MISMATCH, memory_mib_above=34815))
     assert view is not None and view.pending_for_layout and view.layout_blocked == UNSCHEDULABLE
-    assert any(r.key == "amd.com/gpu-partition.memory-mib" for term in view.affinity for r in term)
+    assert any(r.key == "amd.com/gpu-partition.memory-mib" for term in view.placement.affinity for r in term)
 
 
 @pytest.mark.parametrize(("operator", "values", "label", "expected"), [
@@ -184,4 +185,4 @@ def test_affinity_requirements_match_like_the_scheduler(operator: str, values: l
         "nodeSelectorTerms": [{"matchExpressions": [{"key": "k", "operator": operator, "values": values}]}]}}}
     view = read_pod(pod)
     assert view is not None
-    assert affinity_matches(view.affinity, {} if label is None else {"k": label}) is expected
+    assert affinity_matches(view.placement.affinity, {} if label is None else {"k": label}) is expected

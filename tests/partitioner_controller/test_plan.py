@@ -147,6 +147,27 @@ def test_layout_demand_is_computed_by_the_core_not_read_from_the_message() -> No
     assert _plan([objects.node("s", "SPX", "NPS1")], [tp4]).pending == ("ns/tp4",)
 
 
+def test_a_node_the_pod_may_not_run_on_does_not_hold_it() -> None:
+    """kube-scheduler's node filters decide where a pod may run: an SPX node (192 GiB) tainted
+    against it, or cordoned, or named away by matchFields, holds no 70B, so the pod is layout demand;
+    tolerating the taint, it is not."""
+    cpu = "0/2 nodes are available: 2 Insufficient cpu."
+    pod = objects.pod("big", objects.LLAMA_70B, blocked=cpu)
+    taint = {"key": "team", "value": "a", "effect": "NoSchedule"}
+    for spx in (objects.node("s", "SPX", "NPS1", opted_in=False, taints=[taint]),
+                objects.node("s", "SPX", "NPS1", opted_in=False, unschedulable=True)):
+        assert _plan([objects.node("b"), spx], [pod]).pending == ("ns/big",)
+    tolerant = objects.pod("big", objects.LLAMA_70B, blocked=cpu)
+    tolerant["spec"]["tolerations"] = [{"key": "team", "operator": "Equal", "value": "a", "effect": "NoSchedule"}]
+    tainted = objects.node("s", "SPX", "NPS1", opted_in=False, taints=[taint])
+    assert _plan([objects.node("b"), tainted], [tolerant]).pending == ()
+    elsewhere = objects.pod("big", objects.LLAMA_70B, blocked=cpu)
+    elsewhere["spec"]["affinity"] = {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+        "nodeSelectorTerms": [{"matchFields": [{"key": "metadata.name", "operator": "In", "values": ["b"]}]}]}}}
+    assert _plan([objects.node("b"), objects.node("s", "SPX", "NPS1", opted_in=False)], [elsewhere]).pending \
+        == ("ns/big",)
+
+
 def test_the_webhooks_node_affinity_is_met_by_the_labels_after_the_change() -> None:
     mid = objects.pod("mid", objects.QWEN_14B, blocked=objects.AFFINITY_MISMATCH, memory_mib_above=34815)
     plan = _plan([objects.node("b")], [mid])
