@@ -35,6 +35,11 @@ trip of a filter + prioritize pair sent directly from Python with every node nam
     .venv/bin/python bench/bench_scheduler.py [--nodes 500,5000] [--pods 500] [--threads 8] [--repeat 1]
         [--direct-calls 50] [--modes without,with,noop,native,required]
 
+--pin-scheduler gives kube-scheduler a core of its own (CPU 1; the control plane and this script
+on CPU 0; Go sizes GOMAXPROCS to it): then the ratios measure kube-scheduler's own work per pod,
+not how it competes with the API server and etcd for two cores (per-round ratios spread 0.85-1.13
+unpinned on a 2-core machine).
+
 Not a test: it prints numbers. Needs the binaries (AIM_K8S_BIN, see tests/controlplane/README.md).
 """
 
@@ -50,7 +55,9 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -92,6 +99,10 @@ MODELS = [
 # Generous: at 5,000 nodes and a loaded machine a run takes minutes, not hours.
 RUN_TIMEOUT_SECONDS = 1800.0
 POOL_LABEL = "aim.bench/pool"
+# Pause between runs after the previous run's namespace is gone: its deletions are written and
+# watched by then; a few seconds let the API server's and etcd's CPU fall back (load drifted by 30 %
+# between runs without it).
+SETTLE_SECONDS = 5.0
 CLIENT_QPS = 5000  # kube-scheduler's API client limit in the bench (scheduler_perf's integration setup)
 
 
@@ -268,8 +279,23 @@ def delta(after: dict[str, float], before: dict[str, float]) -> dict[str, float]
     return {k: v - before.get(k, 0.0) for k, v in after.items()}
 
 
-def one_run(plane: ControlPlane, nodes: int, mode: str, pods: int, extender: RunningExtender, noop_url: str,
-            threads: int) -> Run:
+@contextmanager
+def on_cpus(cpus: set[int] | None) -> Iterator[None]:
+    """The calling thread (and what it starts: processes, threads) runs on ``cpus`` for the block
+    (None: unchanged)."""
+    if cpus is None:
+        yield
+        return
+    before = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, cpus)
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, before)
+
+
+def one_run(plane: ControlPlane, nodes: int, mode: str, pods: int, extender: RunningExtender | None, noop_url: str,
+            threads: int, scheduler_cpus: set[int] | None = None) -> Run:
     scheduler_name = f"bench-{mode}-{nodes}"
     namespace = plane.create_namespace(f"bench-{mode}-{nodes}")
     core = plane.core
@@ -283,7 +309,8 @@ def one_run(plane: ControlPlane, nodes: int, mode: str, pods: int, extender: Run
 
     with ThreadPoolExecutor(threads) as pool:
         list(pool.map(lambda i: core.create_namespaced_pod(namespace, cast(Any, manifest(i))), range(pods)))
-    endpoint = ExtenderEndpoint(host="127.0.0.1", port=urlsplit(noop_url if mode == "noop" else extender.url).port or 0)
+    extender_url = noop_url if mode == "noop" else extender.url if extender is not None else ""
+    endpoint = ExtenderEndpoint(host="127.0.0.1", port=urlsplit(extender_url).port or 0)
     if mode in ("native", "required"):
         config = native_scheduler_config(API_V1BETA3, scheduler_name=scheduler_name, leader_election=False)
     else:
@@ -295,18 +322,24 @@ def one_run(plane: ControlPlane, nodes: int, mode: str, pods: int, extender: Run
     # burst 100, caps bindings near 70 pods/s and would hide the scheduler's own speed).
     config["clientConnection"] = {"kubeconfig": str(plane.kubeconfig), "qps": CLIENT_QPS, "burst": CLIENT_QPS}
     clock = BindingClock(core, namespace, pods)
-    before_ext = extender.metrics()
-    extender_cpu = cpu_seconds(extender.process.pid)
+    extender_pid = extender.process.pid if extender is not None else None
+    before_ext = extender.metrics() if extender is not None else {}
+    extender_cpu = cpu_seconds(extender_pid)
     started = time.monotonic()
-    process = plane.start_scheduler(config, name=scheduler_name)
+    with on_cpus(scheduler_cpus):
+        process = plane.start_scheduler(config, name=scheduler_name)
     clock.wait(RUN_TIMEOUT_SECONDS)
     scheduler_cpu = cpu_seconds(process.pid)
-    extender_cpu = cpu_seconds(extender.process.pid) - extender_cpu
+    extender_cpu = cpu_seconds(extender_pid) - extender_cpu
     sched = plane.scheduler_metrics(process)
-    ext = delta(extender.metrics(), before_ext)
+    ext = delta(extender.metrics(), before_ext) if extender is not None else {}
     plane.stop_process(process)
     plane.delete_namespace(namespace)
-    wait_until(lambda: not core.list_namespaced_pod(namespace, limit=1).items, 120.0, "bench pods to be deleted")
+    # The next run starts on a quiet control plane: this namespace finished by the namespace
+    # controller (its pods' deletions, events), then a few seconds for etcd and the watchers.
+    wait_until(lambda: namespace not in {n.metadata.name for n in core.list_namespace().items if n.metadata},
+               300.0, f"namespace {namespace} to be deleted")
+    time.sleep(SETTLE_SECONDS)
     times = sorted(clock.bound.values())
     order = sorted(clock.bound, key=clock.bound.__getitem__)
     return Run(nodes, mode, pods, times[0], times[-1], times[-1] - started, ext, sched, os.getloadavg()[0],
@@ -430,12 +463,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--direct-calls", type=int, default=50, help="filter+prioritize pairs timed directly")
     parser.add_argument("--modes", default="without,with,noop,native",
                         help="comma-separated modes per round (without = plain kube-scheduler, first)")
+    parser.add_argument("--pin-scheduler", action="store_true",
+                        help="kube-scheduler on CPU 1, everything else on CPU 0 (needs 2 CPUs)")
     args = parser.parse_args(argv)
     counts = sorted(int(n) for n in args.nodes.split(","))
     modes = [m for m in args.modes.split(",") if m]
     if not modes or modes[0] != "without" or not set(modes) <= {"without", "with", "noop", "native", "required"}:
         print("--modes: 'without' first, then any of with, noop, native, required", file=sys.stderr)
         return 2
+    scheduler_cpus = None
+    if args.pin_scheduler:
+        if not {0, 1} <= os.sched_getaffinity(0):
+            print("--pin-scheduler: needs CPUs 0 and 1", file=sys.stderr)
+            return 2
+        os.sched_setaffinity(0, {0})  # the control plane, the clients and the extender start from here
+        scheduler_cpus = {1}
     binaries = find_binaries()
     if isinstance(binaries, str):
         print(binaries, file=sys.stderr)
@@ -444,25 +486,28 @@ def main(argv: list[str] | None = None) -> int:
         plane = ControlPlane(binaries, Path(workdir))
         try:
             plane.start(default_scheduler=False)
-            extender = plane.start_extender(node_cache="watch", extra_args=["--log-level=warning"])
-            noop_url, _ = start_noop_extender(plane)
+            # The extender (its node and pod watches cost CPU) and the no-op one only when their modes run.
+            extender = (plane.start_extender(node_cache="watch", extra_args=["--log-level=warning"])
+                        if "with" in modes else None)
+            noop_url = start_noop_extender(plane)[0] if "noop" in modes else ""
             created = 0
             for count in counts:
                 t = time.monotonic()
                 create_nodes(plane, created, count, args.threads)
                 created = count
-                wait_until(functools.partial(cache_holds, extender, count), 300.0,
-                           f"the extender's cache to hold {count} nodes")
+                if extender is not None:
+                    wait_until(functools.partial(cache_holds, extender, count), 300.0,
+                               f"the extender's cache to hold {count} nodes")
                 print(f"{count} nodes ready in {time.monotonic() - t:.1f} s", flush=True)
                 sizes = partition_sizes(count)
                 here: list[Run] = []
                 for mode in modes * args.repeat:  # interleaved: load drifts hit every mode
-                    run = one_run(plane, count, mode, args.pods, extender, noop_url, args.threads)
+                    run = one_run(plane, count, mode, args.pods, extender, noop_url, args.threads, scheduler_cpus)
                     here.append(run)
                     print(describe(run) + f"\n        pods on a larger size than the smallest free one that holds"
                           f" them: {worse_than_best_fit(run, sizes)}", flush=True)
                 report(count, here, sizes, modes)
-                if "with" in modes:
+                if extender is not None:
                     names = [str(n.metadata.name) for n in plane.core.list_node().items if n.metadata]
                     ms, size = direct_round_trip(extender, names, args.direct_calls)
                     print(f"{count:>6} nodes  direct filter+prioritize round trip from Python: {ms:.2f} ms"
@@ -472,15 +517,21 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def paired_ratios(here: list[Run], mode: str) -> list[float]:
-    """Each run of ``mode`` against the plain run of its round (runs are in round order, plain first)."""
+def paired_ratios(here: list[Run], mode: str, speed: Callable[[Run], float]) -> list[float]:
+    """``speed`` of each run of ``mode`` over that of the plain run of its round (runs are in round
+    order, plain first)."""
     ratios, plain = [], None
     for run in here:
         if run.mode == "without":
             plain = run
         elif run.mode == mode and plain is not None:
-            ratios.append(run.pods_per_second / plain.pods_per_second)
+            ratios.append(speed(run) / speed(plain))
     return ratios or [1.0]
+
+
+def pods_per_cpu_second(run: Run) -> float:
+    """Pods bound per CPU second of kube-scheduler: its own work, less moved by load than wall time."""
+    return run.pods / run.scheduler_cpu if run.scheduler_cpu else float("nan")
 
 
 def report(count: int, here: list[Run], sizes: dict[str, tuple[int, int]], modes: list[str]) -> None:
@@ -490,9 +541,12 @@ def report(count: int, here: list[Run], sizes: dict[str, tuple[int, int]], modes
     algo = {m: statistics.median(algorithm_ms_per_pod(r) for r in here if r.mode == m) for m in modes}
     for m in modes:
         worse = sorted(worse_than_best_fit(r, sizes) for r in here if r.mode == m)
-        paired = paired_ratios(here, m)
+        paired = paired_ratios(here, m, lambda r: r.pods_per_second)
+        work = paired_ratios(here, m, pods_per_cpu_second)
         print(f"{count:>6} nodes  {m:<8} median {rate[m]:7.1f} pods/s, ratio to plain {rate[m] / rate['without']:.2f}"
-              f" (per round {', '.join(f'{x:.2f}' for x in paired)}; median {statistics.median(paired):.2f});"
+              f" (per round {', '.join(f'{x:.2f}' for x in paired)}; median {statistics.median(paired):.2f};"
+              f" pods per kube-scheduler CPU second, per round {', '.join(f'{x:.2f}' for x in work)},"
+              f" median {statistics.median(work):.2f});"
               f" kube-scheduler CPU {cpu[m]:.2f} ms/pod, algorithm {algo[m]:.2f} ms/pod; pods worse than best fit"
               f" per run {worse}", flush=True)
     if "with" in modes:

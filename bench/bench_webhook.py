@@ -28,14 +28,17 @@ import multiprocessing
 import socket
 import ssl
 import statistics
+import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 import httpx
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
 from sizing.contract import PartitionShape, node_labels
+from tests.extender.support import HealthProbe
 from webhook.certs import make_ca, make_serving
 from webhook.inventory import PartitionInventory
 from webhook.mutation import Options
@@ -126,32 +129,6 @@ def bench_hostile_core(body: bytes, inv: PartitionInventory, requests: int) -> N
           f" {percentiles(samples)}; answer: {json.loads(reply.body)['response'].get('status', {}).get('message')}")
 
 
-class HealthProbe:
-    """GETs /healthz in a loop from its own thread, keeping the slowest answer."""
-
-    def __init__(self, url: str, context: ssl.SSLContext) -> None:
-        self.url, self.context, self.slowest, self.probes = url, context, 0.0, 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        with httpx.Client(verify=self.context, timeout=30) as client:
-            while not self._stop.is_set():
-                started = time.perf_counter()
-                client.get(self.url)
-                self.slowest = max(self.slowest, time.perf_counter() - started)
-                self.probes += 1
-                self._stop.wait(0.01)
-
-    def __enter__(self) -> HealthProbe:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self._stop.set()
-        self._thread.join(30)
-
-
 def bench_https(bodies: dict[str, bytes], nodes: int, requests: int, hostile: bytes | None = None,
                 hostile_requests: int = 0) -> None:
     with tempfile.TemporaryDirectory() as directory:
@@ -195,7 +172,8 @@ def bench_https(bodies: dict[str, bytes], nodes: int, requests: int, hostile: by
                     headers = {"Content-Type": "application/json"}
                     samples, slowest = [], []
                     for _ in range(hostile_requests):
-                        with HealthProbe(f"https://localhost:{port}/healthz", context) as probe:
+                        probing = HealthProbe(f"https://localhost:{port}", verify=context, timeout=30, interval=0.01)
+                        with probing as probe:
                             time.sleep(0.1)
                             started = time.perf_counter()
                             reply = client.post(url, content=hostile, headers=headers)

@@ -10,8 +10,6 @@ import datetime as dt
 import json
 import socket
 import ssl
-import threading
-import time
 import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -30,6 +28,7 @@ import sizing
 from sizing import Catalogue
 from sizing.contract import PartitionShape, node_labels
 from sizing.models_dir import extend_catalogue, parse_entry
+from tests.extender.support import server_thread
 from webhook.certs import make_ca, make_serving
 from webhook.inventory import PartitionInventory
 from webhook.mutation import Options
@@ -211,18 +210,9 @@ def serve_webhook(directory: Path, inventory: PartitionInventory,
     sock = free_socket()
     port = sock.getsockname()[1]
     server = webhook_server(app, "127.0.0.1", port, reloader)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("the webhook server did not start within 10 s")
-        time.sleep(0.01)
     context = ssl.create_default_context(cafile=str(tls.ca))
     try:
-        with httpx.Client(verify=context, timeout=10) as client:
+        with server_thread(server, sock, "the webhook server"), httpx.Client(verify=context, timeout=10) as client:
             yield RunningWebhook(f"https://localhost:{port}", tls, inventory, reloader, client)
     finally:
-        server.should_exit = True
-        thread.join(timeout=10)
         sock.close()

@@ -6,13 +6,11 @@ tests/dra/binaries.py (v1.34 and v1.36 by default), each skipped with a reason w
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-from tests.controlplane.harness import ControlPlane
+from tests.controlplane.harness import ControlPlane, running_plane
 from tests.dra.binaries import DraPlane, configured_planes, find_dra_binaries
 
 # kube-scheduler 1.34 and 1.36 take kubescheduler.config.k8s.io/v1 only (v1beta3 went in 1.29).
@@ -26,11 +24,6 @@ def dra_plane(request: pytest.FixtureRequest) -> Iterator[ControlPlane]:
     binaries = find_dra_binaries(plane_spec)
     if isinstance(binaries, str):
         pytest.skip(binaries)
-    with tempfile.TemporaryDirectory(prefix="aim-dra-") as workdir:
-        plane = ControlPlane(binaries, Path(workdir))
-        try:
-            plane.start(default_scheduler=False)
-            plane.start_scheduler(SCHEDULER_CONFIG, name="kube-scheduler")
-            yield plane
-        finally:
-            plane.stop()
+    with running_plane(binaries, "aim-dra-", default_scheduler=False) as plane:
+        plane.start_scheduler(SCHEDULER_CONFIG, name="kube-scheduler")
+        yield plane

@@ -3,12 +3,14 @@ extender under a real uvicorn on 127.0.0.1."""
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import ctypes
 import ctypes.util
 import http.client
 import json
 import os
+import select
 import socket
 import ssl
 import threading
@@ -172,42 +174,59 @@ def post_declaring(url: str, path: str, length: int, *, tls: ssl.SSLContext | No
 def post_chunked(url: str, path: str, total: int, *, chunk: int = 256 << 10, pause: float = 0.0,
                  tls: ssl.SSLContext | None = None, timeout: float = 10.0, read_after: float = 0.0) -> RawReply:
     """POST a ``Transfer-Encoding: chunked`` body of up to ``total`` bytes (``pause`` seconds between
-    chunks), sent from another thread while this one waits for the reply (after ``read_after``
-    seconds: a client busy sending); ``sent`` says how much of the body had gone out when the reply
-    came (the server may answer, and close, before the end)."""
+    chunks), stopping once the server has answered (and ``read_after`` seconds have passed: a client
+    busy sending reads late), then read the reply; ``sent`` says how much of the body had gone out
+    by then (the server may answer, and close, before the end).
+
+    One thread does both: an SSL socket is not safe to write from one thread while another reads
+    (OpenSSL; a concurrent read returned a spurious end of stream). With TLS the client speaks 1.2,
+    whose handshake carries the session ticket, so bytes from the server after it are the reply
+    (TLS 1.3 sends tickets after the handshake, indistinguishable here from a reply)."""
+    if tls is not None:
+        tls = _tls12(tls)
     with _connect(url, tls, timeout) as sock:
-        sent = [0]
-        done = threading.Event()
-
-        def send() -> None:
-            payload = b"[" + b" " * (chunk - 1)
-            try:
-                while sent[0] < total and not done.is_set():
-                    sock.sendall(b"%x\r\n" % len(payload) + payload + b"\r\n")
-                    sent[0] += len(payload)
-                    payload = b" " * chunk
-                    if pause:
-                        time.sleep(pause)
-                if not done.is_set():
-                    sock.sendall(b"0\r\n\r\n")
-            except OSError:
-                pass  # the server closed the connection after its reply
-
         started = time.perf_counter()
         sock.sendall(f"POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
                      "Transfer-Encoding: chunked\r\n\r\n".encode())
-        sender = threading.Thread(target=send, daemon=True)
-        sender.start()
-        try:
-            time.sleep(read_after)
-            reply = http.client.HTTPResponse(sock)
-            reply.begin()
-            at = sent[0]
-            body = reply.read()
-        finally:
-            done.set()
-            sender.join(timeout=timeout)
-        return RawReply(reply.status, body, time.perf_counter() - started, at)
+        sent = 0
+        payload = b"[" + b" " * (chunk - 1)
+        answered = False
+        while sent < total:
+            answered = _answered(sock)
+            if answered and time.perf_counter() - started >= read_after:
+                break
+            try:
+                sock.sendall(b"%x\r\n" % len(payload) + payload + b"\r\n")
+            except OSError:
+                break  # the server closed the connection after its reply
+            sent += len(payload)
+            payload = b" " * chunk
+            if pause:
+                time.sleep(pause)
+        else:
+            with contextlib.suppress(OSError):
+                sock.sendall(b"0\r\n\r\n")
+        at = sent
+        time.sleep(max(0.0, read_after - (time.perf_counter() - started)))
+        reply = http.client.HTTPResponse(sock)
+        reply.begin()
+        return RawReply(reply.status, reply.read(), time.perf_counter() - started, at)
+
+
+def _answered(sock: socket.socket) -> bool:
+    """Whether the server has sent something (without reading it)."""
+    if isinstance(sock, ssl.SSLSocket) and sock.pending():
+        return True
+    return bool(select.select([sock], [], [], 0)[0])
+
+
+def _tls12(context: ssl.SSLContext) -> ssl.SSLContext:
+    """``context``'s trust, speaking TLS 1.2 at most."""
+    pinned = ssl.create_default_context()
+    for der in context.get_ca_certs(binary_form=True):
+        pinned.load_verify_locations(cadata=ssl.DER_cert_to_PEM_cert(der))
+    pinned.maximum_version = ssl.TLSVersion.TLSv1_2
+    return pinned
 
 
 def resident_bytes() -> int:
