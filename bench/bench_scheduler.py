@@ -15,8 +15,9 @@ second call per node). For each node count, in the same run:
   native   extender.scheduler_config.native_scheduler_config (no extender; NodeAffinity and
            MostAllocated weighted) with the pods as the admission webhook writes them
            (webhook.mutation.mutate: required memory-mib Gt + preferred size terms)
-  required native mode with the webhook's preferred terms removed from the pods: what ranking
-           partition sizes costs (native - required) apart from admitting only nodes that hold them
+  required native mode with the webhook's preferred terms removed from the pods: that the terms
+           are what makes the placement best fit (without them every pod lands on a larger size;
+           its speed is not native's minus the terms: other placements, other work)
 
 Rounds are interleaved (without, with, noop, native, without, ...), so load drifts on a shared
 machine hit every mode; the ratio to plain is also given per round (each run against the plain run
@@ -37,8 +38,8 @@ trip of a filter + prioritize pair sent directly from Python with every node nam
 
 --pin-scheduler gives kube-scheduler a core of its own (CPU 1; the control plane and this script
 on CPU 0; Go sizes GOMAXPROCS to it): then the ratios measure kube-scheduler's own work per pod,
-not how it competes with the API server and etcd for two cores (per-round ratios spread 0.85-1.13
-unpinned on a 2-core machine).
+not how it competes with the API server and etcd for two cores (pinned, plain's CPU per pod held
+at 41-44 ms in most runs; per-round ratios still spread 0.68-1.00 on a 2-core machine).
 
 Not a test: it prints numbers. Needs the binaries (AIM_K8S_BIN, see tests/controlplane/README.md).
 """

@@ -6,9 +6,11 @@ each chunk as uvicorn receives it, so other requests (``/healthz``) are served m
 refused body is never held in memory beyond the limit.
 
 The refusal (``refusal``) is sent before the rest of a streamed body is read. Closing a connection
-whose unread bytes are still arriving makes the kernel send a reset, which can reach the client
-before it has read the 413: so the connection lingers, reading and dropping what keeps coming for a
-bounded time and size, and is closed after (nginx's lingering close, bounded more tightly).
+while the client's bytes keep arriving makes the kernel answer them with a reset, and a reset may
+discard the reply before the client reads it (RFC 9112 9.6): so the connection lingers, reading and
+dropping what keeps coming for a bounded time and size, and is closed after (nginx's lingering
+close, bounded more tightly). Over TLS, asyncio's shutdown already waits for the peer; over plain
+HTTP, uvicorn closed at once.
 """
 
 from __future__ import annotations
@@ -24,9 +26,6 @@ from starlette.types import Receive, Scope, Send
 # How long a refused connection keeps reading before it closes: the client has its answer; 1 s
 # gives a loaded client time to read it (nginx lingers up to 30 s, lingering_time, for slow links).
 LINGER_SECONDS: Final = 1.0
-# What a refused connection reads at most while it lingers, as a multiple of the body limit: no more
-# than one more request's worth of work (the refusal costs what a legitimate request would).
-LINGER_LIMITS: Final = 1
 
 # Longest Content-Length value read: 20 digits hold any 64-bit size; longer is garbage, not a size.
 _MAX_LENGTH_DIGITS: Final = 20
@@ -102,5 +101,6 @@ class _LingeringResponse(Response):
 
 
 def refusal(content: bytes, error: BodyTooLargeError) -> Response:
-    """HTTP 413 with ``content`` (JSON), the connection closed after it (see the module's docstring)."""
-    return _LingeringResponse(content, 413, LINGER_LIMITS * error.limit)
+    """HTTP 413 with ``content`` (JSON), the connection closed after it (see the module's docstring)
+    once it has taken at most one more body limit (what a legitimate request would cost) or 1 s."""
+    return _LingeringResponse(content, 413, error.limit)

@@ -156,6 +156,7 @@ class RawReply:
     body: bytes
     seconds: float  # from the first byte sent to the reply read
     sent: int  # body bytes the client had sent when the reply came
+    sent_after: int = 0  # body bytes the server still took after its reply (post_chunked's keep_sending)
 
 
 def post_declaring(url: str, path: str, length: int, *, tls: ssl.SSLContext | None = None,
@@ -172,11 +173,13 @@ def post_declaring(url: str, path: str, length: int, *, tls: ssl.SSLContext | No
 
 
 def post_chunked(url: str, path: str, total: int, *, chunk: int = 256 << 10, pause: float = 0.0,
-                 tls: ssl.SSLContext | None = None, timeout: float = 10.0, read_after: float = 0.0) -> RawReply:
+                 tls: ssl.SSLContext | None = None, timeout: float = 10.0, keep_sending: int = 0) -> RawReply:
     """POST a ``Transfer-Encoding: chunked`` body of up to ``total`` bytes (``pause`` seconds between
-    chunks), stopping once the server has answered (and ``read_after`` seconds have passed: a client
-    busy sending reads late), then read the reply; ``sent`` says how much of the body had gone out
-    by then (the server may answer, and close, before the end).
+    chunks), stopping once the server has answered, then read the reply; ``sent`` says how much of
+    the body had gone out by then (the server may answer, and close, before the end). Then, like a
+    client that has not looked at the reply yet, send up to ``keep_sending`` more bytes, a chunk
+    every 10 ms: ``sent_after`` is what went out before the connection failed (a server that closed
+    right after its reply resets it at the first bytes that arrive).
 
     One thread does both: an SSL socket is not safe to write from one thread while another reads
     (OpenSSL; a concurrent read returned a spurious end of stream). With TLS the client speaks 1.2,
@@ -190,10 +193,8 @@ def post_chunked(url: str, path: str, total: int, *, chunk: int = 256 << 10, pau
                      "Transfer-Encoding: chunked\r\n\r\n".encode())
         sent = 0
         payload = b"[" + b" " * (chunk - 1)
-        answered = False
         while sent < total:
-            answered = _answered(sock)
-            if answered and time.perf_counter() - started >= read_after:
+            if _answered(sock):
                 break
             try:
                 sock.sendall(b"%x\r\n" % len(payload) + payload + b"\r\n")
@@ -206,11 +207,18 @@ def post_chunked(url: str, path: str, total: int, *, chunk: int = 256 << 10, pau
         else:
             with contextlib.suppress(OSError):
                 sock.sendall(b"0\r\n\r\n")
-        at = sent
-        time.sleep(max(0.0, read_after - (time.perf_counter() - started)))
         reply = http.client.HTTPResponse(sock)
         reply.begin()
-        return RawReply(reply.status, reply.read(), time.perf_counter() - started, at)
+        body, seconds = reply.read(), time.perf_counter() - started
+        after = 0
+        while after < keep_sending:
+            try:
+                sock.sendall(b"%x\r\n" % len(payload) + payload + b"\r\n")
+            except OSError:
+                break
+            after += len(payload)
+            time.sleep(0.01)
+        return RawReply(reply.status, body, seconds, sent, after)
 
 
 def _answered(sock: socket.socket) -> bool:
