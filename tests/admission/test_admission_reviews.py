@@ -382,7 +382,8 @@ def test_a_refused_connection_keeps_taking_the_body_for_a_while_over_tls(webhook
     # As the extender's test_a_refused_connection_keeps_taking_the_body_for_a_while_before_it_closes;
     # over TLS asyncio's shutdown waited for the peer before the webhook lingered too: this guards it.
     context = ssl.create_default_context(cafile=str(webhook.tls.ca))
-    reply = post_chunked(webhook.url, "/mutate", 8 * MAX_BODY_BYTES, chunk=64 << 10, tls=context,
+    chunk = 64 << 10
+    reply = post_chunked(webhook.url, "/mutate", MAX_BODY_BYTES + 2 * chunk, chunk=chunk, tls=context,
                          keep_sending=MAX_BODY_BYTES // 16)
     assert reply.status == 413 and "a chunked body is over the limit" in json.loads(reply.body)["error"]
     assert reply.sent_after == MAX_BODY_BYTES // 16, f"the connection failed {reply.sent_after} bytes after the 413"

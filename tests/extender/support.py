@@ -179,7 +179,10 @@ def post_chunked(url: str, path: str, total: int, *, chunk: int = 256 << 10, pau
     the body had gone out by then (the server may answer, and close, before the end). Then, like a
     client that has not looked at the reply yet, send up to ``keep_sending`` more bytes, a chunk
     every 10 ms: ``sent_after`` is what went out before the connection failed (a server that closed
-    right after its reply resets it at the first bytes that arrive).
+    right after its reply resets it at the first bytes that arrive). With ``keep_sending`` the body
+    is never finished: after ``total`` bytes the client waits for the reply, so what the server has
+    left to drain after it is known (``total`` less what it read, plus ``keep_sending``), not however
+    far the kernel's buffers let the client run ahead.
 
     One thread does both: an SSL socket is not safe to write from one thread while another reads
     (OpenSSL; a concurrent read returned a spurious end of stream). With TLS the client speaks 1.2,
@@ -205,8 +208,9 @@ def post_chunked(url: str, path: str, total: int, *, chunk: int = 256 << 10, pau
             if pause:
                 time.sleep(pause)
         else:
-            with contextlib.suppress(OSError):
-                sock.sendall(b"0\r\n\r\n")
+            if not keep_sending:
+                with contextlib.suppress(OSError):
+                    sock.sendall(b"0\r\n\r\n")
         reply = http.client.HTTPResponse(sock)
         reply.begin()
         body, seconds = reply.read(), time.perf_counter() - started
