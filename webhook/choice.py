@@ -125,7 +125,7 @@ def decide(target: Target, offers: Sequence[Offer]) -> Outcome:
 # floor(100 x 100 / (100 x (k - 1))) >= 1 point as long as k - 1 <= 100 terms (MAX_PREFERRED_TERMS
 # keeps it at 32); the native profile (extender.scheduler_config.native_profile) weights NodeAffinity
 # 1,000,000, so one point is 1,000,000, more than NodeResourcesFit MostAllocated can give
-# (100 x 1,000) plus every other default score plugin (100 x 9). Among nodes of one size the
+# (100 x 1,000) plus every other score plugin the profile keeps (100 x 8). Among nodes of one size the
 # preference is equal and fullness decides: the extender's best fit (decision/verdict.py).
 
 # Terms written at most: more distinct sizes than a few node shapes only come from odd labels;
