@@ -8,21 +8,7 @@ from pathlib import Path
 import pytest
 
 from deviceplugin.proto import api_pb2, regenerate
-
-# Version stamps protoc writes into the stubs. They change with every grpcio-tools release, so
-# the freshness check ignores them (CI may install a newer grpcio-tools); what the stamps
-# demand of the runtime is checked separately below.
-_VERSION_STAMPS = (
-    re.compile(r"^# Protobuf Python Version: .*$", re.MULTILINE),
-    re.compile(r"_runtime_version\.Domain\.PUBLIC,\s*\d+,\s*\d+,\s*\d+,", re.MULTILINE),
-    re.compile(r"^GRPC_GENERATED_VERSION = .*$", re.MULTILINE),
-)
-
-
-def _without_version_stamps(text: str) -> str:
-    for pattern in _VERSION_STAMPS:
-        text = pattern.sub("<version>", text)
-    return text
+from tests.deviceplugin.proto_stamps import without_version_stamps
 
 
 def test_committed_stubs_are_what_protoc_generates_now(tmp_path: Path) -> None:
@@ -30,7 +16,7 @@ def test_committed_stubs_are_what_protoc_generates_now(tmp_path: Path) -> None:
     fresh = regenerate.regenerate(tmp_path)
     for path in fresh:
         committed = regenerate.PROTO_DIR / path.name
-        assert _without_version_stamps(committed.read_text()) == _without_version_stamps(path.read_text()), (
+        assert without_version_stamps(committed.read_text()) == without_version_stamps(path.read_text()), (
             f"{committed.name} is stale: run `python -m deviceplugin.proto.regenerate`"
         )
 
