@@ -92,7 +92,7 @@ from tests.controlplane.binaries import find_binaries  # noqa: E402
 from tests.controlplane.gpu_cluster import POOL, model_annotations  # noqa: E402
 from tests.controlplane.harness import ControlPlane, RunningExtender  # noqa: E402
 from tests.controlplane.nodes import NOT_READY_TAINT, kubelet_labels, node_status  # noqa: E402
-from tests.controlplane.processes import free_port, wait_until  # noqa: E402
+from tests.controlplane.processes import ManagedProcess, free_port, wait_until  # noqa: E402
 from webhook.inventory import PartitionInventory  # noqa: E402
 from webhook.mutation import Options, mutate  # noqa: E402
 from webhook.workload import Kind  # noqa: E402
@@ -366,13 +366,12 @@ PROFILING_ARGS = ("--authorization-always-allow-paths=/debug/pprof/*",)
 PROFILE_SECONDS = 15  # most of a 500-pod run at 5,000 nodes (about 20 s)
 
 
-def start_cpu_profile(process: Any, path: Path) -> threading.Thread:
+def start_cpu_profile(process: ManagedProcess, path: Path) -> threading.Thread:
     """kube-scheduler's CPU profile over PROFILE_SECONDS from now, written to ``path`` (read it with
     `go tool pprof -top kube-scheduler path`)."""
-    port = next(a.split("=", 1)[1] for a in process.argv if a.startswith("--secure-port="))
+    url = f"{ControlPlane.scheduler_url(process)}/debug/pprof/profile?seconds={PROFILE_SECONDS}"
 
     def fetch() -> None:
-        url = f"https://127.0.0.1:{port}/debug/pprof/profile?seconds={PROFILE_SECONDS}"
         path.write_bytes(httpx.get(url, verify=False, timeout=PROFILE_SECONDS + 30).content)
 
     thread = threading.Thread(target=fetch, daemon=True)
@@ -507,6 +506,8 @@ def main(argv: list[str] | None = None) -> int:
     if not modes or modes[0] != "without" or not set(modes) <= {"without", "with", "noop", *NATIVE_MODES}:
         print(f"--modes: 'without' first, then any of with, noop, {', '.join(NATIVE_MODES)}", file=sys.stderr)
         return 2
+    if args.cpu_profile is not None:
+        args.cpu_profile.mkdir(parents=True, exist_ok=True)
     scheduler_cpus = None
     if args.pin_scheduler:
         if not {0, 1} <= os.sched_getaffinity(0):

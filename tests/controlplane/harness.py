@@ -297,8 +297,14 @@ class ControlPlane:
     def scheduler_metrics(process: ManagedProcess) -> dict[str, float]:
         """/metrics of a kube-scheduler started by ``start_scheduler``, as ``name{labels}`` -> value
         (e.g. ``scheduler_scheduler_cache_size{type="nodes"}``, refreshed by it every second)."""
+        return prometheus_samples(httpx.get(f"{ControlPlane.scheduler_url(process)}/metrics", verify=False,
+                                            timeout=5.0).text)
+
+    @staticmethod
+    def scheduler_url(process: ManagedProcess) -> str:
+        """The HTTPS base URL of a kube-scheduler started by ``start_scheduler`` (its --secure-port)."""
         port = next(a.split("=", 1)[1] for a in process.argv if a.startswith("--secure-port="))
-        return prometheus_samples(httpx.get(f"https://{LOOPBACK}:{port}/metrics", verify=False, timeout=5.0).text)
+        return f"https://{LOOPBACK}:{port}"
 
     def wait_for_scheduler_cache(self, process: ManagedProcess, *, nodes: int, pods: int = 0,
                                  timeout: float = START_TIMEOUT_SECONDS) -> None:

@@ -200,7 +200,7 @@ def post_chunked(url: str, path: str, total: int, *, chunk: int = 256 << 10, pau
             if _answered(sock):
                 break
             try:
-                sock.sendall(b"%x\r\n" % len(payload) + payload + b"\r\n")
+                _send_chunk(sock, payload)
             except OSError:
                 break  # the server closed the connection after its reply
             sent += len(payload)
@@ -217,12 +217,17 @@ def post_chunked(url: str, path: str, total: int, *, chunk: int = 256 << 10, pau
         after = 0
         while after < keep_sending:
             try:
-                sock.sendall(b"%x\r\n" % len(payload) + payload + b"\r\n")
+                _send_chunk(sock, payload)
             except OSError:
                 break
             after += len(payload)
             time.sleep(0.01)
         return RawReply(reply.status, body, seconds, sent, after)
+
+
+def _send_chunk(sock: socket.socket, payload: bytes) -> None:
+    """One chunk of a ``Transfer-Encoding: chunked`` body."""
+    sock.sendall(b"%x\r\n" % len(payload) + payload + b"\r\n")
 
 
 def _answered(sock: socket.socket) -> bool:
