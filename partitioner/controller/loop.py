@@ -41,6 +41,9 @@ logger = logging.getLogger(__name__)
 MAX_REMEMBERED_EVENTS: Final = 4096
 # Pods followed from pending to bound (for the unblocked metrics).
 MAX_FOLLOWED_PODS: Final = 16384
+# A pass is a few API calls of milliseconds; one this long is worth a line in the log (each call
+# may take up to kube.TIMEOUT's 30 s before it counts as failed).
+SLOW_PASS_SECONDS: Final = 5.0
 
 
 class Controller:
@@ -119,12 +122,17 @@ class Controller:
                     self._settings.max_in_flight, ", evictions allowed" if self._settings.allow_eviction else "")
         while not stop.is_set():
             changed.clear()
+            began = time.monotonic()
             try:
                 self.tick()
             except Exception as error:  # the loop outlives any one bad pass
                 logger.error("evaluation failed (%s); will retry in %.0f s", short(error), resync_seconds)
                 logger.debug("evaluation failure", exc_info=True)
                 self._due = None
+            took = time.monotonic() - began
+            if took >= SLOW_PASS_SECONDS:
+                logger.warning("one evaluation took %.1f s (normally milliseconds): the API server answers slowly"
+                               " or this process is starved of CPU; nothing was decided in between", took)
             stop.wait(min_interval_seconds)  # the least time between two passes
             changed.wait(self.wait_seconds(max(0.0, resync_seconds - min_interval_seconds)))
 
@@ -240,6 +248,8 @@ class Controller:
             elif plan.pending:
                 logger.info("plan: %d pod(s) pending for a partition layout fit the layout as it is or will be after"
                             " the repartitions in progress; waiting for the scheduler", len(plan.pending))
+            else:
+                logger.info("plan: no pod is pending for a partition layout; nothing to change")
 
     # --- events --------------------------------------------------------------------------------
     def _first(self, key: tuple[str, str, str]) -> bool:
@@ -279,8 +289,10 @@ class Controller:
                states: Mapping[str, RepartitionState], now: float) -> None:
         by_key = {p.key: p for p in pods}
         self._helpless(plan, by_key)
-        in_flight = sum(1 for s in states.values() if s.phase is not Phase.IDLE)
-        slots = self._settings.max_in_flight - in_flight
+        in_flight = sorted(name for name, s in states.items() if s.phase is not Phase.IDLE)
+        slots = self._settings.max_in_flight - len(in_flight)
+        if ready and slots <= 0:
+            self._wait_for_slot(ready[0], in_flight)
         if slots <= 0 or not ready:
             return
         usable = self._profiles.usable(now)
@@ -300,6 +312,13 @@ class Controller:
                     self._pod_event(by_key.get(key), "Normal", "RepartitionStarted",
                                     f"node {change.node} is being repartitioned {change.current} -> {change.target}"
                                     " so that this pod can run")
+
+    def _wait_for_slot(self, change: Change, in_flight: Sequence[str]) -> None:
+        if self._first(("slot", change.node, change.profile)):
+            logger.info("node %s waits to be repartitioned to %s: %d repartition(s) in progress (%s), at most"
+                        " %d at a time (--max-in-flight)", change.node, change.target, len(in_flight),
+                        ", ".join(in_flight[:3]) + (" ..." if len(in_flight) > 3 else ""),
+                        self._settings.max_in_flight)
 
     def _wait_for_profile(self, change: Change) -> None:
         where = f"ConfigMap {self._dcm.namespace}/{self._dcm.name}"

@@ -48,10 +48,11 @@ MAX_MESSAGE: Final = 1 << 16
 # the only source, why:
 UNSCHEDULABLE: Final = "Unschedulable"
 # kube-scheduler's own NodeResourcesFit reason (``Insufficient <resource>``) rejects a node with
-# too few FREE partitions before the extender is asked. Free partitions are kube-scheduler's
-# accounting (allocatable minus the pods it has assumed), which neither the node nor the pods state
-# as a field, so its message is the only source of this fact. It is layout demand (more, smaller
-# partitions) only where the node's partitions are big enough for the pod: ``plan`` checks that.
+# too few FREE partitions before the extender is asked. ``plan`` counts free partitions itself
+# (allocatable minus the bound pods' requests), but kube-scheduler also counts the pods it has
+# assumed and not yet bound, which no object states, so this message is kept as a source too. It
+# is layout demand (more, smaller partitions) only where the node's partitions are big enough for
+# the pod: ``plan`` checks that.
 INSUFFICIENT: Final = f"Insufficient {RESOURCE_NAME}"
 # Partitions one planner workload may ask for (decision.planning's WorkloadSpec bound: 8 GPUs x CPX).
 MAX_WORKLOAD_PARTITIONS: Final = 64
@@ -255,7 +256,7 @@ class PodView:
 def _layout_blocked(status: Mapping[str, Any]) -> str | None:
     """UNSCHEDULABLE when kube-scheduler could not place the pod (PodScheduled False, reason
     Unschedulable: extender, node affinity, resources alike), INSUFFICIENT when its message says a
-    node had too few free partitions (the message is the only source: see INSUFFICIENT); None
+    node had too few free partitions (see INSUFFICIENT); None
     while it is not unschedulable."""
     conditions = status.get("conditions")
     for condition in (conditions if isinstance(conditions, list) else [])[:MAX_ENTRIES]:

@@ -4,7 +4,8 @@ sees (nodes, pods, the nodes' repartition states) and the clock.
 1. The demand is the pods bound to GPU nodes plus the pods left unschedulable for a layout, a
    fact computed here with the decision core, not read from messages: the pod's requirement
    (``decision.requirement.Sizer``) against every node it may run on (nodeSelector, required node
-   affinity): no node has partitions that hold it, as many as it asks for; or kube-scheduler's
+   affinity): no node has partitions that hold it, as many FREE as it asks for (allocatable minus
+   the bound pods' requests, counted here: the pod's message may predate them); or kube-scheduler's
    ``Insufficient amd.com/gpu-partition`` (too few FREE partitions: its message is the only source,
    observe.INSUFFICIENT) when some node's partitions are big enough for the pod (then more, smaller
    partitions may let it run).
@@ -163,11 +164,28 @@ def _sim_node(node: NodeView, state: RepartitionState) -> _SimNode | None:
     return _SimNode(node.name, node.product, node.mode, node.gpus, base, node.missing_partitions)
 
 
-def _held_somewhere(pod: PodView, nodes: Sequence[NodeView], sizer: Sizer, *, count: bool) -> bool | None:
+def _free_partitions(nodes: Sequence[NodeView], pods: Sequence[PodView]) -> dict[str, int]:
+    """Each node's partitions not held by a pod bound to it (kubelet's allocatable, else the device
+    plugin's count label, minus what bound unfinished pods ask for): kube-scheduler's NodeResourcesFit
+    accounting, less the pods it has assumed but not yet bound."""
+    used: dict[str, int] = {}
+    for pod in pods:
+        if pod.holds_gpus and pod.node is not None:
+            used[pod.node] = used.get(pod.node, 0) + pod.partitions
+    free = {}
+    for node in nodes:
+        have = node.allocatable if node.allocatable is not None else node.partition_labels.count
+        if have is not None:
+            free[node.name] = max(0, have - used.get(node.name, 0))
+    return free
+
+
+def _held_somewhere(pod: PodView, nodes: Sequence[NodeView], sizer: Sizer,
+                    free: Mapping[str, int] | None) -> bool | None:
     """Whether a node the pod may run on (nodeSelector, required node affinity, taints it tolerates,
-    not cordoned: kube-scheduler's node filters) has partitions that
-    hold one rank of it (and, with ``count``, as many partitions as it asks for), by the decision
-    core's requirement; None when the core cannot size it (then no layout can help)."""
+    not cordoned: kube-scheduler's node filters) has partitions that hold one rank of it (and, with
+    ``free``, as many of them free as it asks for), by the decision core's requirement; None when
+    the core cannot size it (then no layout can help)."""
     if pod.workload is None:
         return None
     requirement = sizer.requirement(read_pod_demand(pod.workload.to_pod()))
@@ -179,26 +197,36 @@ def _held_somewhere(pod: PodView, nodes: Sequence[NodeView], sizer: Sizer, *, co
             continue
         if requirement.required_bytes is not None and size < requirement.required_bytes:
             continue
-        have = node.partition_labels.count
-        if not count or have is None or have >= requirement.partitions:
+        have = free.get(node.name) if free is not None else None
+        if free is None or have is None or have >= requirement.partitions:
             return True
     return False
 
 
 def layout_demand(nodes: Sequence[NodeView], pods: Sequence[PodView]) -> list[PodView]:
     """The pods pending for a partition layout (see the module docstring, 1.): unschedulable, and
-    no node they may run on holds them, or kube-scheduler found too few free partitions where some
-    node's are big enough."""
+    no node they may run on has enough free partitions that hold them, or kube-scheduler found too
+    few free partitions where some node's are big enough.
+
+    Free partitions are counted, not read from the pod's message: the message is from the pod's
+    last scheduling attempt, which can predate the node that now holds it by size being filled (a
+    70B pod took the one SPX partition a 14B pod waits for, and kube-scheduler, which retries the
+    14B pod only on a cluster event, still says "didn't match node affinity")."""
     sizer: Sizer | None = None
+    free: dict[str, int] | None = None
     out = []
     for pod in pods:
         if not pod.pending_for_layout:
             continue
         sizer = sizer or Sizer()
-        held = _held_somewhere(pod, nodes, sizer, count=not pod.wants_more_partitions)
-        if held is None or held != pod.wants_more_partitions:
+        if pod.wants_more_partitions:  # big enough somewhere: more, smaller partitions may help
+            held = _held_somewhere(pod, nodes, sizer, None)
+            if held:
+                out.append(pod)
             continue
-        out.append(pod)
+        free = _free_partitions(nodes, pods) if free is None else free
+        if _held_somewhere(pod, nodes, sizer, free) is False:
+            out.append(pod)
     return out
 
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import atexit
 import itertools
+import os
+import shutil
 import ssl
 import subprocess
 import sys
@@ -49,6 +51,8 @@ SERVICE_ACCOUNT_ISSUER = "https://kubernetes.default.svc.cluster.local"
 # Controllers that need a cloud or a kubelet are off; with nodelifecycle off nobody taints
 # API-only nodes (shared/k8s/README.md).
 CONTROLLERS = "*,-nodeipam,-nodelifecycle,-cloud-node-lifecycle,-service,-route"
+# Where the logs of every process are copied when the control plane stops (unset: not kept).
+KEEP_LOGS_ENV = "AIM_CONTROLPLANE_LOGS"
 # Lifetime of a ServiceAccount token made for a test kubeconfig: longer than any session.
 TOKEN_SECONDS = 3600
 
@@ -64,6 +68,9 @@ def running_plane(binaries: Binaries, prefix: str, *, default_scheduler: bool = 
             yield plane
         finally:
             plane.stop()
+            keep = os.environ.get(KEEP_LOGS_ENV)
+            if keep:  # the processes' logs outlive the temporary directory, for a failure's post-mortem
+                shutil.copytree(plane.logs, Path(keep) / Path(workdir).name, dirs_exist_ok=True)
 
 
 def prometheus_samples(text: str) -> dict[str, float]:

@@ -39,8 +39,10 @@ RBAC = Path(__file__).resolve().parents[2] / "manifests" / "partitioner" / "rbac
 SCHEDULER = "aim-controller-test-scheduler"
 POOL_LABEL = "aim.test/pool"
 # Binding after a repartition: the scheduler retries the pod on the node update (backoff 1 s in
-# this scheduler's configuration), plus the controller's steps (each a fraction of a second).
-BIND_TIMEOUT = 30.0
+# this scheduler's configuration), plus the controller's steps (each a fraction of a second);
+# seconds in all. 60 s: a loaded CI machine once stalled one API call of the controller for
+# ~30 s (kube.TIMEOUT's read timeout), and these tests check what happens, not how fast.
+BIND_TIMEOUT = 60.0
 
 
 @dataclass(frozen=True)
@@ -69,6 +71,9 @@ class Cluster:
     dcm: DcmStandIn
     nodes: list[str]
     cluster_scoped: list[tuple[str, str]] = field(default_factory=list)
+    # Every controller the test started, stopped by the fixture however the test ends: one left
+    # running acts on the next test's opted-in nodes (it once aborted another test's drain).
+    controllers: list[RunningController] = field(default_factory=list)
 
     @property
     def core(self) -> client.CoreV1Api:
@@ -103,8 +108,14 @@ class Cluster:
         wait_until(marked, BIND_TIMEOUT, f"pod {name} to be unschedulable for partition size")
 
     def controller(self, name: str, *extra: str, kubeconfig: str | None = None) -> RunningController:
-        return start_controller(self.plane, name, namespace=self.namespace, configmap=f"dcm-{self.prefix}",
-                                extra=("--mode=apply", *extra), kubeconfig=kubeconfig)
+        running = start_controller(self.plane, name, namespace=self.namespace, configmap=f"dcm-{self.prefix}",
+                                   extra=("--mode=apply", *extra), kubeconfig=kubeconfig)
+        self.controllers.append(running)
+        return running
+
+    def stop_controllers(self) -> None:
+        for running in self.controllers:
+            self.plane.stop_process(running.process)
 
     def least_privilege(self, lease: str) -> str:
         """A kubeconfig of the controller's ServiceAccount bound to manifests/partitioner/rbac.yaml,
@@ -134,7 +145,26 @@ class Cluster:
         try:
             return bound_node(self.core, self.namespace, pod, timeout=BIND_TIMEOUT)
         except TimeoutError as error:
-            raise AssertionError(f"{error}; controller log:\n{controller.process.log_tail(80)}") from None
+            raise AssertionError(f"{error}; {self.describe(pod)}; controller log:\n"
+                                 f"{controller.process.log_tail(80)}") from None
+
+    def describe(self, pod: str) -> str:
+        """What a failure message needs: the pod's scheduling condition and each node's mode,
+        repartition state, cordon and taints as the API has them now."""
+        conditions = _pod(self, pod).status.conditions or []
+        said = [f"{c.reason}: {c.message}" for c in conditions if c.type == "PodScheduled" and c.status == "False"]
+        nodes = []
+        for name in self.nodes:
+            try:
+                found = self.read(name)
+            except client.ApiException as error:
+                nodes.append(f"{name}: HTTP {error.status}")
+                continue
+            labels, annotations = found.metadata.labels or {}, found.metadata.annotations or {}
+            nodes.append(f"{name}: {labels.get(LABEL_COMPUTE_MODE)}, state {annotations.get(keys.STATE)}, "
+                         f"cordoned {bool(found.spec.unschedulable)}, taints "
+                         f"{[t.key for t in found.spec.taints or []]}")
+        return f"pod {pod} unschedulable: {said or 'no'}; nodes: {'; '.join(nodes)}"
 
     def read(self, node: str) -> Any:
         return self.core.read_node(node)
@@ -160,6 +190,7 @@ def cluster(request: pytest.FixtureRequest, scheduling: Scheduling, namespace: s
     dcm = DcmStandIn(plane.core, namespace, f"dcm-{prefix}").start()
     made = Cluster(plane, namespace, prefix, dcm, [])
     yield made
+    made.stop_controllers()
     dcm.stop()
     for kind, name in made.cluster_scoped:
         plane.kubectl("delete", kind.lower(), name, "--ignore-not-found")

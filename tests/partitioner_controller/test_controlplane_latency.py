@@ -88,6 +88,7 @@ class Pool:
     prefix: str
     dcm: TimedDcm
     nodes: list[str] = field(default_factory=list)
+    controllers: list[RunningController] = field(default_factory=list)  # stopped by the fixture
 
     @property
     def core(self) -> client.CoreV1Api:
@@ -109,6 +110,7 @@ class Pool:
         running = start_controller(self.plane, name, namespace=self.namespace, configmap=configmap,
                                    timings=(f"--configmap-settle-seconds={SETTLE_SECONDS:g}", "--log-level=info"),
                                    extra=("--mode=apply",))
+        self.controllers.append(running)
 
         def written() -> bool:
             try:
@@ -161,6 +163,8 @@ def pool(request: pytest.FixtureRequest, scheduler: ControlPlane, namespace: str
     dcm.start()
     made = Pool(scheduler, namespace, prefix, dcm)
     yield made
+    for running in made.controllers:  # one left running would act on the next test's nodes
+        scheduler.stop_process(running.process)
     dcm.stop()
     delete_nodes(scheduler.core, made.nodes)
 

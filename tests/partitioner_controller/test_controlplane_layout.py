@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +31,6 @@ from tests.controlplane.gpu_cluster import POOL_LABEL
 from tests.controlplane.nodes import delete_nodes
 from tests.controlplane.processes import wait_until
 from tests.deviceplugin.dp_support import lay_capture
-from tests.partitioner_controller.controller_process import RunningController
 from tests.partitioner_controller.dcm_standin import DcmStandIn, _Node
 from tests.partitioner_controller.objects import LLAMA_8B, LLAMA_70B, partition_labels
 from tests.partitioner_controller.test_controller_controlplane import (  # noqa: F401 - the fixture is used by name
@@ -100,6 +98,7 @@ def cluster(request: pytest.FixtureRequest, scheduling: Scheduling,  # noqa: F81
     dcm = RealNodeStandIn(plane.core, namespace, f"dcm-{prefix}", real_cpx).start()
     made = Cluster(plane, namespace, prefix, dcm, [])
     yield made
+    made.stop_controllers()
     dcm.stop()
     delete_nodes(plane.core, made.nodes)
 
@@ -114,17 +113,6 @@ def _real_cpx_node(cluster: Cluster, suffix: str, labels: dict[str, str]) -> str
     return name
 
 
-@contextmanager
-def _running(cluster: Cluster, name: str) -> Iterator[RunningController]:
-    """The controller in --mode apply, stopped however the test ends (a controller left running
-    would act on the next test's nodes)."""
-    controller = cluster.controller(name)
-    try:
-        yield controller
-    finally:
-        cluster.plane.stop_process(controller.process)
-
-
 def _state(cluster: Cluster, node: str) -> str | None:
     return cluster.annotations(node).get(keys.STATE)
 
@@ -136,22 +124,22 @@ def test_real_63_partition_cpx_node_becomes_spx_and_a_pod_bound_while_verifying_
     node = _real_cpx_node(cluster, "b", real_cpx)
     cluster.pod("llama-70b", LLAMA_70B)
     cluster.pending_for_size("llama-70b")
-    with _running(cluster, "cpx-spx") as controller:
-        assert cluster.bound("llama-70b", controller) == node
-        # Bound on the new labels while kubelet's allocatable is still the old 63: before the
-        # controller has seen the node advertise SPX (the case the unblocked count missed).
-        found: Any = cluster.read(node)
-        assert (found.status.allocatable[RESOURCE_NAME], _state(cluster, node)) == ("63", "verifying")
-        wait_until(lambda: cluster.condition(node).get("status") == "True", BIND_TIMEOUT, f"{node} to be verified")
-        found = cluster.read(node)
-        assert (found.metadata.labels[LABEL_COMPUTE_MODE], found.metadata.labels[LABEL_COUNT]) == ("SPX", "8")
-        assert found.status.allocatable[RESOURCE_NAME] == "8" and cluster.is_clean(node)
-        assert cluster.dcm.requests(node) == ["spx_nps1_8gpu"]  # all 8 GPUs, from the gpu-count label
-        wait_until(lambda: controller.metric("aim_partitioner_pods_unblocked_total") == 1, 10, "the unblocked count")
-        metrics = controller.metrics()
-        assert metrics["aim_partitioner_unblock_seconds_count"] == 1
-        assert metrics['aim_partitioner_repartitions_total{result="succeeded"}'] == 1
-        assert metrics['aim_partitioner_repartitions_total{result="failed"}'] == 0
+    controller = cluster.controller("cpx-spx")
+    assert cluster.bound("llama-70b", controller) == node
+    # Bound on the new labels while kubelet's allocatable is still the old 63: before the
+    # controller has seen the node advertise SPX (the case the unblocked count missed).
+    found: Any = cluster.read(node)
+    assert (found.status.allocatable[RESOURCE_NAME], _state(cluster, node)) == ("63", "verifying")
+    wait_until(lambda: cluster.condition(node).get("status") == "True", BIND_TIMEOUT, f"{node} to be verified")
+    found = cluster.read(node)
+    assert (found.metadata.labels[LABEL_COMPUTE_MODE], found.metadata.labels[LABEL_COUNT]) == ("SPX", "8")
+    assert found.status.allocatable[RESOURCE_NAME] == "8" and cluster.is_clean(node)
+    assert cluster.dcm.requests(node) == ["spx_nps1_8gpu"]  # all 8 GPUs, from the gpu-count label
+    wait_until(lambda: controller.metric("aim_partitioner_pods_unblocked_total") == 1, 10, "the unblocked count")
+    metrics = controller.metrics()
+    assert metrics["aim_partitioner_unblock_seconds_count"] == 1
+    assert metrics['aim_partitioner_repartitions_total{result="succeeded"}'] == 1
+    assert metrics['aim_partitioner_repartitions_total{result="failed"}'] == 0
     assert not cluster.dcm.errors
 
 
@@ -165,17 +153,17 @@ def test_pods_insufficient_on_a_big_enough_spx_node_make_it_the_real_63_partitio
         cluster.pod(name, LLAMA_8B, partitions=16)
     for name in pods:
         cluster.pending_for_size(name, reason=INSUFFICIENT)
-    with _running(cluster, "spx-cpx") as controller:
-        assert {cluster.bound(name, controller) for name in pods} == {node}
-        wait_until(lambda: cluster.condition(node).get("status") == "True", BIND_TIMEOUT,
-                   f"{node} to be verified with 63 partitions on 8 GPUs")
-        found: Any = cluster.read(node)
-        labels = found.metadata.labels
-        assert (labels[LABEL_COMPUTE_MODE], labels[LABEL_COUNT], labels[LABEL_GPU_COUNT]) == ("CPX", "63", "8")
-        assert found.status.allocatable[RESOURCE_NAME] == "63" and cluster.is_clean(node)
-        assert cluster.dcm.requests(node) == ["cpx_nps4_8gpu"]
-        wait_until(lambda: controller.metric('aim_partitioner_repartitions_total{result="succeeded"}') == 1, 5,
-                   "the repartition to be counted")
-        assert controller.metric('aim_partitioner_repartitions_total{result="failed"}') == 0
-        wait_until(lambda: controller.metric("aim_partitioner_pods_unblocked_total") == 3, 10, "the unblocked count")
+    controller = cluster.controller("spx-cpx")
+    assert {cluster.bound(name, controller) for name in pods} == {node}
+    wait_until(lambda: cluster.condition(node).get("status") == "True", BIND_TIMEOUT,
+               f"{node} to be verified with 63 partitions on 8 GPUs")
+    found: Any = cluster.read(node)
+    labels = found.metadata.labels
+    assert (labels[LABEL_COMPUTE_MODE], labels[LABEL_COUNT], labels[LABEL_GPU_COUNT]) == ("CPX", "63", "8")
+    assert found.status.allocatable[RESOURCE_NAME] == "63" and cluster.is_clean(node)
+    assert cluster.dcm.requests(node) == ["cpx_nps4_8gpu"]
+    wait_until(lambda: controller.metric('aim_partitioner_repartitions_total{result="succeeded"}') == 1, 5,
+               "the repartition to be counted")
+    assert controller.metric('aim_partitioner_repartitions_total{result="failed"}') == 0
+    wait_until(lambda: controller.metric("aim_partitioner_pods_unblocked_total") == 3, 10, "the unblocked count")
     assert not cluster.dcm.errors

@@ -168,6 +168,28 @@ def test_a_node_the_pod_may_not_run_on_does_not_hold_it() -> None:
         == ("ns/big",)
 
 
+def test_a_pod_whose_message_predates_the_big_partition_being_taken_is_still_demand() -> None:
+    """The CI failure of issue 16's two-size test: a 14B pod last tried while only CPX nodes existed
+    ("didn't match node affinity"); then a 70B pod took node s's one SPX partition. s holds the 14B
+    pod by size but has no partition free, so it waits for a layout: c becomes QPX/DPX/SPX. While
+    s's partition is free, kube-scheduler will place it there: no change."""
+    for message in (objects.AFFINITY_MISMATCH, "0/2 nodes are available: 1 node(s) were unschedulable, 1 node(s)"
+                    " didn't match Pod's node affinity/selector.", objects.TOO_SMALL):
+        mid = objects.pod("mid", objects.QWEN_14B, blocked=message, memory_mib_above=34815)
+        taken = objects.pod("big", objects.LLAMA_70B, node_name="s", blocked=None)
+        nodes = [objects.node("c"), objects.node("s", "SPX", "NPS1", opted_in=False)]
+        plan = _plan(nodes, [taken, mid])
+        assert plan.pending == ("ns/mid",), message
+        assert [c.node for c in plan.changes] == ["c"] and plan.changes[0].target.compute_mode != "CPX", plan
+        free = _plan(nodes, [mid])
+        assert free.pending == () and free.changes == (), message
+    # kubelet's allocatable counts, not the label: a node advertising 2 with one pod holds one more.
+    two = objects.node("s", "DPX", "NPS1", opted_in=False, allocatable="2")
+    one_left = [objects.pod("held", objects.QWEN_14B, node_name="s", blocked=None),
+                objects.pod("mid", objects.QWEN_14B, blocked=objects.AFFINITY_MISMATCH, memory_mib_above=34815)]
+    assert _plan([objects.node("c"), two], one_left).pending == ()
+
+
 def test_the_webhooks_node_affinity_is_met_by_the_labels_after_the_change() -> None:
     mid = objects.pod("mid", objects.QWEN_14B, blocked=objects.AFFINITY_MISMATCH, memory_mib_above=34815)
     plan = _plan([objects.node("b")], [mid])
