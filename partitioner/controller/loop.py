@@ -29,7 +29,7 @@ from partitioner.controller.machine import (
 )
 from partitioner.controller.metrics import Metrics
 from partitioner.controller.observe import NodeView, PodView
-from partitioner.controller.plan import Change, Plan, dcm_profiles, make_plan, matching_profile
+from partitioner.controller.plan import Change, Plan, dcm_profiles, gpu_holders, make_plan, matching_profile
 from partitioner.controller.profiles import DcmConfig, ProfileKeeper
 from partitioner.controller.settings import RunMode, Settings
 from partitioner.controller.watch import short
@@ -80,10 +80,7 @@ class Controller:
         if apply:  # ahead of any change: applying one is then only the node label
             self._profiles.keep(dcm_profiles(nodes, states, self._settings)["gpu-config-profiles"], now)
         self._vanished({n.name for n in nodes}, now)
-        holders: dict[str, list[PodView]] = {}
-        for pod in pods:
-            if pod.holds_gpus and pod.node is not None:
-                holders.setdefault(pod.node, []).append(pod)
+        holders = gpu_holders(pods)
         for node in nodes:
             state = states[node.name]
             if state.phase is Phase.IDLE:

@@ -6,9 +6,9 @@ sees (nodes, pods, the nodes' repartition states) and the clock.
    (``decision.requirement.Sizer``) against every node it may run on (nodeSelector, required node
    affinity): no node has partitions that hold it, as many FREE as it asks for (allocatable minus
    the bound pods' requests, counted here: the pod's message may predate them); or kube-scheduler's
-   ``Insufficient amd.com/gpu-partition`` (too few FREE partitions: its message is the only source,
-   observe.INSUFFICIENT) when some node's partitions are big enough for the pod (then more, smaller
-   partitions may let it run).
+   ``Insufficient amd.com/gpu-partition`` (too few FREE partitions, counting the pods it has
+   assumed: observe.INSUFFICIENT) when some node's partitions are big enough for the pod (then
+   more, smaller partitions may let it run).
 2. The advisor (``partitioner.advise``) chooses a layout for that demand, with every node that may
    not change (not opted in, busy, cooling down, in a repartition) held in its mode.
 3. A change is made only where it pays: the pending pods are placed, in order, with the planner's
@@ -164,14 +164,19 @@ def _sim_node(node: NodeView, state: RepartitionState) -> _SimNode | None:
     return _SimNode(node.name, node.product, node.mode, node.gpus, base, node.missing_partitions)
 
 
-def _free_partitions(nodes: Sequence[NodeView], pods: Sequence[PodView]) -> dict[str, int]:
-    """Each node's partitions not held by a pod bound to it (kubelet's allocatable, else the device
-    plugin's count label, minus what bound unfinished pods ask for): kube-scheduler's NodeResourcesFit
-    accounting, less the pods it has assumed but not yet bound."""
-    used: dict[str, int] = {}
+def gpu_holders(pods: Sequence[PodView]) -> dict[str, list[PodView]]:
+    """The pods that hold GPU partitions (``PodView.holds_gpus``), by the node they are bound to."""
+    holders: dict[str, list[PodView]] = {}
     for pod in pods:
         if pod.holds_gpus and pod.node is not None:
-            used[pod.node] = used.get(pod.node, 0) + pod.partitions
+            holders.setdefault(pod.node, []).append(pod)
+    return holders
+
+
+def _free_partitions(nodes: Sequence[NodeView], used: Mapping[str, int]) -> dict[str, int]:
+    """Each node's partitions not held by a pod bound to it (kubelet's allocatable, else the device
+    plugin's count label, minus ``used``: what bound unfinished pods ask for): kube-scheduler's
+    NodeResourcesFit accounting, less the pods it has assumed but not yet bound."""
     free = {}
     for node in nodes:
         have = node.allocatable if node.allocatable is not None else node.partition_labels.count
@@ -197,16 +202,17 @@ def _held_somewhere(pod: PodView, nodes: Sequence[NodeView], sizer: Sizer,
             continue
         if requirement.required_bytes is not None and size < requirement.required_bytes:
             continue
-        have = free.get(node.name) if free is not None else None
-        if free is None or have is None or have >= requirement.partitions:
+        # A node whose partition count is unreadable counts as having room (as before the count).
+        if free is None or free.get(node.name, requirement.partitions) >= requirement.partitions:
             return True
     return False
 
 
-def layout_demand(nodes: Sequence[NodeView], pods: Sequence[PodView]) -> list[PodView]:
+def layout_demand(nodes: Sequence[NodeView], pods: Sequence[PodView], used: Mapping[str, int]) -> list[PodView]:
     """The pods pending for a partition layout (see the module docstring, 1.): unschedulable, and
     no node they may run on has enough free partitions that hold them, or kube-scheduler found too
-    few free partitions where some node's are big enough.
+    few free partitions where some node's are big enough. ``used``: the partitions bound pods
+    hold, by node (from ``gpu_holders``).
 
     Free partitions are counted, not read from the pod's message: the message is from the pod's
     last scheduling attempt, which can predate the node that now holds it by size being filled (a
@@ -220,11 +226,10 @@ def layout_demand(nodes: Sequence[NodeView], pods: Sequence[PodView]) -> list[Po
             continue
         sizer = sizer or Sizer()
         if pod.wants_more_partitions:  # big enough somewhere: more, smaller partitions may help
-            held = _held_somewhere(pod, nodes, sizer, None)
-            if held:
+            if _held_somewhere(pod, nodes, sizer, None):
                 out.append(pod)
             continue
-        free = _free_partitions(nodes, pods) if free is None else free
+        free = _free_partitions(nodes, used) if free is None else free
         if _held_somewhere(pod, nodes, sizer, free) is False:
             out.append(pod)
     return out
@@ -246,7 +251,9 @@ def _advised(sim: Sequence[_SimNode], allowed: set[str], pods: Sequence[PodView]
 def make_plan(nodes: Sequence[NodeView], pods: Sequence[PodView], states: Mapping[str, RepartitionState],
               now: float, settings: Settings) -> Plan:
     """The changes that pay now, in the order they would be made (see the module docstring)."""
-    pending = sorted(layout_demand(nodes, pods),
+    holders = gpu_holders(pods)
+    used = {name: sum(p.partitions for p in held) for name, held in holders.items()}
+    pending = sorted(layout_demand(nodes, pods, used),
                      key=lambda p: (p.created if p.created is not None else now, p.key))[:MAX_PENDING]
     if not pending:
         return Plan((), (), ())
@@ -254,10 +261,6 @@ def make_plan(nodes: Sequence[NodeView], pods: Sequence[PodView], states: Mappin
     sim: list[_SimNode] = []
     allowed: set[str] = set()
     by_name = {n.name: n for n in nodes}
-    holders: dict[str, list[PodView]] = {}
-    for pod in pods:
-        if pod.holds_gpus and pod.node is not None:
-            holders.setdefault(pod.node, []).append(pod)
     for node in nodes:
         state = states.get(node.name, RepartitionState())
         entry = _sim_node(node, state)
@@ -270,7 +273,6 @@ def make_plan(nodes: Sequence[NodeView], pods: Sequence[PodView], states: Mappin
             allowed.add(node.name)
         elif node.opted_in and why is not None:
             notes.append(f"{node.name}: {why}")
-    used = {name: sum(p.partitions for p in held) for name, held in holders.items()}
     advised, problem = _advised(sim, allowed, pods, pending, settings) if allowed else ({}, None)
     if problem:
         notes.append(problem)

@@ -24,7 +24,7 @@ from tests.controlplane.gpu_cluster import bound_node, gpu_pod, submit
 from tests.controlplane.harness import ControlPlane
 from tests.controlplane.nodes import delete_nodes
 from tests.controlplane.processes import wait_until
-from tests.partitioner_controller.controller_process import RunningController, start_controller
+from tests.partitioner_controller.controller_process import RunningController, start_controller, stop_controllers
 from tests.partitioner_controller.dcm_standin import DcmStandIn
 from tests.partitioner_controller.objects import (
     LLAMA_8B,
@@ -71,9 +71,7 @@ class Cluster:
     dcm: DcmStandIn
     nodes: list[str]
     cluster_scoped: list[tuple[str, str]] = field(default_factory=list)
-    # Every controller the test started, stopped by the fixture however the test ends: one left
-    # running acts on the next test's opted-in nodes (it once aborted another test's drain).
-    controllers: list[RunningController] = field(default_factory=list)
+    controllers: list[RunningController] = field(default_factory=list)  # stopped by the fixture
 
     @property
     def core(self) -> client.CoreV1Api:
@@ -112,10 +110,6 @@ class Cluster:
                                    extra=("--mode=apply", *extra), kubeconfig=kubeconfig)
         self.controllers.append(running)
         return running
-
-    def stop_controllers(self) -> None:
-        for running in self.controllers:
-            self.plane.stop_process(running.process)
 
     def least_privilege(self, lease: str) -> str:
         """A kubeconfig of the controller's ServiceAccount bound to manifests/partitioner/rbac.yaml,
@@ -190,7 +184,7 @@ def cluster(request: pytest.FixtureRequest, scheduling: Scheduling, namespace: s
     dcm = DcmStandIn(plane.core, namespace, f"dcm-{prefix}").start()
     made = Cluster(plane, namespace, prefix, dcm, [])
     yield made
-    made.stop_controllers()
+    stop_controllers(plane, made.controllers)
     dcm.stop()
     for kind, name in made.cluster_scoped:
         plane.kubectl("delete", kind.lower(), name, "--ignore-not-found")

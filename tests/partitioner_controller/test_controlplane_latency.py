@@ -27,7 +27,7 @@ from tests.controlplane.gpu_cluster import POOL_LABEL, gpu_pod, submit
 from tests.controlplane.harness import ControlPlane
 from tests.controlplane.nodes import delete_nodes
 from tests.controlplane.processes import wait_until
-from tests.partitioner_controller.controller_process import RunningController, start_controller
+from tests.partitioner_controller.controller_process import RunningController, start_controller, stop_controllers
 from tests.partitioner_controller.dcm_standin import DcmStandIn
 from tests.partitioner_controller.objects import LLAMA_70B, partition_labels
 
@@ -163,8 +163,7 @@ def pool(request: pytest.FixtureRequest, scheduler: ControlPlane, namespace: str
     dcm.start()
     made = Pool(scheduler, namespace, prefix, dcm)
     yield made
-    for running in made.controllers:  # one left running would act on the next test's nodes
-        scheduler.stop_process(running.process)
+    stop_controllers(scheduler, made.controllers)
     dcm.stop()
     delete_nodes(scheduler.core, made.nodes)
 

@@ -31,6 +31,7 @@ from tests.controlplane.gpu_cluster import POOL_LABEL
 from tests.controlplane.nodes import delete_nodes
 from tests.controlplane.processes import wait_until
 from tests.deviceplugin.dp_support import lay_capture
+from tests.partitioner_controller.controller_process import stop_controllers
 from tests.partitioner_controller.dcm_standin import DcmStandIn, _Node
 from tests.partitioner_controller.objects import LLAMA_8B, LLAMA_70B, partition_labels
 from tests.partitioner_controller.test_controller_controlplane import (  # noqa: F401 - the fixture is used by name
@@ -98,7 +99,7 @@ def cluster(request: pytest.FixtureRequest, scheduling: Scheduling,  # noqa: F81
     dcm = RealNodeStandIn(plane.core, namespace, f"dcm-{prefix}", real_cpx).start()
     made = Cluster(plane, namespace, prefix, dcm, [])
     yield made
-    made.stop_controllers()
+    stop_controllers(plane, made.controllers)
     dcm.stop()
     delete_nodes(plane.core, made.nodes)
 

@@ -5,43 +5,18 @@ mode with views read from API JSON and a Kube that records what it is asked."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from partitioner.controller import keys
 from partitioner.controller.loop import Controller
 from partitioner.controller.metrics import Metrics
-from partitioner.controller.observe import NodeView, PodView, read_node, read_pod
 from partitioner.controller.profiles import DcmConfig
 from partitioner.controller.settings import Settings
 from tests.partitioner_controller import objects
+from tests.partitioner_controller.loop_support import Cluster, RecordingKube
 
 NOW = 1_800_000_000.0
 INSUFFICIENT_CPU = "0/1 nodes are available: 1 Insufficient cpu. preemption: 0/1 nodes are available."
 # After the pods' creation (objects.pod: 2026-11-30T07:00:00Z): the node changed for them.
 CHANGED = "2026-11-30T07:05:00Z"
-
-
-class RecordingKube:
-    """Every call the loop makes, recorded; none changes anything."""
-
-    def __init__(self) -> None:
-        self.calls: list[str] = []
-
-    def __getattr__(self, name: str) -> Any:
-        def record(*_: Any, **__: Any) -> None:
-            self.calls.append(name)
-        return record
-
-
-class Cluster:
-    def __init__(self) -> None:
-        self.nodes: list[dict[str, Any]] = []
-        self.pods: list[dict[str, Any]] = []
-
-    def snapshot(self) -> tuple[list[NodeView], list[PodView]]:
-        nodes = [v for v in map(read_node, self.nodes) if v is not None]
-        pods = [v for v in map(read_pod, self.pods) if v is not None]
-        return nodes, pods
 
 
 def unblocked(pod_message: str, annotations: dict[str, str]) -> float:

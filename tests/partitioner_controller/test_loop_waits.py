@@ -12,34 +12,17 @@ from typing import Any
 import pytest
 
 from partitioner.controller import loop
-from partitioner.controller.kube import ProfilesDocument
 from partitioner.controller.loop import Controller
 from partitioner.controller.machine import Phase, RepartitionState, Target
 from partitioner.controller.metrics import Metrics
-from partitioner.controller.observe import NodeView, PodView, read_node, read_pod
+from partitioner.controller.observe import NodeView, PodView
 from partitioner.controller.profiles import DcmConfig
 from partitioner.controller.settings import RunMode, Settings
 from partitioner.modes import Mode
 from tests.partitioner_controller import objects
+from tests.partitioner_controller.loop_support import Cluster, RecordingKube
 
 NOW = 1_800_000_000.0
-
-
-class AnsweringKube:
-    """Every call recorded; writes report failure (nothing changes), the ConfigMap is absent."""
-
-    def __init__(self) -> None:
-        self.calls: list[str] = []
-
-    def read_profiles(self, namespace: str, name: str) -> ProfilesDocument:
-        self.calls.append("read_profiles")
-        return ProfilesDocument(False, None, None)
-
-    def __getattr__(self, name: str) -> Any:
-        def record(*_: Any, **__: Any) -> bool:
-            self.calls.append(name)
-            return False
-        return record
 
 
 def _draining() -> dict[str, str]:
@@ -48,13 +31,9 @@ def _draining() -> dict[str, str]:
     return {k: v for k, v in state.annotations().items() if v is not None}
 
 
-def _controller(nodes: list[dict[str, Any]], pods: list[dict[str, Any]], kube: AnsweringKube,
+def _controller(nodes: list[dict[str, Any]], pods: list[dict[str, Any]], kube: RecordingKube,
                 settings: Settings) -> Controller:
-    def snapshot() -> tuple[list[NodeView], list[PodView]]:
-        return ([v for v in map(read_node, nodes) if v is not None],
-                [v for v in map(read_pod, pods) if v is not None])
-
-    return Controller(kube, snapshot, lambda: True, settings, Metrics(),  # type: ignore[arg-type]
+    return Controller(kube, Cluster(nodes, pods).snapshot, lambda: True, settings, Metrics(),  # type: ignore[arg-type]
                       DcmConfig("kube-amd-gpu", "config-manager-config", existing=False), clock=lambda: NOW)
 
 
@@ -62,7 +41,7 @@ def test_a_ready_change_held_back_by_max_in_flight_says_so_once(caplog: pytest.L
     nodes = [objects.node("a-busy", annotations=_draining(), unschedulable=True), objects.node("b-idle")]
     # No 24 GiB CPX partition holds a 70B pod; the node in progress (to SPX) will hold one of them.
     pods = [objects.pod(f"llama-70b-{i}", objects.LLAMA_70B) for i in (1, 2)]
-    kube = AnsweringKube()
+    kube = RecordingKube()
     controller = _controller(nodes, pods, kube, Settings(mode=RunMode.APPLY, stable_seconds=0))
     with caplog.at_level(logging.INFO, logger="partitioner.controller.loop"):
         for _ in range(4):
@@ -76,7 +55,7 @@ def test_a_ready_change_held_back_by_max_in_flight_says_so_once(caplog: pytest.L
 def test_a_change_with_a_free_slot_does_not_say_it_waits(caplog: pytest.LogCaptureFixture) -> None:
     nodes = [objects.node("a-busy", annotations=_draining(), unschedulable=True), objects.node("b-idle")]
     pods = [objects.pod(f"llama-70b-{i}", objects.LLAMA_70B) for i in (1, 2)]
-    controller = _controller(nodes, pods, AnsweringKube(),
+    controller = _controller(nodes, pods, RecordingKube(),
                              Settings(mode=RunMode.APPLY, stable_seconds=0, max_in_flight=2))
     with caplog.at_level(logging.INFO, logger="partitioner.controller.loop"):
         for _ in range(3):
@@ -95,7 +74,7 @@ def test_a_slow_pass_is_logged_with_its_duration(monkeypatch: pytest.MonkeyPatch
         threading.Event().wait(0.1)  # a pass of 0.1 s, as if an API call lagged
         return [], []
 
-    controller = Controller(AnsweringKube(), slow_snapshot, lambda: True,  # type: ignore[arg-type]
+    controller = Controller(RecordingKube(), slow_snapshot, lambda: True,  # type: ignore[arg-type]
                             Settings(mode=RunMode.APPLY), Metrics(),
                             DcmConfig("kube-amd-gpu", "config-manager-config", existing=False))
     with caplog.at_level(logging.WARNING, logger="partitioner.controller.loop"):
